@@ -1,0 +1,146 @@
+package features
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Dead-letter reasons: machine-readable, stable, used as the DLQ subject token and as
+// the reason label of orderwatch_dlq_total.
+const (
+	ReasonBadJSON        = "bad_json"
+	ReasonInvalidUTF8    = "invalid_utf8"
+	ReasonOversize       = "oversize"
+	ReasonWrongSchema    = "wrong_schema"
+	ReasonUnknownType    = "unknown_type"
+	ReasonMissingID      = "missing_id"
+	ReasonMissingTime    = "missing_occurred_at"
+	ReasonAbsurdTime     = "absurd_occurred_at"
+	ReasonMissingOrderID = "missing_order_id"
+	ReasonMissingField   = "missing_field"
+	ReasonBadID          = "bad_id"
+)
+
+// maxIDBytes bounds event and order ids; they become parts of store keys.
+const maxIDBytes = 128
+
+// Reasons lists every dead-letter reason, for metrics label pre-registration.
+var Reasons = []string{
+	ReasonBadJSON, ReasonInvalidUTF8, ReasonOversize, ReasonWrongSchema,
+	ReasonUnknownType, ReasonMissingID, ReasonMissingTime, ReasonAbsurdTime,
+	ReasonMissingOrderID, ReasonMissingField, ReasonBadID,
+}
+
+// DecodeError says why an encoded event was rejected. It is permanent: the same bytes
+// will always be rejected, so the message belongs in the dead-letter stream.
+type DecodeError struct {
+	Reason string // one of the Reason constants
+	Detail string // human-readable, names the offending field
+}
+
+func (e *DecodeError) Error() string {
+	return "features: invalid event: " + e.Reason + ": " + e.Detail
+}
+
+func invalid(reason, format string, args ...any) *DecodeError {
+	return &DecodeError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Plausible event times: anything outside this range is a producer bug (a zero
+// time, seconds taken for milliseconds) and would poison time-based features.
+var (
+	minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxEventTime = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Decode parses and validates one encoded event into ev. It returns a *DecodeError
+// for every kind of bad input. Decode is safe for concurrent use on distinct ev.
+func Decode(b []byte, ev *Event) error {
+	if len(b) > MaxEventBytes {
+		return invalid(ReasonOversize, "event is %d bytes, limit %d", len(b), MaxEventBytes)
+	}
+	if !utf8.Valid(b) {
+		return invalid(ReasonInvalidUTF8, "event is not valid UTF-8")
+	}
+	*ev = Event{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(ev); err != nil {
+		return invalid(ReasonBadJSON, "%v", err)
+	}
+	if dec.More() {
+		return invalid(ReasonBadJSON, "trailing data after the event object")
+	}
+	return Validate(ev)
+}
+
+// Validate checks the envelope and the required fields of ev's type.
+func Validate(ev *Event) error {
+	if ev.Schema != SchemaVersion {
+		return invalid(ReasonWrongSchema, "schema is %d, this build reads %d", ev.Schema, SchemaVersion)
+	}
+	if ev.ID == "" {
+		return invalid(ReasonMissingID, "field id is empty")
+	}
+	if !goodID(ev.ID) {
+		return invalid(ReasonBadID, "id must be 1..%d bytes without control characters", maxIDBytes)
+	}
+	if !KnownType(ev.Type) {
+		return invalid(ReasonUnknownType, "type %q is not in the taxonomy", truncate(ev.Type, 64))
+	}
+	if ev.OccurredAt.IsZero() {
+		return invalid(ReasonMissingTime, "field occurred_at is missing")
+	}
+	if ev.OccurredAt.Before(minEventTime) || !ev.OccurredAt.Before(maxEventTime) {
+		return invalid(ReasonAbsurdTime, "occurred_at %s is outside 2000..2100", ev.OccurredAt.Format(time.RFC3339))
+	}
+	switch {
+	case ev.Type == TypeWarehouseLoad:
+		if ev.Data.Warehouse == "" {
+			return invalid(ReasonMissingField, "warehouse.load needs data.warehouse")
+		}
+		return nil
+	case ev.Type == TypeCarrierPerformance:
+		if ev.Data.Carrier == "" {
+			return invalid(ReasonMissingField, "carrier.performance needs data.carrier")
+		}
+		return nil
+	case ev.OrderID == "":
+		return invalid(ReasonMissingOrderID, "%s needs order_id", ev.Type)
+	case !goodID(ev.OrderID):
+		return invalid(ReasonBadID, "order_id must be 1..%d bytes without control characters", maxIDBytes)
+	}
+	if ev.Type == TypeOrderCreated {
+		if ev.Data.Warehouse == "" {
+			return invalid(ReasonMissingField, "order.created needs data.warehouse")
+		}
+		if ev.Data.ShipCutoff == nil {
+			return invalid(ReasonMissingField, "order.created needs data.ship_cutoff")
+		}
+		if c := *ev.Data.ShipCutoff; c.Before(minEventTime) || !c.Before(maxEventTime) {
+			return invalid(ReasonAbsurdTime, "data.ship_cutoff %s is outside 2000..2100", c.Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+func goodID(s string) bool {
+	if len(s) > maxIDBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

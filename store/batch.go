@@ -1,0 +1,159 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Durable counter names, as they appear in /api/v1/stats.
+const (
+	CounterEventsApplied    = "events_applied"
+	CounterDuplicates       = "duplicates"
+	CounterDeadLettered     = "dead_lettered"
+	CounterOpenOrders       = "open_orders"
+	CounterDecisions        = "decisions"
+	CounterActionsPublished = "actions_published"
+)
+
+// Batch collects the effects of one pipeline batch and commits them atomically with
+// one fsync. A Batch is used by one goroutine; call Commit or Discard exactly once.
+type Batch struct {
+	s      *Store
+	txn    *badger.Txn
+	deltas map[string]int64
+}
+
+// NewBatch starts a read-write batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, txn: s.db.NewTransaction(true), deltas: make(map[string]int64, 8)}
+}
+
+// Discard abandons the batch. It is safe after Commit.
+func (b *Batch) Discard() { b.txn.Discard() }
+
+// Commit writes the counters and everything set on the batch in one synced commit.
+func (b *Batch) Commit() error {
+	for name, d := range b.deltas {
+		if d == 0 {
+			continue
+		}
+		k := key(pCounter, name)
+		cur, err := readInt(b.txn, k)
+		if err != nil {
+			return fmt.Errorf("store: read counter %s: %w", name, err)
+		}
+		if err := b.set(k, binary.BigEndian.AppendUint64(nil, uint64(cur+d))); err != nil {
+			return err
+		}
+	}
+	if err := b.txn.Commit(); err != nil {
+		if errors.Is(err, badger.ErrConflict) {
+			return ErrConflict
+		}
+		return fmt.Errorf("store: commit batch: %w", err)
+	}
+	return nil
+}
+
+// Add adds delta to a durable counter when the batch commits.
+func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
+
+// SeqCommitted reports whether the message at stream sequence seq already had its
+// effect committed (a redelivery after a lost ack).
+func (b *Batch) SeqCommitted(seq uint64) (bool, error) {
+	_, err := b.txn.Get(seqKey(seq))
+	return found(err)
+}
+
+// MarkSeq records that the message at stream sequence seq is handled by this batch.
+func (b *Batch) MarkSeq(seq uint64) error {
+	return b.setEntry(badger.NewEntry(seqKey(seq), nil).WithTTL(b.s.markerTTL))
+}
+
+// EventSeen reports whether an event with this id was applied before.
+func (b *Batch) EventSeen(id string) (bool, error) {
+	_, err := b.txn.Get(key(pEventID, id))
+	return found(err)
+}
+
+// MarkEvent records that the event id was applied from stream sequence seq.
+func (b *Batch) MarkEvent(id string, seq uint64) error {
+	v := binary.BigEndian.AppendUint64(nil, seq)
+	return b.setEntry(badger.NewEntry(key(pEventID, id), v).WithTTL(b.s.markerTTL))
+}
+
+// Order returns the stored record of an order, or nil when there is none.
+func (b *Batch) Order(id string) ([]byte, error) {
+	item, err := b.txn.Get(key(pOrder, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read order %s: %w", id, err)
+	}
+	return item.ValueCopy(nil)
+}
+
+// PutOrder stores an order's record.
+func (b *Batch) PutOrder(id string, rec []byte) error { return b.set(key(pOrder, id), rec) }
+
+// AppendTimeline adds an event to an order's timeline, ordered by event time.
+func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw []byte) error {
+	return b.set(timelineKey(order, at.UnixNano(), eventID), raw)
+}
+
+// PutDecision stores a decision record and indexes it under its order.
+func (b *Batch) PutDecision(id, order string, rec []byte) error {
+	if err := b.set(key(pDecision, id), rec); err != nil {
+		return err
+	}
+	return b.set(key(pOrderDec, order, id), nil)
+}
+
+// Enqueue puts a command into the outbox, to be executed after the commit.
+func (b *Batch) Enqueue(decisionID string, cmd []byte) error {
+	return b.set(key(pOutbox, decisionID), cmd)
+}
+
+func (b *Batch) set(k, v []byte) error { return b.setEntry(badger.NewEntry(k, v)) }
+
+func (b *Batch) setEntry(e *badger.Entry) error {
+	if err := b.txn.SetEntry(e); err != nil {
+		return fmt.Errorf("store: write %q: %w (make the batch smaller)", e.Key[:2], err)
+	}
+	return nil
+}
+
+func found(err error) (bool, error) {
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("store: read marker: %w", err)
+	}
+}
+
+func readInt(txn *badger.Txn, k []byte) (int64, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("counter %q holds %d bytes, want 8", k, len(b))
+		}
+		v = int64(binary.BigEndian.Uint64(b))
+		return nil
+	})
+	return v, err
+}

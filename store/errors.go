@@ -1,0 +1,10 @@
+package store
+
+import "errors"
+
+// ErrNotFound is returned by the queries when the order or decision does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict is returned by Batch.Commit when a concurrent commit changed a key the
+// batch read. The caller retries the whole batch.
+var ErrConflict = errors.New("store: write conflict, retry the batch")

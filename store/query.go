@@ -1,0 +1,222 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Stats are the durable counters behind /api/v1/stats. They are read from Badger,
+// so they survive restarts and crashes.
+type Stats struct {
+	EventsApplied    int64 `json:"events_applied"`
+	Duplicates       int64 `json:"duplicates"`
+	DeadLettered     int64 `json:"dead_lettered"`
+	OpenOrders       int64 `json:"open_orders"`
+	Decisions        int64 `json:"decisions"`
+	ActionsPublished int64 `json:"actions_published"`
+}
+
+// Stats reads the durable counters.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, c := range []struct {
+			name string
+			dst  *int64
+		}{
+			{CounterEventsApplied, &st.EventsApplied},
+			{CounterDuplicates, &st.Duplicates},
+			{CounterDeadLettered, &st.DeadLettered},
+			{CounterOpenOrders, &st.OpenOrders},
+			{CounterDecisions, &st.Decisions},
+			{CounterActionsPublished, &st.ActionsPublished},
+		} {
+			v, err := readInt(txn, key(pCounter, c.name))
+			if err != nil {
+				return fmt.Errorf("read counter %s: %w", c.name, err)
+			}
+			*c.dst = v
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("store: stats: %w", err)
+	}
+	return st, nil
+}
+
+// OrderView is everything stored about one order.
+type OrderView struct {
+	Record    []byte   // the order record as the pipeline stored it
+	Timeline  [][]byte // events, by event time
+	Decisions [][]byte // decision records, oldest first
+	Outcomes  [][]byte // execution outcomes, where known, in the order of Decisions (nil when pending)
+}
+
+// Order reads an order's record, timeline and decisions. It returns ErrNotFound when
+// nothing is stored for the order.
+func (s *Store) Order(id string) (OrderView, error) {
+	var v OrderView
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pOrder, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if v.Record, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+		if v.Timeline, err = values(txn, timelinePrefix(id), 0); err != nil {
+			return err
+		}
+		ids, err := suffixes(txn, key(pOrderDec, id, ""))
+		if err != nil {
+			return err
+		}
+		for _, did := range ids {
+			rec, err := get(txn, key(pDecision, did))
+			if err != nil {
+				return fmt.Errorf("decision %s: %w", did, err)
+			}
+			out, err := get(txn, key(pOutcome, did))
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("outcome %s: %w", did, err)
+			}
+			v.Decisions = append(v.Decisions, rec)
+			v.Outcomes = append(v.Outcomes, out)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return OrderView{}, ErrNotFound
+	}
+	if err != nil {
+		return OrderView{}, fmt.Errorf("store: read order %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// Decisions returns up to limit decision records, newest first.
+func (s *Store) Decisions(limit int) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Reverse = true
+		o.Prefix = []byte(pDecision)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		// Reverse iteration seeks to the greatest key <= the seek key.
+		for it.Seek([]byte(pDecision + "\xff")); it.Valid() && len(out) < limit; it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list decisions: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxEntry is a command waiting for its executor.
+type OutboxEntry struct {
+	DecisionID string
+	Command    []byte
+}
+
+// Outbox returns up to limit pending commands, oldest decision first.
+func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pOutbox)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, OutboxEntry{DecisionID: string(it.Item().Key()[len(pOutbox):]), Command: v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// CompleteOutbox removes a command from the outbox and records its outcome, in one
+// synced commit. published says whether it counts as a published action.
+func (s *Store) CompleteOutbox(decisionID string, outcome []byte, published bool) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(key(pOutbox, decisionID)); err != nil {
+			return err
+		}
+		if err := txn.Set(key(pOutcome, decisionID), outcome); err != nil {
+			return err
+		}
+		if !published {
+			return nil
+		}
+		k := key(pCounter, CounterActionsPublished)
+		n, err := readInt(txn, k)
+		if err != nil {
+			return err
+		}
+		return txn.Set(k, binary.BigEndian.AppendUint64(nil, uint64(n+1)))
+	})
+	if err != nil {
+		return fmt.Errorf("store: complete outbox entry %s: %w", decisionID, err)
+	}
+	return nil
+}
+
+func get(txn *badger.Txn, k []byte) ([]byte, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func values(txn *badger.Txn, prefix []byte, limit int) ([][]byte, error) {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	it := txn.NewIterator(o)
+	defer it.Close()
+	var out [][]byte
+	for it.Rewind(); it.Valid() && (limit == 0 || len(out) < limit); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func suffixes(txn *badger.Txn, prefix []byte) ([]string, error) {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.PrefetchValues = false
+	it := txn.NewIterator(o)
+	defer it.Close()
+	var out []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		out = append(out, string(it.Item().Key()[len(prefix):]))
+	}
+	return out, nil
+}
