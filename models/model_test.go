@@ -1,0 +1,325 @@
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/orderwatch/orderwatch/features"
+)
+
+// openShipped opens the shipped cutoff_risk bundle against the running feature spec.
+func openShipped(t testing.TB) *Model {
+	t.Helper()
+	initRuntime(t)
+	m, err := Open(seeded(t), features.SpecVersion, features.Names[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestOpenShipped(t *testing.T) {
+	m := openShipped(t)
+	if m.Name() != "cutoff_risk" || m.Version() != "0.1.0" || m.Role() != RoleActive {
+		t.Errorf("opened %s %s (%s), want cutoff_risk 0.1.0 (active)", m.Name(), m.Version(), m.Role())
+	}
+	if m.Threshold() != 0.7 {
+		t.Errorf("Threshold() = %v, want 0.7", m.Threshold())
+	}
+	if m.NumFeatures() != features.NumFeatures || m.OutputWidth() != 1 {
+		t.Errorf("NumFeatures() = %d, OutputWidth() = %d; want %d, 1", m.NumFeatures(), m.OutputWidth(), features.NumFeatures)
+	}
+	data, err := os.ReadFile(filepath.Join(m.Bundle().Dir, ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); m.SHA256() != hex.EncodeToString(sum[:]) {
+		t.Errorf("SHA256() = %s, want the sha256 of model.onnx", m.SHA256())
+	}
+
+	// The golden rows, one at a time and as one batch.
+	golden := m.Bundle().Golden
+	var batch []float32
+	for i, g := range golden {
+		out := make([]float32, 1)
+		if err := m.Score(g.Input, out); err != nil {
+			t.Fatal(err)
+		}
+		if d := math.Abs(float64(out[0] - g.Output[0])); d > GoldenTolerance {
+			t.Errorf("golden row %d alone: %v, want %v", i, out[0], g.Output[0])
+		}
+		batch = append(batch, g.Input...)
+	}
+	out := make([]float32, len(golden))
+	if err := m.Score(batch, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range golden {
+		if d := math.Abs(float64(out[i] - g.Output[0])); d > GoldenTolerance {
+			t.Errorf("golden row %d in a batch: %v, want %v", i, out[i], g.Output[0])
+		}
+	}
+}
+
+// order builds a feature vector from a typical open order with some features set.
+func order(set map[int]float32) features.Vector {
+	var v features.Vector
+	v[features.FMinutesToCutoff] = 600
+	v[features.FHoursSinceCreated] = 6
+	v[features.FLines] = 4
+	v[features.FLogValue] = 7
+	for i, x := range set {
+		v[i] = x
+	}
+	return v
+}
+
+func TestScoreSanity(t *testing.T) {
+	m := openShipped(t)
+	tests := []struct {
+		name           string
+		riskier, safer features.Vector
+	}{
+		{
+			name: "credit hold 30 min before cutoff vs packed 2 days out",
+			riskier: order(map[int]float32{
+				features.FMinutesToCutoff: 30, features.FOnCreditHold: 1, features.FCreditHolds: 1}),
+			safer: order(map[int]float32{
+				features.FMinutesToCutoff: 2880, features.FPicked: 1, features.FPacked: 1}),
+		},
+		{
+			name:    "1 hour vs 2 days to cutoff",
+			riskier: order(map[int]float32{features.FMinutesToCutoff: 60}),
+			safer:   order(map[int]float32{features.FMinutesToCutoff: 2880}),
+		},
+		{
+			name:    "allocation short vs allocated",
+			riskier: order(map[int]float32{features.FAllocationShort: 1}),
+			safer:   order(nil),
+		},
+		{
+			name:    "integration errors and carrier issues vs none",
+			riskier: order(map[int]float32{features.FIntegrationErrors: 2, features.FCarrierIssues: 1}),
+			safer:   order(nil),
+		},
+		{
+			name:    "not picked vs picked and packed",
+			riskier: order(nil),
+			safer:   order(map[int]float32{features.FPicked: 1, features.FPacked: 1}),
+		},
+		{
+			name:    "on credit hold vs released",
+			riskier: order(map[int]float32{features.FOnCreditHold: 1, features.FCreditHolds: 1}),
+			safer:   order(map[int]float32{features.FCreditHolds: 1}),
+		},
+	}
+	// All pairs in one batch, as the pipeline scores them.
+	rows := make([]float32, 0, 2*len(tests)*features.NumFeatures)
+	for _, tt := range tests {
+		rows = append(rows, tt.riskier[:]...)
+		rows = append(rows, tt.safer[:]...)
+	}
+	out := make([]float32, 2*len(tests))
+	if err := m.Score(rows, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			riskier, safer := out[2*i], out[2*i+1]
+			for _, p := range []float32{riskier, safer} {
+				if !(p >= 0 && p <= 1) {
+					t.Fatalf("score %v is not a probability", p)
+				}
+			}
+			if riskier <= safer {
+				t.Errorf("riskier order scores %.4f, safer one %.4f", riskier, safer)
+			}
+		})
+	}
+	if out[0] < float32(m.Threshold()) {
+		t.Errorf("credit hold 30 min before cutoff scores %.4f, below the act threshold %v", out[0], m.Threshold())
+	}
+}
+
+func TestScoreShape(t *testing.T) {
+	m := openShipped(t)
+	nf := m.NumFeatures()
+	tests := []struct {
+		name    string
+		in, out int
+		want    error
+	}{
+		{name: "empty batch", in: 0, out: 0},
+		{name: "one row", in: nf, out: 1},
+		{name: "1000 rows", in: 1000 * nf, out: 1000},
+		{name: "partial row", in: nf + 3, out: 1, want: ErrBatchShape},
+		{name: "output too short", in: 2 * nf, out: 1, want: ErrBatchShape},
+		{name: "output too long", in: 2 * nf, out: 3, want: ErrBatchShape},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := m.Score(make([]float32, tt.in), make([]float32, tt.out)); !errors.Is(err, tt.want) {
+				t.Errorf("Score(%d values, %d outputs) = %v, want %v", tt.in, tt.out, err, tt.want)
+			}
+		})
+	}
+
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
+	}
+	if err := m.Score(make([]float32, nf), make([]float32, 1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Score after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestScoreConcurrent(t *testing.T) {
+	m := openShipped(t)
+	golden := m.Bundle().Golden
+	var rows []float32
+	for _, g := range golden {
+		rows = append(rows, g.Input...)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			out := make([]float32, len(golden))
+			for range 50 {
+				if err := m.Score(rows, out); err != nil {
+					t.Error(err)
+					return
+				}
+				for i, g := range golden {
+					if math.Abs(float64(out[i]-g.Output[0])) > GoldenTolerance {
+						t.Errorf("row %d: %v, want %v", i, out[i], g.Output[0])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestOpenRejects(t *testing.T) {
+	initRuntime(t)
+	names := features.Names[:]
+	swapped := append([]string(nil), names...)
+	swapped[0], swapped[1] = swapped[1], swapped[0]
+	renamed := append([]string(nil), names...)
+	renamed[13] = "value"
+
+	tests := []struct {
+		name    string
+		spec    string
+		names   []string
+		mutate  func(t *testing.T, dir string)
+		want    error
+		mention []string
+	}{
+		{name: "other spec version", spec: "2", names: names, want: ErrSpecMismatch,
+			mention: []string{`feature spec "1"`, `running spec is "2"`}},
+		{name: "features in another order", spec: "1", names: swapped, want: ErrSpecMismatch,
+			mention: []string{"feature 0", `"minutes_to_cutoff"`, `"hours_since_created"`}},
+		{name: "renamed feature", spec: "1", names: renamed, want: ErrSpecMismatch,
+			mention: []string{"feature 13", `"log_value"`, `"value"`}},
+		{name: "fewer features", spec: "1", names: names[:13], want: ErrSpecMismatch,
+			mention: []string{"14 features", "has 13"}},
+		{name: "bundle names other features", spec: "1", names: names, want: ErrSpecMismatch,
+			mention: []string{"feature 2", `"on_hold"`},
+			mutate: func(t *testing.T, dir string) {
+				editBundle(t, dir, func(m map[string]any) { input(m)["features"].([]any)[2] = "on_hold" })
+			}},
+		{name: "corrupted model.onnx", spec: "1", names: names, want: ErrChecksum,
+			mention: []string{"sha256", "bundle.json says"},
+			mutate: func(t *testing.T, dir string) {
+				data, err := os.ReadFile(filepath.Join(dir, ModelFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				data[len(data)/2] ^= 0xff
+				os.WriteFile(filepath.Join(dir, ModelFile), data, 0o644)
+			}},
+		{name: "model.onnx is not onnx", spec: "1", names: names, want: ErrModelMismatch,
+			mention: []string{"cannot load"},
+			mutate: func(t *testing.T, dir string) {
+				data := []byte("this is not a protobuf")
+				os.WriteFile(filepath.Join(dir, ModelFile), data, 0o644)
+				sum := sha256.Sum256(data)
+				editBundle(t, dir, func(m map[string]any) { m["sha256"] = hex.EncodeToString(sum[:]) })
+			}},
+		{name: "output name differs from the model", spec: "1", names: names, want: ErrModelMismatch,
+			mention: []string{`"risk" in model.onnx`, `"score" in bundle.json`},
+			mutate: func(t *testing.T, dir string) {
+				editBundle(t, dir, func(m map[string]any) {
+					m["outputs"].([]any)[0].(map[string]any)["name"] = "score"
+				})
+			}},
+		{name: "output shape differs from the model", spec: "1", names: names, want: ErrModelMismatch,
+			mention: []string{"[-1 1] in model.onnx", "[-1 2] in bundle.json"},
+			mutate: func(t *testing.T, dir string) {
+				editBundle(t, dir, func(m map[string]any) {
+					m["outputs"].([]any)[0].(map[string]any)["shape"] = []int{-1, 2}
+					for _, g := range m["golden"].([]any) {
+						g.(map[string]any)["output"] = []float64{0, 0}
+					}
+				})
+			}},
+		{name: "golden output does not reproduce", spec: "1", names: names, want: ErrGolden,
+			mention: []string{"row 1 output 0"},
+			mutate: func(t *testing.T, dir string) {
+				editBundle(t, dir, func(m map[string]any) {
+					m["golden"].([]any)[1].(map[string]any)["output"] = []float64{0.5}
+				})
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := seeded(t)
+			if tt.mutate != nil {
+				tt.mutate(t, dir)
+			}
+			m, err := Open(dir, tt.spec, tt.names)
+			if err == nil {
+				m.Close()
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Open() error = %v, want %v", err, tt.want)
+			}
+			for _, s := range append(tt.mention, dir) {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkScore(b *testing.B) {
+	m := openShipped(b)
+	const batch = 256
+	golden := m.Bundle().Golden
+	rows := make([]float32, 0, batch*m.NumFeatures())
+	for i := range batch {
+		rows = append(rows, golden[i%len(golden)].Input...)
+	}
+	out := make([]float32, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := m.Score(rows, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
+}
