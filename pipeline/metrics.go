@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+)
+
+// Event results, the result label of orderwatch_events_total.
+const (
+	resultApplied    = "applied"
+	resultDuplicate  = "duplicate"
+	resultDeadLetter = "dead_letter"
+	resultRedelivery = "redelivered"
+)
+
+type metrics struct {
+	events      *prometheus.CounterVec
+	dlq         *prometheus.CounterVec
+	decisions   *prometheus.CounterVec
+	batchSecs   prometheus.Histogram
+	batchSize   prometheus.Histogram
+	scoringSecs prometheus.Histogram
+	ackFailures prometheus.Counter
+	failures    *prometheus.CounterVec
+	running     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_events_total",
+			Help: "Messages read from ORDERS by event type and result (applied, duplicate, dead_letter, redelivered).",
+		}, []string{"type", "result"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_dlq_total",
+			Help: "Messages sent to ORDERS_DLQ by reason.",
+		}, []string{"reason"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_decisions_total",
+			Help: "Decisions recorded by action and mode (auto, approval, shadow).",
+		}, []string{"action", "mode"}),
+		batchSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderwatch_batch_duration_seconds",
+			Help:    "Time to process one batch: decode, fold, score, decide, commit, ack.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderwatch_batch_size_messages",
+			Help:    "Messages per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		scoringSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderwatch_scoring_duration_seconds",
+			Help:    "Time to score one batch of orders with the model.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+		}),
+		ackFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_ack_failures_total",
+			Help: "Acks that failed after their batch was committed; the messages will be redelivered and recognised.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_batch_failures_total",
+			Help: "Batches not committed and retried, by stage (dlq_publish, commit, score).",
+		}, []string{"stage"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orderwatch_consumer_running",
+			Help: "1 while the JetStream consumer is fetching.",
+		}),
+	}
+	// Pre-create the bounded label values so dashboards and alerts see zeros.
+	for _, t := range append(features.Types, "unknown") {
+		for _, r := range []string{resultApplied, resultDuplicate, resultDeadLetter, resultRedelivery} {
+			m.events.WithLabelValues(t, r)
+		}
+	}
+	for _, r := range features.Reasons {
+		m.dlq.WithLabelValues(r)
+	}
+	for _, a := range actions.Actions {
+		for _, mode := range actions.Modes {
+			m.decisions.WithLabelValues(a, mode)
+		}
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func typeLabel(t string) string {
+	if features.KnownType(t) {
+		return t
+	}
+	return "unknown"
+}

@@ -1,0 +1,215 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// Scorer scores a batch of orders in one call. rows holds one feature vector after
+// the other (features.NumFeatures values each, spec features.SpecVersion); out[i]
+// receives the probability that order i misses its ship cutoff. The other methods
+// name the model for the decision records. *models.Model implements it.
+type Scorer interface {
+	Score(rows, out []float32) error
+	Name() string
+	Version() string
+	SHA256() string
+}
+
+// Options configures a Pipeline. Zero values mean the defaults.
+type Options struct {
+	JetStream jetstream.JetStream // required
+	Store     *store.Store        // required
+	Policy    *actions.Policy     // required
+	// Scorer scores orders; nil means the rules fallback, and every decision is
+	// marked degraded.
+	Scorer Scorer
+	// OnCommit is called after each committed batch that queued commands (the
+	// executor's Wake).
+	OnCommit func()
+	// BatchSize is the most messages handled in one commit. Zero means 256.
+	BatchSize int
+	// AckWait is the consumer's redelivery timeout. Zero means 30s.
+	AckWait time.Duration
+	// Clock gives the scoring time; nil means time.Now.
+	Clock      func() time.Time
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means no metrics
+}
+
+// Pipeline consumes ORDERS and applies each batch in one Badger commit before it
+// acks. Run blocks; Ready may be called from any goroutine.
+type Pipeline struct {
+	opts    Options
+	log     *slog.Logger
+	m       *metrics
+	running atomic.Bool
+	lastErr atomic.Pointer[string] // the last batch failure, cleared by a commit
+}
+
+// New validates opts and builds a pipeline.
+func New(opts Options) (*Pipeline, error) {
+	switch {
+	case opts.JetStream == nil:
+		return nil, errors.New("pipeline: Options.JetStream is required")
+	case opts.Store == nil:
+		return nil, errors.New("pipeline: Options.Store is required")
+	case opts.Policy == nil:
+		return nil, errors.New("pipeline: Options.Policy is required")
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.OnCommit == nil {
+		opts.OnCommit = func() {}
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
+	}
+	return &Pipeline{opts: opts, log: opts.Logger.With("component", "pipeline"), m: m}, nil
+}
+
+// Ready reports whether the consumer is running and the last batch did not fail,
+// with the reason when it is not.
+func (p *Pipeline) Ready() (bool, string) {
+	if !p.running.Load() {
+		return false, "consumer not running"
+	}
+	if e := p.lastErr.Load(); e != nil {
+		return false, *e
+	}
+	return true, ""
+}
+
+// Run consumes until ctx is done. On cancellation it stops fetching, finishes the
+// batch in flight (commit and ack), naks what was buffered but not started so it is
+// redelivered at once on restart, and returns nil.
+func (p *Pipeline) Run(ctx context.Context) error {
+	cons, err := p.opts.JetStream.CreateOrUpdateConsumer(ctx, StreamOrders, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "orderwatch pipeline: acks only after the Badger commit",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.opts.AckWait,
+		MaxAckPending: 8 * p.opts.BatchSize,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: SubjectsOrders,
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline: create consumer %s on %s: %w", ConsumerName, StreamOrders, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.opts.BatchSize))
+	if err != nil {
+		return fmt.Errorf("pipeline: start fetching from %s: %w", StreamOrders, err)
+	}
+	msgs := make(chan jetstream.Msg, p.opts.BatchSize)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(msgs)
+		for {
+			msg, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if err != nil {
+				// Missed heartbeats while the server restarts: the iterator
+				// re-pulls by itself; say so once per occurrence.
+				p.log.Warn("fetch from consumer", "err", err)
+				continue
+			}
+			msgs <- msg
+		}
+	}()
+	p.running.Store(true)
+	p.m.running.Set(1)
+	p.log.Info("consuming", "stream", StreamOrders, "consumer", ConsumerName, "batch", p.opts.BatchSize)
+	defer func() {
+		p.running.Store(false)
+		p.m.running.Set(0)
+	}()
+
+	batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
+	bp := newBatchProcessor(p)
+	backoff := 100 * time.Millisecond
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return p.shutdown(it, msgs, readerDone)
+		case m, ok := <-msgs:
+			if !ok {
+				return errors.New("pipeline: message iterator closed unexpectedly")
+			}
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < p.opts.BatchSize {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		// The batch in flight finishes even when ctx is cancelled meanwhile.
+		if err := bp.process(context.WithoutCancel(ctx), batch); err != nil {
+			msg := err.Error()
+			p.lastErr.Store(&msg)
+			p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(batch), "retry_in", backoff)
+			for _, m := range batch {
+				_ = m.NakWithDelay(backoff)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		p.lastErr.Store(nil)
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func (p *Pipeline) shutdown(it jetstream.MessagesContext, msgs chan jetstream.Msg, readerDone chan struct{}) error {
+	it.Stop()
+	var naked int
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				<-readerDone
+				p.log.Info("consumer stopped", "returned_unprocessed", naked)
+				return nil
+			}
+			_ = m.Nak()
+			naked++
+		case <-time.After(5 * time.Second):
+			p.log.Warn("message reader did not stop within 5s")
+			return nil
+		}
+	}
+}
