@@ -1,0 +1,104 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecode(t *testing.T) {
+	valid := `{"id":"e-1","type":"order.created","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11.250Z","source":"erp","schema":1,
+		"data":{"warehouse":"DAL","ship_cutoff":"2026-05-21T20:00:00Z","lines":2,"value":99.5,"unknown_field":true}}`
+	cases := []struct {
+		name   string
+		in     string
+		reason string // empty: valid
+	}{
+		{"valid order.created", valid, ""},
+		{"context event without order", `{"id":"w-1","type":"warehouse.load","occurred_at":"2026-05-21T14:00:00Z","schema":1,"data":{"warehouse":"DAL","queue":40,"capacity":100}}`, ""},
+		{"not json", `{not json`, ReasonBadJSON},
+		{"trailing data", valid + ` {}`, ReasonBadJSON},
+		{"array", `[1,2]`, ReasonBadJSON},
+		{"invalid utf8", "{\"id\":\"\xff\"}", ReasonInvalidUTF8},
+		{"oversize", `{"id":"` + strings.Repeat("x", MaxEventBytes) + `"}`, ReasonOversize},
+		{"schema 2", strings.Replace(valid, `"schema":1`, `"schema":2`, 1), ReasonWrongSchema},
+		{"no schema", strings.Replace(valid, `"schema":1,`, ``, 1), ReasonWrongSchema},
+		{"no id", strings.Replace(valid, `"id":"e-1",`, ``, 1), ReasonMissingID},
+		{"control char in id", strings.Replace(valid, `"id":"e-1"`, `"id":"e\u0000"`, 1), ReasonBadID},
+		{"long order id", strings.Replace(valid, `"SO-1"`, `"`+strings.Repeat("9", 200)+`"`, 1), ReasonBadID},
+		{"unknown type", strings.Replace(valid, `order.created`, `order.teleported`, 1), ReasonUnknownType},
+		{"no occurred_at", strings.Replace(valid, `"occurred_at":"2026-05-21T14:03:11.250Z",`, ``, 1), ReasonMissingTime},
+		{"bad occurred_at", strings.Replace(valid, `2026-05-21T14:03:11.250Z`, `yesterday`, 1), ReasonBadJSON},
+		{"absurd occurred_at", strings.Replace(valid, `2026-05-21T14:03:11.250Z`, `2999-01-01T00:00:00Z`, 1), ReasonAbsurdTime},
+		{"no order_id", strings.Replace(valid, `"order_id":"SO-1",`, ``, 1), ReasonMissingOrderID},
+		{"no warehouse", strings.Replace(valid, `"warehouse":"DAL",`, ``, 1), ReasonMissingField},
+		{"no cutoff", strings.Replace(valid, `"ship_cutoff":"2026-05-21T20:00:00Z",`, ``, 1), ReasonMissingField},
+		{"absurd cutoff", strings.Replace(valid, `2026-05-21T20:00:00Z`, `1901-01-01T00:00:00Z`, 1), ReasonAbsurdTime},
+		{"context without warehouse", `{"id":"w-1","type":"warehouse.load","occurred_at":"2026-05-21T14:00:00Z","schema":1,"data":{}}`, ReasonMissingField},
+		{"carrier perf without carrier", `{"id":"c-1","type":"carrier.performance","occurred_at":"2026-05-21T14:00:00Z","schema":1,"data":{}}`, ReasonMissingField},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ev Event
+			err := Decode([]byte(c.in), &ev)
+			if c.reason == "" {
+				if err != nil {
+					t.Fatalf("Decode: %v, want valid", err)
+				}
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("Decode error = %v, want a *DecodeError with reason %s", err, c.reason)
+			}
+			if de.Reason != c.reason || de.Detail == "" {
+				t.Errorf("reason = %q (%s), want %q with a detail", de.Reason, de.Detail, c.reason)
+			}
+		})
+	}
+}
+
+func TestDecodeFields(t *testing.T) {
+	var ev Event
+	in := `{"id":"e-1","type":"order.created","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11.250Z","schema":1,
+		"data":{"warehouse":"DAL","ship_cutoff":"2026-05-21T20:00:00Z","customer_tier":"gold","lines":2,"units":7,"value":99.5}}`
+	if err := Decode([]byte(in), &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 5, 21, 14, 3, 11, 250e6, time.UTC)
+	if !ev.OccurredAt.Equal(want) || ev.Data.Warehouse != "DAL" || ev.Data.Lines != 2 || ev.Data.Units != 7 || ev.Data.Value != 99.5 || ev.Data.CustomerTier != "gold" {
+		t.Errorf("decoded %+v", ev)
+	}
+	if Subject(ev.Type) != "orders.order.created" {
+		t.Errorf("Subject = %q", Subject(ev.Type))
+	}
+}
+
+// FuzzDecode: whatever the bytes, Decode returns nil or a *DecodeError, never
+// panics, and an accepted event validates again.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"id":"e-1","type":"order.created","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","ship_cutoff":"2026-05-21T20:00:00Z"}}`))
+	f.Add([]byte(`{"id":"w","type":"warehouse.load","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","queue":1}}`))
+	f.Add([]byte(`{not json`))
+	f.Add([]byte("{\"id\":\"\xff\"}"))
+	f.Add([]byte(`{"schema":1,"data":{"ship_cutoff":null,"on_time_share":1e999}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ev Event
+		err := Decode(b, &ev)
+		if err == nil {
+			if err := Validate(&ev); err != nil {
+				t.Fatalf("accepted event fails validation: %v", err)
+			}
+			return
+		}
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
+		}
+		if !strings.Contains(fmt.Sprint(Reasons), de.Reason) {
+			t.Fatalf("reason %q is not in Reasons", de.Reason)
+		}
+	})
+}
