@@ -1,0 +1,66 @@
+# orderwatch: `make run` starts the demo, `make test` runs every test. Each target
+# fetches what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin/orderwatch
+ORT_VER   := 1.24.1
+ORT_DIR   := lib/onnxruntime
+ORT_LIB   := $(ORT_DIR)/libonnxruntime.so.1
+# sha256 of the npm tarball onnxruntime-node@1.24.1 and of the linux-x64 library in it.
+ORT_TGZ_SHA256 := 57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac2772
+ORT_LIB_SHA256 := 53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
+PYTHON    := /usr/bin/python3
+RUN_ARGS  ?=
+
+export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
+
+.PHONY: help build run test check fmt vet tidy-check onnxruntime model clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: $(ORT_LIB) ## build bin/orderwatch (and fetch ONNX Runtime when missing)
+	$(GO) build -o $(BIN) ./cmd/orderwatch
+
+run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_ARGS for more flags)
+	./$(BIN) run --demo $(RUN_ARGS)
+
+test: $(ORT_LIB) ## run every test with the race detector, against the real ONNX Runtime
+	$(GO) test -race -count=1 ./...
+
+check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
+
+fmt: ## fail when gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet ./...
+
+tidy-check: ## fail when go mod tidy would change go.mod or go.sum
+	@cp go.mod /tmp/go.mod.bak && cp go.sum /tmp/go.sum.bak && $(GO) mod tidy && \
+	  if ! diff -q go.mod /tmp/go.mod.bak >/dev/null || ! diff -q go.sum /tmp/go.sum.bak >/dev/null; then \
+	    cp /tmp/go.mod.bak go.mod; cp /tmp/go.sum.bak go.sum; echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+
+onnxruntime: $(ORT_LIB) ## fetch ONNX Runtime $(ORT_VER) for linux-x64 from the npm registry, checked by sha256
+
+$(ORT_LIB):
+	@command -v npm >/dev/null || { echo "npm is needed to fetch ONNX Runtime (apt-get install npm), or set ONNXRUNTIME_LIB"; exit 1; }
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  echo "fetching onnxruntime-node@$(ORT_VER) from the npm registry"; \
+	  (cd "$$tmp" && npm pack --silent onnxruntime-node@$(ORT_VER) >/dev/null); \
+	  echo "$(ORT_TGZ_SHA256)  $$tmp/onnxruntime-node-$(ORT_VER).tgz" | sha256sum -c --quiet; \
+	  tar -xzf "$$tmp/onnxruntime-node-$(ORT_VER).tgz" -C "$$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1; \
+	  echo "$(ORT_LIB_SHA256)  $$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet; \
+	  mkdir -p $(ORT_DIR); install -m 0644 "$$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" $(ORT_LIB); \
+	  echo "ONNX Runtime $(ORT_VER) installed at $(ORT_LIB)"
+
+model: ## re-create the shipped cutoff_risk bundle with the recipe (needs Debian's python3-sklearn and python3-onnx)
+	@$(PYTHON) -c 'import sklearn, onnx, numpy' 2>/dev/null || { \
+	  echo "installing Debian's python3-sklearn python3-onnx python3-numpy"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-sklearn python3-onnx python3-numpy; }
+	$(PYTHON) models/train/cutoff_risk.py
+
+clean: ## remove build outputs (not data/)
+	rm -rf bin
