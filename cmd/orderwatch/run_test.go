@@ -136,7 +136,7 @@ func TestHandwrittenEventsThroughTheWholeProcess(t *testing.T) {
 				Warehouse    string `json:"warehouse"`
 				OnCreditHold bool   `json:"on_credit_hold"`
 			} `json:"state"`
-			Risk  *float64 `json:"risk"`
+			Risk  *float64              `json:"risk"`
 			Model struct{ Name string } `json:"model"`
 		} `json:"record"`
 		Timeline []json.RawMessage `json:"timeline"`
