@@ -103,10 +103,10 @@ func (c *Condition) holds(in *Input) bool {
 	if c.MinutesToCutoffBelow != nil && float64(in.Features[features.FMinutesToCutoff]) >= *c.MinutesToCutoffBelow {
 		return false
 	}
-	if c.OnCreditHold != nil && in.State.OnCreditHold != *c.OnCreditHold {
+	if c.OnCreditHold != nil && in.State.OnCreditHold() != *c.OnCreditHold {
 		return false
 	}
-	if c.AllocationShort != nil && in.State.AllocationShort != *c.AllocationShort {
+	if c.AllocationShort != nil && in.State.AllocationShort() != *c.AllocationShort {
 		return false
 	}
 	return true

@@ -21,10 +21,10 @@ func TestEndpoints(t *testing.T) {
 	}
 	defer st.Close()
 	b := st.NewBatch()
-	if err := b.PutOrder("SO-1", []byte(`{"state":{"order_id":"SO-1"}}`)); err != nil {
+	if err := b.PutOrder("SO-1", []byte(`{"state":{"order_id":"SO-1"}}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AppendTimeline("SO-1", time.Now(), "e-1", []byte(`{"id":"e-1"}`)); err != nil {
+	if err := b.AppendTimeline("SO-1", time.Now(), "e-1", []byte(`{"id":"e-1"}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.PutDecision("0001-a", "SO-1", []byte(`{"id":"0001-a"}`)); err != nil {

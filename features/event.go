@@ -63,6 +63,9 @@ type EventData struct {
 	Queue    int  `json:"queue,omitempty"`
 	Capacity int  `json:"capacity,omitempty"`
 	Outage   bool `json:"outage,omitempty"`
+	// Timezone is the warehouse's IANA time zone (America/Chicago); the local hour
+	// and weekday features use it.
+	Timezone string `json:"timezone,omitempty"`
 
 	// carrier.performance
 	OnTimeShare  *float64 `json:"on_time_share,omitempty"`

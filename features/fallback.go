@@ -26,9 +26,13 @@ func FallbackRisk(v *Vector) float32 {
 	if v[FCarrierIssues] > 0 {
 		risk += 0.05
 	}
-	if v[FPacked] > 0 {
+	if v[FWarehouseOutage] > 0 || v[FWarehouseLoadRatio] > 1.5 {
+		risk += 0.1
+	}
+	switch r := v[FMilestoneRank]; {
+	case r >= 5: // packed
 		risk *= 0.3
-	} else if v[FPicked] > 0 {
+	case r >= 4: // picked
 		risk *= 0.6
 	}
 	return min(risk, 0.99)

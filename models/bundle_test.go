@@ -16,8 +16,8 @@ func TestLoadBundleShipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name != "cutoff_risk" || b.Version != "0.1.0" || b.Role != RoleActive {
-		t.Errorf("bundle %s %s role %s, want cutoff_risk 0.1.0 active", b.Name, b.Version, b.Role)
+	if b.Name != "cutoff_risk" || b.Version != "0.2.0" || b.Role != RoleActive {
+		t.Errorf("bundle %s %s role %s, want cutoff_risk 0.2.0 active", b.Name, b.Version, b.Role)
 	}
 	if b.FeatureSpecVersion != features.SpecVersion {
 		t.Errorf("feature_spec_version %q, running spec %q", b.FeatureSpecVersion, features.SpecVersion)
@@ -85,7 +85,7 @@ func TestLoadBundleInvalid(t *testing.T) {
 			}},
 		{name: "version differs from directory", want: ErrInvalidBundle, mention: "directory name",
 			mutate: func(t *testing.T, dir string) {
-				editBundle(t, dir, func(m map[string]any) { m["version"] = "0.2.0" })
+				editBundle(t, dir, func(m map[string]any) { m["version"] = "0.3.0" })
 			}},
 		{name: "name differs from directory", want: ErrInvalidBundle, mention: "parent directory",
 			mutate: func(t *testing.T, dir string) {
@@ -107,7 +107,7 @@ func TestLoadBundleInvalid(t *testing.T) {
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) { m["thresholds"] = map[string]any{"act": 7} })
 			}},
-		{name: "features do not fit the shape", want: ErrInvalidBundle, mention: "13 features",
+		{name: "features do not fit the shape", want: ErrInvalidBundle, mention: "33 features",
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) {
 					in := input(m)
@@ -116,7 +116,7 @@ func TestLoadBundleInvalid(t *testing.T) {
 			}},
 		{name: "fixed batch dimension", want: ErrInvalidBundle, mention: "batch",
 			mutate: func(t *testing.T, dir string) {
-				editBundle(t, dir, func(m map[string]any) { input(m)["shape"] = []int{1, 14} })
+				editBundle(t, dir, func(m map[string]any) { input(m)["shape"] = []int{1, 34} })
 			}},
 		{name: "no golden rows", want: ErrInvalidBundle, mention: "golden",
 			mutate: func(t *testing.T, dir string) {

@@ -28,8 +28,8 @@ func openShipped(t testing.TB) *Model {
 
 func TestOpenShipped(t *testing.T) {
 	m := openShipped(t)
-	if m.Name() != "cutoff_risk" || m.Version() != "0.1.0" || m.Role() != RoleActive {
-		t.Errorf("opened %s %s (%s), want cutoff_risk 0.1.0 (active)", m.Name(), m.Version(), m.Role())
+	if m.Name() != "cutoff_risk" || m.Version() != "0.2.0" || m.Role() != RoleActive {
+		t.Errorf("opened %s %s (%s), want cutoff_risk 0.2.0 (active)", m.Name(), m.Version(), m.Role())
 	}
 	if m.Threshold() != 0.7 {
 		t.Errorf("Threshold() = %v, want 0.7", m.Threshold())
@@ -69,13 +69,29 @@ func TestOpenShipped(t *testing.T) {
 	}
 }
 
-// order builds a feature vector from a typical open order with some features set.
+// order builds a feature vector from a typical open order with some features set:
+// allocated, 10 hours to cutoff, standard tier, portal, a normal warehouse and
+// carrier, a customer with 20 orders closed, a Wednesday morning (the defaults of
+// the golden rows in models/train/cutoff_risk.py).
 func order(set map[int]float32) features.Vector {
 	var v features.Vector
 	v[features.FMinutesToCutoff] = 600
 	v[features.FHoursSinceCreated] = 6
+	v[features.FMilestoneRank] = 2 // allocated
+	v[features.FMinutesInMilestone] = 120
+	v[features.FCustomerTier] = 1
+	v[features.FChannelPortal] = 1
 	v[features.FLines] = 4
+	v[features.FLogUnits] = 2.8
 	v[features.FLogValue] = 7
+	v[features.FWarehouseLoadRatio] = 0.7
+	v[features.FWarehousePickRatio] = 0.7
+	v[features.FCarrierOnTime] = 0.95
+	v[features.FCarrierDelayMinutes] = 20
+	v[features.FCustomerOrders] = 20
+	v[features.FCustomerMissRate] = 0.1
+	v[features.FLocalHour] = 10
+	v[features.FLocalWeekday] = 2
 	for i, x := range set {
 		v[i] = x
 	}
@@ -91,9 +107,10 @@ func TestScoreSanity(t *testing.T) {
 		{
 			name: "credit hold 30 min before cutoff vs packed 2 days out",
 			riskier: order(map[int]float32{
-				features.FMinutesToCutoff: 30, features.FOnCreditHold: 1, features.FCreditHolds: 1}),
+				features.FMinutesToCutoff: 30, features.FOnCreditHold: 1, features.FHoldMinutes: 90,
+				features.FCreditHolds: 1, features.FCustomerHolds: 1}),
 			safer: order(map[int]float32{
-				features.FMinutesToCutoff: 2880, features.FPicked: 1, features.FPacked: 1}),
+				features.FMinutesToCutoff: 2880, features.FMilestoneRank: 5, features.FMinutesInMilestone: 60}),
 		},
 		{
 			name:    "1 hour vs 2 days to cutoff",
@@ -111,14 +128,69 @@ func TestScoreSanity(t *testing.T) {
 			safer:   order(nil),
 		},
 		{
-			name:    "not picked vs picked and packed",
+			name:    "allocated vs picked",
 			riskier: order(nil),
-			safer:   order(map[int]float32{features.FPicked: 1, features.FPacked: 1}),
+			safer:   order(map[int]float32{features.FMilestoneRank: 4}),
+		},
+		{
+			name:    "picked vs packed",
+			riskier: order(map[int]float32{features.FMilestoneRank: 4}),
+			safer:   order(map[int]float32{features.FMilestoneRank: 5}),
 		},
 		{
 			name:    "on credit hold vs released",
-			riskier: order(map[int]float32{features.FOnCreditHold: 1, features.FCreditHolds: 1}),
+			riskier: order(map[int]float32{features.FOnCreditHold: 1, features.FHoldMinutes: 30, features.FCreditHolds: 1}),
 			safer:   order(map[int]float32{features.FCreditHolds: 1}),
+		},
+		{
+			name:    "on credit hold for 10 hours vs for 30 min",
+			riskier: order(map[int]float32{features.FOnCreditHold: 1, features.FHoldMinutes: 600, features.FCreditHolds: 1}),
+			safer:   order(map[int]float32{features.FOnCreditHold: 1, features.FHoldMinutes: 30, features.FCreditHolds: 1}),
+		},
+		{
+			name:    "pricing open vs approved",
+			riskier: order(map[int]float32{features.FPricingOpen: 1}),
+			safer:   order(nil),
+		},
+		{
+			name:    "address changed vs unchanged",
+			riskier: order(map[int]float32{features.FOrderChanges: 1, features.FAddressChanged: 1}),
+			safer:   order(nil),
+		},
+		{
+			name:    "warehouse overloaded with an outage vs normal",
+			riskier: order(map[int]float32{features.FWarehouseLoadRatio: 1.8, features.FWarehouseOutage: 1, features.FWarehousePickRatio: 0.05}),
+			safer:   order(nil),
+		},
+		{
+			name:    "warehouse load 1.5 vs 0.7",
+			riskier: order(map[int]float32{features.FWarehouseLoadRatio: 1.5}),
+			safer:   order(nil),
+		},
+		{
+			name:    "late carrier vs punctual",
+			riskier: order(map[int]float32{features.FCarrierOnTime: 0.7, features.FCarrierDelayMinutes: 180}),
+			safer:   order(nil),
+		},
+		{
+			name:    "customer who misses 40% vs 10%",
+			riskier: order(map[int]float32{features.FCustomerOrders: 100, features.FCustomerMissRate: 0.4}),
+			safer:   order(map[int]float32{features.FCustomerOrders: 100, features.FCustomerMissRate: 0.1}),
+		},
+		{
+			name:    "18:30 vs 10:00 local, not picked",
+			riskier: order(map[int]float32{features.FLocalHour: 18.5}),
+			safer:   order(nil),
+		},
+		{
+			name:    "expedited vs ground, 1 hour to cutoff",
+			riskier: order(map[int]float32{features.FMinutesToCutoff: 60, features.FExpedited: 1}),
+			safer:   order(map[int]float32{features.FMinutesToCutoff: 60}),
+		},
+		{
+			name:    "standard vs platinum tier",
+			riskier: order(nil),
+			safer:   order(map[int]float32{features.FCustomerTier: 4}),
 		},
 	}
 	// All pairs in one batch, as the pipeline scores them.
@@ -217,7 +289,7 @@ func TestOpenRejects(t *testing.T) {
 	swapped := append([]string(nil), names...)
 	swapped[0], swapped[1] = swapped[1], swapped[0]
 	renamed := append([]string(nil), names...)
-	renamed[13] = "value"
+	renamed[features.FLogValue] = "value"
 
 	tests := []struct {
 		name    string
@@ -227,20 +299,20 @@ func TestOpenRejects(t *testing.T) {
 		want    error
 		mention []string
 	}{
-		{name: "other spec version", spec: "2", names: names, want: ErrSpecMismatch,
-			mention: []string{`feature spec "1"`, `running spec is "2"`}},
-		{name: "features in another order", spec: "1", names: swapped, want: ErrSpecMismatch,
+		{name: "other spec version", spec: "3", names: names, want: ErrSpecMismatch,
+			mention: []string{`feature spec "2"`, `running spec is "3"`}},
+		{name: "features in another order", spec: "2", names: swapped, want: ErrSpecMismatch,
 			mention: []string{"feature 0", `"minutes_to_cutoff"`, `"hours_since_created"`}},
-		{name: "renamed feature", spec: "1", names: renamed, want: ErrSpecMismatch,
-			mention: []string{"feature 13", `"log_value"`, `"value"`}},
-		{name: "fewer features", spec: "1", names: names[:13], want: ErrSpecMismatch,
-			mention: []string{"14 features", "has 13"}},
-		{name: "bundle names other features", spec: "1", names: names, want: ErrSpecMismatch,
+		{name: "renamed feature", spec: "2", names: renamed, want: ErrSpecMismatch,
+			mention: []string{"feature 23", `"log_value"`, `"value"`}},
+		{name: "fewer features", spec: "2", names: names[:33], want: ErrSpecMismatch,
+			mention: []string{"34 features", "has 33"}},
+		{name: "bundle names other features", spec: "2", names: names, want: ErrSpecMismatch,
 			mention: []string{"feature 2", `"on_hold"`},
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) { input(m)["features"].([]any)[2] = "on_hold" })
 			}},
-		{name: "corrupted model.onnx", spec: "1", names: names, want: ErrChecksum,
+		{name: "corrupted model.onnx", spec: "2", names: names, want: ErrChecksum,
 			mention: []string{"sha256", "bundle.json says"},
 			mutate: func(t *testing.T, dir string) {
 				data, err := os.ReadFile(filepath.Join(dir, ModelFile))
@@ -250,7 +322,7 @@ func TestOpenRejects(t *testing.T) {
 				data[len(data)/2] ^= 0xff
 				os.WriteFile(filepath.Join(dir, ModelFile), data, 0o644)
 			}},
-		{name: "model.onnx is not onnx", spec: "1", names: names, want: ErrModelMismatch,
+		{name: "model.onnx is not onnx", spec: "2", names: names, want: ErrModelMismatch,
 			mention: []string{"cannot load"},
 			mutate: func(t *testing.T, dir string) {
 				data := []byte("this is not a protobuf")
@@ -258,14 +330,14 @@ func TestOpenRejects(t *testing.T) {
 				sum := sha256.Sum256(data)
 				editBundle(t, dir, func(m map[string]any) { m["sha256"] = hex.EncodeToString(sum[:]) })
 			}},
-		{name: "output name differs from the model", spec: "1", names: names, want: ErrModelMismatch,
+		{name: "output name differs from the model", spec: "2", names: names, want: ErrModelMismatch,
 			mention: []string{`"risk" in model.onnx`, `"score" in bundle.json`},
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) {
 					m["outputs"].([]any)[0].(map[string]any)["name"] = "score"
 				})
 			}},
-		{name: "output shape differs from the model", spec: "1", names: names, want: ErrModelMismatch,
+		{name: "output shape differs from the model", spec: "2", names: names, want: ErrModelMismatch,
 			mention: []string{"[-1 1] in model.onnx", "[-1 2] in bundle.json"},
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) {
@@ -275,7 +347,7 @@ func TestOpenRejects(t *testing.T) {
 					}
 				})
 			}},
-		{name: "golden output does not reproduce", spec: "1", names: names, want: ErrGolden,
+		{name: "golden output does not reproduce", spec: "2", names: names, want: ErrGolden,
 			mention: []string{"row 1 output 0"},
 			mutate: func(t *testing.T, dir string) {
 				editBundle(t, dir, func(m map[string]any) {

@@ -19,11 +19,17 @@ const (
 	HeaderOriginalMsgID   = "Orderwatch-Original-Msg-Id"
 )
 
-// deadLetter publishes the message to orderwatch.dlq.<reason> and waits for the
-// stream's acknowledgement. Its Nats-Msg-Id derives from the ORDERS sequence, so a
-// retry after a crash does not store it twice.
-func (p *Pipeline) deadLetter(ctx context.Context, it *item) error {
-	orig := it.msg.Headers()
+// JetStreamDeadLetter publishes a rejected message to orderwatch.dlq.<reason> and
+// waits for the stream's acknowledgement. Its Nats-Msg-Id derives from the ORDERS
+// sequence, so a retry after a crash does not store it twice.
+func JetStreamDeadLetter(js jetstream.JetStream) DeadLetterFunc {
+	return func(ctx context.Context, m *Message, reason, detail string) error {
+		return deadLetter(ctx, js, m, reason, detail)
+	}
+}
+
+func deadLetter(ctx context.Context, js jetstream.JetStream, m *Message, reason, detail string) error {
+	orig := m.Header
 	h := nats.Header{}
 	for k, v := range orig {
 		h[k] = append([]string(nil), v...)
@@ -31,14 +37,14 @@ func (p *Pipeline) deadLetter(ctx context.Context, it *item) error {
 	if id := orig.Get(jetstream.MsgIDHeader); id != "" {
 		h.Set(HeaderOriginalMsgID, id)
 	}
-	seq := strconv.FormatUint(it.seq, 10)
+	seq := strconv.FormatUint(m.Seq, 10)
 	h.Set(jetstream.MsgIDHeader, "dlq-"+seq)
-	h.Set(HeaderReason, it.reason)
-	h.Set(HeaderDetail, it.detail)
-	h.Set(HeaderOriginalSubject, it.msg.Subject())
+	h.Set(HeaderReason, reason)
+	h.Set(HeaderDetail, detail)
+	h.Set(HeaderOriginalSubject, m.Subject)
 	h.Set(HeaderOriginalSeq, seq)
-	msg := &nats.Msg{Subject: "orderwatch.dlq." + it.reason, Header: h, Data: it.msg.Data()}
-	if _, err := p.opts.JetStream.PublishMsg(ctx, msg); err != nil {
+	msg := &nats.Msg{Subject: "orderwatch.dlq." + reason, Header: h, Data: m.Data}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish to %s (%s): %w", StreamDLQ, msg.Subject, err)
 	}
 	return nil

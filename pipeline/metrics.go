@@ -25,6 +25,8 @@ type metrics struct {
 	ackFailures prometheus.Counter
 	failures    *prometheus.CounterVec
 	running     prometheus.Gauge
+	rescored    prometheus.Counter
+	timers      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,6 +70,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_consumer_running",
 			Help: "1 while the JetStream consumer is fetching.",
 		}),
+		rescored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_rescores_total",
+			Help: "Open orders scored again by a timer before their cutoff, without a new event.",
+		}),
+		timers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orderwatch_rescoring_timers",
+			Help: "Open orders with a pending rescoring timer.",
+		}),
 	}
 	// Pre-create the bounded label values so dashboards and alerts see zeros.
 	for _, t := range append(features.Types, "unknown") {
@@ -84,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running, m.rescored, m.timers} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -41,7 +41,14 @@ type Options struct {
 	BatchSize int
 	// AckWait is the consumer's redelivery timeout. Zero means 30s.
 	AckWait time.Duration
-	// Clock gives the scoring time; nil means time.Now.
+	// EventTime runs scoring moments and rescoring timers on the event-time
+	// watermark instead of the wall clock, as replay does.
+	EventTime bool
+	// OnRow receives every scored row (see ProcessorOptions.OnRow).
+	OnRow func(*Row)
+	// Retention of closed orders and timelines; zero means 30 days.
+	Retention time.Duration
+	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means no metrics
@@ -53,28 +60,21 @@ type Pipeline struct {
 	opts    Options
 	log     *slog.Logger
 	m       *metrics
+	proc    *Processor
 	running atomic.Bool
 	lastErr atomic.Pointer[string] // the last batch failure, cleared by a commit
 }
 
-// New validates opts and builds a pipeline.
+// New validates opts, loads the processor's durable state and builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
-	switch {
-	case opts.JetStream == nil:
+	if opts.JetStream == nil {
 		return nil, errors.New("pipeline: Options.JetStream is required")
-	case opts.Store == nil:
-		return nil, errors.New("pipeline: Options.Store is required")
-	case opts.Policy == nil:
-		return nil, errors.New("pipeline: Options.Policy is required")
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 256
 	}
 	if opts.AckWait <= 0 {
 		opts.AckWait = 30 * time.Second
-	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -86,7 +86,15 @@ func New(opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
-	return &Pipeline{opts: opts, log: opts.Logger.With("component", "pipeline"), m: m}, nil
+	log := opts.Logger.With("component", "pipeline")
+	proc, err := NewProcessor(ProcessorOptions{
+		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
+		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, Logger: log,
+	}, m)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{opts: opts, log: log, m: m, proc: proc}, nil
 }
 
 // Ready reports whether the consumer is running and the last batch did not fail,
@@ -133,7 +141,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				// Missed heartbeats while the server restarts: the iterator
-				// re-pulls by itself; say so once per occurrence.
+				// re-pulls by itself.
 				p.log.Warn("fetch from consumer", "err", err)
 				continue
 			}
@@ -142,20 +150,31 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 	p.running.Store(true)
 	p.m.running.Set(1)
-	p.log.Info("consuming", "stream", StreamOrders, "consumer", ConsumerName, "batch", p.opts.BatchSize)
+	p.log.Info("consuming", "stream", StreamOrders, "consumer", ConsumerName, "batch", p.opts.BatchSize, "event_time", p.opts.EventTime)
 	defer func() {
 		p.running.Store(false)
 		p.m.running.Set(0)
 	}()
 
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
-	bp := newBatchProcessor(p)
+	wrapped := make([]Message, p.opts.BatchSize)
+	ptrs := make([]*Message, 0, p.opts.BatchSize)
 	backoff := 100 * time.Millisecond
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return p.shutdown(it, msgs, readerDone)
+		case <-tick.C:
+			// Rescoring timers fire between batches when the stream is quiet.
+			res, err := p.proc.Tick()
+			p.settle(err, nil)
+			if err == nil && res.Queued {
+				p.opts.OnCommit()
+			}
+			continue
 		case m, ok := <-msgs:
 			if !ok {
 				return errors.New("pipeline: message iterator closed unexpectedly")
@@ -174,14 +193,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				break fill
 			}
 		}
-		// The batch in flight finishes even when ctx is cancelled meanwhile.
-		if err := bp.process(context.WithoutCancel(ctx), batch); err != nil {
-			msg := err.Error()
-			p.lastErr.Store(&msg)
-			p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(batch), "retry_in", backoff)
-			for _, m := range batch {
-				_ = m.NakWithDelay(backoff)
+		ptrs = ptrs[:0]
+		kept := batch[:0]
+		for _, m := range batch {
+			meta, err := m.Metadata()
+			if err != nil {
+				// Cannot happen for a pull consumer's message; never ack what
+				// was not placed: the server redelivers it.
+				p.log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
+				continue
 			}
+			wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}
+			ptrs = append(ptrs, &wrapped[len(kept)])
+			kept = append(kept, m)
+		}
+		batch = kept
+		start := time.Now()
+		// The batch in flight finishes even when ctx is cancelled meanwhile.
+		res, err := p.proc.Process(context.WithoutCancel(ctx), ptrs)
+		if p.settle(err, batch) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -189,9 +219,34 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			backoff = min(2*backoff, 10*time.Second)
 			continue
 		}
-		p.lastErr.Store(nil)
 		backoff = 100 * time.Millisecond
+		for _, m := range batch {
+			if err := m.Ack(); err != nil {
+				p.m.ackFailures.Inc()
+			}
+		}
+		if res.Queued {
+			p.opts.OnCommit()
+		}
+		p.m.batchSize.Observe(float64(len(batch)))
+		p.m.batchSecs.Observe(time.Since(start).Seconds())
 	}
+}
+
+// settle records a batch outcome for readiness; on failure it naks the batch so it
+// is redelivered, and reports true.
+func (p *Pipeline) settle(err error, batch []jetstream.Msg) bool {
+	if err == nil {
+		p.lastErr.Store(nil)
+		return false
+	}
+	msg := err.Error()
+	p.lastErr.Store(&msg)
+	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(batch))
+	for _, m := range batch {
+		_ = m.NakWithDelay(time.Second)
+	}
+	return true
 }
 
 func (p *Pipeline) shutdown(it jetstream.MessagesContext, msgs chan jetstream.Msg, readerDone chan struct{}) error {

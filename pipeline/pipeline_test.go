@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ type harness struct {
 	stop func()
 }
 
-func newHarness(t *testing.T, withModel bool) *harness {
+func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:0", DataDir: dir, Sync: "always"})
@@ -76,6 +77,9 @@ func newHarness(t *testing.T, withModel bool) *harness {
 	if withModel {
 		model = openShippedModel(t)
 		opts.Scorer = model
+	}
+	for _, mod := range mods {
+		mod(&opts)
 	}
 	p, err := pipeline.New(opts)
 	if err != nil {
@@ -363,13 +367,13 @@ func TestEventBeforeCreatedIsKept(t *testing.T) {
 	h.publish("orders.credit.hold", "e-h", event("e-h", "credit.hold", "SO-4", now, `{"reason":"over_limit"}`))
 	h.drained()
 	v, ok := h.order("SO-4")
-	if !ok || !v.Record.State.OnCreditHold || v.Record.State.Known {
+	if !ok || !v.Record.State.OnCreditHold() || v.Record.State.Known {
 		t.Fatalf("early credit.hold: state %+v found=%v, want kept as unknown order on hold", v.Record.State, ok)
 	}
 	h.publish("orders.order.created", "e-c", created("e-c", "SO-4", now.Add(-time.Minute), now.Add(2*time.Hour)))
 	h.drained()
 	v, _ = h.order("SO-4")
-	if !v.Record.State.Known || !v.Record.State.OnCreditHold || v.Record.Risk == nil {
+	if !v.Record.State.Known || !v.Record.State.OnCreditHold() || v.Record.Risk == nil {
 		t.Errorf("after order.created: %+v, want a known, scored order still on hold", v.Record)
 	}
 }
@@ -521,4 +525,64 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	}
 	t.Fatalf("metric %s%v not found", name, labels)
 	return nil
+}
+
+func TestTimerRescoresWithoutEvents(t *testing.T) {
+	var mu sync.Mutex
+	var rows []pipeline.Row
+	h := newHarness(t, true, func(o *pipeline.Options) {
+		o.OnRow = func(r *pipeline.Row) {
+			mu.Lock()
+			rows = append(rows, *r)
+			mu.Unlock()
+		}
+	})
+	now := time.Now()
+	// The first checkpoint, 4 h before the cutoff, falls a second from now.
+	h.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(4*time.Hour+time.Second)))
+	waitFor(t, "a timer row for SO-T", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rows {
+			if r.OrderID == "SO-T" && r.Trigger == pipeline.TriggerTimer {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if rows[0].Trigger != pipeline.TriggerEvent || rows[0].EventID != "t-1" {
+		t.Errorf("first row = %+v, want the order.created event", rows[0])
+	}
+	timer := rows[len(rows)-1]
+	if got := timer.Vector[features.FMinutesToCutoff]; got > 240.01 || got < 239.99 {
+		t.Errorf("timer row minutes_to_cutoff = %v, want 240 (scored at its checkpoint)", got)
+	}
+	if got := testutil.ToFloat64(metric(t, h.reg, "orderwatch_rescores_total")); got < 1 {
+		t.Errorf("orderwatch_rescores_total = %v, want >= 1", got)
+	}
+	v, _ := h.order("SO-T")
+	if v.Record.State.Events != 1 {
+		t.Errorf("the timer changed the order's events: %d", v.Record.State.Events)
+	}
+}
+
+func TestClosedOrdersExpire(t *testing.T) {
+	h := newHarness(t, true, func(o *pipeline.Options) { o.Retention = time.Second })
+	now := time.Now()
+	h.publish("orders.order.created", "x-1", created("x-1", "SO-X", now, now.Add(3*time.Hour)))
+	h.publish("orders.order.created", "x-2", created("x-2", "SO-OPEN", now, now.Add(3*time.Hour)))
+	h.publish("orders.shipment.confirmed", "x-3", event("x-3", "shipment.confirmed", "SO-X", now.Add(time.Minute), `{}`))
+	h.publish("orders.note.added", "x-4", event("x-4", "note.added", "SO-ORPHAN", now, `{"text":"no order yet"}`))
+	st := h.drained()
+	if st.OpenOrders != 1 {
+		t.Errorf("open orders = %d, want 1", st.OpenOrders)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	for id, want := range map[string]bool{"SO-X": false, "SO-ORPHAN": false, "SO-OPEN": true} {
+		if _, ok := h.order(id); ok != want {
+			t.Errorf("%s stored after its retention: %v, want %v", id, ok, want)
+		}
+	}
 }

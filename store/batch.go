@@ -98,13 +98,46 @@ func (b *Batch) Order(id string) ([]byte, error) {
 	return item.ValueCopy(nil)
 }
 
-// PutOrder stores an order's record.
-func (b *Batch) PutOrder(id string, rec []byte) error { return b.set(key(pOrder, id), rec) }
-
-// AppendTimeline adds an event to an order's timeline, ordered by event time.
-func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw []byte) error {
-	return b.set(timelineKey(order, at.UnixNano(), eventID), raw)
+// PutOrder stores an order's record. A ttl above zero lets Badger expire it (closed
+// and orphan orders); zero keeps it.
+func (b *Batch) PutOrder(id string, rec []byte, ttl time.Duration) error {
+	e := badger.NewEntry(key(pOrder, id), rec)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	return b.setEntry(e)
 }
+
+// AppendTimeline adds an event to an order's timeline, ordered by event time. A ttl
+// above zero lets it expire.
+func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw []byte, ttl time.Duration) error {
+	e := badger.NewEntry(timelineKey(order, at.UnixNano(), eventID), raw)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	return b.setEntry(e)
+}
+
+// PutDue records that order is to be rescored at at.
+func (b *Batch) PutDue(at time.Time, order string) error {
+	return b.set(dueKey(at.UnixNano(), order), nil)
+}
+
+// DeleteDue removes a rescoring entry.
+func (b *Batch) DeleteDue(at time.Time, order string) error {
+	if err := b.txn.Delete(dueKey(at.UnixNano(), order)); err != nil {
+		return fmt.Errorf("store: delete due entry: %w", err)
+	}
+	return nil
+}
+
+// PutContext stores a context aggregate.
+func (b *Batch) PutContext(kind, id string, v []byte) error {
+	return b.set(key(pContext, kind, id), v)
+}
+
+// PutMeta stores a named piece of pipeline metadata.
+func (b *Batch) PutMeta(name string, v []byte) error { return b.set(key(pMeta, name), v) }
 
 // PutDecision stores a decision record and indexes it under its order.
 func (b *Batch) PutDecision(id, order string, rec []byte) error {

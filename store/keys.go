@@ -15,6 +15,9 @@ import "encoding/binary"
 //	s/<seq BE>                     stream sequence already committed (TTL)
 //	e/<event id>                   event id already applied, value its stream seq (TTL)
 //	c/<name>                       durable counter, uint64 BE
+//	u/<due nanos BE><order>        rescoring due for an order at that time
+//	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
+//	m/<name>                       pipeline metadata (the watermark)
 const (
 	pOrder    = "o/"
 	pTimeline = "t/"
@@ -25,6 +28,9 @@ const (
 	pSeq      = "s/"
 	pEventID  = "e/"
 	pCounter  = "c/"
+	pDue      = "u/"
+	pContext  = "k/"
+	pMeta     = "m/"
 )
 
 func key(prefix string, parts ...string) []byte {
@@ -64,4 +70,11 @@ func timelinePrefix(order string) []byte {
 	b = append(b, pTimeline...)
 	b = append(b, order...)
 	return append(b, 0)
+}
+
+func dueKey(at int64, order string) []byte {
+	b := make([]byte, 0, len(pDue)+8+len(order))
+	b = append(b, pDue...)
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	return append(b, order...)
 }

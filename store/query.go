@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -219,4 +221,80 @@ func suffixes(txn *badger.Txn, prefix []byte) ([]string, error) {
 		out = append(out, string(it.Item().Key()[len(prefix):]))
 	}
 	return out, nil
+}
+
+// Due is a rescoring entry of the due-time index.
+type Due struct {
+	At    time.Time
+	Order string
+}
+
+// Dues returns every rescoring entry, earliest first.
+func (s *Store) Dues() ([]Due, error) {
+	var out []Due
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pDue)
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()[len(pDue):]
+			if len(k) < 8 {
+				return fmt.Errorf("malformed due key %q", k)
+			}
+			out = append(out, Due{At: time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC(), Order: string(k[8:])})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read due index: %w", err)
+	}
+	return out, nil
+}
+
+// Contexts calls fn for every stored context aggregate.
+func (s *Store) Contexts(fn func(kind, id string, v []byte) error) error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pContext)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()[len(pContext):]
+			kind, id, ok := bytes.Cut(k, []byte{0})
+			if !ok {
+				return fmt.Errorf("malformed context key %q", k)
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(string(kind), string(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: read context: %w", err)
+	}
+	return nil
+}
+
+// Meta reads a named piece of pipeline metadata; nil when absent.
+func (s *Store) Meta(name string) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		v, err = get(txn, key(pMeta, name))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read %s: %w", name, err)
+	}
+	return v, nil
 }

@@ -26,13 +26,13 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	if err := b.MarkEvent("e-1", 7); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.PutOrder("SO-1", []byte(`{"v":1}`)); err != nil {
+	if err := b.PutOrder("SO-1", []byte(`{"v":1}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 5, 21, 8, 0, 0, 0, time.UTC)
 	// Timeline entries sort by event time, not by arrival.
 	for i, at := range []time.Time{t0.Add(time.Hour), t0, t0.Add(time.Minute)} {
-		if err := b.AppendTimeline("SO-1", at, fmt.Sprintf("e-%d", i), []byte(at.Format(time.RFC3339))); err != nil {
+		if err := b.AppendTimeline("SO-1", at, fmt.Sprintf("e-%d", i), []byte(at.Format(time.RFC3339)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -48,7 +48,7 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	b.Add(CounterOpenOrders, 1)
 	// A discarded batch leaves nothing behind.
 	d := s.NewBatch()
-	if err := d.PutOrder("SO-2", []byte(`{}`)); err != nil {
+	if err := d.PutOrder("SO-2", []byte(`{}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	d.Add(CounterEventsApplied, 100)

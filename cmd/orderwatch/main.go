@@ -16,6 +16,7 @@ const usage = `orderwatch watches order lifecycle events and acts before ship cu
 
 Usage:
   orderwatch run [flags]     start the stream processor (embedded NATS by default)
+  orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
   orderwatch help            show this help
 
 Run 'orderwatch run -h' for the flags of run.
@@ -30,6 +31,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "run":
 		err = runCmd(args)
+	case "replay":
+		err = replayCmd(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -133,9 +133,11 @@ func TestHandwrittenEventsThroughTheWholeProcess(t *testing.T) {
 	var view struct {
 		Record struct {
 			State struct {
-				Warehouse    string `json:"warehouse"`
-				OnCreditHold bool   `json:"on_credit_hold"`
+				Warehouse string `json:"warehouse"`
 			} `json:"state"`
+			Flags struct {
+				OnCreditHold bool `json:"on_credit_hold"`
+			} `json:"flags"`
 			Risk  *float64              `json:"risk"`
 			Model struct{ Name string } `json:"model"`
 		} `json:"record"`
@@ -144,7 +146,7 @@ func TestHandwrittenEventsThroughTheWholeProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &view); err != nil {
 		t.Fatal(err)
 	}
-	if view.Record.State.Warehouse != "DAL" || !view.Record.State.OnCreditHold || view.Record.Risk == nil || view.Record.Model.Name != "cutoff_risk" || len(view.Timeline) != 3 {
+	if view.Record.State.Warehouse != "DAL" || !view.Record.Flags.OnCreditHold || view.Record.Risk == nil || view.Record.Model.Name != "cutoff_risk" || len(view.Timeline) != 3 {
 		t.Errorf("order view = %s", body)
 	}
 	if code, _ := get(base + "/api/v1/orders/SO-unknown"); code != 404 {

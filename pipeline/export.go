@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/orderwatch/orderwatch/features"
+)
+
+// Label is the known outcome of an order, as `orderwatch simulate --labels` writes
+// it: order_id,missed_cutoff,minutes_late,exception_class.
+type Label struct {
+	MissedCutoff   bool
+	MinutesLate    float64
+	ExceptionClass string
+}
+
+// ReadLabels reads a labels CSV with a header line.
+func ReadLabels(r io.Reader) (map[string]Label, error) {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: read labels header: %w", err)
+	}
+	want := []string{"order_id", "missed_cutoff", "minutes_late", "exception_class"}
+	if len(head) < len(want) {
+		return nil, fmt.Errorf("pipeline: labels header %v, want %v", head, want)
+	}
+	for i, w := range want {
+		if head[i] != w {
+			return nil, fmt.Errorf("pipeline: labels column %d is %q, want %q", i+1, head[i], w)
+		}
+	}
+	out := map[string]Label{}
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: labels line %d: %w", line, err)
+		}
+		late, err := strconv.ParseFloat(rec[2], 64)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: labels line %d: minutes_late %q: %w", line, rec[2], err)
+		}
+		out[rec[0]] = Label{MissedCutoff: rec[1] == "1", MinutesLate: late, ExceptionClass: rec[3]}
+	}
+}
+
+// Exporter writes rows as CSV training data: order, moment, trigger, every feature
+// of the spec, the score, and the order's label when labels are given. Rows only
+// hold what had arrived by their moment, so they are point-in-time correct.
+type Exporter struct {
+	w      *csv.Writer
+	labels map[string]Label
+	rec    []string
+	err    error
+}
+
+// NewExporter writes the header line. labels may be nil.
+func NewExporter(w io.Writer, labels map[string]Label) *Exporter {
+	e := &Exporter{w: csv.NewWriter(w), labels: labels}
+	head := []string{"order_id", "moment", "trigger", "event_id"}
+	head = append(head, features.Names[:]...)
+	head = append(head, "risk")
+	if labels != nil {
+		head = append(head, "missed_cutoff", "minutes_late", "exception_class")
+	}
+	e.rec = make([]string, 0, len(head))
+	e.err = e.w.Write(head)
+	return e
+}
+
+// Row writes one row. Errors are kept for Flush.
+func (e *Exporter) Row(r *Row) {
+	if e.err != nil {
+		return
+	}
+	rec := append(e.rec[:0], r.OrderID, r.Moment.UTC().Format(time.RFC3339Nano), r.Trigger, r.EventID)
+	for _, v := range r.Vector {
+		rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
+	}
+	rec = append(rec, strconv.FormatFloat(float64(r.Risk), 'g', 6, 32))
+	if e.labels != nil {
+		if l, ok := e.labels[r.OrderID]; ok {
+			missed := "0"
+			if l.MissedCutoff {
+				missed = "1"
+			}
+			rec = append(rec, missed, strconv.FormatFloat(l.MinutesLate, 'f', -1, 64), l.ExceptionClass)
+		} else {
+			rec = append(rec, "", "", "")
+		}
+	}
+	e.rec = rec
+	e.err = e.w.Write(rec)
+}
+
+// Flush writes what is buffered and returns the first error.
+func (e *Exporter) Flush() error {
+	e.w.Flush()
+	if e.err != nil {
+		return e.err
+	}
+	return e.w.Error()
+}
