@@ -4,130 +4,111 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
+	_ "time/tzdata" // Etc zones on any machine
 
 	"github.com/orderwatch/orderwatch/features"
 )
-
-var start = time.Date(2026, 5, 21, 14, 0, 0, 0, time.UTC)
-
-// fakeClock returns a clock that advances by step on every call.
-func fakeClock(step time.Duration) func() time.Time {
-	now := start
-	return func() time.Time {
-		now = now.Add(step)
-		return now
-	}
-}
 
 type message struct {
 	subject, id string
 	data        []byte
 }
 
-// generate runs the generator core on a clock ticking at 50 events/s until it has n
-// messages.
-func generate(opts DemoOptions, n int) []message {
-	d := NewDemo(opts)
-	clock := fakeClock(20 * time.Millisecond)
-	msgs := make([]message, 0, n)
-	for len(msgs) < n {
-		if subject, id, data, ok := d.next(clock()); ok {
-			msgs = append(msgs, message{subject, id, data})
+// collector is a PublishFunc target that records what it was sent.
+type collector struct {
+	mu   sync.Mutex
+	msgs []message
+	fail int // fail this many calls before succeeding; negative: always
+	err  error
+	stop func(n int) // called with the count after each message
+}
+
+func (c *collector) publish(ctx context.Context, subject, id string, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != 0 {
+		c.fail--
+		return c.err
+	}
+	c.msgs = append(c.msgs, message{subject, id, bytes.Clone(data)})
+	if c.stop != nil {
+		c.stop(len(c.msgs))
+	}
+	return nil
+}
+
+func (c *collector) messages() []message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]message(nil), c.msgs...)
+}
+
+// runDemo runs a demo until the collector has n messages.
+func runDemo(t *testing.T, opts DemoOptions, n int) []message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c := &collector{stop: func(k int) {
+		if k >= n {
+			cancel()
 		}
+	}}
+	if err := NewDemo(opts).Run(ctx, c.publish); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	msgs := c.messages()
+	if len(msgs) < n {
+		t.Fatalf("demo published %d messages before the timeout, want %d", len(msgs), n)
 	}
 	return msgs
 }
 
-var orderID = regexp.MustCompile(`^SO-[0-9a-z]+-\d{6,}$`)
-
-var millis = regexp.MustCompile(`"occurred_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`)
-
-func TestDemoEventsValid(t *testing.T) {
-	d := NewDemo(DemoOptions{Seed: 7})
-	clock := fakeClock(20 * time.Millisecond)
-	const n = 20000
-	ids := make(map[string]bool, n)
-	seen := make(map[string]int)
-	orders := make(map[string][]string) // order id → event types in order
-	for len(ids) < n {
-		subject, id, data, ok := d.next(clock())
-		if !ok {
-			continue
-		}
+// The backlog: recent history first, every event valid, times in the past, and
+// orders at risk among them (holds and shortfalls near their cutoffs).
+func TestDemoBacklog(t *testing.T) {
+	now := time.Now()
+	msgs := runDemo(t, DemoOptions{Seed: 99, Rate: 40, BacklogRate: 1e6, Clock: func() time.Time { return now }}, 3000)
+	types := make(map[string]int)
+	ids := make(map[string]bool)
+	created := make(map[string]time.Time)
+	var atRisk int
+	for _, m := range msgs {
 		var ev features.Event
-		if err := features.Decode(data, &ev); err != nil {
-			t.Fatalf("event %s does not decode: %v\n%s", id, err, data)
+		if err := features.Decode(m.data, &ev); err != nil {
+			t.Fatalf("demo event %s does not decode: %v", m.id, err)
 		}
-		if ev.ID != id || ids[id] {
-			t.Fatalf("event id %q (msg id %q) is not unique or does not match", ev.ID, id)
+		if ev.ID != m.id || m.subject != features.Subject(ev.Type) {
+			t.Fatalf("message %s: subject %s for %s", m.id, m.subject, ev.ID)
 		}
-		ids[id] = true
-		if want := features.Subject(ev.Type); subject != want {
-			t.Fatalf("event %s: subject %q, want %q", id, subject, want)
+		if ev.OccurredAt.After(now) {
+			t.Fatalf("backlog event %s occurred at %v, after the start %v", ev.ID, ev.OccurredAt, now)
 		}
-		if !millis.Match(data) {
-			t.Fatalf("event %s: occurred_at is not RFC 3339 with milliseconds: %s", id, data)
+		ids[ev.ID] = true
+		types[ev.Type]++
+		if ev.Type == features.TypeOrderCreated {
+			created[ev.OrderID] = *ev.Data.ShipCutoff
 		}
-		if features.IsContext(ev.Type) != (ev.OrderID == "") || ev.OrderID != "" && !orderID.MatchString(ev.OrderID) {
-			t.Fatalf("event %s: order_id %q for type %s", id, ev.OrderID, ev.Type)
-		}
-		if ev.Source == "" || ev.Actor == "" {
-			t.Fatalf("event %s has no source or actor: %s", id, data)
-		}
-		seen[ev.Type]++
-		if ev.OrderID != "" {
-			orders[ev.OrderID] = append(orders[ev.OrderID], ev.Type)
+		if ev.Type == features.TypeCreditHold || ev.Type == features.TypeAllocationShort {
+			if c, ok := created[ev.OrderID]; ok && c.Sub(now) < 6*time.Hour {
+				atRisk++
+			}
 		}
 	}
-	for _, typ := range features.Types {
-		if seen[typ] == 0 {
-			t.Errorf("type %s never generated in %d events", typ, n)
-		}
+	if len(ids) < 2900 || types[features.TypeOrderCreated] < 100 || types[features.TypeWarehouseLoad] == 0 {
+		t.Errorf("backlog of %d distinct events, types %v", len(ids), types)
 	}
-	// Every order starts with order.created; a complete one ends with its invoice.
-	complete := 0
-	for id, types := range orders {
-		if types[0] != features.TypeOrderCreated {
-			t.Fatalf("order %s starts with %s", id, types[0])
-		}
-		if types[len(types)-1] == features.TypeInvoiceCreated {
-			complete++
-		}
-	}
-	if complete < len(orders)/2 {
-		t.Errorf("only %d of %d orders completed their lifecycle", complete, len(orders))
-	}
-	t.Logf("%d orders (%d complete), types: %v", len(orders), complete, seen)
-}
-
-// At a rate the network cannot sustain with real-time lifecycles, the generator
-// keeps the rate by pulling steps forward and keeps memory bounded.
-func TestDemoFullNetwork(t *testing.T) {
-	const rate = 2000
-	d := NewDemo(DemoOptions{Seed: 5, Rate: rate})
-	clock := fakeClock(time.Second / rate)
-	sent := 0
-	for range 30 * rate {
-		if _, _, _, ok := d.next(clock()); ok {
-			sent++
-		}
-		if len(d.open) > maxOpen {
-			t.Fatalf("%d open orders in memory, cap %d", len(d.open), maxOpen)
-		}
-	}
-	if len(d.open) < busyOpen || sent < 20*rate {
-		t.Errorf("%d events in 30 s at %d/s with %d open orders; want the network full and the rate kept", sent, rate, len(d.open))
+	if atRisk == 0 {
+		t.Errorf("no hold or shortfall within 6 h of its cutoff in the backlog; types %v", types)
 	}
 }
 
 func TestDemoBadEvery(t *testing.T) {
-	msgs := generate(DemoOptions{Seed: 3, BadEvery: 7}, 700)
+	msgs := runDemo(t, DemoOptions{Seed: 3, BadEvery: 7, BacklogRate: 1e6}, 700)
 	reasons := make(map[string]int)
-	for i, m := range msgs {
+	for i, m := range msgs[:700] {
 		var ev features.Event
 		err := features.Decode(m.data, &ev)
 		if (i+1)%7 != 0 {
@@ -154,90 +135,80 @@ func TestDemoBadEvery(t *testing.T) {
 	}
 }
 
-func TestDemoDeterministic(t *testing.T) {
-	a := generate(DemoOptions{Seed: 42, BadEvery: 100}, 5000)
-	b := generate(DemoOptions{Seed: 42, BadEvery: 100}, 5000)
-	for i := range a {
-		if a[i].subject != b[i].subject || a[i].id != b[i].id || !bytes.Equal(a[i].data, b[i].data) {
-			t.Fatalf("message %d differs between runs with the same seed:\n%s\n%s", i, a[i].data, b[i].data)
+// Live: after the backlog, each event is published once the clock reaches it.
+func TestDemoReleasesOnTheClock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d := NewDemo(DemoOptions{Seed: 5, Rate: 200, BacklogRate: 1e6, Clock: clock})
+	var slept time.Duration
+	d.sleep = func(ctx context.Context, dt time.Duration) error { // advance the fake clock instead
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(dt)
+		slept += dt
+		return ctx.Err()
+	}
+	start := now
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var live int
+	c := &collector{}
+	c.stop = func(int) {
+		m := c.msgs[len(c.msgs)-1]
+		var ev features.Event
+		if err := features.Decode(m.data, &ev); err != nil {
+			t.Errorf("event %s: %v", m.id, err)
+			cancel()
+			return
+		}
+		if ev.OccurredAt.After(start) {
+			live++
+			if ev.OccurredAt.After(now) {
+				t.Errorf("event %s at %v published at %v, before its time", ev.ID, ev.OccurredAt, now)
+			}
+		}
+		if now.Sub(start) > 10*time.Minute {
+			cancel()
 		}
 	}
-	c := generate(DemoOptions{Seed: 43, BadEvery: 100}, 5000)
-	same := 0
-	for i := range c {
-		if c[i].subject == a[i].subject {
-			same++
-		}
+	if err := d.Run(ctx, c.publish); err != nil {
+		t.Fatal(err)
 	}
-	if same == len(c) {
-		t.Error("seeds 42 and 43 generate the same sequence of event types")
+	// 200 events/s around midday once published orders have aged, a fifth to a third
+	// of it in the first minutes (see Demo).
+	if rate := float64(live) / now.Sub(start).Seconds(); rate < 20 || rate > 400 {
+		t.Errorf("%d live events in %v: %.0f/s, want about 200/s", live, now.Sub(start), rate)
 	}
-}
-
-// collector is a PublishFunc target that records what it was sent.
-type collector struct {
-	mu   sync.Mutex
-	msgs []message
-	fail int // fail this many calls before succeeding; negative: always
-	err  error
-}
-
-func (c *collector) publish(ctx context.Context, subject, id string, data []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fail != 0 { // negative: fail forever
-		c.fail--
-		return c.err
-	}
-	c.msgs = append(c.msgs, message{subject, id, data})
-	return nil
-}
-
-func (c *collector) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.msgs)
 }
 
 func TestDemoRunStopsOnCancel(t *testing.T) {
-	const rate, runFor = 200, 300 * time.Millisecond
-	c := &collector{}
-	ctx, cancel := context.WithTimeout(t.Context(), runFor)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	if err := NewDemo(DemoOptions{Rate: rate, Clock: fakeClock(time.Millisecond)}).Run(ctx, c.publish); err != nil {
+	c := &collector{}
+	if err := NewDemo(DemoOptions{Rate: 200}).Run(ctx, c.publish); err != nil {
 		t.Fatalf("Run = %v, want nil on cancellation", err)
 	}
-	elapsed := time.Since(began)
-	if elapsed > runFor+2*time.Second {
-		t.Errorf("Run took %v to stop after a %v timeout", elapsed, runFor)
-	}
-	n := c.len()
-	if limit := int(rate*elapsed.Seconds()) + 10; n > limit {
-		t.Errorf("published %d events in %v, more than %d at %d/s", n, elapsed, limit, rate)
-	}
-	if n == 0 {
-		t.Fatal("published nothing")
-	}
-	var ev features.Event
-	if err := features.Decode(c.msgs[0].data, &ev); err != nil || !ev.OccurredAt.Equal(start.Add(time.Millisecond)) {
-		t.Errorf("first event: %v, occurred_at %v, want the injected clock's %v", err, ev.OccurredAt, start.Add(time.Millisecond))
+	if elapsed := time.Since(began); elapsed > 5*time.Second {
+		t.Errorf("Run took %v to stop after a 300ms timeout", elapsed)
 	}
 }
 
 func TestDemoRunRetriesTransientFailures(t *testing.T) {
 	c := &collector{fail: 2, err: errors.New("nats: timeout")}
-	d := NewDemo(DemoOptions{Rate: 1000})
+	d := NewDemo(DemoOptions{Rate: 1000, BacklogRate: 1e6})
 	d.backoff = time.Millisecond
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
+	ctx, cancel := context.WithCancel(t.Context())
+	c.stop = func(n int) {
+		if n >= 10 {
+			cancel()
+		}
+	}
 	if err := d.Run(ctx, c.publish); err != nil {
 		t.Fatalf("Run = %v, want nil: two failures are transient", err)
 	}
-	if c.len() == 0 {
-		t.Fatal("nothing published after the transient failures")
-	}
-	if got := c.msgs[0].id; got != "e-1-1" {
+	if got := c.messages()[0].id; got != "e-1-1" {
 		t.Errorf("first published id = %s, want the retried e-1-1", got)
 	}
 }
@@ -247,7 +218,7 @@ func TestDemoRunFailsOnPersistentError(t *testing.T) {
 	c := &collector{fail: -1, err: errDown}
 	d := NewDemo(DemoOptions{Rate: 1000})
 	d.backoff = time.Millisecond
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	err := d.Run(ctx, c.publish)
 	if !errors.Is(err, errDown) {
@@ -260,10 +231,38 @@ func TestDemoRunFailsOnPersistentError(t *testing.T) {
 
 func TestNewDemoDefaults(t *testing.T) {
 	d := NewDemo(DemoOptions{})
-	if d.seed != 1 || d.rate != 50 || d.clock == nil || d.log == nil || d.badEvery != 0 {
-		t.Errorf("defaults: seed %d rate %v badEvery %d", d.seed, d.rate, d.badEvery)
+	if d.seed != 1 || d.rate != 40 || d.clock == nil || d.log == nil || d.badEvery != 0 ||
+		d.warmup != 6*time.Hour || d.backlogRate != 2000 || d.faults != DefaultFaults || d.scenario != Normal {
+		t.Errorf("defaults: %+v", d)
 	}
-	if len(d.customers) != 40 {
-		t.Errorf("%d customers, want 40", len(d.customers))
+	if d := NewDemo(DemoOptions{Rate: 400}); d.warmup != time.Hour {
+		t.Errorf("warm-up at 400/s = %v, want 1h", d.warmup)
+	}
+}
+
+func TestLocalShift(t *testing.T) {
+	for h := range 7 * 24 {
+		now := time.Date(2026, 5, 17, h, 30, 0, 0, time.UTC)
+		shift, days := localShift(now)
+		z := zoneCentral
+		z.shift, z.days = shift.Milliseconds(), int64(days)
+		_, wd, ms := z.local(now.UnixMilli())
+		if local := ms / msHour; local < 9 || local > 17 || wd == 0 || wd == 6 {
+			t.Errorf("at %v the shifted HQ time is weekday %d hour %d", now, wd, local)
+		}
+		for _, wz := range []zone{zoneEastern, zonePacific, zoneMountain, zoneCentral} {
+			wz.shift = shift.Milliseconds()
+			off := wz.offset(now.UnixMilli())
+			if off < -12*msHour || off > 12*msHour {
+				t.Errorf("at %v zone %s offset %v", now, wz.name, time.Duration(off)*time.Millisecond)
+			}
+			loc, err := time.LoadLocation(wz.tzName(now.UnixMilli()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, o := now.In(loc).Zone(); int64(o)*1000 != off {
+				t.Errorf("at %v zone %s shifted by %v: %s has offset %ds, want %dms", now, wz.name, shift, wz.tzName(now.UnixMilli()), o, off)
+			}
+		}
 	}
 }
