@@ -1,0 +1,149 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "orderwatch.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every flag of run binds a runConfig field; the file must have a key for each.
+func TestConfigFileHasAKeyForEveryFlag(t *testing.T) {
+	var run, file []string
+	for f := range reflect.TypeFor[runConfig]().Fields() {
+		run = append(run, f.Name)
+	}
+	for f := range reflect.TypeFor[fileConfig]().Fields() {
+		file = append(file, f.Name)
+	}
+	slices.Sort(run)
+	slices.Sort(file)
+	if !slices.Equal(run, file) {
+		t.Errorf("runConfig fields %v, fileConfig fields %v: add the new flag to fileConfig, deploy/orderwatch.example.yaml and the README", run, file)
+	}
+}
+
+func TestExampleConfigIsValidAndComplete(t *testing.T) {
+	const example = "../../deploy/orderwatch.example.yaml"
+	kv, err := loadConfigFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range kv {
+		keys = append(keys, e[0])
+	}
+	if !slices.Equal(keys, configKeys()) {
+		t.Errorf("example has keys %v, want every key %v", keys, configKeys())
+	}
+	got, err := parseRunFlags([]string{"--config", example})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := parseRunFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != defaults {
+		t.Errorf("example config gives %+v, want the defaults %+v (it documents them)", got, defaults)
+	}
+}
+
+func TestConfigFileSetsEveryFlag(t *testing.T) {
+	p := writeConfig(t, `
+data: /srv/orderwatch
+http: 0.0.0.0:9090
+nats-listen: 127.0.0.1:14222
+nats-url: nats://nats.internal:4222
+nats-sync: 1s
+models: /srv/models
+policy: /etc/orderwatch/policy.yaml
+demo: true
+demo-rate: 12.5
+batch-size: 64
+log-format: json
+log-level: debug
+`)
+	got, err := parseRunFlags([]string{"--config", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runConfig{
+		Data: "/srv/orderwatch", HTTP: "0.0.0.0:9090", NATSListen: "127.0.0.1:14222",
+		NATSURL: "nats://nats.internal:4222", NATSSync: "1s", Models: "/srv/models",
+		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
+		LogFormat: "json", LogLevel: "debug",
+	}
+	if got != want {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestFlagsWinOverConfigFile(t *testing.T) {
+	p := writeConfig(t, "data: /from/file\ndemo: true\nbatch-size: 64\nlog-level: warn\n")
+	got, err := parseRunFlags([]string{"--data", "/from/flag", "--demo=false", "--config", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Data != "/from/flag" || got.Demo || got.BatchSize != 64 || got.LogLevel != "warn" {
+		t.Errorf("got %+v, want data and demo from the flags, batch-size and log-level from the file", got)
+	}
+	if got.Models != filepath.Join("/from/flag", "models") {
+		t.Errorf("models = %q, want the default under the data dir given", got.Models)
+	}
+}
+
+func TestEmptyConfigFileChangesNothing(t *testing.T) {
+	got, err := parseRunFlags([]string{"--config", writeConfig(t, "# nothing yet\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defaults, _ := parseRunFlags(nil); got != defaults {
+		t.Errorf("got %+v, want the defaults", got)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       []string // substrings of the error, besides the file name
+	}{
+		{"unknown key", "data: ./d\nbatchsize: 10\n", []string{`line 2: unknown key "batchsize"`, "known keys: data, http"}},
+		{"key of another command", "config: other.yaml\n", []string{`unknown key "config"`}},
+		{"bad number", "batch-size: many\n", []string{"batch-size", `"many"`}},
+		{"bad bool", "demo: maybe\n", []string{"demo", `"maybe"`}},
+		{"not a scalar", "data:\n  dir: x\n", []string{"line 2", "!!map"}},
+		{"not a mapping", "- data\n", []string{"!!seq"}},
+		{"not YAML", "data: [\n", []string{"yaml"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.text)
+			_, err := parseRunFlags([]string{"--config", p})
+			if err == nil {
+				t.Fatalf("no error for %q", tc.text)
+			}
+			for _, w := range append(tc.want, p) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "nope.yaml")
+		if _, err := parseRunFlags([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("error %v, want one naming %s", err, p)
+		}
+	})
+}
