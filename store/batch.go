@@ -19,8 +19,9 @@ const (
 	CounterActionsPublished = "actions_published"
 )
 
-// Batch collects the effects of one pipeline batch and commits them atomically with
-// one fsync. A Batch is used by one goroutine; call Commit or Discard exactly once.
+// Batch collects the effects of one pipeline batch (or of one approval or
+// escalation) and commits them atomically with one fsync. A Batch is used by one
+// goroutine; call Commit or Discard exactly once (Discard after Commit is safe).
 type Batch struct {
 	s      *Store
 	txn    *badger.Txn

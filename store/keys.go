@@ -10,14 +10,38 @@ import "encoding/binary"
 //	t/<order>\x00<nanos BE><event> timeline entry: the event's bytes, by event time
 //	d/<decision>                   decision record (JSON); ids sort by time
 //	r/<order>\x00<decision>        index: an order's decisions
-//	q/<decision>                   outbox entry awaiting its executor
-//	x/<decision>                   execution outcome of a decision
+//	q/<entry>                      outbox entry awaiting its executor (see below)
+//	x/<entry>                      final outcome of an outbox entry, written with its removal
+//	y/<entry>\x00<n BE4>           execution attempt n (from 1) of an outbox entry; append-only
+//	h/<decision>\x00<nanos BE><kind> trail of a decision: approval, rejection, escalation,
+//	                               acknowledgement, each with who and why; append-only
+//	p/<decision>                   open item: the decision waits for a person, to approve
+//	                               (or reject) it or to acknowledge its execution
+//	w/<due nanos BE><decision>     escalation timer: the current tier's SLA ends at due
+//	l/<action>\x00<scope>\x00<value> rate-limit window: times of the executions of an action
+//	                               for one warehouse, customer or carrier in the last hour (TTL)
+//	n/<order>\x00<action>          cooldown: when the action last fired for the order (TTL)
+//	v/<order>\x00<nanos BE>        score point of an order at a scoring moment (TTL)
+//	g/<name>                       governance setting changed at run time (the kill switch)
 //	s/<seq BE>                     stream sequence already committed (TTL)
 //	e/<event id>                   event id already applied, value its stream seq (TTL)
 //	c/<name>                       durable counter, uint64 BE
 //	u/<due nanos BE><order>        rescoring due for an order at that time
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
 //	m/<name>                       pipeline metadata (the watermark)
+//
+// An outbox entry id is the decision id for the decision's JetStream command, and
+// the decision id with a suffix for the other deliveries it causes: "~webhook" (its
+// webhook), "~esc<tier>" (the escalation command of a tier), "~esc<tier>~webhook".
+// So x/<decision> is the outcome of the command itself, and a prefix scan of
+// x/<decision>, y/<decision> finds every delivery of one decision. Decision ids have
+// a fixed length, so one id is never the prefix of another.
+//
+// Rate-limit windows (l/) and the kill switch (g/) are per instance, not per order:
+// after moving a partition, its limits start afresh. The pipeline batch is the only
+// writer of l/, n/ and v/; approvals, escalations and executors write p/, w/, h/,
+// q/, x/, y/ in their own transactions, which conflict (and are retried) when two
+// of them race for the same decision.
 const (
 	pOrder    = "o/"
 	pTimeline = "t/"
@@ -31,6 +55,14 @@ const (
 	pDue      = "u/"
 	pContext  = "k/"
 	pMeta     = "m/"
+	pAttempt  = "y/"
+	pTrail    = "h/"
+	pPending  = "p/"
+	pTimer    = "w/"
+	pWindow   = "l/"
+	pCooldown = "n/"
+	pScore    = "v/"
+	pSetting  = "g/"
 )
 
 func key(prefix string, parts ...string) []byte {

@@ -56,6 +56,10 @@ type OrderView struct {
 	Timeline  [][]byte // events, by event time
 	Decisions [][]byte // decision records, oldest first
 	Outcomes  [][]byte // execution outcomes, where known, in the order of Decisions (nil when pending)
+	// Details holds each decision with its trail, deliveries and open item, in the
+	// order of Decisions.
+	Details []DecisionView
+	Scores  [][]byte // score points, by time
 }
 
 // Order reads an order's record, timeline and decisions. It returns ErrNotFound when
@@ -81,18 +85,16 @@ func (s *Store) Order(id string) (OrderView, error) {
 			return err
 		}
 		for _, did := range ids {
-			rec, err := get(txn, key(pDecision, did))
+			d, err := readDecision(txn, did)
 			if err != nil {
 				return fmt.Errorf("decision %s: %w", did, err)
 			}
-			out, err := get(txn, key(pOutcome, did))
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("outcome %s: %w", did, err)
-			}
-			v.Decisions = append(v.Decisions, rec)
-			v.Outcomes = append(v.Outcomes, out)
+			v.Decisions = append(v.Decisions, d.Record)
+			v.Outcomes = append(v.Outcomes, d.Outcomes[""])
+			v.Details = append(v.Details, d)
 		}
-		return nil
+		v.Scores, err = values(txn, key(pScore, id, ""), 0)
+		return err
 	})
 	if errors.Is(err, ErrNotFound) {
 		return OrderView{}, ErrNotFound
@@ -160,27 +162,29 @@ func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
 // CompleteOutbox removes a command from the outbox and records its outcome, in one
 // synced commit. published says whether it counts as a published action.
 func (s *Store) CompleteOutbox(decisionID string, outcome []byte, published bool) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(key(pOutbox, decisionID)); err != nil {
-			return err
-		}
-		if err := txn.Set(key(pOutcome, decisionID), outcome); err != nil {
-			return err
-		}
-		if !published {
-			return nil
-		}
-		k := key(pCounter, CounterActionsPublished)
-		n, err := readInt(txn, k)
-		if err != nil {
-			return err
-		}
-		return txn.Set(k, binary.BigEndian.AppendUint64(nil, uint64(n+1)))
-	})
+	err := s.db.Update(func(txn *badger.Txn) error { return completeOutbox(txn, decisionID, outcome, published) })
 	if err != nil {
 		return fmt.Errorf("store: complete outbox entry %s: %w", decisionID, err)
 	}
 	return nil
+}
+
+func completeOutbox(txn *badger.Txn, entry string, outcome []byte, published bool) error {
+	if err := txn.Delete(key(pOutbox, entry)); err != nil {
+		return err
+	}
+	if err := txn.Set(key(pOutcome, entry), outcome); err != nil {
+		return err
+	}
+	if !published {
+		return nil
+	}
+	k := key(pCounter, CounterActionsPublished)
+	n, err := readInt(txn, k)
+	if err != nil {
+		return err
+	}
+	return txn.Set(k, binary.BigEndian.AppendUint64(nil, uint64(n+1)))
 }
 
 func get(txn *badger.Txn, k []byte) ([]byte, error) {

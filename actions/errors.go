@@ -1,0 +1,20 @@
+package actions
+
+import "errors"
+
+// ErrNotFound is returned by the Governor when no decision has the id.
+var ErrNotFound = errors.New("actions: no such decision")
+
+// ErrNotWaiting is returned by the Governor when the decision does not wait for
+// what was asked: it is not pending approval (approve, reject) or not awaiting an
+// acknowledgement (ack), usually because someone else acted first. The error
+// message says what the decision's state is.
+var ErrNotWaiting = errors.New("actions: not waiting")
+
+// ErrHalted is returned by Governor.Approve while a kill switch is on: nothing may
+// be executed, so nothing is approved.
+var ErrHalted = errors.New("actions: kill switch is on, nothing is executed")
+
+// ErrBusy is returned when a change kept conflicting with concurrent changes of the
+// same decision; the caller may try again.
+var ErrBusy = errors.New("actions: decision changed concurrently, try again")

@@ -1,0 +1,404 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// GovernorOptions configures a Governor.
+type GovernorOptions struct {
+	Store  *store.Store // required
+	Policy *Policy      // required; its kill switch (UseKillSwitch) is the one SetKillSwitch turns
+	// Wake is called after a change queued commands (the executor's Wake).
+	Wake func()
+	// Clock gives the time of approvals and escalations; nil means time.Now.
+	Clock func() time.Time
+	// Interval between scans for escalation timers that are due. Zero means 1s.
+	Interval   time.Duration
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means no metrics
+}
+
+// Governor applies what people decide about decisions (approve, reject,
+// acknowledge, the runtime kill switch) and escalates a decision that waits past
+// its tier's SLA to the next team of its ladder. Every change is one Badger commit
+// holding the trail record and the commands it queues; two changes racing for the
+// same decision conflict and the later one sees the earlier's result. All methods
+// are safe for concurrent use; Run blocks.
+type Governor struct {
+	opts        GovernorOptions
+	log         *slog.Logger
+	escalations *prometheus.CounterVec
+	answers     *prometheus.CounterVec
+}
+
+// NewGovernor validates opts and builds a governor. With a Registerer it also
+// registers the gauges read from the store at scrape time: pending approvals, the
+// oldest one's age, pending acknowledgements, suppressed decisions by reason and
+// the kill switch.
+func NewGovernor(opts GovernorOptions) (*Governor, error) {
+	if opts.Store == nil || opts.Policy == nil {
+		return nil, errors.New("actions: GovernorOptions.Store and .Policy are required")
+	}
+	if opts.Wake == nil {
+		opts.Wake = func() {}
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Governor{
+		opts: opts,
+		log:  opts.Logger.With("component", "governor"),
+		escalations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_escalations_total",
+			Help: "Waiting decisions moved to a tier of their escalation ladder (tier 1 is the first escalation), by tier and what they wait for.",
+		}, []string{"tier", "waiting"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_approval_answers_total",
+			Help: "Answers people gave to waiting decisions: approved, rejected, acknowledged.",
+		}, []string{"answer"}),
+	}
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{g.escalations, g.answers, newStoreCollector(opts.Store, opts.Policy, opts.Clock)} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("actions: register governor metrics: %w", err)
+			}
+		}
+	}
+	return g, nil
+}
+
+// Run escalates due waits until ctx is done. Waits that fell due while the process
+// was down escalate on the first pass.
+func (g *Governor) Run(ctx context.Context) error {
+	t := time.NewTicker(g.opts.Interval)
+	defer t.Stop()
+	var failing bool
+	for {
+		if _, err := g.EscalateDue(); err != nil {
+			if !failing {
+				g.log.Error("escalation pass failed, will retry", "err", err)
+			}
+			failing = true
+		} else {
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// EscalateDue moves every wait whose tier's SLA has ended by now to its next tier
+// and reports how many moved.
+func (g *Governor) EscalateDue() (int, error) {
+	now := g.opts.Clock().UTC()
+	moved := 0
+	for range 64 { // bounded: 64 pages of 256 per pass
+		timers, err := g.opts.Store.DueTimers(now, 256)
+		if err != nil {
+			return moved, err
+		}
+		for _, t := range timers {
+			ok, err := g.escalate(t, now)
+			if err != nil {
+				return moved, fmt.Errorf("escalate decision %s: %w", t.Decision, err)
+			}
+			if ok {
+				moved++
+			}
+		}
+		if len(timers) < 256 {
+			break
+		}
+	}
+	if moved > 0 {
+		g.opts.Wake()
+	}
+	return moved, nil
+}
+
+func (g *Governor) escalate(t store.Timer, now time.Time) (bool, error) {
+	var moved bool
+	var tier int
+	var waiting string
+	err := g.update(func(b *store.Batch) error {
+		moved = false
+		if _, err := b.Timer(t.Due, t.Decision); errors.Is(err, store.ErrNotFound) {
+			return nil // answered or moved meanwhile
+		} else if err != nil {
+			return err
+		}
+		if err := b.DeleteTimer(t.Due, t.Decision); err != nil {
+			return err
+		}
+		it, err := readOpen(b, t.Decision)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !it.Due.Equal(t.Due)) {
+			return nil // a stale timer: drop it
+		}
+		if err != nil {
+			return err
+		}
+		from := it.Team
+		rec := TrailRecord{At: now, DecisionID: it.DecisionID, Waiting: it.Kind, FromTeam: from,
+			Reason: fmt.Sprintf("waiting for %s since %s; %s's SLA ended at %s", waitingFor(it.Kind),
+				it.Since.Format(time.RFC3339), from, it.Due.Format(time.RFC3339))}
+		next := it.Tier + 1
+		if next >= len(it.Ladder) {
+			it.Due = time.Time{}
+			rec.Kind, rec.Tier, rec.Team = TrailExhausted, it.Tier, from
+			if err := putOpen(b, &it); err != nil {
+				return err
+			}
+			return appendTrail(b, &rec)
+		}
+		it.Tier, it.Team, it.Due = next, it.Ladder[next].Team, now.Add(it.Ladder[next].SLA.D())
+		rec.Kind, rec.Tier, rec.Team = TrailEscalated, next, it.Team
+		if err := b.PutTimer(it.Due, it.DecisionID, []byte(it.Kind)); err != nil {
+			return err
+		}
+		if err := putOpen(b, &it); err != nil {
+			return err
+		}
+		if err := appendTrail(b, &rec); err != nil {
+			return err
+		}
+		raw, err := b.Decision(it.DecisionID)
+		if err != nil {
+			return fmt.Errorf("read decision: %w", err)
+		}
+		var d Decision
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("decode decision: %w", err)
+		}
+		cmd := d.Command()
+		cmd.Action, cmd.Escalates, cmd.Tier, cmd.Team = ActionEscalate, d.Action, next, it.Team
+		cmd.Waiting, cmd.WaitingSince = it.Kind, it.Since
+		cmd.IdempotencyKey = escalationKey(d.IdempotencyKey, next)
+		moved, tier, waiting = true, next, it.Kind
+		return g.opts.Policy.enqueue(b, escalationEntry(d.ID, next), &cmd, cmd.IdempotencyKey)
+	})
+	if moved {
+		g.escalations.WithLabelValues(strconv.Itoa(tier), waiting).Inc()
+	}
+	return moved, err
+}
+
+func waitingFor(kind string) string {
+	if kind == OpenAck {
+		return "an acknowledgement"
+	}
+	return "approval"
+}
+
+// Approve approves a decision pending approval: the trail records who and why, and
+// the command is queued for the executor in the same commit. With require_ack the
+// wait for an acknowledgement starts. It returns ErrNotFound, ErrNotWaiting (with
+// the decision's state) or ErrHalted while a kill switch is on.
+func (g *Governor) Approve(id, by, reason string) error {
+	if halted, why := g.opts.Policy.Halted(); halted {
+		return fmt.Errorf("%w (%s): turn it off before approving", ErrHalted, why)
+	}
+	return g.answer(id, OpenApproval, TrailApproved, by, reason, func(b *store.Batch, it *OpenItem, d *Decision, now time.Time) error {
+		cmd := d.Command()
+		cmd.ApprovedBy, cmd.ApprovalReason, cmd.ApprovedAt = by, reason, now
+		if err := g.opts.Policy.enqueue(b, d.ID, &cmd, d.IdempotencyKey); err != nil {
+			return err
+		}
+		if d.RequireAck {
+			return openItem(b, d, OpenAck, it.Ladder, now)
+		}
+		return nil
+	})
+}
+
+// Reject rejects a decision pending approval; nothing is executed and the trail
+// records who and why.
+func (g *Governor) Reject(id, by, reason string) error {
+	return g.answer(id, OpenApproval, TrailRejected, by, reason, nil)
+}
+
+// Ack acknowledges an executed decision that waits for it, which ends its
+// escalation.
+func (g *Governor) Ack(id, by, reason string) error {
+	return g.answer(id, OpenAck, TrailAcknowledged, by, reason, nil)
+}
+
+func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.Batch, *OpenItem, *Decision, time.Time) error) error {
+	now := g.opts.Clock().UTC()
+	err := g.update(func(b *store.Batch) error {
+		raw, err := b.Decision(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		var d Decision
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("decode decision %s: %w", id, err)
+		}
+		it, err := readOpen(b, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && it.Kind != kind) {
+			return g.notWaiting(id, kind)
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.DeleteOpen(id); err != nil {
+			return err
+		}
+		if !it.Due.IsZero() {
+			if err := b.DeleteTimer(it.Due, id); err != nil {
+				return err
+			}
+		}
+		rec := TrailRecord{At: now, Kind: trail, DecisionID: id, By: by, Reason: reason, Tier: it.Tier, Team: it.Team}
+		if err := appendTrail(b, &rec); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(b, &it, &d, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.answers.WithLabelValues(trail).Inc()
+	g.log.Info("decision answered", "decision", id, "answer", trail, "by", by)
+	if trail == TrailApproved {
+		g.opts.Wake()
+	}
+	return nil
+}
+
+// notWaiting describes why a decision does not wait for kind.
+func (g *Governor) notWaiting(id, kind string) error {
+	dv, err := g.opts.Store.Decision(id)
+	if err != nil {
+		return fmt.Errorf("%w: decision %s does not wait for %s", ErrNotWaiting, id, waitingFor(kind))
+	}
+	v, err := NewView(dv, g.opts.Clock())
+	if err != nil {
+		return err
+	}
+	state := v.State
+	if n := len(v.Trail); n > 0 && v.Trail[n-1].By != "" {
+		last := v.Trail[n-1]
+		state += fmt.Sprintf(" (%s by %s at %s)", last.Kind, last.By, last.At.Format(time.RFC3339))
+	}
+	return fmt.Errorf("%w: decision %s is %s, it does not wait for %s", ErrNotWaiting, id, state, waitingFor(kind))
+}
+
+// update runs fn in a batch and commits it, retrying when a concurrent change of
+// the same decision conflicts.
+func (g *Governor) update(fn func(*store.Batch) error) error {
+	for range 5 {
+		b := g.opts.Store.NewBatch()
+		err := fn(b)
+		if err == nil {
+			err = b.Commit()
+		}
+		b.Discard()
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return ErrBusy
+}
+
+func readOpen(b *store.Batch, id string) (OpenItem, error) {
+	var it OpenItem
+	v, err := b.Open(id)
+	if err != nil {
+		return it, err
+	}
+	if err := json.Unmarshal(v, &it); err != nil {
+		return it, fmt.Errorf("decode open item of %s: %w", id, err)
+	}
+	return it, nil
+}
+
+// Waiting lists up to limit decisions that wait for a person (the oldest decisions
+// first), ordered by how long they have waited; kind filters by what they wait for
+// (OpenApproval, OpenAck) unless empty. It also returns how many wait in all.
+func (g *Governor) Waiting(kind string, limit int) ([]View, int, error) {
+	items, err := g.opts.Store.OpenItems()
+	if err != nil {
+		return nil, 0, err
+	}
+	now := g.opts.Clock()
+	out := []View{}
+	total := 0
+	for _, oi := range items {
+		var it OpenItem
+		if err := json.Unmarshal(oi.Value, &it); err != nil {
+			return nil, 0, fmt.Errorf("decode open item of %s: %w", oi.Decision, err)
+		}
+		if kind != "" && it.Kind != kind {
+			continue
+		}
+		if total++; len(out) >= limit {
+			continue
+		}
+		dv, err := g.opts.Store.Decision(oi.Decision)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		v, err := NewView(dv, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		if v.Waiting != nil {
+			out = append(out, v)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Waiting.Since.Before(out[j].Waiting.Since) })
+	return out, total, nil
+}
+
+// KillSwitch returns the runtime kill switch's state and whether the policy's
+// setting halts actions regardless.
+func (g *Governor) KillSwitch() (KillState, bool) {
+	return g.opts.Policy.KillSwitch().State(), g.opts.Policy.Settings.KillSwitch
+}
+
+// SetKillSwitch turns the runtime kill switch on or off. Turning it off wakes the
+// executor, which resumes draining the outbox.
+func (g *Governor) SetKillSwitch(on bool, by, reason string) (KillState, error) {
+	k := g.opts.Policy.KillSwitch()
+	if k == nil {
+		return KillState{}, errors.New("actions: no runtime kill switch: the policy was not given one (UseKillSwitch)")
+	}
+	s, err := k.Set(on, by, reason, g.opts.Clock())
+	if err != nil {
+		return s, err
+	}
+	g.log.Warn("kill switch changed", "on", on, "by", by, "reason", reason)
+	if !on {
+		g.opts.Wake()
+	}
+	return s, nil
+}

@@ -1,0 +1,249 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// decisionsList serves GET /api/v1/decisions?order=ID&since=T&limit=N: decisions
+// with their state, newest first.
+func (s *server) decisionsList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	dq := store.DecisionsQuery{Order: q.Get("order"), Limit: 100}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
+			return
+		}
+		dq.Limit = n
+	}
+	if since := q.Get("since"); since != "" {
+		t, err := parseSince(since, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		dq.Since = t
+	}
+	dvs, err := s.o.Store.FindDecisions(dq)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	views, err := s.views(dvs)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"decisions": views})
+}
+
+// parseSince reads an RFC 3339 time or a duration back from now ("2h").
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("since %q: want an RFC 3339 time (2026-11-22T14:00:00Z) or a duration back from now (90m)", v)
+}
+
+func (s *server) views(dvs []store.DecisionView) ([]actions.View, error) {
+	now := time.Now()
+	out := make([]actions.View, 0, len(dvs))
+	for _, dv := range dvs {
+		v, err := actions.NewView(dv, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// decisionShow serves GET /api/v1/decisions/{id}: one decision, its trail,
+// attempts and outcomes.
+func (s *server) decisionShow(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	dv, err := s.o.Store.Decision(id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "decision "+id+" is not known")
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	v, err := actions.NewView(dv, time.Now())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// approvals serves GET /api/v1/approvals?waiting=approval|ack|all&limit=N:
+// decisions that wait for a person, oldest first, with their age, and how many wait
+// in all.
+func (s *server) approvals(w http.ResponseWriter, r *http.Request) {
+	kind := r.URL.Query().Get("waiting")
+	switch kind {
+	case "":
+		kind = actions.OpenApproval
+	case actions.OpenApproval, actions.OpenAck:
+	case "all":
+		kind = ""
+	default:
+		writeError(w, http.StatusBadRequest, "waiting must be approval, ack or all")
+		return
+	}
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	vs, total, err := s.o.Governor.Waiting(kind, limit)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": vs, "total": total})
+}
+
+// answerBody is the body of approve, reject and ack.
+type answerBody struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+// answer serves the POSTs that answer a waiting decision. The body names who
+// answers and why; the trail keeps both.
+func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b answerBody
+		if msg := decodeBody(w, r, &b); msg != "" {
+			writeError(w, http.StatusBadRequest, msg+`: the body is {"by": "your name", "reason": "why"}`)
+			return
+		}
+		b.By, b.Reason = strings.TrimSpace(b.By), strings.TrimSpace(b.Reason)
+		if msg := checkText("by", b.By, 128, true); msg != "" {
+			writeError(w, http.StatusBadRequest, msg)
+			return
+		}
+		if msg := checkText("reason", b.Reason, 1000, reasonRequired); msg != "" {
+			writeError(w, http.StatusBadRequest, msg)
+			return
+		}
+		id := r.PathValue("id")
+		err := fn(id, b.By, b.Reason)
+		switch {
+		case errors.Is(err, actions.ErrNotFound):
+			writeError(w, http.StatusNotFound, "decision "+id+" is not known")
+			return
+		case errors.Is(err, actions.ErrNotWaiting), errors.Is(err, actions.ErrHalted):
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		case errors.Is(err, actions.ErrBusy):
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		case err != nil:
+			s.fail(w, err)
+			return
+		}
+		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", b.By)
+		dv, err := s.o.Store.Decision(id)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		v, err := actions.NewView(dv, time.Now())
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// killSwitch serves GET /api/v1/killswitch.
+func (s *server) killSwitch(w http.ResponseWriter, _ *http.Request) {
+	st, policy := s.o.Governor.KillSwitch()
+	writeJSON(w, http.StatusOK, map[string]any{"runtime": st, "policy": policy, "halted": st.On || policy})
+}
+
+// setKillSwitch serves POST /api/v1/killswitch with {"on": true, "by": "...",
+// "reason": "..."}.
+func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		On     *bool  `json:"on"`
+		By     string `json:"by"`
+		Reason string `json:"reason"`
+	}
+	if msg := decodeBody(w, r, &b); msg != "" || b.On == nil {
+		if msg == "" {
+			msg = "on is missing"
+		}
+		writeError(w, http.StatusBadRequest, msg+`: the body is {"on": true, "by": "your name", "reason": "why"}`)
+		return
+	}
+	b.By, b.Reason = strings.TrimSpace(b.By), strings.TrimSpace(b.Reason)
+	if msg := checkText("by", b.By, 128, true); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if msg := checkText("reason", b.Reason, 1000, true); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	st, err := s.o.Governor.SetKillSwitch(*b.On, b.By, b.Reason)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	_, policy := s.o.Governor.KillSwitch()
+	writeJSON(w, http.StatusOK, map[string]any{"runtime": st, "policy": policy, "halted": st.On || policy})
+}
+
+// decodeBody reads a small JSON body with no unknown fields; it returns what is
+// wrong, or "".
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) string {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return "bad body: " + err.Error()
+	}
+	return ""
+}
+
+// checkText checks a person's name or reason: present when required, bounded, no
+// control characters.
+func checkText(field, v string, maxLen int, required bool) string {
+	switch {
+	case v == "" && required:
+		return field + " is required: the trail keeps who answered and why"
+	case len(v) > maxLen:
+		return fmt.Sprintf("%s is longer than %d bytes", field, maxLen)
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return field + " holds control characters"
+	}
+	return ""
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// historyEntry is one line of an order's history: an event, a score, a decision,
+// or what happened to a decision since (an answer, an escalation, a delivery
+// attempt, an outcome), with who did it.
+type historyEntry struct {
+	At   time.Time `json:"at"`
+	Kind string    `json:"kind"` // event, score, decision, approved, rejected, acknowledged, escalated, ladder_exhausted, attempt, outcome
+	What string    `json:"what"`
+	Who  string    `json:"who,omitempty"`
+	Ref  string    `json:"ref,omitempty"` // the event id, decision id or outbox entry
+}
+
+// kindRank orders entries of the same instant: the event, then its score, then
+// the decision it led to, then what happened to the decision.
+var kindRank = map[string]int{"event": 0, "score": 1, "decision": 2}
+
+// history merges an order's events, scores, decisions and their trails, attempts
+// and outcomes into one list by time.
+func history(v store.OrderView, views []actions.View) []historyEntry {
+	var h []historyEntry
+	for _, raw := range v.Timeline {
+		var ev struct {
+			ID         string    `json:"id"`
+			Type       string    `json:"type"`
+			OccurredAt time.Time `json:"occurred_at"`
+			Source     string    `json:"source"`
+			Actor      string    `json:"actor"`
+			Data       struct {
+				Reason, Text, Change, Warehouse string
+			} `json:"data"`
+		}
+		if json.Unmarshal(raw, &ev) != nil {
+			continue
+		}
+		what := ev.Type
+		for _, s := range []string{ev.Data.Change, ev.Data.Reason, ev.Data.Warehouse, ev.Data.Text} {
+			if s != "" {
+				what += ": " + clip(s, 120)
+				break
+			}
+		}
+		who := ev.Actor
+		if ev.Source != "" {
+			who = strings.TrimSpace(ev.Actor + " (" + ev.Source + ")")
+		}
+		h = append(h, historyEntry{At: ev.OccurredAt, Kind: "event", What: what, Who: who, Ref: ev.ID})
+	}
+	for _, raw := range v.Scores {
+		var s actions.ScorePoint
+		if json.Unmarshal(raw, &s) != nil {
+			continue
+		}
+		what := fmt.Sprintf("risk %.2f", s.Risk)
+		if top, p := topClass(s.Classes); top != "" {
+			what += fmt.Sprintf(", likely exception %s (%.2f)", top, p)
+		}
+		if s.Degraded {
+			what += ", degraded (rules fallback)"
+		}
+		ref := s.Event
+		if s.Trigger == "timer" {
+			what += ", rescored by timer"
+			ref = ""
+		}
+		h = append(h, historyEntry{At: s.At, Kind: "score", What: what, Who: s.Model, Ref: ref})
+	}
+	for _, vw := range views {
+		d := &vw.Decision
+		what := fmt.Sprintf("%s %s by rule %s (%s)", d.Action, d.Status, d.RuleID, d.Mode)
+		if d.SuppressedBy != "" {
+			what += ": " + d.SuppressedBy + ", " + d.SuppressedNote
+		}
+		if d.Target != "" {
+			what += ", to " + d.Target
+		}
+		h = append(h, historyEntry{At: d.At, Kind: "decision", What: what, Who: "policy " + d.PolicyVersion, Ref: d.ID})
+		for _, t := range vw.Trail {
+			what := t.Kind
+			switch t.Kind {
+			case actions.TrailEscalated:
+				what = fmt.Sprintf("escalated to tier %d (%s) from %s", t.Tier, t.Team, t.FromTeam)
+			case actions.TrailExhausted:
+				what = fmt.Sprintf("escalation ladder exhausted at %s", t.Team)
+			}
+			if t.Reason != "" {
+				what += ": " + t.Reason
+			}
+			who := t.By
+			if who == "" {
+				who = "orderwatch"
+			}
+			h = append(h, historyEntry{At: t.At, Kind: t.Kind, What: what, Who: who, Ref: d.ID})
+		}
+		for _, a := range vw.Attempts {
+			what := fmt.Sprintf("%s attempt %d ok", a.Target, a.N)
+			if !a.OK {
+				what = fmt.Sprintf("%s attempt %d failed: %s", a.Target, a.N, a.Error)
+			}
+			h = append(h, historyEntry{At: a.At, Kind: "attempt", What: what, Who: "executor", Ref: a.Entry})
+		}
+		for _, o := range vw.Outcomes {
+			what := o.Status
+			switch {
+			case o.Subject != "":
+				what += " on " + o.Subject
+			case o.URL != "":
+				what += " to " + o.URL
+			}
+			if o.Error != "" {
+				what += ": " + o.Error
+			}
+			h = append(h, historyEntry{At: o.At, Kind: "outcome", What: what, Who: "executor", Ref: o.Entry})
+		}
+	}
+	sort.SliceStable(h, func(i, j int) bool {
+		if !h[i].At.Equal(h[j].At) {
+			return h[i].At.Before(h[j].At)
+		}
+		return rank(h[i].Kind) < rank(h[j].Kind)
+	})
+	if h == nil {
+		h = []historyEntry{}
+	}
+	return h
+}
+
+func rank(kind string) int {
+	if r, ok := kindRank[kind]; ok {
+		return r
+	}
+	return 3
+}
+
+func topClass(classes map[string]float64) (string, float64) {
+	best, p := "", 0.0
+	for c, v := range classes {
+		if c != "none" && (v > p || (v == p && c < best)) {
+			best, p = c, v
+		}
+	}
+	return best, p
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+)
+
+const decisionsUsage = `usage:
+  orderwatch decisions list [--order ID] [--since T] [--limit N] [--json] [--api URL]
+        decisions, newest first; T is an RFC 3339 time or a duration back from now (2h)
+  orderwatch decisions pending [--waiting approval|ack|all] [--limit N] [--json] [--api URL]
+        decisions waiting for a person, oldest first, with their age and team
+  orderwatch decisions show ID [--api URL]
+        one decision with its trail (approvals, escalations), attempts and outcomes
+  orderwatch decisions ack ID --by NAME [--reason TEXT] [--api URL]
+        acknowledge an executed action that waits for it
+  orderwatch approve ID --by NAME --reason TEXT [--api URL]
+  orderwatch reject ID --by NAME --reason TEXT [--api URL]
+They talk to a running instance; approve, reject and ack need ORDERWATCH_API_TOKEN.`
+
+const defaultAPI = "http://127.0.0.1:8080"
+
+// decisionsCmd lists and shows decisions of a running instance, and acknowledges
+// executed ones.
+func decisionsCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(decisionsUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("decisions "+sub, flag.ContinueOnError)
+	api := fs.String("api", defaultAPI, "`URL` of the running orderwatch")
+	order := fs.String("order", "", "only the decisions of order `ID`")
+	since := fs.String("since", "", "only decisions at or after `T` (RFC 3339, or a duration back from now such as 2h)")
+	limit := fs.Int("limit", 50, "at most `N` decisions")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	waiting := fs.String("waiting", "approval", "what they wait for: `approval`, ack or all")
+	by := fs.String("by", "", "your `name`, kept in the decision's trail")
+	reason := fs.String("reason", "", "why, kept in the decision's trail")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	c := apiClient{base: strings.TrimRight(*api, "/"), token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	switch {
+	case sub == "list" && len(pos) == 0:
+		q := url.Values{}
+		for k, v := range map[string]string{"order": *order, "since": *since} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		q.Set("limit", fmt.Sprint(*limit))
+		return c.views("/api/v1/decisions?"+q.Encode(), "decisions", *asJSON, stdout)
+	case sub == "pending" && len(pos) == 0:
+		return c.views(fmt.Sprintf("/api/v1/approvals?waiting=%s&limit=%d", url.QueryEscape(*waiting), *limit), "approvals", *asJSON, stdout)
+	case sub == "show" && len(pos) == 1:
+		return c.do(http.MethodGet, "/api/v1/decisions/"+url.PathEscape(pos[0]), nil, stdout)
+	case sub == "ack" && len(pos) == 1:
+		return c.answer("/api/v1/decisions/"+url.PathEscape(pos[0])+"/ack", "acknowledged", *by, *reason, false, stdout)
+	}
+	return errors.New(decisionsUsage)
+}
+
+// answerCmd is `orderwatch approve|reject ID --by NAME --reason TEXT`.
+func answerCmd(verb string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	api := fs.String("api", defaultAPI, "`URL` of the running orderwatch")
+	by := fs.String("by", "", "your `name`, kept in the decision's trail")
+	reason := fs.String("reason", "", "why, kept in the decision's trail")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("usage: orderwatch %s ID --by NAME --reason TEXT [--api URL] (ID from `orderwatch decisions pending`)", verb)
+	}
+	c := apiClient{base: strings.TrimRight(*api, "/"), token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	past := map[string]string{"approve": "approved", "reject": "rejected"}[verb]
+	return c.answer("/api/v1/approvals/"+url.PathEscape(pos[0])+"/"+verb, past, *by, *reason, true, stdout)
+}
+
+// parseInterspersed parses flags that may come before or after the positional
+// arguments, which it returns.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for range len(args) + 1 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	return pos, nil
+}
+
+func (c apiClient) answer(path, past, by, reason string, reasonRequired bool, stdout io.Writer) error {
+	if c.token == "" {
+		return errors.New("ORDERWATCH_API_TOKEN is not set: export the token the instance was started with")
+	}
+	if strings.TrimSpace(by) == "" || (reasonRequired && strings.TrimSpace(reason) == "") {
+		what := "--by NAME"
+		if reasonRequired {
+			what += " and --reason TEXT"
+		}
+		return fmt.Errorf("give %s: the decision's trail keeps who answered and why", what)
+	}
+	var buf bytes.Buffer
+	if err := c.do(http.MethodPost, path, map[string]string{"by": by, "reason": reason}, &buf); err != nil {
+		return err
+	}
+	var v actions.View
+	if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	d := &v.Decision
+	_, err := fmt.Fprintf(stdout, "%s %s: %s for order %s (rule %s), now %s\n", past, d.ID, d.Action, d.OrderID, d.RuleID, state(&v, time.Now()))
+	return err
+}
+
+// views fetches a list of decisions and prints it as a table, or as JSON.
+func (c apiClient) views(path, field string, asJSON bool, stdout io.Writer) error {
+	var buf bytes.Buffer
+	if err := c.do(http.MethodGet, path, nil, &buf); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := stdout.Write(buf.Bytes())
+		return err
+	}
+	var out map[string]json.RawMessage
+	var views []actions.View
+	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	if err := json.Unmarshal(out[field], &views); err != nil {
+		return fmt.Errorf("decode %s of %s: %w", field, path, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAT\tORDER\tRULE\tACTION\tMODE\tSTATE")
+	now := time.Now()
+	for _, v := range views {
+		d := &v.Decision
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.At.Local().Format("2006-01-02 15:04:05"), d.OrderID, d.RuleID, d.Action, d.Mode, state(&v, now))
+	}
+	if len(views) == 0 {
+		fmt.Fprintln(tw, "(none)")
+	}
+	var total int
+	if json.Unmarshal(out["total"], &total) == nil && total > len(views) {
+		fmt.Fprintf(tw, "(%d of %d shown; --json for all fields)\n", len(views), total)
+	}
+	return tw.Flush()
+}
+
+// state says where a decision stands, in a few words.
+func state(v *actions.View, now time.Time) string {
+	s := v.State
+	switch {
+	case v.Decision.SuppressedBy != "":
+		s += ": " + v.Decision.SuppressedBy
+	case v.Waiting != nil:
+		s += fmt.Sprintf(" (%s, tier %d, waiting %s)", v.Waiting.Team, v.Waiting.Tier, now.Sub(v.Waiting.Since).Round(time.Second))
+	}
+	if n := len(v.Trail); n > 0 && v.Trail[n-1].By != "" {
+		s += fmt.Sprintf(", %s by %s", v.Trail[n-1].Kind, v.Trail[n-1].By)
+	}
+	return s
+}
