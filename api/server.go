@@ -8,11 +8,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -24,7 +24,13 @@ type Options struct {
 	Store    *store.Store        // required
 	Gatherer prometheus.Gatherer // nil means no /metrics
 	Ready    map[string]Check    // named readiness checks; /readyz is 200 when all pass
-	Logger   *slog.Logger        // nil means discard
+	Models   ModelAdmin          // nil means no /api/v1/models
+	// Governor answers waiting decisions and turns the kill switch; nil means no
+	// approval, acknowledgement or kill switch endpoints.
+	Governor *actions.Governor
+	// Token is the bearer token of mutating requests; empty refuses them all.
+	Token  string
+	Logger *slog.Logger // nil means discard
 }
 
 // Handler returns the HTTP handler. It is safe for concurrent use.
@@ -43,7 +49,21 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/stats", s.stats)
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.order)
-	mux.HandleFunc("GET /api/v1/decisions", s.decisions)
+	mux.HandleFunc("GET /api/v1/decisions", s.decisionsList)
+	mux.HandleFunc("GET /api/v1/decisions/{id}", s.decisionShow)
+	if g := o.Governor; g != nil {
+		mux.HandleFunc("GET /api/v1/approvals", s.approvals)
+		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.answer(actions.TrailApproved, true, g.Approve)))
+		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.requireToken(s.answer(actions.TrailRejected, true, g.Reject)))
+		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.requireToken(s.answer(actions.TrailAcknowledged, false, g.Ack)))
+		mux.HandleFunc("GET /api/v1/killswitch", s.killSwitch)
+		mux.HandleFunc("POST /api/v1/killswitch", s.requireToken(s.setKillSwitch))
+	}
+	if o.Models != nil {
+		mux.HandleFunc("GET /api/v1/models", s.models)
+		mux.HandleFunc("POST /api/v1/models/{name}/activate", s.requireToken(s.activateModel))
+		mux.HandleFunc("POST /api/v1/models/validate", s.requireToken(s.validateModel))
+	}
 	return mux
 }
 
@@ -75,11 +95,6 @@ func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-type decisionView struct {
-	Decision json.RawMessage `json:"decision"`
-	Outcome  json.RawMessage `json:"outcome,omitempty"`
-}
-
 func (s *server) order(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v, err := s.o.Store.Order(id)
@@ -91,34 +106,19 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	out := struct {
-		OrderID   string            `json:"order_id"`
-		Record    json.RawMessage   `json:"record"`
-		Timeline  []json.RawMessage `json:"timeline"`
-		Decisions []decisionView    `json:"decisions"`
-	}{OrderID: id, Record: v.Record, Timeline: raws(v.Timeline), Decisions: []decisionView{}}
-	for i, d := range v.Decisions {
-		out.Decisions = append(out.Decisions, decisionView{Decision: d, Outcome: v.Outcomes[i]})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *server) decisions(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 10000 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be a number from 1 to 10000"})
-			return
-		}
-		limit = n
-	}
-	ds, err := s.o.Store.Decisions(limit)
+	views, err := s.views(v.Details)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"decisions": raws(ds)})
+	out := struct {
+		OrderID   string            `json:"order_id"`
+		Record    json.RawMessage   `json:"record"`
+		Timeline  []json.RawMessage `json:"timeline"`
+		Decisions []actions.View    `json:"decisions"`
+		History   []historyEntry    `json:"history"`
+	}{OrderID: id, Record: v.Record, Timeline: raws(v.Timeline), Decisions: views, History: history(v, views)}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) fail(w http.ResponseWriter, err error) {

@@ -303,3 +303,28 @@ func (s *OrderState) TextValues(dst []string) []string {
 	}
 	return dst
 }
+
+// SeenException names the exception class the order's own events show, for judging
+// the exception_class model once the outcome is known: the first that applies of
+// credit, pricing, inventory, address, edi_mapping, carrier and invoicing, else
+// none. Warehouse capacity shows in the context, not in the order's events, so it
+// is never named here.
+func (s *OrderState) SeenException() string {
+	switch {
+	case s.CreditHolds > 0:
+		return ExceptionCredit
+	case !s.PricingAt.IsZero():
+		return ExceptionPricing
+	case !s.ShortAt.IsZero() || s.AllocationChanges > 0:
+		return ExceptionInventory
+	case s.AddressChanged:
+		return ExceptionAddress
+	case s.IntegrationErrors > 0:
+		return ExceptionEDIMapping
+	case s.CarrierIssues > 0:
+		return ExceptionCarrier
+	case !s.InvFailAt.IsZero():
+		return ExceptionInvoicing
+	}
+	return ExceptionNone
+}

@@ -59,6 +59,15 @@ type Bundle struct {
 	Golden []Golden `json:"golden"`
 	// TrainedBy names the recipe that produced the bundle.
 	TrainedBy string `json:"trained_by,omitempty"`
+	// Tokenizer is the file, in the bundle directory, of the tokenizer that turns
+	// an order's texts into the ids of the tokens input; TokenizerSHA256 its hex
+	// sha256. Required when an input has Tokens set.
+	Tokenizer       string `json:"tokenizer,omitempty"`
+	TokenizerSHA256 string `json:"tokenizer_sha256,omitempty"`
+	// Reference is a typical feature row (for example the training medians): reason
+	// codes measure how much the score falls when one feature takes its reference
+	// value. Optional; zeros when absent.
+	Reference []float32 `json:"reference,omitempty"`
 
 	// Dir is the directory the bundle was loaded from.
 	Dir string `json:"-"`
@@ -73,11 +82,16 @@ type TensorSpec struct {
 	Shape []int64 `json:"shape"`
 	// Features names the columns of a feature input, in order.
 	Features []string `json:"features,omitempty"`
+	// Tokens marks an int64 input of token ids of the order's texts, one row of
+	// Shape[1] ids per order, made by the bundle's tokenizer.
+	Tokens bool `json:"tokens,omitempty"`
 }
 
-// Golden is one input row of a single-input model and the output row it must produce.
+// Golden is one input row and the output row the model must produce for it. Tokens
+// holds the token ids of a text model's tokens input.
 type Golden struct {
 	Input  []float32 `json:"input"`
+	Tokens []int64   `json:"tokens,omitempty"`
 	Output []float32 `json:"output"`
 }
 
@@ -190,12 +204,27 @@ func (b *Bundle) validate() error {
 	if len(b.Golden) == 0 {
 		return errors.New("golden: at least one row is required")
 	}
-	if len(b.Inputs) == 1 && len(b.Outputs) == 1 {
-		in, out := b.Inputs[0].width(), b.Outputs[0].width()
-		for i, g := range b.Golden {
-			if len(g.Input) != in || len(g.Output) != out {
-				return fmt.Errorf("golden[%d]: %d inputs and %d outputs, want %d and %d", i, len(g.Input), len(g.Output), in, out)
-			}
+	if len(b.Inputs) > 2 || len(b.Outputs) != 1 || b.Inputs[0].DType != "float32" || len(b.Inputs[0].Features) == 0 || b.Outputs[0].DType != "float32" {
+		return errors.New("inputs: want a float32 feature input first and at most one int64 tokens input after it, and one float32 output")
+	}
+	var tokens int
+	if len(b.Inputs) == 2 {
+		t := b.Inputs[1]
+		if !t.Tokens || t.DType != "int64" || len(t.Shape) != 2 {
+			return fmt.Errorf("inputs[1] %s: a second input must be int64 [-1, T] with \"tokens\": true", t.Name)
+		}
+		if b.Tokenizer == "" || len(b.TokenizerSHA256) != sha256.Size*2 {
+			return fmt.Errorf("inputs[1] %s: a tokens input needs \"tokenizer\" (the file) and \"tokenizer_sha256\"", t.Name)
+		}
+		tokens = t.width()
+	}
+	if b.Reference != nil && len(b.Reference) != b.Inputs[0].width() {
+		return fmt.Errorf("reference: %d values for %d features", len(b.Reference), b.Inputs[0].width())
+	}
+	in, out := b.Inputs[0].width(), b.Outputs[0].width()
+	for i, g := range b.Golden {
+		if len(g.Input) != in || len(g.Output) != out || len(g.Tokens) != tokens {
+			return fmt.Errorf("golden[%d]: %d inputs, %d tokens and %d outputs, want %d, %d and %d", i, len(g.Input), len(g.Tokens), len(g.Output), in, tokens, out)
 		}
 	}
 	return nil

@@ -46,6 +46,13 @@ var (
 	// ErrClosed is returned by Score after Close.
 	ErrClosed = errors.New("models: model closed")
 
+	// ErrTokenizer is returned by Open when a text model's tokenizer is missing,
+	// does not match its sha256 or does not load.
+	ErrTokenizer = errors.New("models: tokenizer invalid")
+
+	// ErrLatency is returned by Open when the golden rows score too slowly.
+	ErrLatency = errors.New("models: golden rows score too slowly")
+
 	// ErrNoVersion is returned by Active when a models dir holds no version of the
 	// named model.
 	ErrNoVersion = errors.New("models: no model version found")

@@ -6,10 +6,15 @@
 package models
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -25,24 +30,52 @@ const GoldenTolerance = 1e-4
 // caller's slices and ONNX Runtime sessions run concurrently. Score blocks for the
 // session run; Close waits for the calls in flight.
 type Model struct {
-	bundle   *Bundle
-	features int // values per input row
-	width    int // values per output row
-	input    []string
-	output   []string
+	bundle    *Bundle
+	features  int // values per input row
+	tokens    int // token ids per row of the tokens input; 0 without one
+	width     int // values per output row
+	input     []string
+	output    []string
+	tokenizer Tokenizer
 
 	// mu guards session: Score holds it shared, Close exclusively.
 	mu      sync.RWMutex
 	session *ort.DynamicAdvancedSession
 }
 
-// Open loads and validates the bundle in dir and creates its ONNX Runtime session.
-// specVersion and featureNames are the running feature spec: a bundle trained on
-// another spec version, or whose input names other features or the same in another
-// order, is rejected with ErrSpecMismatch. The model file's inputs and outputs must
-// match bundle.json (ErrModelMismatch) and the golden rows must reproduce within
-// GoldenTolerance (ErrGolden). InitRuntime must have succeeded.
+// Tokenizer turns an order's texts (oldest first) into token ids: Encode appends
+// exactly the model's number of ids to dst. *features.Tokenizer implements it.
+type Tokenizer interface {
+	Encode(texts []string, dst []int64) []int64
+	SHA256() string
+}
+
+// OpenOptions are the running program's side of the bundle contract.
+type OpenOptions struct {
+	// SpecVersion and FeatureNames are the running feature spec.
+	SpecVersion  string
+	FeatureNames []string
+	// LoadTokenizer loads a text model's tokenizer file; without it a text model
+	// cannot be opened.
+	LoadTokenizer func(path string) (Tokenizer, error)
+	// MaxGoldenLatency bounds the time to score the golden rows (ErrLatency).
+	// Zero means one second.
+	MaxGoldenLatency time.Duration
+}
+
+// Open is OpenWith for a model without a tokenizer and the default latency bound.
 func Open(dir, specVersion string, featureNames []string) (*Model, error) {
+	return OpenWith(dir, OpenOptions{SpecVersion: specVersion, FeatureNames: featureNames})
+}
+
+// OpenWith loads and validates the bundle in dir and creates its ONNX Runtime
+// session. A bundle trained on another spec version, or whose input names other
+// features or the same in another order, is rejected with ErrSpecMismatch. The
+// model file's inputs and outputs must match bundle.json (ErrModelMismatch), a
+// text model's tokenizer must load and match its sha256 (ErrTokenizer), and the
+// golden rows must reproduce within GoldenTolerance (ErrGolden) within
+// MaxGoldenLatency (ErrLatency). InitRuntime must have succeeded.
+func OpenWith(dir string, o OpenOptions) (*Model, error) {
 	b, data, err := loadBundle(dir)
 	if err != nil {
 		return nil, err
@@ -50,15 +83,20 @@ func Open(dir, specVersion string, featureNames []string) (*Model, error) {
 	if !runtimeReady() {
 		return nil, fmt.Errorf("open bundle %s: %w: call InitRuntime first", dir, ErrRuntimeNotInitialized)
 	}
-	if err := checkSpec(b, specVersion, featureNames); err != nil {
+	if err := checkSpec(b, o.SpecVersion, o.FeatureNames); err != nil {
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
-	}
-	if len(b.Inputs) != 1 || len(b.Outputs) != 1 || b.Inputs[0].DType != "float32" || b.Outputs[0].DType != "float32" {
-		return nil, fmt.Errorf("open bundle %s: %w: a Model has one float32 input and one float32 output, bundle.json declares %d inputs and %d outputs",
-			dir, ErrModelMismatch, len(b.Inputs), len(b.Outputs))
 	}
 	if err := checkModelFile(b, data); err != nil {
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
+	}
+	var tok Tokenizer
+	if len(b.Inputs) == 2 {
+		if tok, err = openTokenizer(b, o.LoadTokenizer); err != nil {
+			return nil, fmt.Errorf("open bundle %s: %w", dir, err)
+		}
+	}
+	if o.MaxGoldenLatency <= 0 {
+		o.MaxGoldenLatency = time.Second
 	}
 
 	opts, err := ort.NewSessionOptions()
@@ -76,21 +114,55 @@ func Open(dir, specVersion string, featureNames []string) (*Model, error) {
 	}
 
 	m := &Model{
-		bundle:   b,
-		features: b.Inputs[0].width(),
-		width:    b.Outputs[0].width(),
-		input:    []string{b.Inputs[0].Name},
-		output:   []string{b.Outputs[0].Name},
+		bundle:    b,
+		features:  b.Inputs[0].width(),
+		width:     b.Outputs[0].width(),
+		input:     []string{b.Inputs[0].Name},
+		output:    []string{b.Outputs[0].Name},
+		tokenizer: tok,
+	}
+	if tok != nil {
+		m.tokens = b.Inputs[1].width()
+		m.input = append(m.input, b.Inputs[1].Name)
 	}
 	m.session, err = ort.NewDynamicAdvancedSessionWithONNXData(data, m.input, m.output, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open bundle %s: %w: %w", dir, ErrModelMismatch, err)
 	}
+	start := time.Now()
 	if err := m.checkGolden(); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 	}
+	if d := time.Since(start); d > o.MaxGoldenLatency {
+		m.Close()
+		return nil, fmt.Errorf("open bundle %s: %w: %d golden rows took %v, bound %v", dir, ErrLatency, len(b.Golden), d.Round(time.Millisecond), o.MaxGoldenLatency)
+	}
 	return m, nil
+}
+
+// openTokenizer loads a text model's tokenizer and checks it against bundle.json.
+func openTokenizer(b *Bundle, load func(string) (Tokenizer, error)) (Tokenizer, error) {
+	if load == nil {
+		return nil, fmt.Errorf("%w: the bundle is a text model and no tokenizer loader is configured", ErrTokenizer)
+	}
+	path := filepath.Join(b.Dir, b.Tokenizer)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
+	}
+	sum := sha256.Sum256(raw)
+	if got := hex.EncodeToString(sum[:]); got != b.TokenizerSHA256 {
+		return nil, fmt.Errorf("%w: %s has sha256 %s, bundle.json says %s", ErrTokenizer, b.Tokenizer, got, b.TokenizerSHA256)
+	}
+	tok, err := load(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
+	}
+	if n := len(tok.Encode([]string{"probe"}, nil)); n != b.Inputs[1].width() {
+		return nil, fmt.Errorf("%w: the tokenizer makes %d ids per order, input %s takes %d", ErrTokenizer, n, b.Inputs[1].Name, b.Inputs[1].width())
+	}
+	return tok, nil
 }
 
 // checkSpec compares the bundle's feature spec with the running one.
@@ -162,11 +234,13 @@ func dtypeOf(s string) ort.TensorElementDataType {
 func (m *Model) checkGolden() error {
 	g := m.bundle.Golden
 	in := make([]float32, 0, len(g)*m.features)
+	var tokens []int64
 	for _, row := range g {
 		in = append(in, row.Input...)
+		tokens = append(tokens, row.Tokens...)
 	}
 	out := make([]float32, len(g)*m.width)
-	if err := m.Score(in, out); err != nil {
+	if err := m.run(len(g), in, tokens, out); err != nil {
 		return fmt.Errorf("%w: %w", ErrGolden, err)
 	}
 	for i, row := range g {
@@ -186,6 +260,16 @@ func (m *Model) checkGolden() error {
 // long. The slices are read and written only during the call. A call with no rows
 // does nothing. Score is safe for concurrent use.
 func (m *Model) Score(rows, out []float32) error {
+	if m.tokens > 0 {
+		return fmt.Errorf("%w: %s is a text model: use ScoreTexts", ErrBatchShape, m.bundle.Name)
+	}
+	return m.ScoreTexts(rows, nil, out)
+}
+
+// ScoreTexts is Score for any model: for a text model, texts[i] are the texts of
+// row i (oldest first), tokenized with the bundle's tokenizer; other models ignore
+// texts.
+func (m *Model) ScoreTexts(rows []float32, texts [][]string, out []float32) error {
 	if len(rows)%m.features != 0 {
 		return fmt.Errorf("%w: %d input values are not whole rows of %d features", ErrBatchShape, len(rows), m.features)
 	}
@@ -193,10 +277,24 @@ func (m *Model) Score(rows, out []float32) error {
 	if len(out) != n*m.width {
 		return fmt.Errorf("%w: %d rows need %d output values, got %d", ErrBatchShape, n, n*m.width, len(out))
 	}
+	var tokens []int64
+	if m.tokens > 0 {
+		if len(texts) != n {
+			return fmt.Errorf("%w: %d rows need %d text lists, got %d", ErrBatchShape, n, n, len(texts))
+		}
+		tokens = make([]int64, 0, n*m.tokens)
+		for _, t := range texts {
+			tokens = m.tokenizer.Encode(t, tokens)
+		}
+	}
+	return m.run(n, rows, tokens, out)
+}
+
+// run scores n rows whose inputs are checked.
+func (m *Model) run(n int, rows []float32, tokens []int64, out []float32) error {
 	if n == 0 {
 		return nil
 	}
-
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.session == nil {
@@ -212,7 +310,19 @@ func (m *Model) Score(rows, out []float32) error {
 		return fmt.Errorf("models: score %s: output tensor: %w", m.bundle.Name, err)
 	}
 	defer res.Destroy()
-	if err := m.session.Run([]ort.Value{in}, []ort.Value{res}); err != nil {
+	inputs := []ort.Value{in}
+	if m.tokens > 0 {
+		if len(tokens) != n*m.tokens {
+			return fmt.Errorf("%w: %d rows need %d token ids, got %d", ErrBatchShape, n, n*m.tokens, len(tokens))
+		}
+		tt, err := ort.NewTensor(ort.Shape{int64(n), int64(m.tokens)}, tokens)
+		if err != nil {
+			return fmt.Errorf("models: score %s: tokens tensor: %w", m.bundle.Name, err)
+		}
+		defer tt.Destroy()
+		inputs = append(inputs, tt)
+	}
+	if err := m.session.Run(inputs, []ort.Value{res}); err != nil {
 		return fmt.Errorf("models: score %s: %w", m.bundle.Name, err)
 	}
 	return nil
@@ -258,3 +368,39 @@ func (m *Model) OutputWidth() int { return m.width }
 
 // Bundle returns the bundle the model was opened from. The caller must not modify it.
 func (m *Model) Bundle() *Bundle { return m.bundle }
+
+// Explain measures how much each feature drives the model's first output for one
+// row: deltas[i] is the score of row minus the score with feature i set to the
+// bundle's reference value (zero without one). One session run scores the row and
+// all its variations. texts are the row's texts for a text model.
+func (m *Model) Explain(row []float32, texts []string, deltas []float32) error {
+	if len(row) != m.features || len(deltas) != m.features {
+		return fmt.Errorf("%w: explain wants %d features and %d deltas, got %d and %d", ErrBatchShape, m.features, m.features, len(row), len(deltas))
+	}
+	n := m.features + 1
+	rows := make([]float32, 0, n*m.features)
+	rows = append(rows, row...)
+	for i := range m.features {
+		rows = append(rows, row...)
+		var ref float32
+		if m.bundle.Reference != nil {
+			ref = m.bundle.Reference[i]
+		}
+		rows[len(rows)-m.features+i] = ref
+	}
+	var tx [][]string
+	if m.tokens > 0 {
+		tx = make([][]string, n)
+		for i := range tx {
+			tx[i] = texts
+		}
+	}
+	out := make([]float32, n*m.width)
+	if err := m.ScoreTexts(rows, tx, out); err != nil {
+		return err
+	}
+	for i := range deltas {
+		deltas[i] = out[0] - out[(i+1)*m.width]
+	}
+	return nil
+}

@@ -58,16 +58,24 @@ func ReadLabels(r io.Reader) (map[string]Label, error) {
 type Exporter struct {
 	w      *csv.Writer
 	labels map[string]Label
+	tok    *features.Tokenizer
+	ids    []int64
+	buf    []byte
 	rec    []string
 	err    error
 }
 
-// NewExporter writes the header line. labels may be nil.
-func NewExporter(w io.Writer, labels map[string]Label) *Exporter {
-	e := &Exporter{w: csv.NewWriter(w), labels: labels}
+// NewExporter writes the header line. labels may be nil. With a tokenizer, a
+// "tokens" column holds the token ids of the order's texts at the moment,
+// space-separated (features.MaxTokens of them), for text models.
+func NewExporter(w io.Writer, labels map[string]Label, tok *features.Tokenizer) *Exporter {
+	e := &Exporter{w: csv.NewWriter(w), labels: labels, tok: tok}
 	head := []string{"order_id", "moment", "trigger", "event_id"}
 	head = append(head, features.Names[:]...)
 	head = append(head, "risk")
+	if tok != nil {
+		head = append(head, "tokens")
+	}
 	if labels != nil {
 		head = append(head, "missed_cutoff", "minutes_late", "exception_class")
 	}
@@ -86,6 +94,17 @@ func (e *Exporter) Row(r *Row) {
 		rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
 	}
 	rec = append(rec, strconv.FormatFloat(float64(r.Risk), 'g', 6, 32))
+	if e.tok != nil {
+		e.ids = e.tok.Encode(r.Texts, e.ids[:0])
+		e.buf = e.buf[:0]
+		for i, id := range e.ids {
+			if i > 0 {
+				e.buf = append(e.buf, ' ')
+			}
+			e.buf = strconv.AppendInt(e.buf, id, 10)
+		}
+		rec = append(rec, string(e.buf))
+	}
 	if e.labels != nil {
 		if l, ok := e.labels[r.OrderID]; ok {
 			missed := "0"

@@ -27,6 +27,10 @@ type metrics struct {
 	running     prometheus.Gauge
 	rescored    prometheus.Counter
 	timers      prometheus.Gauge
+
+	outcomes      *prometheus.CounterVec
+	outcomeRisk   *prometheus.HistogramVec
+	classOutcomes *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,6 +82,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_rescoring_timers",
 			Help: "Open orders with a pending rescoring timer.",
 		}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_model_outcomes_total",
+			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version.",
+		}, []string{"model", "version", "predicted", "actual"}),
+		outcomeRisk: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderwatch_model_outcome_risk",
+			Help:    "The evaluated risk of orders whose outcome is known, by model version and outcome: calibration per bucket.",
+			Buckets: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1},
+		}, []string{"model", "version", "actual"}),
+		classOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_model_class_outcomes_total",
+			Help: "Orders with a known outcome by the most likely exception class predicted 2 h before the cutoff and the exception seen in their events.",
+		}, []string{"model", "version", "predicted", "actual"}),
 	}
 	// Pre-create the bounded label values so dashboards and alerts see zeros.
 	for _, t := range append(features.Types, "unknown") {
@@ -94,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running, m.rescored, m.timers} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running, m.rescored, m.timers, m.outcomes, m.outcomeRisk, m.classOutcomes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

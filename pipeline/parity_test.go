@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -107,7 +108,7 @@ func TestLiveReplayParity(t *testing.T) {
 	defer model.Close()
 	var replayed []pipeline.Row
 	stats, err := pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), pipeline.ReplayOptions{
-		Store: st, Policy: policy, Scorer: model, BatchSize: 64,
+		Store: st, Policy: policy, Scorer: riskScorer{model}, BatchSize: 64,
 		OnRow: func(r *pipeline.Row) { replayed = append(replayed, *r) },
 	})
 	if err != nil {
@@ -133,7 +134,7 @@ func TestLiveReplayParity(t *testing.T) {
 	}
 	for i := range live {
 		l, r := live[i], replayed[i]
-		if l.OrderID != r.OrderID || !l.Moment.Equal(r.Moment) || l.Trigger != r.Trigger || l.EventID != r.EventID || l.Vector != r.Vector {
+		if l.OrderID != r.OrderID || !l.Moment.Equal(r.Moment) || l.Trigger != r.Trigger || l.EventID != r.EventID || l.Vector != r.Vector || !slices.Equal(l.Texts, r.Texts) {
 			t.Fatalf("row %d differs:\nlive   %+v\nreplay %+v", i, l, r)
 		}
 		if math.Abs(float64(l.Risk-r.Risk)) > 1e-6 {
@@ -168,7 +169,7 @@ func TestReplayIsPointInTime(t *testing.T) {
 		t.Fatalf("prefix rows %d, full rows %d", len(prefix), len(full))
 	}
 	for i := range prefix {
-		if prefix[i] != full[i] {
+		if !reflect.DeepEqual(prefix[i], full[i]) {
 			t.Fatalf("row %d of the prefix replay differs from the full replay:\n%+v\n%+v", i, prefix[i], full[i])
 		}
 	}

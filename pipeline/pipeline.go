@@ -15,17 +15,6 @@ import (
 	"github.com/orderwatch/orderwatch/store"
 )
 
-// Scorer scores a batch of orders in one call. rows holds one feature vector after
-// the other (features.NumFeatures values each, spec features.SpecVersion); out[i]
-// receives the probability that order i misses its ship cutoff. The other methods
-// name the model for the decision records. *models.Model implements it.
-type Scorer interface {
-	Score(rows, out []float32) error
-	Name() string
-	Version() string
-	SHA256() string
-}
-
 // Options configures a Pipeline. Zero values mean the defaults.
 type Options struct {
 	JetStream jetstream.JetStream // required
@@ -46,6 +35,9 @@ type Options struct {
 	EventTime bool
 	// OnRow receives every scored row (see ProcessorOptions.OnRow).
 	OnRow func(*Row)
+	// OnCommitted, when set, receives the messages of each batch after its commit
+	// and acks (the benchmark measures event-to-decision latency with it).
+	OnCommitted func(msgs []*Message)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
 	// Clock gives the wall clock; nil means time.Now.
@@ -227,6 +219,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if res.Queued {
 			p.opts.OnCommit()
+		}
+		if p.opts.OnCommitted != nil {
+			p.opts.OnCommitted(ptrs)
 		}
 		p.m.batchSize.Observe(float64(len(batch)))
 		p.m.batchSecs.Observe(time.Since(start).Seconds())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +77,7 @@ func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *
 	var model *models.Model
 	if withModel {
 		model = openShippedModel(t)
-		opts.Scorer = model
+		opts.Scorer = riskScorer{model}
 	}
 	for _, mod := range mods {
 		mod(&opts)
@@ -119,6 +120,18 @@ func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *
 	t.Cleanup(h.stop)
 	waitFor(t, "pipeline ready", func() bool { ok, _ := p.Ready(); return ok })
 	return h
+}
+
+// riskScorer scores with one risk model, the shipped cutoff_risk; the production
+// scorer over the model registry is cmd/orderwatch's.
+type riskScorer struct{ m *models.Model }
+
+func (s riskScorer) Score(rows []float32, _ [][]string, risk, _ []float32) (pipeline.Scored, error) {
+	return pipeline.Scored{
+		Risk:      actions.ModelRef{Name: s.m.Name(), Version: s.m.Version(), SHA256: s.m.SHA256()},
+		Threshold: s.m.Threshold(),
+		Explain:   s.m.Explain,
+	}, s.m.Score(rows, risk)
 }
 
 func openShippedModel(t *testing.T) *models.Model {
@@ -413,6 +426,9 @@ func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 			if notify.Mode != actions.ModeAuto || notify.IdempotencyKey == "" || notify.Features["on_credit_hold"] != 1 {
 				t.Errorf("notify decision = %+v, want auto with an idempotency key and its features", notify)
 			}
+			if !slices.ContainsFunc(notify.Reasons, func(r string) bool { return strings.HasPrefix(r, "credit hold") }) {
+				t.Errorf("notify reasons = %q, want the credit hold among the top drivers", notify.Reasons)
+			}
 			if d, ok := byRule["credit-hold-near-cutoff"]; !ok || d.Status != actions.StatusPendingApproval {
 				t.Errorf("credit hold near cutoff: %+v, want a decision pending approval", d)
 			}
@@ -559,9 +575,12 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	if got := timer.Vector[features.FMinutesToCutoff]; got > 240.01 || got < 239.99 {
 		t.Errorf("timer row minutes_to_cutoff = %v, want 240 (scored at its checkpoint)", got)
 	}
-	if got := testutil.ToFloat64(metric(t, h.reg, "orderwatch_rescores_total")); got < 1 {
-		t.Errorf("orderwatch_rescores_total = %v, want >= 1", got)
-	}
+	mu.Unlock()
+	// Rows are handed out before the commit, metrics counted after it.
+	waitFor(t, "orderwatch_rescores_total >= 1", func() bool {
+		return testutil.ToFloat64(metric(t, h.reg, "orderwatch_rescores_total")) >= 1
+	})
+	mu.Lock()
 	v, _ := h.order("SO-T")
 	if v.Record.State.Events != 1 {
 		t.Errorf("the timer changed the order's events: %d", v.Record.State.Events)

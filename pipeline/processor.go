@@ -36,8 +36,40 @@ type Row struct {
 	Trigger string // "event" or "timer"
 	EventID string // the event that caused it; empty for a timer
 	Vector  features.Vector
+	Texts   []string // the order's texts at the moment, oldest first
 	Risk    float32
 }
+
+// Scorer scores a batch of rows in one call per model. rows holds one feature
+// vector after the other (features.NumFeatures values each, spec
+// features.SpecVersion), texts[i] the texts of row i; risk[i] receives the
+// probability that order i misses its cutoff and classes the exception class
+// probabilities, len(features.ExceptionClasses) per row, when a class model serves.
+// The returned Scored holds the models until its Release is called.
+type Scorer interface {
+	Score(rows []float32, texts [][]string, risk, classes []float32) (Scored, error)
+}
+
+// Scored says what scored a batch.
+type Scored struct {
+	Risk actions.ModelRef
+	// Threshold is the risk model's act threshold, for live quality metrics.
+	Threshold float64
+	// ClassModel is set when classes were filled; ClassLabels name their columns.
+	ClassModel  *actions.ModelRef
+	ClassLabels []string
+	// ShadowRisk holds a shadow risk model's scores, one per row; nil without one.
+	ShadowRisk []float32
+	Shadow     actions.ModelRef
+	// Explain fills deltas (one per feature) for one row with the same risk model.
+	Explain func(row []float32, texts []string, deltas []float32) error
+	// Release lets the models go; it must be called once.
+	Release func()
+}
+
+// evalHorizon: a model is judged on its last score at least this long before the
+// cutoff, when there was still time to act.
+const evalHorizon = 2 * time.Hour
 
 // Row triggers.
 const (
@@ -80,15 +112,19 @@ type Processor struct {
 	watermark time.Time
 
 	// Per-batch buffers, reused.
-	items   []item
-	orders  map[string]*orderRecord
-	touched []*orderRecord
-	rows    []Row
-	rowRecs []*orderRecord
-	flat    []float32
-	risks   []float32
-	decs    []actions.Decision
-	dirty   []features.ContextKey
+	items    []item
+	orders   map[string]*orderRecord
+	touched  []*orderRecord
+	rows     []Row
+	rowRecs  []*orderRecord
+	flat     []float32
+	texts    [][]string
+	risks    []float32
+	classes  []float32
+	deltas   []float32
+	decs     []actions.Decision
+	dirty    []features.ContextKey
+	outcomes []outcome
 }
 
 // item is one message of a batch and what became of it.
@@ -110,12 +146,31 @@ type orderRecord struct {
 	Model    *actions.ModelRef   `json:"model,omitempty"`
 	Degraded bool                `json:"degraded,omitempty"`
 	NextDue  time.Time           `json:"next_due,omitzero"`
+	// Eval is the prediction the order's outcome will judge: the last scores at
+	// least evalHorizon before the cutoff (or the first, for a late order).
+	Eval *evalScore `json:"eval,omitempty"`
 	// Flags are derived from State when the record is written, for readers of the
 	// API; the fold never reads them.
 	Flags orderFlags `json:"flags"`
 
 	wasOpen bool
 	dueSet  time.Time // NextDue when loaded, to replace its index entry
+}
+
+type evalScore struct {
+	Model     string  `json:"model"`   // name
+	Version   string  `json:"version"` // of the risk model
+	Risk      float32 `json:"risk"`
+	Threshold float64 `json:"threshold"`
+	Class     string  `json:"class,omitempty"` // most likely exception class
+	ClassVer  string  `json:"class_version,omitempty"`
+}
+
+// outcome is one order's known outcome joined to its evaluated prediction.
+type outcome struct {
+	eval   evalScore
+	missed bool
+	class  string
 }
 
 type orderFlags struct {
@@ -310,6 +365,7 @@ func (p *Processor) reset(n int) {
 	p.rows = p.rows[:0]
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
+	p.outcomes = p.outcomes[:0]
 }
 
 // apply handles one message within the batch.
@@ -376,7 +432,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	}
 	moment := p.moment()
 	if rec.State.Closed() {
-		p.ctx.CountOutcome(&rec.State, moment)
+		p.countOutcome(rec, moment)
 	}
 	if rec.State.Open() {
 		p.addRow(rec, moment, TriggerEvent, ev.ID)
@@ -408,15 +464,31 @@ func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
 		if !rec.State.Open() {
 			continue
 		}
-		p.ctx.CountOutcome(&rec.State, e.at)
+		p.countOutcome(rec, e.at)
 		p.addRow(rec, e.at, TriggerTimer, "")
 	}
+}
+
+// countOutcome records the order's cutoff outcome in its customer's history once
+// it is known, and joins it to the order's evaluated prediction.
+func (p *Processor) countOutcome(rec *orderRecord, moment time.Time) {
+	s := &rec.State
+	if s.MissCounted {
+		return
+	}
+	p.ctx.CountOutcome(s, moment)
+	if !s.MissCounted || rec.Eval == nil {
+		return
+	}
+	missed := s.ShippedAt.IsZero() || s.ShippedAt.After(s.ShipCutoff)
+	p.outcomes = append(p.outcomes, outcome{eval: *rec.Eval, missed: missed, class: s.SeenException()})
 }
 
 // addRow builds the order's vector at moment and queues it for scoring; it also
 // schedules the order's next rescoring.
 func (p *Processor) addRow(rec *orderRecord, moment time.Time, trigger, eventID string) {
-	p.rows = append(p.rows, Row{OrderID: rec.State.OrderID, Moment: moment, Trigger: trigger, EventID: eventID})
+	p.rows = append(p.rows, Row{OrderID: rec.State.OrderID, Moment: moment, Trigger: trigger, EventID: eventID,
+		Texts: rec.State.TextValues(nil)})
 	p.rowRecs = append(p.rowRecs, rec)
 	rec.State.Build(moment, p.ctx, &p.rows[len(p.rows)-1].Vector)
 	if next, ok := nextCheckpoint(rec.State.ShipCutoff, moment); ok {
@@ -450,24 +522,29 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 	return rec, nil
 }
 
-// finish scores the batch's rows in one model call, runs the policy over them in
-// order and writes orders, decisions, outbox entries, timers, context and the
+// finish scores the batch's rows in one call per model, runs the policy over them
+// in order and writes orders, decisions, outbox entries, timers, context and the
 // watermark into the batch. It reports whether commands were queued.
 func (p *Processor) finish(batch *store.Batch) (bool, error) {
 	n := len(p.rows)
-	p.flat = slices.Grow(p.flat[:0], n*features.NumFeatures)[:n*features.NumFeatures]
+	nf, nc := features.NumFeatures, len(features.ExceptionClasses)
+	p.flat = slices.Grow(p.flat[:0], n*nf)[:n*nf]
 	p.risks = slices.Grow(p.risks[:0], n)[:n]
+	p.classes = slices.Grow(p.classes[:0], n*nc)[:n*nc]
+	p.texts = p.texts[:0]
 	for i := range p.rows {
-		copy(p.flat[i*features.NumFeatures:], p.rows[i].Vector[:])
+		copy(p.flat[i*nf:], p.rows[i].Vector[:])
+		p.texts = append(p.texts, p.rows[i].Texts)
 	}
-	model, degraded := p.score()
+	sc := p.score()
+	defer sc.Release()
 
 	var queued bool
 	for i := range p.rows {
 		row, rec := &p.rows[i], p.rowRecs[i]
 		row.Risk = p.risks[i]
 		risk := float64(row.Risk)
-		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, &model, degraded
+		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, &sc.Risk, sc.degraded
 		if rec.Policy == nil {
 			rec.Policy = actions.Memory{}
 		}
@@ -475,17 +552,48 @@ func (p *Processor) finish(batch *store.Batch) (bool, error) {
 		if row.Trigger == TriggerTimer {
 			trigger = "timer"
 		}
-		first := len(p.decs)
-		p.decs = p.opts.Policy.Decide(&actions.Input{
+		in := &actions.Input{
 			OrderID: row.OrderID, At: row.Moment, TriggerEvent: trigger, TriggerType: row.Trigger,
-			Risk: risk, Degraded: degraded, Model: model, Features: &row.Vector, State: &rec.State,
-		}, rec.Policy, p.decs)
+			Risk: risk, Degraded: sc.degraded, Model: sc.Risk, Features: &row.Vector, State: &rec.State,
+		}
+		top := ""
+		if sc.ClassModel != nil {
+			in.Classes, in.ClassModel = make(map[string]float64, len(sc.ClassLabels)), *sc.ClassModel
+			best := float32(-1)
+			for j, label := range sc.ClassLabels {
+				pr := p.classes[i*len(sc.ClassLabels)+j]
+				in.Classes[label] = float64(pr)
+				if pr > best {
+					best, top = pr, label
+				}
+			}
+		}
+		if sc.ShadowRisk != nil {
+			in.Shadow = map[string]float64{sc.Shadow.Name + "@" + sc.Shadow.Version: float64(sc.ShadowRisk[i])}
+		}
+		if !sc.degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
+			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
+			if sc.ClassModel != nil {
+				rec.Eval.ClassVer = sc.ClassModel.Version
+			}
+		}
+		first := len(p.decs)
+		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
+		var err error
+		if p.decs, err = p.opts.Policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
+			return false, err
+		}
+		if len(p.decs) > first {
+			reasons := p.reasons(sc, i)
+			for j := first; j < len(p.decs); j++ {
+				p.decs[j].Reasons = reasons
+			}
+		}
 		for j := first; j < len(p.decs); j++ {
-			q, err := writeDecision(batch, &p.decs[j])
-			if err != nil {
+			if err := p.opts.Policy.Record(batch, &p.decs[j]); err != nil {
 				return false, err
 			}
-			queued = queued || q
+			queued = queued || p.decs[j].Queued()
 		}
 		if p.opts.OnRow != nil {
 			p.opts.OnRow(row)
@@ -514,25 +622,6 @@ func (p *Processor) finish(batch *store.Batch) (bool, error) {
 		}
 	}
 	return queued, nil
-}
-
-func writeDecision(batch *store.Batch, d *actions.Decision) (bool, error) {
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return false, fmt.Errorf("encode decision for order %s: %w", d.OrderID, err)
-	}
-	if err := batch.PutDecision(d.ID, d.OrderID, raw); err != nil {
-		return false, err
-	}
-	batch.Add(store.CounterDecisions, 1)
-	cmd, ok := d.Command()
-	if !ok {
-		return false, nil
-	}
-	if raw, err = json.Marshal(cmd); err != nil {
-		return false, fmt.Errorf("encode command for order %s: %w", d.OrderID, err)
-	}
-	return true, batch.Enqueue(d.ID, raw)
 }
 
 // writeOrder stores an order record with its open-order count and timer changes.
@@ -575,18 +664,28 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	return batch.PutOrder(rec.State.OrderID, raw, ttl)
 }
 
-// score fills p.risks with the model, or with the rules fallback when there is no
-// model or it fails.
-func (p *Processor) score() (actions.ModelRef, bool) {
+// scored is Scored with whether the rules fallback stood in for the model.
+type scored struct {
+	Scored
+	degraded bool
+}
+
+// score fills p.risks (and p.classes when a class model serves) with the models, or
+// p.risks with the rules fallback when there is no risk model or it fails.
+func (p *Processor) score() scored {
+	noop := func() {}
 	if len(p.rows) == 0 {
-		return actions.ModelRef{}, false
+		return scored{Scored: Scored{Release: noop}}
 	}
 	if s := p.opts.Scorer; s != nil {
 		start := time.Now()
-		err := s.Score(p.flat, p.risks)
+		sc, err := s.Score(p.flat, p.texts, p.risks, p.classes)
 		if err == nil {
 			p.m.scoringSecs.Observe(time.Since(start).Seconds())
-			return actions.ModelRef{Name: s.Name(), Version: s.Version(), SHA256: s.SHA256()}, false
+			if sc.Release == nil {
+				sc.Release = noop
+			}
+			return scored{Scored: sc}
 		}
 		p.m.failures.WithLabelValues("score").Inc()
 		p.log.Error("model scoring failed, using the rules fallback for this batch", "err", err)
@@ -594,7 +693,53 @@ func (p *Processor) score() (actions.ModelRef, bool) {
 	for i := range p.rows {
 		p.risks[i] = features.FallbackRisk(&p.rows[i].Vector)
 	}
-	return actions.ModelRef{Name: "rules_fallback", Version: features.SpecVersion}, true
+	return scored{Scored: Scored{Risk: actions.ModelRef{Name: "rules_fallback", Version: features.SpecVersion}, Release: noop}, degraded: true}
+}
+
+// maxReasons is how many drivers a decision names.
+const maxReasons = 3
+
+// reasons names the top drivers of row i's risk, measured on the model itself:
+// the features whose move to a reference value lowers the score most.
+func (p *Processor) reasons(sc scored, i int) []string {
+	row := &p.rows[i]
+	state := &p.rowRecs[i].State
+	nf := features.NumFeatures
+	if cap(p.deltas) < nf {
+		p.deltas = make([]float32, nf)
+	}
+	deltas := p.deltas[:nf]
+	if sc.degraded || sc.Explain == nil {
+		// The fallback is a rule: explain it the same way, one feature at a time.
+		base := features.FallbackRisk(&row.Vector)
+		for j := range deltas {
+			v := row.Vector
+			v[j] = 0
+			deltas[j] = base - features.FallbackRisk(&v)
+		}
+	} else if err := sc.Explain(p.flat[i*nf:(i+1)*nf], row.Texts, deltas); err != nil {
+		p.log.Warn("reason codes not computed", "err", err)
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for len(out) < maxReasons {
+		best, at := float32(0.01), -1
+		for j, d := range deltas {
+			if d > best {
+				best, at = d, j
+			}
+		}
+		if at < 0 {
+			break
+		}
+		deltas[at] = 0
+		if w := features.Describe(at, &row.Vector, state); !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // observe counts the committed batch in the metrics.
@@ -610,6 +755,21 @@ func (p *Processor) observe() {
 		p.m.decisions.WithLabelValues(p.decs[i].Action, p.decs[i].Mode).Inc()
 	}
 	p.m.rescored.Add(float64(countTimers(p.rows)))
+	for _, o := range p.outcomes {
+		actual := "met"
+		if o.missed {
+			actual = "missed"
+		}
+		predicted := "not_flagged"
+		if float64(o.eval.Risk) >= o.eval.Threshold {
+			predicted = "flagged"
+		}
+		p.m.outcomes.WithLabelValues(o.eval.Model, o.eval.Version, predicted, actual).Inc()
+		p.m.outcomeRisk.WithLabelValues(o.eval.Model, o.eval.Version, actual).Observe(float64(o.eval.Risk))
+		if o.eval.Class != "" {
+			p.m.classOutcomes.WithLabelValues("exception_class", o.eval.ClassVer, o.eval.Class, o.class).Inc()
+		}
+	}
 	p.m.timers.Set(float64(p.dues.len()))
 }
 
