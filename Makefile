@@ -13,10 +13,16 @@ ORT_TGZ_SHA256 := 57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac27
 ORT_LIB_SHA256 := 53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
 PYTHON    := /usr/bin/python3
 RUN_ARGS  ?=
+# promtool checks deploy/prometheus. When it is missing, `make promtool` installs
+# Debian's prometheus package (as root with apt-get) or else, or when that fails,
+# builds the pinned promtool (Prometheus v3.16) with go install into .cache/bin.
+PROMTOOL_VER  := v0.316.0
+PROMTOOL_FROM ?= $(if $(and $(filter 0,$(shell id -u)),$(shell command -v apt-get)),apt,go)
+PROMTOOL       = $(firstword $(wildcard $(CURDIR)/.cache/bin/promtool) $(shell command -v promtool) $(CURDIR)/.cache/bin/promtool)
 
 export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help build run test check fmt vet tidy-check onnxruntime model clean
+.PHONY: help build run test check fmt vet tidy-check onnxruntime model clean promtool alerts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,9 +31,9 @@ build: $(ORT_LIB) ## build bin/orderwatch (and fetch ONNX Runtime when missing)
 	$(GO) build -o $(BIN) ./cmd/orderwatch
 
 run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_ARGS for more flags)
-	./$(BIN) run --demo $(RUN_ARGS)
+	ORDERWATCH_API_TOKEN="$${ORDERWATCH_API_TOKEN:-demo-token}" ./$(BIN) run --demo $(RUN_ARGS)
 
-test: $(ORT_LIB) ## run every test with the race detector, against the real ONNX Runtime
+test: $(ORT_LIB) alerts ## run every test with the race detector, against the real ONNX Runtime, and the alert rule tests
 	$(GO) test -race -count=1 ./...
 
 check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
@@ -55,6 +61,20 @@ $(ORT_LIB):
 	  echo "$(ORT_LIB_SHA256)  $$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet; \
 	  mkdir -p $(ORT_DIR); install -m 0644 "$$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" $(ORT_LIB); \
 	  echo "ONNX Runtime $(ORT_VER) installed at $(ORT_LIB)"
+
+alerts: promtool ## check and unit-test the Prometheus alert rules (deploy/prometheus) with promtool
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
+
+promtool: ## get promtool when missing: Debian's prometheus package as root, else go install into .cache/bin
+	@[ -x "$(PROMTOOL)" ] && exit 0; \
+	  if [ "$(PROMTOOL_FROM)" = apt ]; then \
+	    echo "installing Debian's prometheus package for promtool"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null && exit 0; \
+	    echo "apt-get install prometheus failed: building promtool with go install instead"; \
+	  fi; \
+	  echo "building promtool $(PROMTOOL_VER) into .cache/bin with go install (a few minutes)"; \
+	  GOBIN=$(CURDIR)/.cache/bin $(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VER)
 
 model: ## re-create the shipped cutoff_risk bundle with the recipe (needs Debian's python3-sklearn and python3-onnx)
 	@$(PYTHON) -c 'import sklearn, onnx, numpy' 2>/dev/null || { \

@@ -16,10 +16,16 @@ const usage = `orderwatch watches order lifecycle events and acts before ship cu
 
 Usage:
   orderwatch run [flags]     start the stream processor (embedded NATS by default)
+  orderwatch simulate [flags]  write a simulated event stream with ground-truth labels
   orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
+  orderwatch models list|validate|activate   inspect and swap the models of a running instance
+  orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
+  orderwatch decisions list|pending|show|ack  decisions of a running instance, with approvals and escalations
+  orderwatch approve ID --by NAME --reason TEXT  approve a decision pending approval (needs ORDERWATCH_API_TOKEN)
+  orderwatch reject ID --by NAME --reason TEXT   reject it
   orderwatch help            show this help
 
-Run 'orderwatch run -h' for the flags of run.
+Run 'orderwatch <command> -h' for the flags of a command.
 `
 
 func main() {
@@ -31,8 +37,18 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "run":
 		err = runCmd(args)
+	case "simulate":
+		err = simulateCmd(args)
 	case "replay":
 		err = replayCmd(args)
+	case "models":
+		err = modelsCmd(args, os.Stdout)
+	case "bench":
+		err = benchCmd(args)
+	case "decisions":
+		err = decisionsCmd(args, os.Stdout)
+	case "approve", "reject":
+		err = answerCmd(cmd, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

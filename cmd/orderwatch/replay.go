@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -31,7 +32,7 @@ func replayCmd(args []string) error {
 	fs.StringVar(&c.Labels, "labels", "", "labels `file` (CSV from simulate --labels) joined to the exported rows")
 	fs.StringVar(&c.Export, "export", "", "write one CSV row per scoring moment to `file`")
 	fs.StringVar(&c.Policy, "policy", "", "policy `file`; default: the shipped policy")
-	fs.StringVar(&c.Models, "models", "", "score with the live cutoff_risk of this models `dir`; default: the rules fallback")
+	fs.StringVar(&c.Models, "models", "", "score with the live models of this models `dir`; default: the rules fallback")
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "lines per commit (rows do not depend on it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,16 +87,20 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 		defer f.Close()
 		w := bufio.NewWriterSize(f, 1<<20)
 		defer w.Flush()
-		exp = pipeline.NewExporter(w, labels)
-	}
-	var scorer pipeline.Scorer
-	if c.Models != "" {
-		m, err := loadModel(c.Models)
+		tok, err := features.LoadTokenizer("")
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		defer m.Close()
-		scorer = m
+		exp = pipeline.NewExporter(w, labels, tok)
+	}
+	var scorer pipeline.Scorer
+	if c.Models != "" {
+		r, err := newRegistry(c.Models, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer r.Close()
+		scorer = &registryScorer{r: r}
 	}
 
 	// A scratch store: replay keeps the same durable state the pipeline keeps, but

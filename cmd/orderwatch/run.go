@@ -22,8 +22,6 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
-	"github.com/orderwatch/orderwatch/features"
-	"github.com/orderwatch/orderwatch/models"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
@@ -60,11 +58,15 @@ func parseRunFlags(args []string) (runConfig, error) {
 	fs.IntVar(&c.BatchSize, "batch-size", 256, "most `messages` per commit")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log `format`: text or json (default text on a terminal, json otherwise)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	config := fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyConfigFile(fs, *config); err != nil {
+		return c, err
 	}
 	if c.Models == "" {
 		c.Models = filepath.Join(c.Data, "models")
@@ -109,19 +111,17 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	defer closeLogged(log, "store", st.Close)
 	reg.MustRegister(st.Collectors()...)
+	killSwitch, err := actions.OpenKillSwitch(st)
+	if err != nil {
+		return err
+	}
+	policy.UseKillSwitch(killSwitch)
 
-	model, modelErr := loadModel(cfg.Models)
+	registry, modelErr := newRegistry(cfg.Models, log, reg)
 	if modelErr != nil {
-		log.Error("no model loaded: scoring with the rules fallback, decisions are marked degraded", "err", modelErr)
+		log.Error("models unusable: scoring with the rules fallback, decisions are marked degraded", "err", modelErr)
 	} else {
-		defer closeLogged(log, "model", model.Close)
-		log.Info("model loaded", "name", model.Name(), "version", model.Version(), "sha256", model.SHA256())
-		info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "orderwatch_model_info",
-			Help: "The model serving, by name, version, role and sha256 of model.onnx (value 1).",
-		}, []string{"name", "version", "role", "sha256"})
-		info.WithLabelValues(model.Name(), model.Version(), model.Role(), model.SHA256()).Set(1)
-		reg.MustRegister(info)
+		defer closeLogged(log, "models", registry.Close)
 	}
 
 	natsURL := cfg.NATSURL
@@ -148,7 +148,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
-		Store: st, Publish: jsPublisher(js), Logger: log, Registerer: reg,
+		Store: st, Publish: jsPublisher(js), Policy: policy, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	gov, err := actions.NewGovernor(actions.GovernorOptions{
+		Store: st, Policy: policy, Wake: exec.Wake, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -157,10 +163,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake,
 		BatchSize: cfg.BatchSize, Logger: log, Registerer: reg,
 	}
-	if modelErr == nil {
-		popts.Scorer = model
+	if registry != nil {
+		popts.Scorer = &registryScorer{r: registry}
 	}
 	pipe, err := pipeline.New(popts)
+	if err != nil {
+		return err
+	}
+	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -171,6 +181,11 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			if modelErr != nil {
 				return false, modelErr.Error()
 			}
+			set := registry.Acquire()
+			defer set.Release()
+			if set.Model(modelRisk) == nil {
+				return false, "no valid cutoff_risk version in " + cfg.Models + ": see GET /api/v1/models"
+			}
 			return true, ""
 		},
 		"nats": func() (bool, string) {
@@ -180,8 +195,12 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			return true, ""
 		},
 	}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: os.Getenv("ORDERWATCH_API_TOKEN"), Governor: gov}
+	if registry != nil {
+		apiOpts.Models = registry
+	}
 	srv := &http.Server{
-		Handler:           api.Handler(api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log}),
+		Handler:           api.Handler(apiOpts),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP)
@@ -221,35 +240,25 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return nil
 	})
 	start("pipeline", pipe.Run)
+	if registry != nil {
+		start("models", registry.Run)
+	}
+	start("lag", lag.Run)
 	start("executor", exec.Run)
+	start("governor", gov.Run)
 	start("badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)
-		// A fresh seed per start: its ids must not collide with an earlier run's in
-		// the same data dir.
-		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().Unix(), Rate: cfg.DemoRate, BadEvery: 500, Logger: log})
+		// The simulator in real time, warm-started on the last hours. A fresh seed per
+		// start: it is part of every event and order id, which must not collide with
+		// an earlier run's in the same data dir.
+		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Logger: log})
 		start("demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	wg.Wait()
 	return firstErr
-}
-
-// loadModel seeds the models dir with the shipped bundles and opens the live version
-// of cutoff_risk.
-func loadModel(dir string) (*models.Model, error) {
-	if err := models.InitRuntime(""); err != nil {
-		return nil, err
-	}
-	if err := models.SeedDir(dir); err != nil {
-		return nil, err
-	}
-	live, err := models.Active(dir, "cutoff_risk")
-	if err != nil {
-		return nil, err
-	}
-	return models.Open(live, features.SpecVersion, features.Names[:])
 }
 
 func connect(url string, log *slog.Logger) (*nats.Conn, error) {

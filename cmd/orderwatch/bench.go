@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/sim"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+type benchConfig struct {
+	Events    int
+	Scenario  string
+	BatchSize int
+	NATSSync  string
+	Latency   time.Duration
+}
+
+func benchCmd(args []string) error {
+	var c benchConfig
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&c.Events, "events", 100_000, "simulated `events` through the floor and the pipeline")
+	fs.StringVar(&c.Scenario, "scenario", "normal", "simulator `scenario`")
+	fs.IntVar(&c.BatchSize, "batch-size", 256, "pipeline batch `size`")
+	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream sync `policy`, the same for the floor and the pipeline")
+	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if c.Events < 1000 {
+		return errors.New("bench: --events must be at least 1000")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return bench(ctx, c, os.Stdout, os.Stderr)
+}
+
+// bench measures, in one run on one machine and one sync setting, the JetStream
+// floor (publish, then a durable pull consumer that only fetches and acks) and the
+// full pipeline over the same simulated events, and prints one figure per line.
+func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
+	scenario, err := sim.ParseScenario(c.Scenario)
+	if err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp("", "orderwatch-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
+
+	floor, err := benchFloor(ctx, c, scenario, filepath.Join(root, "floor"), say)
+	if err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	res, err := benchPipeline(ctx, c, scenario, filepath.Join(root, "pipeline"), say)
+	if err != nil {
+		return fmt.Errorf("bench: pipeline: %w", err)
+	}
+	fmt.Fprintf(out, "floor_events_per_s %.0f\n", floor)
+	fmt.Fprintf(out, "pipeline_events_per_s %.0f\n", res.rate)
+	fmt.Fprintf(out, "ratio %.2f\n", res.rate/floor)
+	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
+	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
+	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
+	fmt.Fprintf(out, "peak_rss_mb %.0f\n", peakRSSMB())
+	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
+	return nil
+}
+
+// benchServer starts an embedded JetStream with the benchmark's sync setting and
+// the orderwatch streams.
+func benchServer(ctx context.Context, dir, syncPolicy string) (jetstream.JetStream, func(), error) {
+	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:0", DataDir: dir, Sync: syncPolicy})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = pipeline.EnsureStreams(ctx, js)
+	}
+	stop := func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return js, stop, nil
+}
+
+var errEnough = errors.New("enough events")
+
+// simulateN emits the first n events of a simulated network.
+func simulateN(ctx context.Context, scenario sim.Scenario, seed uint64, n int, faults sim.Faults, emit func(subject, id string, data []byte) error) error {
+	s, err := sim.New(sim.Options{Scenario: scenario, Seed: seed, Faults: faults})
+	if err != nil {
+		return err
+	}
+	count := 0
+	err = s.Run(ctx, func(ev *sim.Emitted) error {
+		if count == n {
+			return errEnough
+		}
+		count++
+		return emit(features.Subject(ev.Type), eventID(ev.Data), ev.Data)
+	})
+	if errors.Is(err, errEnough) || (err == nil && count == n) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("the simulation ended after %d of %d events", count, n)
+	}
+	return err
+}
+
+func eventID(data []byte) string {
+	const prefix = `{"id":"`
+	rest, ok := bytes.CutPrefix(data, []byte(prefix))
+	if !ok {
+		return ""
+	}
+	if i := bytes.IndexByte(rest, '"'); i >= 0 {
+		return string(rest[:i])
+	}
+	return ""
+}
+
+// publishAll publishes the first n simulated events, asynchronously with a bounded
+// window, waits for every acknowledgement and returns how many messages ORDERS
+// holds: fewer than n, since the simulated bus duplicates some events and
+// JetStream drops those copies by Nats-Msg-Id.
+func publishAll(ctx context.Context, js jetstream.JetStream, scenario sim.Scenario, seed uint64, n int) (int, error) {
+	err := simulateN(ctx, scenario, seed, n, sim.DefaultFaults, func(subject, id string, data []byte) error {
+		return publishAsync(ctx, js, subject, id, data)
+	})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	s, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.State.Msgs), nil
+}
+
+// publishAsync publishes without waiting for the ack; when too many acks are
+// outstanding it waits for them and tries again.
+func publishAsync(ctx context.Context, js jetstream.JetStream, subject, id string, data []byte) error {
+	for {
+		_, err := js.PublishAsync(subject, slices.Clone(data), jetstream.WithMsgID(id))
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// benchFloor returns the rate at which a durable pull consumer fetches and acks n
+// published event messages.
+func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, say func(string, ...any)) (float64, error) {
+	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	stored, err := publishAll(ctx, js, scenario, 1, c.Events)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamOrders, jetstream.ConsumerConfig{
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 8 * c.BatchSize,
+	})
+	if err != nil {
+		return 0, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.BatchSize))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	start := time.Now()
+	for range stored {
+		m, err := it.Next()
+		if err != nil {
+			return 0, err
+		}
+		if err := m.Ack(); err != nil {
+			return 0, err
+		}
+	}
+	rate := float64(stored) / time.Since(start).Seconds()
+	say("floor: %d messages fetched and acked at %.0f/s", stored, rate)
+	return rate, nil
+}
+
+type pipelineResult struct {
+	rate, p50, p99, scoringUS, badgerPerOrder float64
+}
+
+// timedScorer measures the scoring of the pipeline's batches.
+type timedScorer struct {
+	pipeline.Scorer
+	rows atomic.Int64
+	nano atomic.Int64
+}
+
+func (t *timedScorer) Score(rows []float32, texts [][]string, risk, classes []float32) (pipeline.Scored, error) {
+	start := time.Now()
+	sc, err := t.Scorer.Score(rows, texts, risk, classes)
+	t.nano.Add(int64(time.Since(start)))
+	t.rows.Add(int64(len(risk)))
+	return sc, err
+}
+
+func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, say func(string, ...any)) (pipelineResult, error) {
+	var res pipelineResult
+	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	if err != nil {
+		return res, err
+	}
+	defer stop()
+	stored, err := publishAll(ctx, js, scenario, 1, c.Events)
+	if err != nil {
+		return res, err
+	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
+	if err != nil {
+		return res, err
+	}
+	defer st.Close()
+	log := slog.New(slog.DiscardHandler)
+	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
+	if err != nil {
+		return res, err
+	}
+	defer registry.Close()
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		return res, err
+	}
+	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: jsPublisher(js), Logger: log})
+	if err != nil {
+		return res, err
+	}
+	scorer := &timedScorer{Scorer: &registryScorer{r: registry}}
+
+	var (
+		committed atomic.Int64
+		mu        sync.Mutex
+		sent      = map[string]time.Time{}
+		latencies []float64
+	)
+	pipe, err := pipeline.New(pipeline.Options{
+		JetStream: js, Store: st, Policy: policy, Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
+		OnCommitted: func(msgs []*pipeline.Message) {
+			committed.Add(int64(len(msgs)))
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				id := m.Header.Get(jetstream.MsgIDHeader)
+				if t, ok := sent[id]; ok {
+					latencies = append(latencies, float64(now.Sub(t))/1e6)
+					delete(sent, id)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{pipe.Run, exec.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = run(runCtx) }()
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	start := time.Now()
+	for committed.Load() < int64(stored) {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	res.rate = float64(stored) / elapsed.Seconds()
+	say("pipeline: %d messages applied, scored, decided and committed at %.0f/s", stored, res.rate)
+	if n := scorer.rows.Load(); n > 0 {
+		res.scoringUS = float64(scorer.nano.Load()) / float64(n) / 1e3
+	}
+
+	// Latency at half the sustained rate, on fresh orders of another seed.
+	rate := res.rate / 2
+	n := max(int(rate*c.Latency.Seconds()), 100)
+	say("latency: publishing %d events at %.0f/s", n, rate)
+	interval := time.Duration(float64(time.Second) / rate)
+	next := time.Now()
+	// No delivery faults here: a duplicate dropped by JetStream would never commit.
+	err = simulateN(ctx, scenario, 2, n, sim.Faults{}, func(subject, id string, data []byte) error {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(interval)
+		mu.Lock()
+		sent[id] = time.Now()
+		mu.Unlock()
+		return publishAsync(ctx, js, subject, id, data)
+	})
+	if err != nil {
+		return res, err
+	}
+	<-js.PublishAsyncComplete()
+	deadline := time.Now().Add(time.Minute)
+	for pending(&mu, sent) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	slices.Sort(latencies)
+	if len(latencies) > 0 {
+		res.p50 = latencies[len(latencies)/2]
+		res.p99 = latencies[min(len(latencies)-1, len(latencies)*99/100)]
+	}
+	mu.Unlock()
+
+	stats, err := st.Stats()
+	if err != nil {
+		return res, err
+	}
+	if stats.OpenOrders > 0 {
+		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
+	}
+	return res, nil
+}
+
+// pending counts the events published in the latency phase and not yet committed.
+func pending(mu *sync.Mutex, sent map[string]time.Time) int {
+	mu.Lock()
+	defer mu.Unlock()
+	return len(sent)
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// peakRSSMB is the process's peak resident set (VmHWM), in MiB.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/orderwatch/orderwatch/actions"
+)
+
+// TestApproveFromTheCommandLine: an order on credit hold near its cutoff waits for
+// approval in a running instance; `orderwatch decisions pending` lists it,
+// `orderwatch approve` approves it through the API with the token, and
+// `decisions show` and `decisions list` show who approved it and that the command
+// went out.
+func TestApproveFromTheCommandLine(t *testing.T) {
+	t.Setenv("ORDERWATCH_API_TOKEN", "cli-token")
+	base, natsURL := startRun(t, false)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	now := time.Now().UTC()
+	for _, ev := range []string{
+		fmt.Sprintf(`{"id":"c-1","type":"order.created","order_id":"SO-77","occurred_at":%q,"source":"erp","schema":1,"data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-9","customer_tier":"gold","lines":2,"value":300}}`,
+			now.Add(-time.Hour).Format(time.RFC3339), now.Add(2*time.Hour).Format(time.RFC3339)),
+		fmt.Sprintf(`{"id":"c-2","type":"credit.hold","order_id":"SO-77","occurred_at":%q,"source":"finance","actor":"credit-engine","schema":1,"data":{"reason":"over_limit"}}`,
+			now.Add(-30*time.Minute).Format(time.RFC3339)),
+	} {
+		var env struct{ ID, Type string }
+		_ = json.Unmarshal([]byte(ev), &env)
+		if err := nc.PublishMsg(&nats.Msg{Subject: "orders." + env.Type, Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		var err error
+		args = append(args, "--api", base)
+		switch args[0] {
+		case "decisions":
+			err = decisionsCmd(args[1:], &out)
+		default:
+			err = answerCmd(args[0], args[1:], &out)
+		}
+		return out.String(), err
+	}
+	var id string
+	waitFor(t, "a decision pending approval for SO-77", func() bool {
+		out, err := cli("decisions", "pending", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct{ Approvals []actions.View }
+		_ = json.Unmarshal([]byte(out), &list)
+		for _, v := range list.Approvals {
+			if v.Decision.OrderID == "SO-77" && v.Decision.RuleID == "credit-hold-near-cutoff" {
+				id = v.Decision.ID
+			}
+		}
+		return id != ""
+	})
+	if out, _ := cli("decisions", "pending"); !strings.Contains(out, id) || !strings.Contains(out, "credit-desk") {
+		t.Errorf("decisions pending =\n%s\nwant %s waiting on credit-desk", out, id)
+	}
+
+	if _, err := cli("approve", id, "--by", "amy"); err == nil || !strings.Contains(err.Error(), "--reason") {
+		t.Errorf("approve without a reason = %v, want an error asking for it", err)
+	}
+	t.Setenv("ORDERWATCH_API_TOKEN", "wrong")
+	if _, err := cli("approve", id, "--by", "amy", "--reason", "paid"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("approve with a wrong token = %v, want 401", err)
+	}
+	t.Setenv("ORDERWATCH_API_TOKEN", "cli-token")
+	out, err := cli("approve", id, "--by", "amy", "--reason", "customer paid by wire")
+	if err != nil || !strings.Contains(out, "approved "+id) {
+		t.Fatalf("approve = %q, %v", out, err)
+	}
+	if _, err := cli("reject", id, "--by", "bob", "--reason", "no"); err == nil || !strings.Contains(err.Error(), "amy") {
+		t.Errorf("reject after approval = %v, want a conflict naming amy", err)
+	}
+	waitFor(t, "the approved command published", func() bool {
+		out, err := cli("decisions", "show", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v actions.View
+		_ = json.Unmarshal([]byte(out), &v)
+		return v.State == actions.StatePublished && len(v.Trail) == 1 && v.Trail[0].By == "amy"
+	})
+	out, err = cli("decisions", "list", "--order", "SO-77", "--since", "1h")
+	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "approved by amy") {
+		t.Errorf("decisions list =\n%s\n%v; want %s approved by amy", out, err, id)
+	}
+}
+
+// TestDemoShowsEveryMode: with the shipped policy, `orderwatch run --demo` records
+// decisions of every mode within a minute.
+func TestDemoShowsEveryMode(t *testing.T) {
+	base, _ := startRun(t, true)
+	modes := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(modes) < len(actions.Modes) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute of the demo the decisions show modes %v, want all of %v", modes, actions.Modes)
+		}
+		time.Sleep(500 * time.Millisecond)
+		code, body := get(base + "/api/v1/decisions?limit=10000")
+		if code != 200 {
+			continue
+		}
+		var out struct{ Decisions []actions.View }
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out.Decisions {
+			modes[v.Decision.Mode] = true
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const modelsUsage = `usage:
+  orderwatch models list [--api URL]                     live, shadow, pinned and rejected versions
+  orderwatch models validate DIR [--api URL]             check a bundle directory as a swap would
+  orderwatch models activate NAME VERSION [--api URL]    pin NAME to VERSION (rollback); VERSION "" unpins
+Mutating calls need ORDERWATCH_API_TOKEN.`
+
+// modelsCmd talks to a running instance: the daemon owns the models dir.
+func modelsCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(modelsUsage)
+	}
+	fs := flag.NewFlagSet("models "+args[0], flag.ContinueOnError)
+	api := fs.String("api", "http://127.0.0.1:8080", "`URL` of the running orderwatch")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c := apiClient{base: *api, token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	switch args[0] {
+	case "list":
+		return c.do(http.MethodGet, "/api/v1/models", nil, stdout)
+	case "validate":
+		if fs.NArg() != 1 {
+			return errors.New(modelsUsage)
+		}
+		dir, err := filepath.Abs(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		return c.do(http.MethodPost, "/api/v1/models/validate", map[string]string{"dir": dir}, stdout)
+	case "activate":
+		if fs.NArg() != 2 {
+			return errors.New(modelsUsage)
+		}
+		return c.do(http.MethodPost, "/api/v1/models/"+fs.Arg(0)+"/activate", map[string]string{"version": fs.Arg(1)}, stdout)
+	}
+	return errors.New(modelsUsage)
+}
+
+// apiClient calls the HTTP API of a running instance.
+type apiClient struct {
+	base, token string
+}
+
+// do sends body as JSON and copies the response to out; a non-2xx status is an
+// error carrying the server's message.
+func (c apiClient) do(method, path string, body any, out io.Writer) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s (is orderwatch running? set --api): %w", method, c.base+path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	_, err = out.Write(b)
+	return err
+}
