@@ -26,7 +26,7 @@ type Options struct {
 	// OnCommit is called after each committed batch that queued commands (the
 	// executor's Wake).
 	OnCommit func()
-	// BatchSize is the most messages handled in one commit. Zero means 256.
+	// BatchSize is the most messages handled in one commit. Zero means 1024.
 	BatchSize int
 	// AckWait is the consumer's redelivery timeout. Zero means 30s.
 	AckWait time.Duration
@@ -63,7 +63,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, errors.New("pipeline: Options.JetStream is required")
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 256
+		opts.BatchSize = 1024
 	}
 	if opts.AckWait <= 0 {
 		opts.AckWait = 30 * time.Second

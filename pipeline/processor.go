@@ -183,7 +183,13 @@ type orderFlags struct {
 
 // Result summarises a processed batch.
 type Result struct {
-	Queued bool // commands were put in the outbox
+	Queued                            bool // commands were put in the outbox
+	Applied, Duplicates, DeadLettered int
+}
+
+func (r Result) add(o Result) Result {
+	return Result{Queued: r.Queued || o.Queued, Applied: r.Applied + o.Applied,
+		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered}
 }
 
 // NewProcessor loads the durable context, watermark and rescoring index.
@@ -267,9 +273,26 @@ func (p *Processor) load() error {
 func (p *Processor) Watermark() time.Time { return p.watermark }
 
 // Process applies one batch: dead letters first, then one synced Badger commit for
-// every effect. An error means nothing was committed: the in-memory mirrors are
-// reloaded and the caller must not ack.
-func (p *Processor) Process(ctx context.Context, msgs []*Message) (res Result, err error) {
+// every effect. A batch larger than Badger takes in one commit (a burst of large
+// events) is applied in halves, each in its own commit, so no batch can wedge the
+// consumer. An error means the batch (or its second half) was not committed: the
+// in-memory mirrors are reloaded and the caller must not ack; redelivered messages
+// of a committed half are recognised by their sequence.
+func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error) {
+	res, err := p.process(ctx, msgs)
+	if !errors.Is(err, store.ErrBatchTooBig) || len(msgs) < 2 {
+		return res, err
+	}
+	half := len(msgs) / 2
+	first, err := p.Process(ctx, msgs[:half])
+	if err != nil {
+		return first, err
+	}
+	second, err := p.Process(ctx, msgs[half:])
+	return first.add(second), err
+}
+
+func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, err error) {
 	p.reset(len(msgs))
 	for i, m := range msgs {
 		it := &p.items[i]
@@ -310,6 +333,16 @@ func (p *Processor) Process(ctx context.Context, msgs []*Message) (res Result, e
 		return res, err
 	}
 	p.observe()
+	for i := range p.items {
+		switch p.items[i].result {
+		case resultApplied:
+			res.Applied++
+		case resultDuplicate:
+			res.Duplicates++
+		case resultDeadLetter:
+			res.DeadLettered++
+		}
+	}
 	return res, nil
 }
 

@@ -75,19 +75,13 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 		if len(ptrs) == 0 {
 			return nil
 		}
-		if _, err := proc.Process(ctx, ptrs); err != nil {
+		res, err := proc.Process(ctx, ptrs)
+		if err != nil {
 			return fmt.Errorf("pipeline: replay lines up to %d: %w", st.Lines, err)
 		}
-		for i := range proc.items {
-			switch proc.items[i].result {
-			case resultApplied:
-				st.Applied++
-			case resultDuplicate:
-				st.Duplicates++
-			case resultDeadLetter:
-				st.DeadLettered++
-			}
-		}
+		st.Applied += res.Applied
+		st.Duplicates += res.Duplicates
+		st.DeadLettered += res.DeadLettered
 		ptrs = ptrs[:0]
 		if opts.Progress != nil {
 			opts.Progress(st.Lines)

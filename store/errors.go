@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
 
 // ErrNotFound is returned by the queries when the order or decision does not exist.
 var ErrNotFound = errors.New("store: not found")
@@ -8,3 +12,7 @@ var ErrNotFound = errors.New("store: not found")
 // ErrConflict is returned by Batch.Commit when a concurrent commit changed a key the
 // batch read. The caller retries the whole batch.
 var ErrConflict = errors.New("store: write conflict, retry the batch")
+
+// ErrBatchTooBig is returned, wrapped, when a batch holds more than Badger takes in
+// one commit. Nothing was written: the caller splits the batch and tries again.
+var ErrBatchTooBig = badger.ErrTxnTooBig
