@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,11 +31,12 @@ import (
 )
 
 type benchConfig struct {
-	Events    int
-	Scenario  string
-	BatchSize int
-	NATSSync  string
-	Latency   time.Duration
+	Events     int
+	Scenario   string
+	BatchSize  int
+	NATSSync   string
+	Latency    time.Duration
+	CPUProfile string
 }
 
 func benchCmd(args []string) error {
@@ -42,9 +44,10 @@ func benchCmd(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&c.Events, "events", 100_000, "simulated `events` through the floor and the pipeline")
 	fs.StringVar(&c.Scenario, "scenario", "normal", "simulator `scenario`")
-	fs.IntVar(&c.BatchSize, "batch-size", 256, "pipeline batch `size`")
+	fs.IntVar(&c.BatchSize, "batch-size", 1024, "pipeline batch `size`")
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream sync `policy`, the same for the floor and the pipeline")
 	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -320,6 +323,16 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, di
 	}
 	defer func() { cancel(); wg.Wait() }()
 
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return res, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer f.Close()
+	}
 	start := time.Now()
 	for committed.Load() < int64(stored) {
 		if err := ctx.Err(); err != nil {
@@ -328,6 +341,9 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, di
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	if c.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	res.rate = float64(stored) / elapsed.Seconds()
 	say("pipeline: %d messages applied, scored, decided and committed at %.0f/s", stored, res.rate)
 	if n := scorer.rows.Load(); n > 0 {

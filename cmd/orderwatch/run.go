@@ -55,7 +55,7 @@ func parseRunFlags(args []string) (runConfig, error) {
 	fs.StringVar(&c.Policy, "policy", "", "policy `file` (YAML); default: the shipped policy")
 	fs.BoolVar(&c.Demo, "demo", false, "also publish a live stream of plausible events into ORDERS")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 40, "demo events per `second`")
-	fs.IntVar(&c.BatchSize, "batch-size", 256, "most `messages` per commit")
+	fs.IntVar(&c.BatchSize, "batch-size", 1024, "most `messages` per commit (one fsync each)")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log `format`: text or json (default text on a terminal, json otherwise)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	config := fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
