@@ -105,68 +105,10 @@ func (s *Store) Order(id string) (OrderView, error) {
 	return v, nil
 }
 
-// Decisions returns up to limit decision records, newest first.
-func (s *Store) Decisions(limit int) ([][]byte, error) {
-	var out [][]byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Reverse = true
-		o.Prefix = []byte(pDecision)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		// Reverse iteration seeks to the greatest key <= the seek key.
-		for it.Seek([]byte(pDecision + "\xff")); it.Valid() && len(out) < limit; it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: list decisions: %w", err)
-	}
-	return out, nil
-}
-
 // OutboxEntry is a command waiting for its executor.
 type OutboxEntry struct {
 	DecisionID string
 	Command    []byte
-}
-
-// Outbox returns up to limit pending commands, oldest decision first.
-func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
-	var out []OutboxEntry
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pOutbox)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			out = append(out, OutboxEntry{DecisionID: string(it.Item().Key()[len(pOutbox):]), Command: v})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: read outbox: %w", err)
-	}
-	return out, nil
-}
-
-// CompleteOutbox removes a command from the outbox and records its outcome, in one
-// synced commit. published says whether it counts as a published action.
-func (s *Store) CompleteOutbox(decisionID string, outcome []byte, published bool) error {
-	err := s.db.Update(func(txn *badger.Txn) error { return completeOutbox(txn, decisionID, outcome, published) })
-	if err != nil {
-		return fmt.Errorf("store: complete outbox entry %s: %w", decisionID, err)
-	}
-	return nil
 }
 
 func completeOutbox(txn *badger.Txn, entry string, outcome []byte, published bool) error {

@@ -94,18 +94,18 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 		t.Error("event e-1 not remembered")
 	}
 
-	ds, err := s.Decisions(1)
-	if err != nil || len(ds) != 1 || string(ds[0]) != `{"id":"0002-b"}` {
-		t.Errorf("newest decision = %s, %v", ds, err)
+	ds, err := s.FindDecisions(DecisionsQuery{Limit: 1})
+	if err != nil || len(ds) != 1 || string(ds[0].Record) != `{"id":"0002-b"}` {
+		t.Errorf("newest decision = %+v, %v", ds, err)
 	}
-	ob, err := s.Outbox(10)
+	ob, err := s.OutboxPage("", 10)
 	if err != nil || len(ob) != 1 || ob[0].DecisionID != "0001-a" {
 		t.Fatalf("outbox = %+v, %v", ob, err)
 	}
-	if err := s.CompleteOutbox("0001-a", []byte(`{"status":"published"}`), true); err != nil {
+	if err := s.FinishOutbox("0001-a", 1, []byte(`{"attempt":1}`), []byte(`{"status":"published"}`), true); err != nil {
 		t.Fatal(err)
 	}
-	if ob, _ := s.Outbox(10); len(ob) != 0 {
+	if ob, _ := s.OutboxPage("", 10); len(ob) != 0 {
 		t.Errorf("outbox after completion = %+v", ob)
 	}
 	v, _ = s.Order("SO-1")
