@@ -28,6 +28,9 @@ type metrics struct {
 	rescored    prometheus.Counter
 	timers      prometheus.Gauge
 
+	openByWH      *prometheus.GaugeVec
+	atRisk        *prometheus.GaugeVec
+	stays         *prometheus.HistogramVec
 	outcomes      *prometheus.CounterVec
 	outcomeRisk   *prometheus.HistogramVec
 	classOutcomes *prometheus.CounterVec
@@ -82,6 +85,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_rescoring_timers",
 			Help: "Open orders with a pending rescoring timer.",
 		}),
+		openByWH: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderwatch_open_orders_by_warehouse",
+			Help: "Open orders (created, not shipped or cancelled) by warehouse.",
+		}, []string{"warehouse"}),
+		atRisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderwatch_orders_at_risk",
+			Help: "Open orders whose latest cutoff risk is at or above the model's act threshold, by warehouse.",
+		}, []string{"warehouse"}),
+		stays: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderwatch_milestone_duration_seconds",
+			Help:    "How long orders sat at a milestone before reaching the next, by the milestone they left (event time).",
+			Buckets: []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800},
+		}, []string{"milestone"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_outcomes_total",
 			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version.",
@@ -111,13 +127,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running, m.rescored, m.timers, m.outcomes, m.outcomeRisk, m.classOutcomes} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.batchSecs, m.batchSize, m.scoringSecs, m.ackFailures, m.failures, m.running, m.rescored, m.timers, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// countOrder adds delta to the per-warehouse gauges the order state g counts in.
+func (m *metrics) countOrder(g gaugeState, delta float64) {
+	if g.Warehouse == "" {
+		return
+	}
+	if g.Open {
+		m.openByWH.WithLabelValues(g.Warehouse).Add(delta)
+	}
+	if g.AtRisk {
+		m.atRisk.WithLabelValues(g.Warehouse).Add(delta)
+	}
 }
 
 func typeLabel(t string) string {

@@ -448,6 +448,11 @@ func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 			if info.State.Msgs != 1 {
 				t.Errorf("ACTIONS holds %d commands, want 1 (approval and shadow decisions do not execute)", info.State.Msgs)
 			}
+			for name, want := range map[string]float64{"orderwatch_orders_at_risk": 1, "orderwatch_open_orders_by_warehouse": 1} {
+				if got := testutil.ToFloat64(metric(t, h.reg, name, "warehouse", "DAL")); got != want {
+					t.Errorf("%s{warehouse=DAL} = %v, want %v", name, got, want)
+				}
+			}
 			if st := h.stats(); st.ActionsPublished != 1 || st.Decisions != int64(len(v.Decisions)) {
 				t.Errorf("stats = %+v, want 1 action published and %d decisions", st, len(v.Decisions))
 			}
@@ -536,7 +541,12 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 					continue next
 				}
 			}
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			})
 		}
 	}
 	t.Fatalf("metric %s%v not found", name, labels)

@@ -122,6 +122,8 @@ type Processor struct {
 	risks    []float32
 	classes  []float32
 	deltas   []float32
+	gauges   []gaugeDelta
+	stays    []milestoneStay
 	decs     []actions.Decision
 	dirty    []features.ContextKey
 	outcomes []outcome
@@ -152,6 +154,9 @@ type orderRecord struct {
 	// Flags are derived from State when the record is written, for readers of the
 	// API; the fold never reads them.
 	Flags orderFlags `json:"flags"`
+	// Gauge is the warehouse and risk state the order counts under in the open and
+	// at-risk gauges, so a change moves it from one count to the other.
+	Gauge gaugeState `json:"gauge,omitzero"`
 
 	wasOpen bool
 	dueSet  time.Time // NextDue when loaded, to replace its index entry
@@ -166,11 +171,37 @@ type evalScore struct {
 	ClassVer  string  `json:"class_version,omitempty"`
 }
 
+// atRiskDefault is the risk at or above which an order counts as at risk when its
+// model gave no threshold (the rules fallback).
+const atRiskDefault = 0.5
+
+func (e *evalScore) threshold() float64 {
+	if e == nil || e.Threshold == 0 {
+		return atRiskDefault
+	}
+	return e.Threshold
+}
+
 // outcome is one order's known outcome joined to its evaluated prediction.
 type outcome struct {
 	eval   evalScore
 	missed bool
 	class  string
+}
+
+type gaugeState struct {
+	Warehouse string `json:"warehouse,omitempty"`
+	Open      bool   `json:"open,omitempty"`
+	AtRisk    bool   `json:"at_risk,omitempty"`
+}
+
+// gaugeDelta moves one order between the per-warehouse counts.
+type gaugeDelta struct{ from, to gaugeState }
+
+// milestoneStay is how long an order sat at a milestone before it moved on.
+type milestoneStay struct {
+	milestone string
+	d         time.Duration
 }
 
 type orderFlags struct {
@@ -220,6 +251,20 @@ func NewProcessor(opts ProcessorOptions, m *metrics) (*Processor, error) {
 	p := &Processor{opts: opts, log: opts.Logger, m: m, orders: map[string]*orderRecord{}}
 	if err := p.load(); err != nil {
 		return nil, err
+	}
+	// The per-warehouse gauges start from the stored orders; batches move them.
+	err := opts.Store.Orders(func(_ string, raw []byte) error {
+		var rec struct {
+			Gauge gaugeState `json:"gauge"`
+		}
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		m.countOrder(rec.Gauge, 1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: count stored orders: %w", err)
 	}
 	return p, nil
 }
@@ -399,6 +444,8 @@ func (p *Processor) reset(n int) {
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
 	p.outcomes = p.outcomes[:0]
+	p.gauges = p.gauges[:0]
+	p.stays = p.stays[:0]
 }
 
 // apply handles one message within the batch.
@@ -457,7 +504,13 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	if err != nil {
 		return err
 	}
+	was, wasAt := rec.State.Milestone, rec.State.MilestoneAt
 	rec.State.Apply(ev)
+	if m := rec.State.Milestone; m != was && was != "" {
+		if d := rec.State.MilestoneAt.Sub(wasAt); d >= 0 {
+			p.stays = append(p.stays, milestoneStay{was, d})
+		}
+	}
 	p.ctx.Observe(ev, &rec.State)
 	ttl := p.opts.Retention
 	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, ttl); err != nil {
@@ -686,6 +739,15 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	s := &rec.State
 	rec.Flags = orderFlags{Open: open, OnCreditHold: s.OnCreditHold(), PricingOpen: s.PricingOpen(),
 		AllocationShort: s.AllocationShort(), InvoiceFailed: s.InvoiceFailed()}
+	g := gaugeState{Warehouse: s.Warehouse, Open: open}
+	if open && rec.Risk != nil {
+		threshold := rec.Eval.threshold()
+		g.AtRisk = *rec.Risk >= threshold
+	}
+	if g != rec.Gauge {
+		p.gauges = append(p.gauges, gaugeDelta{rec.Gauge, g})
+		rec.Gauge = g
+	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode order %s: %w", rec.State.OrderID, err)
@@ -788,6 +850,13 @@ func (p *Processor) observe() {
 		p.m.decisions.WithLabelValues(p.decs[i].Action, p.decs[i].Mode).Inc()
 	}
 	p.m.rescored.Add(float64(countTimers(p.rows)))
+	for _, g := range p.gauges {
+		p.m.countOrder(g.from, -1)
+		p.m.countOrder(g.to, 1)
+	}
+	for _, st := range p.stays {
+		p.m.stays.WithLabelValues(st.milestone).Observe(st.d.Seconds())
+	}
 	for _, o := range p.outcomes {
 		actual := "met"
 		if o.missed {

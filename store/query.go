@@ -244,3 +244,26 @@ func (s *Store) Meta(name string) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// Orders calls fn with every stored order record.
+func (s *Store) Orders(fn func(id string, rec []byte) error) error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pOrder)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			err := it.Item().Value(func(v []byte) error {
+				return fn(string(it.Item().Key()[len(pOrder):]), v)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: read orders: %w", err)
+	}
+	return nil
+}
