@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
@@ -75,7 +76,11 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	// Progress goes to a terminal only; scripts get the figures on stdout alone.
+	say := func(string, ...any) {}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		say = func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	}
 	say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
 
 	floor, err := benchFloor(ctx, c, scenario, filepath.Join(root, "floor"), say)
