@@ -121,6 +121,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range features.Reasons {
 		m.dlq.WithLabelValues(r)
 	}
+	for _, ms := range features.Milestones[1:] {
+		m.stays.WithLabelValues(ms)
+	}
 	for _, a := range actions.Actions {
 		for _, mode := range actions.Modes {
 			m.decisions.WithLabelValues(a, mode)
