@@ -22,7 +22,7 @@ PROMTOOL       = $(firstword $(wildcard $(CURDIR)/.cache/bin/promtool) $(shell c
 
 export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help build run test check fmt vet tidy-check onnxruntime model clean promtool alerts
+.PHONY: help build run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,8 +33,9 @@ build: $(ORT_LIB) ## build bin/orderwatch (and fetch ONNX Runtime when missing)
 run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_ARGS for more flags)
 	ORDERWATCH_API_TOKEN="$${ORDERWATCH_API_TOKEN:-demo-token}" ./$(BIN) run --demo $(RUN_ARGS)
 
-test: $(ORT_LIB) alerts ## run every test with the race detector, against the real ONNX Runtime, and the alert rule tests
+test: $(ORT_LIB) alerts ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
 	$(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./features
 
 check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
 
@@ -76,11 +77,14 @@ promtool: ## get promtool when missing: Debian's prometheus package as root, els
 	  echo "building promtool $(PROMTOOL_VER) into .cache/bin with go install (a few minutes)"; \
 	  GOBIN=$(CURDIR)/.cache/bin $(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VER)
 
-model: ## re-create the shipped cutoff_risk bundle with the recipe (needs Debian's python3-sklearn and python3-onnx)
-	@$(PYTHON) -c 'import sklearn, onnx, numpy' 2>/dev/null || { \
+models: ## simulate, replay and train: re-create models/shipped (cutoff_risk, exception_class) and print their model cards
+	@$(PYTHON) -c 'import sklearn, onnx, numpy, scipy' 2>/dev/null || { \
 	  echo "installing Debian's python3-sklearn python3-onnx python3-numpy"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-sklearn python3-onnx python3-numpy; }
-	$(PYTHON) models/train/cutoff_risk.py
+	$(GO) build -o $(BIN) ./cmd/orderwatch
+	$(PYTHON) models/train/train.py --bin $(BIN) --work .cache/train --out models/shipped
+
+model: models ## alias of models
 
 clean: ## remove build outputs (not data/)
 	rm -rf bin

@@ -16,8 +16,8 @@ func TestLoadBundleShipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name != "cutoff_risk" || b.Version != "0.2.0" || b.Role != RoleActive {
-		t.Errorf("bundle %s %s role %s, want cutoff_risk 0.2.0 active", b.Name, b.Version, b.Role)
+	if b.Name != "cutoff_risk" || b.Version != riskShipped || b.Role != RoleActive {
+		t.Errorf("bundle %s %s role %s, want cutoff_risk %s active", b.Name, b.Version, b.Role, riskShipped)
 	}
 	if b.FeatureSpecVersion != features.SpecVersion {
 		t.Errorf("feature_spec_version %q, running spec %q", b.FeatureSpecVersion, features.SpecVersion)

@@ -28,8 +28,8 @@ func openShipped(t testing.TB) *Model {
 
 func TestOpenShipped(t *testing.T) {
 	m := openShipped(t)
-	if m.Name() != "cutoff_risk" || m.Version() != "0.2.0" || m.Role() != RoleActive {
-		t.Errorf("opened %s %s (%s), want cutoff_risk 0.2.0 (active)", m.Name(), m.Version(), m.Role())
+	if m.Name() != "cutoff_risk" || m.Version() != riskShipped || m.Role() != RoleActive {
+		t.Errorf("opened %s %s (%s), want cutoff_risk %s (active)", m.Name(), m.Version(), m.Role(), riskShipped)
 	}
 	if m.Threshold() != 0.7 {
 		t.Errorf("Threshold() = %v, want 0.7", m.Threshold())
@@ -72,7 +72,7 @@ func TestOpenShipped(t *testing.T) {
 // order builds a feature vector from a typical open order with some features set:
 // allocated, 10 hours to cutoff, standard tier, portal, a normal warehouse and
 // carrier, a customer with 20 orders closed, a Wednesday morning (the defaults of
-// the golden rows in models/train/cutoff_risk.py).
+// the hand-made golden rows in models/train/train.py).
 func order(set map[int]float32) features.Vector {
 	var v features.Vector
 	v[features.FMinutesToCutoff] = 600
@@ -98,6 +98,14 @@ func order(set map[int]float32) features.Vector {
 	return v
 }
 
+// TestScoreSanity: pairs of orders whose order of risk is known. The model is
+// trained on the simulator (models/train), so a pair states what holds there: an
+// address change is the fix of a ship-to problem (order.changed with change
+// "address" comes when customer service corrects it), so it is not a risk; a backlog
+// of an hour or two of capacity is cleared well within the 10 hours these orders
+// have, a backlog of five is not; pickers take expedited orders first, so near the
+// cutoff a ground order is the riskier one; and the time of day acts through the
+// time left and the shifts, with no effect of its own to assert.
 func TestScoreSanity(t *testing.T) {
 	m := openShipped(t)
 	tests := []struct {
@@ -153,8 +161,8 @@ func TestScoreSanity(t *testing.T) {
 			safer:   order(nil),
 		},
 		{
-			name:    "address changed vs unchanged",
-			riskier: order(map[int]float32{features.FOrderChanges: 1, features.FAddressChanged: 1}),
+			name:    "re-allocated vs not",
+			riskier: order(map[int]float32{features.FAllocationChanges: 1}),
 			safer:   order(nil),
 		},
 		{
@@ -163,8 +171,8 @@ func TestScoreSanity(t *testing.T) {
 			safer:   order(nil),
 		},
 		{
-			name:    "warehouse load 1.5 vs 0.7",
-			riskier: order(map[int]float32{features.FWarehouseLoadRatio: 1.5}),
+			name:    "warehouse load 5 vs 0.7",
+			riskier: order(map[int]float32{features.FWarehouseLoadRatio: 5}),
 			safer:   order(nil),
 		},
 		{
@@ -178,14 +186,9 @@ func TestScoreSanity(t *testing.T) {
 			safer:   order(map[int]float32{features.FCustomerOrders: 100, features.FCustomerMissRate: 0.1}),
 		},
 		{
-			name:    "18:30 vs 10:00 local, not picked",
-			riskier: order(map[int]float32{features.FLocalHour: 18.5}),
-			safer:   order(nil),
-		},
-		{
-			name:    "expedited vs ground, 1 hour to cutoff",
-			riskier: order(map[int]float32{features.FMinutesToCutoff: 60, features.FExpedited: 1}),
-			safer:   order(map[int]float32{features.FMinutesToCutoff: 60}),
+			name:    "ground vs expedited, 1 hour to cutoff, released for picking",
+			riskier: order(map[int]float32{features.FMinutesToCutoff: 60, features.FMilestoneRank: 3}),
+			safer:   order(map[int]float32{features.FMinutesToCutoff: 60, features.FMilestoneRank: 3, features.FExpedited: 1}),
 		},
 		{
 			name:    "standard vs platinum tier",

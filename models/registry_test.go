@@ -46,6 +46,13 @@ func copyVersion(t *testing.T, dir, name, from, to string, edit func(map[string]
 
 func tokenizerLoader(path string) (Tokenizer, error) { return features.LoadTokenizer(path) }
 
+// The versions in models/shipped (written by models/train/train.py). Versions the
+// tests drop in are greater, so that they go live.
+const (
+	riskShipped  = "1.0.0"
+	classShipped = "1.0.0"
+)
+
 func newTestRegistry(t *testing.T) (*Registry, string, *prometheus.Registry) {
 	t.Helper()
 	initRuntime(t)
@@ -53,7 +60,7 @@ func newTestRegistry(t *testing.T) (*Registry, string, *prometheus.Registry) {
 	if err := SeedDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	// The text-model fixture, as exception_class.
+	// The text-model fixture, as an older exception_class beside the shipped one.
 	fixture := filepath.Join("testdata", "text", "exception_class", "0.0.1")
 	dst := filepath.Join(dir, "exception_class", "0.0.1")
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -91,21 +98,21 @@ func live(r *Registry, name string) string {
 
 func TestRegistryServesAndSwaps(t *testing.T) {
 	r, dir, reg := newTestRegistry(t)
-	if live(r, "cutoff_risk") != "0.2.0" || live(r, "exception_class") != "0.0.1" {
-		t.Fatalf("serving %q and %q, want the seeded 0.2.0 and the fixture 0.0.1", live(r, "cutoff_risk"), live(r, "exception_class"))
+	if live(r, "cutoff_risk") != riskShipped || live(r, "exception_class") != classShipped {
+		t.Fatalf("serving %q and %q, want the seeded %s and %s (the greatest versions)", live(r, "cutoff_risk"), live(r, "exception_class"), riskShipped, classShipped)
 	}
 
-	// A batch that acquired 0.2.0 keeps it while 0.3.0 goes live.
+	// A batch that acquired the shipped version keeps it while 1.3.0 goes live.
 	held := r.Acquire()
-	copyVersion(t, dir, "cutoff_risk", "0.2.0", "0.3.0", nil)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", nil)
 	r.Scan()
-	if got := live(r, "cutoff_risk"); got != "0.3.0" {
-		t.Fatalf("after dropping 0.3.0, serving %s", got)
+	if got := live(r, "cutoff_risk"); got != "1.3.0" {
+		t.Fatalf("after dropping 1.3.0, serving %s", got)
 	}
 	row := make([]float32, features.NumFeatures)
 	out := make([]float32, 1)
 	if err := held.Model("cutoff_risk").Score(row, out); err != nil {
-		t.Fatalf("the batch that started on 0.2.0 cannot finish on it: %v", err)
+		t.Fatalf("the batch that started on %s cannot finish on it: %v", riskShipped, err)
 	}
 	held.Release()
 
@@ -136,13 +143,13 @@ func TestRegistryRejectsBadBundles(t *testing.T) {
 		name, model, version, reason string
 		mangle                       func(dir string)
 	}{
-		{"corrupt model file", "cutoff_risk", "0.4.0", RejectChecksum, func(d string) {
+		{"corrupt model file", "cutoff_risk", "1.4.0", RejectChecksum, func(d string) {
 			os.WriteFile(filepath.Join(d, ModelFile), []byte("not onnx"), 0o644)
 		}},
-		{"wrong feature spec", "cutoff_risk", "0.5.0", RejectSpec, func(d string) {
+		{"wrong feature spec", "cutoff_risk", "1.5.0", RejectSpec, func(d string) {
 			editBundle(t, d, func(m map[string]any) { m["feature_spec_version"] = "1" })
 		}},
-		{"wrong output shape", "cutoff_risk", "0.6.0", RejectModel, func(d string) {
+		{"wrong output shape", "cutoff_risk", "1.6.0", RejectModel, func(d string) {
 			editBundle(t, d, func(m map[string]any) {
 				out := m["outputs"].([]any)[0].(map[string]any)
 				out["shape"] = []any{-1, 2}
@@ -151,22 +158,22 @@ func TestRegistryRejectsBadBundles(t *testing.T) {
 				}
 			})
 		}},
-		{"golden rows off", "cutoff_risk", "0.7.0", RejectGolden, func(d string) {
+		{"golden rows off", "cutoff_risk", "1.7.0", RejectGolden, func(d string) {
 			editBundle(t, d, func(m map[string]any) {
 				m["golden"].([]any)[0].(map[string]any)["output"] = []any{0.123}
 			})
 		}},
-		{"missing tokenizer", "exception_class", "0.1.0", RejectTokenizer, func(d string) {
+		{"missing tokenizer", "exception_class", "1.1.0", RejectTokenizer, func(d string) {
 			os.Remove(filepath.Join(d, "tokenizer.json"))
 		}},
-		{"bad bundle.json", "exception_class", "0.2.0", RejectInvalid, func(d string) {
+		{"bad bundle.json", "exception_class", "1.2.0", RejectInvalid, func(d string) {
 			os.WriteFile(filepath.Join(d, BundleFile), []byte(`{"name":`), 0o644)
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := live(r, c.model)
-			from := map[string]string{"cutoff_risk": "0.2.0", "exception_class": "0.0.1"}[c.model]
+			from := map[string]string{"cutoff_risk": riskShipped, "exception_class": classShipped}[c.model]
 			d := copyVersion(t, dir, c.model, from, c.version, nil)
 			c.mangle(d)
 			r.Scan()
@@ -199,25 +206,25 @@ func TestRegistryRejectsBadBundles(t *testing.T) {
 
 func TestRegistryShadowAndActivate(t *testing.T) {
 	r, dir, _ := newTestRegistry(t)
-	copyVersion(t, dir, "cutoff_risk", "0.2.0", "0.9.0", func(m map[string]any) { m["role"] = RoleShadow })
-	copyVersion(t, dir, "cutoff_risk", "0.2.0", "0.3.0", nil)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.9.0", func(m map[string]any) { m["role"] = RoleShadow })
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", nil)
 	r.Scan()
 	set := r.Acquire()
-	if set.Model("cutoff_risk").Version() != "0.3.0" || set.Shadow("cutoff_risk") == nil || set.Shadow("cutoff_risk").Version() != "0.9.0" {
-		t.Errorf("live %v, shadow %v; want 0.3.0 live and 0.9.0 in shadow", set.Model("cutoff_risk").Version(), set.Shadow("cutoff_risk"))
+	if set.Model("cutoff_risk").Version() != "1.3.0" || set.Shadow("cutoff_risk") == nil || set.Shadow("cutoff_risk").Version() != "1.9.0" {
+		t.Errorf("live %v, shadow %v; want 1.3.0 live and 1.9.0 in shadow", set.Model("cutoff_risk").Version(), set.Shadow("cutoff_risk"))
 	}
 	set.Release()
 
-	if err := r.Activate("cutoff_risk", "0.2.0"); err != nil {
+	if err := r.Activate("cutoff_risk", riskShipped); err != nil {
 		t.Fatal(err)
 	}
-	if got := live(r, "cutoff_risk"); got != "0.2.0" {
-		t.Errorf("after activate 0.2.0 (rollback), serving %s", got)
+	if got := live(r, "cutoff_risk"); got != riskShipped {
+		t.Errorf("after activate %s (rollback), serving %s", riskShipped, got)
 	}
-	copyVersion(t, dir, "cutoff_risk", "0.2.0", "0.4.0", nil)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.4.0", nil)
 	r.Scan()
-	if got := live(r, "cutoff_risk"); got != "0.2.0" {
-		t.Errorf("a pinned model moved to %s when 0.4.0 was dropped", got)
+	if got := live(r, "cutoff_risk"); got != riskShipped {
+		t.Errorf("a pinned model moved to %s when 1.4.0 was dropped", got)
 	}
 	if err := r.Activate("cutoff_risk", "9.9.9"); err == nil {
 		t.Error("activating a missing version succeeded")
@@ -225,8 +232,8 @@ func TestRegistryShadowAndActivate(t *testing.T) {
 	if err := r.Activate("cutoff_risk", ""); err != nil {
 		t.Fatal(err)
 	}
-	if got := live(r, "cutoff_risk"); got != "0.4.0" {
-		t.Errorf("after unpinning, serving %s, want the greatest 0.4.0", got)
+	if got := live(r, "cutoff_risk"); got != "1.4.0" {
+		t.Errorf("after unpinning, serving %s, want the greatest 1.4.0", got)
 	}
 }
 
@@ -261,7 +268,7 @@ func TestRegistrySwapUnderLoad(t *testing.T) {
 		}()
 	}
 	for i := range 10 {
-		copyVersion(t, dir, "cutoff_risk", "0.2.0", "1.0."+string(rune('0'+i)), nil)
+		copyVersion(t, dir, "cutoff_risk", riskShipped, "1.1."+string(rune('0'+i)), nil)
 		r.Scan()
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -270,7 +277,7 @@ func TestRegistrySwapUnderLoad(t *testing.T) {
 	if failures.Load() != 0 || batches.Load() == 0 {
 		t.Errorf("%d failures in %d batches during 10 swaps", failures.Load(), batches.Load())
 	}
-	if got := live(r, "cutoff_risk"); got != "1.0.9" {
-		t.Errorf("serving %s after the swaps, want 1.0.9", got)
+	if got := live(r, "cutoff_risk"); got != "1.1.9" {
+		t.Errorf("serving %s after the swaps, want 1.1.9", got)
 	}
 }

@@ -57,8 +57,8 @@ func TestSeedDir(t *testing.T) {
 	}
 
 	// A second seed leaves existing versions alone, even edited or incomplete ones.
-	bundle := filepath.Join(dst, "cutoff_risk", "0.2.0", BundleFile)
-	model := filepath.Join(dst, "cutoff_risk", "0.2.0", ModelFile)
+	bundle := filepath.Join(dst, "cutoff_risk", riskShipped, BundleFile)
+	model := filepath.Join(dst, "cutoff_risk", riskShipped, ModelFile)
 	if err := os.WriteFile(bundle, []byte("edited by a data scientist"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func modelsCmd(args []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("models "+args[0], flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "`URL` of the running orderwatch")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(flagsFirst(args[1:])); err != nil {
 		return err
 	}
 	c := apiClient{base: *api, token: os.Getenv("ORDERWATCH_API_TOKEN")}
@@ -89,4 +89,26 @@ func (c apiClient) do(method, path string, body any, out io.Writer) error {
 	}
 	_, err = out.Write(b)
 	return err
+}
+
+// flagsFirst moves --api and its value before the positional arguments, so the
+// flag may come after them as the usage shows.
+func flagsFirst(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--api" || a == "-api":
+			flags = append(flags, a)
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		case len(a) > 1 && a[0] == '-' && a != "-":
+			flags = append(flags, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
 }
