@@ -40,6 +40,10 @@ type Options struct {
 	OnCommitted func(msgs []*Message)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
+	// CheckSpace, when set, is asked before each batch and rescoring tick writes
+	// anything; an error fails it at the stage "commit" (see
+	// ProcessorOptions.CheckSpace).
+	CheckSpace func() error
 	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -55,6 +59,7 @@ type Pipeline struct {
 	proc    *Processor
 	running atomic.Bool
 	lastErr atomic.Pointer[string] // the last batch failure, cleared by a commit
+	tickErr atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
 }
 
 // New validates opts, loads the processor's durable state and builds a pipeline.
@@ -81,7 +86,7 @@ func New(opts Options) (*Pipeline, error) {
 	log := opts.Logger.With("component", "pipeline")
 	proc, err := NewProcessor(ProcessorOptions{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
-		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, Logger: log,
+		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, CheckSpace: opts.CheckSpace, Logger: log,
 	}, m)
 	if err != nil {
 		return nil, err
@@ -96,6 +101,9 @@ func (p *Pipeline) Ready() (bool, string) {
 		return false, "consumer not running"
 	}
 	if e := p.lastErr.Load(); e != nil {
+		return false, *e
+	}
+	if e := p.tickErr.Load(); e != nil {
 		return false, *e
 	}
 	return true, ""
@@ -160,9 +168,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return p.shutdown(it, msgs, readerDone)
 		case <-tick.C:
-			// Rescoring timers fire between batches when the stream is quiet.
+			// Rescoring timers fire between batches when the stream is quiet. A
+			// tick is judged apart from the batches: one with no timer due, or a
+			// committed one, must not hide a batch that keeps failing.
 			res, err := p.proc.Tick()
-			p.settle(err, nil)
+			if res.Timers {
+				p.settleTick(err)
+			}
 			if err == nil && res.Queued {
 				p.opts.OnCommit()
 			}
@@ -242,6 +254,18 @@ func (p *Pipeline) settle(err error, batch []jetstream.Msg) bool {
 		_ = m.NakWithDelay(time.Second)
 	}
 	return true
+}
+
+// settleTick records a rescoring tick's outcome for readiness. A failed tick
+// changed nothing: its timers stay due and fire again at the next tick.
+func (p *Pipeline) settleTick(err error) {
+	if err == nil {
+		p.tickErr.Store(nil)
+		return
+	}
+	msg := "rescoring: " + err.Error()
+	p.tickErr.Store(&msg)
+	p.log.Error("rescoring not committed, retried at the next tick", "err", err)
 }
 
 func (p *Pipeline) shutdown(it jetstream.MessagesContext, msgs chan jetstream.Msg, readerDone chan struct{}) error {

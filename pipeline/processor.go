@@ -95,7 +95,13 @@ type ProcessorOptions struct {
 	// Retention is how long closed and orphan orders and timelines are kept. Zero
 	// means 30 days.
 	Retention time.Duration
-	Logger    *slog.Logger // nil means discard
+	// CheckSpace, when set, is called before a batch or a rescoring tick writes or
+	// publishes anything; its error fails the batch at the stage "commit" and
+	// nothing is written, so the batch is redelivered. The live pipeline checks the
+	// free space of Badger's disk with it: Badger writes through memory-mapped
+	// files and dies of SIGBUS on a full disk instead of returning an error.
+	CheckSpace func() error
+	Logger     *slog.Logger // nil means discard
 }
 
 // Processor applies batches of messages: the fold, context aggregates, rescoring
@@ -216,11 +222,14 @@ type orderFlags struct {
 type Result struct {
 	Queued                            bool // commands were put in the outbox
 	Applied, Duplicates, DeadLettered int
+	// Timers says that a Tick found rescoring timers due: it committed their
+	// rescoring, or failed to.
+	Timers bool
 }
 
 func (r Result) add(o Result) Result {
 	return Result{Queued: r.Queued || o.Queued, Applied: r.Applied + o.Applied,
-		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered}
+		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered, Timers: r.Timers || o.Timers}
 }
 
 // NewProcessor loads the durable context, watermark and rescoring index.
@@ -350,6 +359,9 @@ func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, e
 			it.reason, it.detail = de.Reason, de.Detail
 		}
 	}
+	if err := p.checkSpace(); err != nil {
+		return res, err
+	}
 	batch := p.opts.Store.NewBatch()
 	defer batch.Discard()
 	defer func() {
@@ -401,6 +413,10 @@ func (p *Processor) Tick() (res Result, err error) {
 	if e, ok := p.dues.h.peek(); !ok || e.at.After(now) {
 		return res, nil
 	}
+	res.Timers = true
+	if err := p.checkSpace(); err != nil {
+		return res, err
+	}
 	p.reset(0)
 	batch := p.opts.Store.NewBatch()
 	defer batch.Discard()
@@ -421,6 +437,18 @@ func (p *Processor) Tick() (res Result, err error) {
 	}
 	p.observe()
 	return res, nil
+}
+
+// checkSpace runs CheckSpace and counts its refusal as a failed commit.
+func (p *Processor) checkSpace() error {
+	if p.opts.CheckSpace == nil {
+		return nil
+	}
+	if err := p.opts.CheckSpace(); err != nil {
+		p.m.failures.WithLabelValues("commit").Inc()
+		return err
+	}
+	return nil
 }
 
 func (h dueHeap) peek() (dueEntry, bool) {

@@ -159,9 +159,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	diskSpace := freeSpace(filepath.Join(cfg.Data, "badger"), badgerReserve)
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake,
-		BatchSize: cfg.BatchSize, Logger: log, Registerer: reg,
+		BatchSize: cfg.BatchSize, CheckSpace: diskSpace, Logger: log, Registerer: reg,
 	}
 	if registry != nil {
 		popts.Scorer = &registryScorer{r: registry}
@@ -191,6 +192,12 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		"nats": func() (bool, string) {
 			if !nc.IsConnected() {
 				return false, "not connected to " + natsURL
+			}
+			return true, ""
+		},
+		"disk": func() (bool, string) {
+			if err := diskSpace(); err != nil {
+				return false, err.Error()
 			}
 			return true, ""
 		},
@@ -277,6 +284,28 @@ func connect(url string, log *slog.Logger) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to nats at %s (is it running? set --nats-url): %w", url, err)
 	}
 	return nc, nil
+}
+
+// badgerReserve is the free space the disk under Badger keeps: below it the
+// pipeline commits nothing (a failed commit on /readyz and in
+// orderwatch_batch_failures_total{stage="commit"}) until space returns. Badger
+// writes through memory-mapped files and dies of SIGBUS on a full disk instead of
+// returning an error; the reserve holds a memtable flush and a compaction.
+const badgerReserve = 256 << 20
+
+// freeSpace returns a check that fails while dir's file system has less than
+// reserve bytes free.
+func freeSpace(dir string, reserve uint64) func() error {
+	return func() error {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil {
+			return fmt.Errorf("free space of %s: %w", dir, err)
+		}
+		if free := fs.Bavail * uint64(fs.Bsize); free < reserve {
+			return fmt.Errorf("disk full: %d MiB free for Badger in %s, below the %d MiB it keeps; batches wait until space returns", free>>20, dir, reserve>>20)
+		}
+		return nil
+	}
 }
 
 // jsPublisher publishes with Nats-Msg-Id and waits for the stream's ack.
