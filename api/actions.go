@@ -75,7 +75,11 @@ func (s *server) views(dvs []store.DecisionView) ([]actions.View, error) {
 // decisionShow serves GET /api/v1/decisions/{id}: one decision, its trail,
 // attempts and outcomes.
 func (s *server) decisionShow(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	s.writeDecision(w, r.PathValue("id"))
+}
+
+// writeDecision answers with one decision, its trail, attempts and outcomes.
+func (s *server) writeDecision(w http.ResponseWriter, id string) {
 	dv, err := s.o.Store.Decision(id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "decision "+id+" is not known")
@@ -166,17 +170,7 @@ func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason
 			return
 		}
 		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", b.By)
-		dv, err := s.o.Store.Decision(id)
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		v, err := actions.NewView(dv, time.Now())
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, v)
+		s.writeDecision(w, id)
 	}
 }
 
