@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 	"unicode/utf8"
 )
@@ -70,7 +71,9 @@ func Decode(b []byte, ev *Event) error {
 	if err := dec.Decode(ev); err != nil {
 		return invalid(ReasonBadJSON, "%v", err)
 	}
-	if dec.More() {
+	// Only white space may follow the object: More is false before a stray
+	// closing bracket, so ask for the next token.
+	if _, err := dec.Token(); err != io.EOF {
 		return invalid(ReasonBadJSON, "trailing data after the event object")
 	}
 	return Validate(ev)
