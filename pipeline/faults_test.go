@@ -177,7 +177,7 @@ func TestHugeTextsBurstThroughJetStream(t *testing.T) {
 	if st.EventsApplied != orders+notes || st.DeadLettered != 0 {
 		t.Errorf("stats %+v, want %d applied", st, orders+notes)
 	}
-	if n := counterSum(t, r.reg, "orderwatch_batch_failures_total"); n != 0 {
+	if n := metricSum(t, r.reg, "orderwatch_batch_failures_total"); n != 0 {
 		t.Errorf("%v batch failures, want none: the big batch is split before it fails", n)
 	}
 	r.waitAcked(10 * time.Second)
@@ -289,7 +289,7 @@ func TestPoisonOfEveryKindNeverStopsTheStream(t *testing.T) {
 			t.Errorf("SO-OK%d around poison %q: %d events applied, want 2", i, cases[i].name, v.Record.State.Events)
 		}
 	}
-	if n := counterSum(t, h.reg, "orderwatch_batch_failures_total"); n != 0 {
+	if n := metricSum(t, h.reg, "orderwatch_batch_failures_total"); n != 0 {
 		t.Errorf("%v batch failures: poison must be dead-lettered, never fail a batch", n)
 	}
 
@@ -328,7 +328,7 @@ func TestPoisonOfEveryKindNeverStopsTheStream(t *testing.T) {
 		}
 	}
 	for reason, n := range reasons {
-		if got := counterSum(t, h.reg, "orderwatch_dlq_total", "reason", reason); got != n {
+		if got := metricSum(t, h.reg, "orderwatch_dlq_total", "reason", reason); got != n {
 			t.Errorf("orderwatch_dlq_total{reason=%q} = %v, want %v", reason, got, n)
 		}
 	}
@@ -383,13 +383,13 @@ func TestJetStreamStoreFullReportsAndRecovers(t *testing.T) {
 		case failing != "" && (ok || !strings.Contains(why, pipeline.StreamDLQ)):
 			t.Fatalf("ready=%v (%s) while JetStream is still full: want not ready, naming %s", ok, why, pipeline.StreamDLQ)
 		}
-		if failing != "" && counterSum(t, r.reg, "orderwatch_batch_failures_total", "stage", "dlq_publish") >= 3 &&
-			counterSum(t, r.reg, "orderwatch_rescores_total") >= 1 {
+		if failing != "" && metricSum(t, r.reg, "orderwatch_batch_failures_total", "stage", "dlq_publish") >= 3 &&
+			metricSum(t, r.reg, "orderwatch_rescores_total") >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after 20s: ready=%v (%s), %v dead-letter failures, %v rescores; want not ready, 3 failures and a rescoring",
-				ok, why, counterSum(t, r.reg, "orderwatch_batch_failures_total", "stage", "dlq_publish"), counterSum(t, r.reg, "orderwatch_rescores_total"))
+				ok, why, metricSum(t, r.reg, "orderwatch_batch_failures_total", "stage", "dlq_publish"), metricSum(t, r.reg, "orderwatch_rescores_total"))
 		}
 	}
 	// The first batch may hold only the first good event; nothing from the first
@@ -421,8 +421,9 @@ func TestJetStreamStoreFullReportsAndRecovers(t *testing.T) {
 	}
 }
 
-// counterSum adds up every series of a counter; a vector with no series yet is 0.
-func counterSum(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+// metricSum adds up the series of a counter or gauge whose labels match; a vector
+// with no series yet is 0.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	want := map[string]string{}
 	for i := 0; i+1 < len(labels); i += 2 {

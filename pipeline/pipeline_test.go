@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
@@ -281,7 +280,7 @@ func TestOrderCreatedIsFoldedAndScored(t *testing.T) {
 	if st := h.drained(); st.EventsApplied != 2 || st.OpenOrders != 1 {
 		t.Errorf("stats = %+v, want 2 events applied and 1 open order", st)
 	}
-	if got := testutil.ToFloat64(metric(t, h.reg, "orderwatch_events_total", "type", "order.created", "result", "applied")); got != 1 {
+	if got := metricSum(t, h.reg, "orderwatch_events_total", "type", "order.created", "result", "applied"); got != 1 {
 		t.Errorf("orderwatch_events_total{order.created,applied} = %v, want 1", got)
 	}
 }
@@ -344,7 +343,7 @@ func TestBadInputGoesToDLQWithReason(t *testing.T) {
 			if m.Headers().Get(pipeline.HeaderDetail) == "" {
 				t.Error("no detail header")
 			}
-			if got := testutil.ToFloat64(metric(t, h.reg, "orderwatch_dlq_total", "reason", c.reason)); got < 1 {
+			if got := metricSum(t, h.reg, "orderwatch_dlq_total", "reason", c.reason); got < 1 {
 				t.Errorf("orderwatch_dlq_total{reason=%q} = %v, want >= 1", c.reason, got)
 			}
 		})
@@ -449,7 +448,7 @@ func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 				t.Errorf("ACTIONS holds %d commands, want 1 (approval and shadow decisions do not execute)", info.State.Msgs)
 			}
 			for name, want := range map[string]float64{"orderwatch_orders_at_risk": 1, "orderwatch_open_orders_by_warehouse": 1} {
-				if got := testutil.ToFloat64(metric(t, h.reg, name, "warehouse", "DAL")); got != want {
+				if got := metricSum(t, h.reg, name, "warehouse", "DAL"); got != want {
 					t.Errorf("%s{warehouse=DAL} = %v, want %v", name, got, want)
 				}
 			}
@@ -520,39 +519,6 @@ func TestRestartKeepsStateAndCountsOnce(t *testing.T) {
 	}
 }
 
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) prometheus.Collector {
-	t.Helper()
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := want[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 {
-				if g := m.GetGauge(); g != nil {
-					return g.GetValue()
-				}
-				return m.GetCounter().GetValue()
-			})
-		}
-	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return nil
-}
-
 func TestTimerRescoresWithoutEvents(t *testing.T) {
 	var mu sync.Mutex
 	var rows []pipeline.Row
@@ -588,7 +554,7 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	mu.Unlock()
 	// Rows are handed out before the commit, metrics counted after it.
 	waitFor(t, "orderwatch_rescores_total >= 1", func() bool {
-		return testutil.ToFloat64(metric(t, h.reg, "orderwatch_rescores_total")) >= 1
+		return metricSum(t, h.reg, "orderwatch_rescores_total") >= 1
 	})
 	mu.Lock()
 	v, _ := h.order("SO-T")

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -32,28 +30,12 @@ func freeAddr(t *testing.T) string {
 // startRun runs the whole wiring of `orderwatch run` on temp dirs and free ports.
 func startRun(t *testing.T, demo bool) (httpBase, natsURL string) {
 	t.Helper()
-	cfg, err := parseRunFlags([]string{"--data", t.TempDir(), "--http", freeAddr(t), "--nats-listen", freeAddr(t), "--demo-rate", "200"})
-	if err != nil {
-		t.Fatal(err)
+	natsAddr := freeAddr(t)
+	args := []string{"--data", t.TempDir(), "--nats-listen", natsAddr, "--demo-rate", "200"}
+	if demo {
+		args = append(args, "--demo")
 	}
-	cfg.Demo = demo
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v on shutdown, want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("run did not stop within 20s")
-		}
-	})
-	base := "http://" + cfg.HTTP
-	waitFor(t, "/readyz 200", func() bool { code, _ := get(base + "/readyz"); return code == 200 })
-	return base, "nats://" + cfg.NATSListen
+	return startRunWith(t, args...), "nats://" + natsAddr
 }
 
 func get(url string) (int, string) {
