@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -111,13 +112,18 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	record, err := pipeline.RecordJSON(v.Record)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	out := struct {
 		OrderID   string            `json:"order_id"`
 		Record    json.RawMessage   `json:"record"`
 		Timeline  []json.RawMessage `json:"timeline"`
 		Decisions []actions.View    `json:"decisions"`
 		History   []historyEntry    `json:"history"`
-	}{OrderID: id, Record: v.Record, Timeline: raws(v.Timeline), Decisions: views, History: history(v, views)}
+	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: history(v, views)}
 	writeJSON(w, http.StatusOK, out)
 }
 

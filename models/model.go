@@ -377,16 +377,26 @@ func (m *Model) Explain(row []float32, texts []string, deltas []float32) error {
 	if len(row) != m.features || len(deltas) != m.features {
 		return fmt.Errorf("%w: explain wants %d features and %d deltas, got %d and %d", ErrBatchShape, m.features, m.features, len(row), len(deltas))
 	}
-	n := m.features + 1
+	// Only features away from their reference value can move the score: the
+	// others keep a delta of zero without a row of their own.
+	ref := func(i int) float32 {
+		if m.bundle.Reference != nil {
+			return m.bundle.Reference[i]
+		}
+		return 0
+	}
+	moved := make([]int, 0, m.features)
+	for i, v := range row {
+		if v != ref(i) {
+			moved = append(moved, i)
+		}
+	}
+	n := len(moved) + 1
 	rows := make([]float32, 0, n*m.features)
 	rows = append(rows, row...)
-	for i := range m.features {
+	for _, i := range moved {
 		rows = append(rows, row...)
-		var ref float32
-		if m.bundle.Reference != nil {
-			ref = m.bundle.Reference[i]
-		}
-		rows[len(rows)-m.features+i] = ref
+		rows[len(rows)-m.features+i] = ref(i)
 	}
 	var tx [][]string
 	if m.tokens > 0 {
@@ -399,8 +409,9 @@ func (m *Model) Explain(row []float32, texts []string, deltas []float32) error {
 	if err := m.ScoreTexts(rows, tx, out); err != nil {
 		return err
 	}
-	for i := range deltas {
-		deltas[i] = out[0] - out[(i+1)*m.width]
+	clear(deltas)
+	for k, i := range moved {
+		deltas[i] = out[0] - out[(k+1)*m.width]
 	}
 	return nil
 }

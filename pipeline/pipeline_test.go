@@ -238,7 +238,11 @@ func (h *harness) order(id string) (orderView, bool) {
 		h.t.Fatal(err)
 	}
 	var out orderView
-	if err := json.Unmarshal(v.Record, &out.Record); err != nil {
+	rec, err := pipeline.RecordJSON(v.Record)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := json.Unmarshal(rec, &out.Record); err != nil {
 		h.t.Fatal(err)
 	}
 	for _, d := range v.Decisions {

@@ -95,6 +95,10 @@ type ProcessorOptions struct {
 	// Retention is how long closed and orphan orders and timelines are kept. Zero
 	// means 30 days.
 	Retention time.Duration
+	// CachedOrders bounds the order records kept decoded in memory between
+	// batches, so an order's next event needs no read and decode from Badger.
+	// Zero means 200,000; a negative value disables the cache.
+	CachedOrders int
 	// CheckSpace, when set, is called before a batch or a rescoring tick writes or
 	// publishes anything; its error fails the batch at the stage "commit" and
 	// nothing is written, so the batch is redelivered. The live pipeline checks the
@@ -116,6 +120,9 @@ type Processor struct {
 	ctx       *features.Context
 	dues      *dueIndex
 	watermark time.Time
+	// cache holds committed order records by id (see CachedOrders). A batch
+	// changes its records in place; a failed batch evicts the ones it touched.
+	cache map[string]*orderRecord
 
 	// Per-batch buffers, reused.
 	items    []item
@@ -131,6 +138,7 @@ type Processor struct {
 	gauges   []gaugeDelta
 	stays    []milestoneStay
 	decs     []actions.Decision
+	arena    []byte // encoded order records of the batch
 	dirty    []features.ContextKey
 	outcomes []outcome
 }
@@ -164,6 +172,7 @@ type orderRecord struct {
 	// at-risk gauges, so a change moves it from one count to the other.
 	Gauge gaugeState `json:"gauge,omitzero"`
 
+	id      string // the key it is stored and cached under
 	wasOpen bool
 	dueSet  time.Time // NextDue when loaded, to replace its index entry
 }
@@ -248,6 +257,9 @@ func NewProcessor(opts ProcessorOptions, m *metrics) (*Processor, error) {
 	if opts.Retention <= 0 {
 		opts.Retention = 30 * 24 * time.Hour
 	}
+	if opts.CachedOrders == 0 {
+		opts.CachedOrders = 200_000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -257,17 +269,15 @@ func NewProcessor(opts ProcessorOptions, m *metrics) (*Processor, error) {
 			return nil, err
 		}
 	}
-	p := &Processor{opts: opts, log: opts.Logger, m: m, orders: map[string]*orderRecord{}}
+	p := &Processor{opts: opts, log: opts.Logger, m: m, orders: map[string]*orderRecord{}, cache: map[string]*orderRecord{}}
 	if err := p.load(); err != nil {
 		return nil, err
 	}
 	// The per-warehouse gauges start from the stored orders; batches move them.
-	err := opts.Store.Orders(func(_ string, raw []byte) error {
-		var rec struct {
-			Gauge gaugeState `json:"gauge"`
-		}
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			return err
+	err := opts.Store.Orders(func(id string, raw []byte) error {
+		var rec orderRecord
+		if err := decodeRecord(raw, &rec); err != nil {
+			return fmt.Errorf("order %s: %w", id, err)
 		}
 		m.countOrder(rec.Gauge, 1)
 		return nil
@@ -366,6 +376,7 @@ func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, e
 	defer batch.Discard()
 	defer func() {
 		if err != nil {
+			p.evictTouched()
 			if lerr := p.load(); lerr != nil {
 				err = errors.Join(err, lerr)
 			}
@@ -389,6 +400,7 @@ func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, e
 		p.m.failures.WithLabelValues("commit").Inc()
 		return res, err
 	}
+	p.cacheTouched()
 	p.observe()
 	for i := range p.items {
 		switch p.items[i].result {
@@ -422,6 +434,7 @@ func (p *Processor) Tick() (res Result, err error) {
 	defer batch.Discard()
 	defer func() {
 		if err != nil {
+			p.evictTouched()
 			err = errors.Join(err, p.load())
 		}
 	}()
@@ -435,6 +448,7 @@ func (p *Processor) Tick() (res Result, err error) {
 		p.m.failures.WithLabelValues("commit").Inc()
 		return res, err
 	}
+	p.cacheTouched()
 	p.observe()
 	return res, nil
 }
@@ -467,6 +481,7 @@ func (p *Processor) reset(n int) {
 		p.items[i] = item{}
 	}
 	clear(p.orders)
+	p.arena = p.arena[:0]
 	p.touched = p.touched[:0]
 	p.rows = p.rows[:0]
 	p.rowRecs = p.rowRecs[:0]
@@ -479,18 +494,18 @@ func (p *Processor) reset(n int) {
 // apply handles one message within the batch.
 func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) error {
 	seq := it.msg.Seq
-	done, err := batch.SeqCommitted(seq)
-	if err != nil {
-		return err
-	}
-	if done {
-		it.result = resultRedelivery
-		return nil
-	}
-	if err := batch.MarkSeq(seq); err != nil {
-		return err
-	}
 	if it.reason != "" {
+		done, err := batch.SeqCommitted(seq)
+		if err != nil {
+			return err
+		}
+		if done {
+			it.result = resultRedelivery
+			return nil
+		}
+		if err := batch.MarkSeq(seq); err != nil {
+			return err
+		}
 		if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
 			p.m.failures.WithLabelValues("dlq_publish").Inc()
 			return err
@@ -499,12 +514,17 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		batch.Add(store.CounterDeadLettered, 1)
 		return nil
 	}
+	// A valid event is marked by its id, with the sequence it came from: the same
+	// sequence again is a redelivery after a lost ack, another one a duplicate.
 	ev := &it.ev
-	seen, err := batch.EventSeen(ev.ID)
-	if err != nil {
+	prev, seen, err := batch.EventSeq(ev.ID)
+	switch {
+	case err != nil:
 		return err
-	}
-	if seen {
+	case seen && prev == seq:
+		it.result = resultRedelivery
+		return nil
+	case seen:
 		it.result = resultDuplicate
 		batch.Add(store.CounterDuplicates, 1)
 		return nil
@@ -614,21 +634,57 @@ func (p *Processor) addRow(rec *orderRecord, moment time.Time, trigger, eventID 
 	}
 }
 
-// order returns the batch's copy of an order record, loading it on first use.
+// cacheTouched keeps the committed records of the batch's orders in the cache
+// and lets finished ones (invoiced or cancelled) go: later events of theirs are
+// rare.
+func (p *Processor) cacheTouched() {
+	if p.opts.CachedOrders < 0 {
+		return
+	}
+	for _, rec := range p.touched {
+		id := rec.id
+		if s := &rec.State; s.Cancelled || s.Milestone == features.MilestoneInvoiced {
+			delete(p.cache, id)
+			continue
+		}
+		if _, ok := p.cache[id]; !ok && len(p.cache) >= p.opts.CachedOrders {
+			for victim := range p.cache { // any one: map order is random
+				delete(p.cache, victim)
+				break
+			}
+		}
+		p.cache[id] = rec
+	}
+}
+
+// evictTouched drops the records a failed batch changed: the store holds their
+// committed state.
+func (p *Processor) evictTouched() {
+	for _, rec := range p.touched {
+		delete(p.cache, rec.id)
+	}
+}
+
+// order returns the batch's record of an order: from the cache, or read from the
+// store on first use.
 func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 	if rec, ok := p.orders[id]; ok {
 		return rec, nil
 	}
-	raw, err := batch.Order(id)
-	if err != nil {
-		return nil, err
-	}
-	rec := &orderRecord{}
-	if raw != nil {
-		if err := json.Unmarshal(raw, rec); err != nil {
-			return nil, fmt.Errorf("decode stored order %s: %w", id, err)
+	rec, ok := p.cache[id]
+	if !ok {
+		raw, err := batch.Order(id)
+		if err != nil {
+			return nil, err
+		}
+		rec = &orderRecord{}
+		if raw != nil {
+			if err := decodeRecord(raw, rec); err != nil {
+				return nil, fmt.Errorf("decode stored order %s: %w", id, err)
+			}
 		}
 	}
+	rec.id = id
 	rec.wasOpen = rec.State.Open()
 	rec.dueSet = rec.NextDue
 	p.orders[id] = rec
@@ -765,8 +821,7 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		}
 	}
 	s := &rec.State
-	rec.Flags = orderFlags{Open: open, OnCreditHold: s.OnCreditHold(), PricingOpen: s.PricingOpen(),
-		AllocationShort: s.AllocationShort(), InvoiceFailed: s.InvoiceFailed()}
+	rec.Flags = flagsOf(s)
 	g := gaugeState{Warehouse: s.Warehouse, Open: open}
 	if open && rec.Risk != nil {
 		threshold := rec.Eval.threshold()
@@ -776,10 +831,11 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		p.gauges = append(p.gauges, gaugeDelta{rec.Gauge, g})
 		rec.Gauge = g
 	}
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode order %s: %w", rec.State.OrderID, err)
-	}
+	// The batch holds the value until it commits: each record gets its own part
+	// of the arena, which the next batch reuses.
+	start := len(p.arena)
+	p.arena = encodeRecord(p.arena, rec)
+	raw := p.arena[start:len(p.arena):len(p.arena)]
 	var ttl time.Duration
 	if !open {
 		ttl = p.opts.Retention

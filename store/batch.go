@@ -64,7 +64,8 @@ func (b *Batch) Commit() error {
 func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
 
 // SeqCommitted reports whether the message at stream sequence seq already had its
-// effect committed (a redelivery after a lost ack).
+// effect committed (a redelivery after a lost ack). Only dead-lettered messages
+// are marked by sequence; a valid event's marker (MarkEvent) holds its sequence.
 func (b *Batch) SeqCommitted(seq uint64) (bool, error) {
 	_, err := b.txn.Get(seqKey(seq))
 	return found(err)
@@ -75,10 +76,25 @@ func (b *Batch) MarkSeq(seq uint64) error {
 	return b.setEntry(badger.NewEntry(seqKey(seq), nil).WithTTL(b.s.markerTTL))
 }
 
-// EventSeen reports whether an event with this id was applied before.
-func (b *Batch) EventSeen(id string) (bool, error) {
-	_, err := b.txn.Get(key(pEventID, id))
-	return found(err)
+// EventSeq returns the stream sequence an event with this id was applied from, and
+// whether it was applied before. The same sequence means a redelivery of the same
+// message; another one, a duplicate published again.
+func (b *Batch) EventSeq(id string) (uint64, bool, error) {
+	item, err := b.txn.Get(key(pEventID, id))
+	if ok, err := found(err); !ok || err != nil {
+		return 0, false, err
+	}
+	var seq uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("store: read event marker %s: %w", id, err)
+	}
+	return seq, true, nil
 }
 
 // MarkEvent records that the event id was applied from stream sequence seq.

@@ -90,8 +90,11 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	if done, _ := r.SeqCommitted(8); done {
 		t.Error("stream sequence 8 remembered but never marked")
 	}
-	if seen, _ := r.EventSeen("e-1"); !seen {
-		t.Error("event e-1 not remembered")
+	if seq, seen, _ := r.EventSeq("e-1"); !seen || seq != 7 {
+		t.Errorf("event e-1: seq %d, seen %v; want seq 7 remembered", seq, seen)
+	}
+	if _, seen, _ := r.EventSeq("e-2"); seen {
+		t.Error("event e-2 remembered but never marked")
 	}
 
 	ds, err := s.FindDecisions(DecisionsQuery{Limit: 1})

@@ -4,10 +4,21 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/sim"
+	"github.com/orderwatch/orderwatch/store"
 )
 
 // TestBenchPrintsEveryFigure runs a small benchmark end to end and checks that each
@@ -43,4 +54,62 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if got["p99_event_to_decision_ms"] < got["p50_event_to_decision_ms"] {
 		t.Errorf("p99 %v below p50 %v", got["p99_event_to_decision_ms"], got["p50_event_to_decision_ms"])
 	}
+}
+
+// BenchmarkProcess runs the pipeline's Processor (decode, fold, features, both
+// models, policy, one synced Badger commit per batch) over simulated events, without
+// JetStream: the CPU and allocations per event of everything after the fetch.
+//
+//	go test -run X -bench Process -benchtime 100000x ./cmd/orderwatch
+func BenchmarkProcess(b *testing.B) {
+	const batchSize = 1024
+	var msgs []*pipeline.Message
+	err := simulateN(context.Background(), sim.Normal, 1, max(b.N, batchSize), sim.DefaultFaults, func(subject, id string, data []byte) error {
+		msgs = append(msgs, &pipeline.Message{Seq: uint64(len(msgs) + 1), Subject: subject, Data: slices.Clone(data),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.DiscardHandler)
+	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer registry.Close()
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	proc, err := pipeline.NewProcessor(pipeline.ProcessorOptions{
+		Store: st, Policy: policy, Scorer: &registryScorer{r: registry}, Logger: log,
+		DeadLetter: func(context.Context, *pipeline.Message, string, string) error { return nil },
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batchSize {
+		if _, err := proc.Process(context.Background(), msgs[i:min(i+batchSize, b.N)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	stats, err := st.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(stats.Decisions)/float64(b.N), "decisions/event")
+	b.ReportMetric(float64(stats.OpenOrders), "open_orders")
+	var n, size int
+	_ = st.Orders(func(_ string, rec []byte) error { n++; size += len(rec); return nil })
+	b.ReportMetric(float64(size)/float64(max(n, 1)), "record_bytes")
 }

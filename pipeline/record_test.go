@@ -1,0 +1,117 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+)
+
+// fill sets every exported field reachable from v to a value that is not zero and
+// differs from field to field, so a field the binary form forgets shows.
+func fill(t *testing.T, v reflect.Value, n *int) {
+	t.Helper()
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("s" + string(rune('a'+*n%26)) + time.Duration(*n).String())
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int:
+		v.SetInt(int64(*n))
+	case reflect.Float64, reflect.Float32:
+		v.SetFloat(float64(*n) + 0.25)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 5, 18, 8, 0, 0, *n*1000, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(t, v.Field(i), n)
+			}
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem(), n)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := range 2 {
+			fill(t, v.Index(i), n)
+		}
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		for range 2 {
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fill(t, k, n)
+			fill(t, e, n)
+			v.SetMapIndex(k, e)
+		}
+	default:
+		t.Fatalf("fill: no rule for %s", v.Type())
+	}
+}
+
+// TestRecordRoundTrip fails when a field of the order record (its state, policy
+// memory, scores) is added without its place in the binary form.
+func TestRecordRoundTrip(t *testing.T) {
+	var in orderRecord
+	n := 0
+	fill(t, reflect.ValueOf(&in).Elem(), &n)
+	in.Flags = flagsOf(&in.State) // derived, not stored
+	var out orderRecord
+	if err := decodeRecord(encodeRecord(nil, &in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		a, _ := json.Marshal(&in)
+		b, _ := json.Marshal(&out)
+		t.Fatalf("round trip changed the record:\n in %s\nout %s", a, b)
+	}
+	var zero, back orderRecord
+	if err := decodeRecord(encodeRecord(nil, &zero), &back); err != nil || !reflect.DeepEqual(back, orderRecord{Flags: flagsOf(&zero.State)}) {
+		t.Fatalf("zero record: %+v, %v", back, err)
+	}
+}
+
+// TestRecordReadsEarlierJSON: data dirs of earlier versions hold JSON records.
+func TestRecordReadsEarlierJSON(t *testing.T) {
+	risk := 0.8
+	in := orderRecord{State: features.OrderState{OrderID: "SO-1", Known: true, Warehouse: "DAL", Milestone: features.MilestoneCreated},
+		Policy: actions.Memory{"r": {Episode: 2, Active: true}}, Risk: &risk, Gauge: gaugeState{Warehouse: "DAL", Open: true, AtRisk: true}}
+	raw, err := json.Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out orderRecord
+	if err := decodeRecord(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.State.OrderID != "SO-1" || out.Policy["r"].Episode != 2 || *out.Risk != 0.8 || out.Gauge != in.Gauge {
+		t.Fatalf("read %+v from earlier JSON", out)
+	}
+	if j, err := RecordJSON(raw); err != nil || string(j) != string(raw) {
+		t.Fatalf("RecordJSON of JSON = %s, %v; want it unchanged", j, err)
+	}
+}
+
+// TestRecordRejectsDamage: a cut or unknown record is an error, never a panic.
+func TestRecordRejectsDamage(t *testing.T) {
+	var in orderRecord
+	n := 0
+	fill(t, reflect.ValueOf(&in).Elem(), &n)
+	raw := encodeRecord(nil, &in)
+	for i := range len(raw) {
+		var out orderRecord
+		if err := decodeRecord(raw[:i], &out); err == nil {
+			t.Fatalf("record cut at %d of %d bytes decoded without error", i, len(raw))
+		}
+	}
+	var out orderRecord
+	if err := decodeRecord(append([]byte{9}, raw[1:]...), &out); err == nil {
+		t.Fatal("record of form 9 decoded without error")
+	}
+}
