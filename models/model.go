@@ -374,44 +374,63 @@ func (m *Model) Bundle() *Bundle { return m.bundle }
 // bundle's reference value (zero without one). One session run scores the row and
 // all its variations. texts are the row's texts for a text model.
 func (m *Model) Explain(row []float32, texts []string, deltas []float32) error {
-	if len(row) != m.features || len(deltas) != m.features {
-		return fmt.Errorf("%w: explain wants %d features and %d deltas, got %d and %d", ErrBatchShape, m.features, m.features, len(row), len(deltas))
+	return m.ExplainRows(row, [][]string{texts}, deltas)
+}
+
+// ExplainRows is Explain for several rows in one session run: rows holds them one
+// after the other, texts[i] the texts of row i (nil for a model without texts),
+// and deltas receives one delta per feature for each row, in the same layout.
+func (m *Model) ExplainRows(rows []float32, texts [][]string, deltas []float32) error {
+	if len(rows)%m.features != 0 || len(deltas) != len(rows) {
+		return fmt.Errorf("%w: explain wants whole rows of %d features and as many deltas, got %d values and %d deltas", ErrBatchShape, m.features, len(rows), len(deltas))
 	}
-	// Only features away from their reference value can move the score: the
-	// others keep a delta of zero without a row of their own.
+	n := len(rows) / m.features
+	if m.tokens > 0 && len(texts) != n {
+		return fmt.Errorf("%w: %d rows need %d text lists, got %d", ErrBatchShape, n, n, len(texts))
+	}
 	ref := func(i int) float32 {
 		if m.bundle.Reference != nil {
 			return m.bundle.Reference[i]
 		}
 		return 0
 	}
-	moved := make([]int, 0, m.features)
-	for i, v := range row {
-		if v != ref(i) {
-			moved = append(moved, i)
+	// Each row is scored as it is and once per feature away from its reference
+	// value, with that feature at the reference: the features at their reference
+	// cannot move the score and keep a delta of zero without a variant.
+	type variant struct{ row, feature int } // feature -1: the row as it is
+	variants := make([]variant, 0, n*8)
+	in := make([]float32, 0, n*8*m.features)
+	for r := range n {
+		row := rows[r*m.features : (r+1)*m.features]
+		variants = append(variants, variant{r, -1})
+		in = append(in, row...)
+		for i, v := range row {
+			if v != ref(i) {
+				variants = append(variants, variant{r, i})
+				in = append(in, row...)
+				in[len(in)-m.features+i] = ref(i)
+			}
 		}
-	}
-	n := len(moved) + 1
-	rows := make([]float32, 0, n*m.features)
-	rows = append(rows, row...)
-	for _, i := range moved {
-		rows = append(rows, row...)
-		rows[len(rows)-m.features+i] = ref(i)
 	}
 	var tx [][]string
 	if m.tokens > 0 {
-		tx = make([][]string, n)
-		for i := range tx {
-			tx[i] = texts
+		tx = make([][]string, len(variants))
+		for k, v := range variants {
+			tx[k] = texts[v.row]
 		}
 	}
-	out := make([]float32, n*m.width)
-	if err := m.ScoreTexts(rows, tx, out); err != nil {
+	out := make([]float32, len(variants)*m.width)
+	if err := m.ScoreTexts(in, tx, out); err != nil {
 		return err
 	}
 	clear(deltas)
-	for k, i := range moved {
-		deltas[i] = out[0] - out[(k+1)*m.width]
+	var base float32
+	for k, v := range variants {
+		if v.feature < 0 {
+			base = out[k*m.width]
+			continue
+		}
+		deltas[v.row*m.features+v.feature] = base - out[k*m.width]
 	}
 	return nil
 }

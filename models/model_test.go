@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -397,4 +398,57 @@ func BenchmarkScore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
+}
+
+// TestExplainRowsIsTheDefinition checks the batched explanation against its
+// definition, one variant row per feature scored on its own: the score of the row
+// minus the score with the feature at its reference value.
+func TestExplainRowsIsTheDefinition(t *testing.T) {
+	m := openShipped(t)
+	nf := m.NumFeatures()
+	var rows []float32
+	for _, g := range m.Bundle().Golden[:5] {
+		rows = append(rows, g.Input...)
+	}
+	got := make([]float32, len(rows))
+	if err := m.ExplainRows(rows, make([][]string, 5), got); err != nil {
+		t.Fatal(err)
+	}
+	nonzero := 0
+	for r := range 5 {
+		row := rows[r*nf : (r+1)*nf]
+		base := make([]float32, 1)
+		if err := m.Score(row, base); err != nil {
+			t.Fatal(err)
+		}
+		for i := range nf {
+			v := slices.Clone(row)
+			if m.Bundle().Reference != nil {
+				v[i] = m.Bundle().Reference[i]
+			} else {
+				v[i] = 0
+			}
+			out := make([]float32, 1)
+			if err := m.Score(v, out); err != nil {
+				t.Fatal(err)
+			}
+			want := base[0] - out[0]
+			if d := got[r*nf+i]; math.Abs(float64(d-want)) > 1e-6 {
+				t.Errorf("row %d feature %s: delta %v, want %v", r, m.Bundle().Inputs[0].Features[i], d, want)
+			}
+			if want != 0 {
+				nonzero++
+			}
+		}
+	}
+	if nonzero == 0 {
+		t.Fatal("every delta is zero: the golden rows explain nothing, the test proves nothing")
+	}
+	one := make([]float32, nf)
+	if err := m.Explain(rows[nf:2*nf], nil, one); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(one, got[nf:2*nf]) {
+		t.Errorf("Explain of row 1 = %v, ExplainRows gave %v", one, got[nf:2*nf])
+	}
 }

@@ -129,7 +129,7 @@ func (s riskScorer) Score(rows []float32, _ [][]string, risk, _ []float32) (pipe
 	return pipeline.Scored{
 		Risk:      actions.ModelRef{Name: s.m.Name(), Version: s.m.Version(), SHA256: s.m.SHA256()},
 		Threshold: s.m.Threshold(),
-		Explain:   s.m.Explain,
+		Explain:   s.m.ExplainRows,
 	}, s.m.Score(rows, risk)
 }
 

@@ -61,8 +61,9 @@ type Scored struct {
 	// ShadowRisk holds a shadow risk model's scores, one per row; nil without one.
 	ShadowRisk []float32
 	Shadow     actions.ModelRef
-	// Explain fills deltas (one per feature) for one row with the same risk model.
-	Explain func(row []float32, texts []string, deltas []float32) error
+	// Explain fills deltas (one per feature and row) for rows (laid out as in
+	// Score) with the same risk model, in one run.
+	Explain func(rows []float32, texts [][]string, deltas []float32) error
 	// Release lets the models go; it must be called once.
 	Release func()
 }
@@ -135,9 +136,13 @@ type Processor struct {
 	risks    []float32
 	classes  []float32
 	deltas   []float32
+	exFlat   []float32
+	exTexts  [][]string
 	gauges   []gaugeDelta
 	stays    []milestoneStay
 	decs     []actions.Decision
+	decRows  []int  // the row of each decision
+	explain  []int  // rows to explain
 	arena    []byte // encoded order records of the batch
 	dirty    []features.ContextKey
 	outcomes []outcome
@@ -486,6 +491,7 @@ func (p *Processor) reset(n int) {
 	p.rows = p.rows[:0]
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
+	p.decRows = p.decRows[:0]
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
 	p.stays = p.stays[:0]
@@ -753,20 +759,24 @@ func (p *Processor) finish(batch *store.Batch) (bool, error) {
 		if p.decs, err = p.opts.Policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
 			return false, err
 		}
-		if len(p.decs) > first {
-			reasons := p.reasons(sc, i)
-			for j := first; j < len(p.decs); j++ {
-				p.decs[j].Reasons = reasons
-			}
+		for range len(p.decs) - first {
+			p.decRows = append(p.decRows, i)
 		}
-		for j := first; j < len(p.decs); j++ {
-			if err := p.opts.Policy.Record(batch, &p.decs[j]); err != nil {
-				return false, err
-			}
-			queued = queued || p.decs[j].Queued()
+	}
+	// Reasons for every row that decided something, in one model run; then the
+	// decisions are recorded in order (governance read and wrote its limits and
+	// cooldowns as each was decided).
+	reasons := p.reasons(sc)
+	for j := range p.decs {
+		p.decs[j].Reasons = reasons[p.decRows[j]]
+		if err := p.opts.Policy.Record(batch, &p.decs[j]); err != nil {
+			return false, err
 		}
-		if p.opts.OnRow != nil {
-			p.opts.OnRow(row)
+		queued = queued || p.decs[j].Queued()
+	}
+	if p.opts.OnRow != nil {
+		for i := range p.rows {
+			p.opts.OnRow(&p.rows[i])
 		}
 	}
 
@@ -878,30 +888,55 @@ func (p *Processor) score() scored {
 // maxReasons is how many drivers a decision names.
 const maxReasons = 3
 
-// reasons names the top drivers of row i's risk, measured on the model itself:
-// the features whose move to a reference value lowers the score most.
-func (p *Processor) reasons(sc scored, i int) []string {
-	row := &p.rows[i]
-	state := &p.rowRecs[i].State
-	nf := features.NumFeatures
-	if cap(p.deltas) < nf {
-		p.deltas = make([]float32, nf)
+// reasons names, for every row that decided something, the top drivers of its
+// risk, measured on the model itself: the features whose move to a reference
+// value lowers the score most. All those rows are explained in one model run.
+// A row without decisions gets nil.
+func (p *Processor) reasons(sc scored) map[int][]string {
+	p.explain = p.explain[:0]
+	for j, i := range p.decRows {
+		if j == 0 || p.decRows[j-1] != i {
+			p.explain = append(p.explain, i)
+		}
 	}
-	deltas := p.deltas[:nf]
+	if len(p.explain) == 0 {
+		return nil
+	}
+	nf := features.NumFeatures
+	n := len(p.explain)
+	p.deltas = slices.Grow(p.deltas[:0], n*nf)[:n*nf]
+	p.exFlat = slices.Grow(p.exFlat[:0], n*nf)[:n*nf]
+	p.exTexts = p.exTexts[:0]
+	for k, i := range p.explain {
+		copy(p.exFlat[k*nf:], p.flat[i*nf:(i+1)*nf])
+		p.exTexts = append(p.exTexts, p.rows[i].Texts)
+	}
 	if sc.degraded || sc.Explain == nil {
 		// The fallback is a rule: explain it the same way, one feature at a time.
-		base := features.FallbackRisk(&row.Vector)
-		for j := range deltas {
-			v := row.Vector
-			v[j] = 0
-			deltas[j] = base - features.FallbackRisk(&v)
+		for k, i := range p.explain {
+			row := &p.rows[i]
+			base := features.FallbackRisk(&row.Vector)
+			for j := range nf {
+				v := row.Vector
+				v[j] = 0
+				p.deltas[k*nf+j] = base - features.FallbackRisk(&v)
+			}
 		}
-	} else if err := sc.Explain(p.flat[i*nf:(i+1)*nf], row.Texts, deltas); err != nil {
+	} else if err := sc.Explain(p.exFlat, p.exTexts, p.deltas); err != nil {
 		p.log.Warn("reason codes not computed", "err", err)
 		return nil
 	}
+	out := make(map[int][]string, n)
+	for k, i := range p.explain {
+		out[i] = topReasons(p.deltas[k*nf:(k+1)*nf], &p.rows[i].Vector, &p.rowRecs[i].State)
+	}
+	return out
+}
+
+// topReasons names the features with the largest deltas, in words, without
+// repeating a phrase.
+func topReasons(deltas []float32, v *features.Vector, state *features.OrderState) []string {
 	var out []string
-	seen := map[string]bool{}
 	for len(out) < maxReasons {
 		best, at := float32(0.01), -1
 		for j, d := range deltas {
@@ -913,8 +948,7 @@ func (p *Processor) reasons(sc scored, i int) []string {
 			break
 		}
 		deltas[at] = 0
-		if w := features.Describe(at, &row.Vector, state); !seen[w] {
-			seen[w] = true
+		if w := features.Describe(at, v, state); !slices.Contains(out, w) {
 			out = append(out, w)
 		}
 	}

@@ -61,7 +61,7 @@ func (s *registryScorer) Score(rows []float32, texts [][]string, risk, classes [
 		set.Release()
 		return pipeline.Scored{}, err
 	}
-	sc := pipeline.Scored{Risk: ref(m), Threshold: m.Threshold(), Explain: m.Explain, Release: set.Release}
+	sc := pipeline.Scored{Risk: ref(m), Threshold: m.Threshold(), Explain: m.ExplainRows, Release: set.Release}
 	if c := set.Model(modelClass); c != nil && c.OutputWidth() == len(features.ExceptionClasses) {
 		n := len(risk)
 		if err := c.ScoreTexts(rows, texts, classes[:n*c.OutputWidth()]); err == nil {
