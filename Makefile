@@ -36,6 +36,7 @@ run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_
 test: $(ORT_LIB) alerts ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./features
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime 10s ./features
 
 check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
 

@@ -1,10 +1,7 @@
 package features
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 	"unicode/utf8"
 )
@@ -59,6 +56,9 @@ var (
 
 // Decode parses and validates one encoded event into ev. It returns a *DecodeError
 // for every kind of bad input. Decode is safe for concurrent use on distinct ev.
+//
+// It accepts and decodes exactly what encoding/json would (see decode_parse.go),
+// in one pass specialised to the schema; the strings of ev never alias b.
 func Decode(b []byte, ev *Event) error {
 	if len(b) > MaxEventBytes {
 		return invalid(ReasonOversize, "event is %d bytes, limit %d", len(b), MaxEventBytes)
@@ -67,14 +67,9 @@ func Decode(b []byte, ev *Event) error {
 		return invalid(ReasonInvalidUTF8, "event is not valid UTF-8")
 	}
 	*ev = Event{}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(ev); err != nil {
-		return invalid(ReasonBadJSON, "%v", err)
-	}
-	// Only white space may follow the object: More is false before a stray
-	// closing bracket, so ask for the next token.
-	if _, err := dec.Token(); err != io.EOF {
-		return invalid(ReasonBadJSON, "trailing data after the event object")
+	p := eventParser{b: b, ev: ev}
+	if err := p.parse(); err != nil {
+		return err
 	}
 	return Validate(ev)
 }

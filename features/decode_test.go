@@ -1,8 +1,11 @@
 package features
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,14 +82,21 @@ func TestDecodeFields(t *testing.T) {
 	}
 }
 
+// decodeFuzzSeeds seed FuzzDecode and FuzzDecodeMatchesReference.
+var decodeFuzzSeeds = []string{
+	`{"id":"e-1","type":"order.created","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","ship_cutoff":"2026-05-21T20:00:00Z"}}`,
+	`{"id":"w","type":"warehouse.load","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","queue":1}}`,
+	`{not json`,
+	"{\"id\":\"\xff\"}",
+	`{"schema":1,"data":{"ship_cutoff":null,"on_time_share":1e999}}`,
+}
+
 // FuzzDecode: whatever the bytes, Decode returns nil or a *DecodeError, never
 // panics, and an accepted event validates again.
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"id":"e-1","type":"order.created","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","ship_cutoff":"2026-05-21T20:00:00Z"}}`))
-	f.Add([]byte(`{"id":"w","type":"warehouse.load","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"DAL","queue":1}}`))
-	f.Add([]byte(`{not json`))
-	f.Add([]byte("{\"id\":\"\xff\"}"))
-	f.Add([]byte(`{"schema":1,"data":{"ship_cutoff":null,"on_time_share":1e999}}`))
+	for _, s := range decodeFuzzSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ev Event
 		err := Decode(b, &ev)
@@ -104,4 +114,69 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("reason %q is not in Reasons", de.Reason)
 		}
 	})
+}
+
+// loadEvents returns the simulated events of testdata/events.jsonl, made once with
+// the sim package (which imports features, so its tests cannot): every 997th event
+// of a normal run with seed 7, in the mix of a day, then one or two of every type
+// of the taxonomy from normal and carrier-disruption runs.
+func loadEvents(tb testing.TB) [][]byte {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "events.jsonl"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var evs [][]byte
+	for line := range bytes.Lines(raw) {
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			evs = append(evs, line)
+		}
+	}
+	if len(evs) == 0 {
+		tb.Fatal("testdata/events.jsonl holds no events")
+	}
+	return evs
+}
+
+// TestDecodeAllocs: a valid event costs at most four allocations: its id, its order
+// id, its other strings and its pointer fields.
+func TestDecodeAllocs(t *testing.T) {
+	for _, b := range loadEvents(t) {
+		var ev Event
+		allocs := testing.AllocsPerRun(10, func() {
+			if err := Decode(b, &ev); err != nil {
+				t.Fatalf("Decode(%s): %v", b, err)
+			}
+		})
+		if allocs > 4 {
+			t.Errorf("Decode(%s): %.0f allocations, want at most 4", b, allocs)
+		}
+	}
+}
+
+// BenchmarkDecode decodes and validates simulated events, as the pipeline does for
+// every message. BenchmarkDecodeReference runs encoding/json on the same events
+// under the same load, for comparison:
+//
+//	go test -run X -bench Decode -benchmem ./features
+func BenchmarkDecode(b *testing.B) { benchmarkDecode(b, Decode) }
+
+func benchmarkDecode(b *testing.B, decode func([]byte, *Event) error) {
+	evs := loadEvents(b)
+	var size int
+	for _, e := range evs {
+		size += len(e)
+	}
+	b.SetBytes(int64(size / len(evs)))
+	b.ReportAllocs()
+	var ev Event
+	i := 0
+	for b.Loop() {
+		if err := decode(evs[i], &ev); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(evs) {
+			i = 0
+		}
+	}
 }
