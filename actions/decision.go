@@ -1,9 +1,9 @@
 package actions
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -130,7 +130,7 @@ const scoreKeep = 30 * 24 * time.Hour
 // the rate-limit windows and the cooldown, written into b. mem is updated in
 // place; the caller stores it in the same commit.
 func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) ([]Decision, error) {
-	if err := recordScore(b, in); err != nil {
+	if err := p.recordScore(b, in); err != nil {
 		return out, err
 	}
 	for i := range p.Rules {
@@ -166,9 +166,10 @@ func (c *Condition) holds(in *Input) bool {
 	if c.Risk != nil && !c.Risk.holds(in.Risk) {
 		return false
 	}
-	for name, r := range c.Classes {
-		v, ok := in.Classes[name]
-		if !ok || !r.holds(v) {
+	for i := range c.classes {
+		cr := &c.classes[i]
+		v, ok := in.Classes[cr.name]
+		if !ok || !cr.r.holds(v) {
 			return false
 		}
 	}
@@ -200,16 +201,17 @@ func (p *Policy) decision(r *Rule, in *Input, episode int) Decision {
 	for i, name := range features.Names {
 		fv[name] = in.Features[i]
 	}
-	scores := map[string]float64{"cutoff_risk": in.Risk}
+	scores := make(map[string]float64, 1+len(in.Classes))
+	scores["cutoff_risk"] = in.Risk
 	for c, v := range in.Classes {
-		scores["exception_class:"+c] = v
+		scores[classScoreKey(c)] = v
 	}
 	s := in.State
-	attrs := map[string]string{}
-	for k, v := range map[string]string{"warehouse": s.Warehouse, "customer": s.CustomerID, "customer_tier": s.CustomerTier,
-		"channel": s.Channel, "carrier": s.Carrier} {
-		if v != "" {
-			attrs[k] = v
+	attrs := make(map[string]string, 5)
+	for _, a := range [...]struct{ k, v string }{{"warehouse", s.Warehouse}, {"customer", s.CustomerID},
+		{"customer_tier", s.CustomerTier}, {"channel", s.Channel}, {"carrier", s.Carrier}} {
+		if a.v != "" {
+			attrs[a.k] = a.v
 		}
 	}
 	var classModel *ModelRef
@@ -218,7 +220,7 @@ func (p *Policy) decision(r *Rule, in *Input, episode int) Decision {
 		classModel = &cm
 	}
 	d := Decision{
-		ID:             store.DecisionIDPrefix(in.At) + "-" + key[:8],
+		ID:             decisionID(in.At, key),
 		OrderID:        in.OrderID,
 		At:             in.At,
 		TriggerEvent:   in.TriggerEvent,
@@ -301,9 +303,10 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 		limit        int
 		times        []int64
 	}
-	var windows []window
+	var buf [3]window
+	windows := buf[:0]
 	s := in.State
-	for _, w := range []window{
+	for _, w := range [...]window{
 		{ScopeWarehouse, s.Warehouse, r.Limits.Warehouse, nil},
 		{ScopeCustomer, s.CustomerID, r.Limits.Customer, nil},
 		{ScopeCarrier, s.Carrier, r.Limits.Carrier, nil},
@@ -343,10 +346,10 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 }
 
 // inWindow keeps the times within the rate window before at (and any at or after
-// it), in order.
+// it), in order, in place.
 func inWindow(times []int64, at time.Time) []int64 {
 	from := at.Add(-rateWindow).UnixNano()
-	out := times[:0:0]
+	out := times[:0]
 	for _, t := range times {
 		if t > from {
 			out = append(out, t)
@@ -393,11 +396,15 @@ func (p *Policy) rerouteTarget(in *Input) (string, string) {
 // for an acknowledgement; for one pending approval its open item and escalation
 // timer; for a suppressed one the count of its reason.
 func (p *Policy) Record(b *store.Batch, d *Decision) error {
-	raw, err := json.Marshal(d)
+	buf := p.buffer()
+	raw, err := d.appendJSON((*buf)[:0])
 	if err != nil {
+		p.release(buf, raw)
 		return fmt.Errorf("encode decision for order %s: %w", d.OrderID, err)
 	}
-	if err := b.PutDecision(d.ID, d.OrderID, raw); err != nil {
+	rec := bytes.Clone(raw)
+	p.release(buf, raw)
+	if err := b.PutDecision(d.ID, d.OrderID, rec); err != nil {
 		return err
 	}
 	b.Add(store.CounterDecisions, 1)
@@ -422,30 +429,48 @@ func (p *Policy) Record(b *store.Batch, d *Decision) error {
 // enqueue puts a command into the outbox under entry, for JetStream, and for the
 // action's webhook when the policy has one.
 func (p *Policy) enqueue(b *store.Batch, entry string, cmd *Command, msgID string) error {
-	body, err := json.Marshal(cmd)
+	buf := p.buffer()
+	body, err := cmd.appendJSON((*buf)[:0])
 	if err != nil {
+		p.release(buf, body)
 		return fmt.Errorf("encode command for order %s: %w", cmd.OrderID, err)
 	}
-	j, _ := json.Marshal(job{Target: TargetNATS, Action: cmd.Action, MsgID: msgID, Command: body})
-	if err := b.Enqueue(entry, j); err != nil {
+	_, webhook := p.Webhooks[cmd.Action]
+	// The outbox entries go after the command in the scratch buffer, each cloned
+	// to its own exact allocation for the batch to keep.
+	j := job{Target: TargetNATS, Action: cmd.Action, MsgID: msgID, Command: body}
+	nats := j.appendJSON(body[len(body):])
+	v := bytes.Clone(nats)
+	var hook []byte
+	if webhook {
+		j.Target = TargetWebhook
+		all := j.appendJSON(nats[len(nats):])
+		hook = bytes.Clone(all)
+		nats = all
+	}
+	p.release(buf, nats)
+	if err := b.Enqueue(entry, v); err != nil {
 		return err
 	}
-	if _, ok := p.Webhooks[cmd.Action]; !ok {
+	if !webhook {
 		return nil
 	}
-	j, _ = json.Marshal(job{Target: TargetWebhook, Action: cmd.Action, MsgID: msgID, Command: body})
-	return b.Enqueue(entry+entryWebhook, j)
+	return b.Enqueue(entry+entryWebhook, hook)
 }
 
 // recordScore adds the order's score point to its history.
-func recordScore(b *store.Batch, in *Input) error {
+func (p *Policy) recordScore(b *store.Batch, in *Input) error {
 	pt := ScorePoint{At: in.At, Trigger: in.TriggerType, Event: in.TriggerEvent, Risk: in.Risk,
-		Classes: in.Classes, Shadow: in.Shadow, Model: in.Model.Name + "@" + in.Model.Version, Degraded: in.Degraded}
-	v, err := json.Marshal(pt)
-	if err != nil {
-		return fmt.Errorf("encode score of order %s: %w", in.OrderID, err)
+		Classes: in.Classes, Shadow: in.Shadow, Degraded: in.Degraded}
+	buf := p.buffer()
+	v, err := pt.appendJSONModel((*buf)[:0], &in.Model) // Model: name@version
+	if err == nil {
+		err = b.AppendScore(in.OrderID, in.At, v, scoreKeep) // copies v
+	} else {
+		err = fmt.Errorf("encode score of order %s: %w", in.OrderID, err)
 	}
-	return b.AppendScore(in.OrderID, in.At, v, scoreKeep)
+	p.release(buf, v)
+	return err
 }
 
 // ScorePoint is one scoring moment of an order, kept for its timeline.
@@ -472,12 +497,42 @@ func escalationKey(decisionKey string, tier int) string {
 }
 
 func hashKey(parts ...string) string {
-	h := sha256.New()
+	var in [192]byte
+	b := in[:0]
 	for _, s := range parts {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+		b = append(b, s...)
+		b = append(b, 0)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
+}
+
+// decisionID is the id of the decision with the idempotency key taken at t: the
+// store's time prefix, '-' and the key's first 8 digits.
+func decisionID(t time.Time, key string) string {
+	var buf [32]byte
+	b := store.AppendDecisionIDPrefix(buf[:0], t)
+	b = append(b, '-')
+	return string(append(b, key[:8]...))
+}
+
+// classScoreKeys are the decision score names of the exception classes.
+var classScoreKeys = func() map[string]string {
+	m := make(map[string]string, len(features.ExceptionClasses))
+	for _, c := range features.ExceptionClasses {
+		m[c] = "exception_class:" + c
+	}
+	return m
+}()
+
+// classScoreKey names the score of an exception class in a decision.
+func classScoreKey(class string) string {
+	if k, ok := classScoreKeys[class]; ok {
+		return k
+	}
+	return "exception_class:" + class
 }
 
 // Command is the message an executor publishes (and posts to a webhook) for a

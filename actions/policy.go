@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -78,6 +79,30 @@ type Policy struct {
 	// keep is, per action, how long its cooldown records must live: the longest
 	// cooldown of its rules.
 	keep map[string]time.Duration
+	// bufs holds *[]byte scratch buffers of the record encoders (encode.go).
+	bufs sync.Pool
+}
+
+// maxScratch is the largest scratch buffer kept for reuse.
+const maxScratch = 64 << 10
+
+// buffer returns a scratch buffer for encoding; give it back with release.
+func (p *Policy) buffer() *[]byte {
+	if b, ok := p.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1024)
+	return &b
+}
+
+// release returns a scratch buffer; grown, when not nil, is what it grew into.
+func (p *Policy) release(b *[]byte, grown []byte) {
+	if cap(grown) > cap(*b) {
+		*b = grown
+	}
+	if cap(*b) <= maxScratch {
+		p.bufs.Put(b)
+	}
 }
 
 // Settings are the policy's global switches.
@@ -166,7 +191,13 @@ type Condition struct {
 	// Order matches the order's attributes.
 	Order Match `yaml:"order" json:"order,omitzero"`
 
-	feats []featureRange // Features by vector index, sorted
+	feats   []featureRange // Features by vector index, sorted
+	classes []classRange   // Classes by name, sorted
+}
+
+type classRange struct {
+	name string
+	r    Range
 }
 
 type featureRange struct {
@@ -417,6 +448,7 @@ func (c *Condition) compile(at string) []error {
 	if c.Risk != nil {
 		errs = append(errs, c.Risk.check(at+".risk", true)...)
 	}
+	c.classes = c.classes[:0]
 	for _, name := range sortedKeys(c.Classes) {
 		if !slices.Contains(features.ExceptionClasses, name) {
 			errs = append(errs, fmt.Errorf("%s.classes.%s: unknown exception class, want one of %v", at, name, features.ExceptionClasses))
@@ -424,6 +456,7 @@ func (c *Condition) compile(at string) []error {
 		}
 		r := c.Classes[name]
 		errs = append(errs, r.check(at+".classes."+name, true)...)
+		c.classes = append(c.classes, classRange{name, r})
 	}
 	c.feats = c.feats[:0]
 	for _, name := range sortedKeys(c.Features) {

@@ -90,7 +90,7 @@ func openItem(b *store.Batch, d *Decision, kind string, ladder Ladder, since tim
 }
 
 func putOpen(b *store.Batch, it *OpenItem) error {
-	v, err := json.Marshal(it)
+	v, err := it.appendJSON(make([]byte, 0, 512)) // a three-tier ladder fits
 	if err != nil {
 		return fmt.Errorf("encode open item of %s: %w", it.DecisionID, err)
 	}

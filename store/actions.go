@@ -16,21 +16,40 @@ import (
 // RateWindow returns the execution times (unix nanos, ascending) kept for an action
 // and one warehouse, customer or carrier (scope names which).
 func (b *Batch) RateWindow(action, scope, value string) ([]int64, error) {
-	v, err := get(b.txn, key(pWindow, action, scope, value))
+	var out []int64
+	size := 0
+	err := b.value(key(pWindow, action, scope, value), func(v []byte) error {
+		if size = len(v); size%8 == 0 {
+			out = make([]int64, size/8)
+			for i := range out {
+				out[i] = int64(binary.BigEndian.Uint64(v[8*i:]))
+			}
+		}
+		return nil
+	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: read rate window %s %s %s: %w", action, scope, value, err)
 	}
-	if len(v)%8 != 0 {
-		return nil, fmt.Errorf("store: rate window %s %s %s holds %d bytes, not a multiple of 8", action, scope, value, len(v))
-	}
-	out := make([]int64, len(v)/8)
-	for i := range out {
-		out[i] = int64(binary.BigEndian.Uint64(v[8*i:]))
+	if size%8 != 0 {
+		return nil, fmt.Errorf("store: rate window %s %s %s holds %d bytes, not a multiple of 8", action, scope, value, size)
 	}
 	return out, nil
+}
+
+// value calls fn with the value of k, valid only during the call, or returns
+// ErrNotFound. Unlike get it copies nothing.
+func (b *Batch) value(k []byte, fn func(v []byte) error) error {
+	item, err := b.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(fn)
 }
 
 // PutRateWindow replaces a rate-limit window; ttl lets Badger drop a window nobody
@@ -46,17 +65,24 @@ func (b *Batch) PutRateWindow(action, scope, value string, times []int64, ttl ti
 // LastFired returns when an action last fired for an order; zero when never (or
 // longer ago than the cooldown's ttl).
 func (b *Batch) LastFired(order, action string) (time.Time, error) {
-	v, err := get(b.txn, key(pCooldown, order, action))
+	var nanos uint64
+	size := 0
+	err := b.value(key(pCooldown, order, action), func(v []byte) error {
+		if size = len(v); size == 8 {
+			nanos = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
 	if errors.Is(err, ErrNotFound) {
 		return time.Time{}, nil
 	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: read cooldown %s %s: %w", order, action, err)
 	}
-	if len(v) != 8 {
-		return time.Time{}, fmt.Errorf("store: cooldown %s %s holds %d bytes, want 8", order, action, len(v))
+	if size != 8 {
+		return time.Time{}, fmt.Errorf("store: cooldown %s %s holds %d bytes, want 8", order, action, size)
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), nil
+	return time.Unix(0, int64(nanos)).UTC(), nil
 }
 
 // PutLastFired records that an action fired for an order at at.
@@ -65,10 +91,18 @@ func (b *Batch) PutLastFired(order, action string, at time.Time, ttl time.Durati
 	return b.setEntry(withTTL(badger.NewEntry(key(pCooldown, order, action), v), ttl))
 }
 
-// AppendScore adds a score point to an order's history.
+// AppendScore adds a score point to an order's history. It copies v: the caller
+// may reuse it.
 func (b *Batch) AppendScore(order string, at time.Time, v []byte, ttl time.Duration) error {
-	k := binary.BigEndian.AppendUint64(key(pScore, order, ""), uint64(at.UnixNano()))
-	return b.setEntry(withTTL(badger.NewEntry(k, v), ttl))
+	// Key and value share one allocation, which the batch keeps until it commits.
+	n := len(pScore) + len(order) + 1 + 8
+	buf := make([]byte, 0, n+len(v))
+	buf = append(buf, pScore...)
+	buf = append(buf, order...)
+	buf = append(buf, 0)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
+	buf = append(buf, v...)
+	return b.setEntry(withTTL(badger.NewEntry(buf[:n:n], buf[n:]), ttl))
 }
 
 // Decision returns a decision record, or ErrNotFound.
@@ -214,7 +248,23 @@ func scan(txn *badger.Txn, prefix []byte, fn func(k, v []byte) error) error {
 
 // DecisionIDPrefix is how a decision id made at t begins: its time as 16 hex digits
 // of unix nanoseconds, so ids sort by time.
-func DecisionIDPrefix(t time.Time) string { return fmt.Sprintf("%016x", t.UnixNano()) }
+func DecisionIDPrefix(t time.Time) string {
+	var buf [24]byte
+	return string(AppendDecisionIDPrefix(buf[:0], t))
+}
+
+// AppendDecisionIDPrefix appends DecisionIDPrefix(t) to b.
+func AppendDecisionIDPrefix(b []byte, t time.Time) []byte {
+	n := t.UnixNano()
+	if n < 0 { // before 1970: as fmt's %016x writes it, sign first
+		return fmt.Appendf(b, "%016x", n)
+	}
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[n>>shift&0xf])
+	}
+	return b
+}
 
 // DecisionsQuery selects decisions: of one order (empty: all), decided at or after
 // Since (zero: any time), at most Limit (zero: 100), newest first.

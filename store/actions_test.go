@@ -164,3 +164,58 @@ func TestActionRecords(t *testing.T) {
 		}
 	})
 }
+
+func TestAppendScoreCopiesItsValue(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	b := s.NewBatch()
+	buf := []byte("first")
+	if err := b.AppendScore("SO-1", t0, buf, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "xxxxx") // the caller reuses its buffer before the commit
+	if err := b.AppendScore("SO-1", t0.Add(time.Second), []byte("second"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Discard()
+	sc, err := s.Scores("SO-1")
+	if err != nil || len(sc) != 2 || string(sc[0]) != "first" || string(sc[1]) != "second" {
+		t.Errorf("scores = %q, %v; want first, second", sc, err)
+	}
+}
+
+func TestDecisionIDPrefixIsHexNanos(t *testing.T) {
+	for _, at := range []time.Time{time.Unix(0, 0), time.Unix(0, 1), time.Date(2026, 11, 22, 14, 0, 0, 123, time.UTC),
+		time.Unix(0, 1<<63-1), time.Unix(0, -1), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		want := fmt.Sprintf("%016x", at.UnixNano())
+		if got := DecisionIDPrefix(at); got != want {
+			t.Errorf("DecisionIDPrefix(%v) = %q, want %q", at, got, want)
+		}
+		if got := string(AppendDecisionIDPrefix([]byte("x"), at)); got != "x"+want {
+			t.Errorf("AppendDecisionIDPrefix(x, %v) = %q, want %q", at, got, "x"+want)
+		}
+	}
+}
+
+func TestMalformedGovernanceRecordsAreErrors(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	b := s.NewBatch()
+	defer b.Discard()
+	if err := b.set(key(pWindow, "flag_finance", "warehouse", "DAL"), []byte("seven b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.set(key(pCooldown, "SO-1", "flag_finance"), []byte("short")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RateWindow("flag_finance", "warehouse", "DAL"); err == nil || !strings.Contains(err.Error(), "holds 7 bytes, not a multiple of 8") {
+		t.Errorf("malformed rate window: %v", err)
+	}
+	if _, err := b.LastFired("SO-1", "flag_finance"); err == nil || !strings.Contains(err.Error(), "holds 5 bytes, want 8") {
+		t.Errorf("malformed cooldown: %v", err)
+	}
+}

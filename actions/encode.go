@@ -1,0 +1,557 @@
+package actions
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/orderwatch/orderwatch/features"
+)
+
+// The records the pipeline writes for every scored row (score points) and every
+// decision (the decision, its command and outbox entries, its open item) are
+// encoded by hand here rather than by encoding/json's reflection: the bytes are
+// the ones json.Marshal writes for the same value — fields in declaration order,
+// map keys sorted, floats as ES6 numbers, strings with HTML-safe escaping, times in
+// RFC 3339 with nanoseconds — so the stored format does not change, records
+// written by earlier releases read the same, and every reader still uses
+// json.Unmarshal. encode_test.go holds the encoders to json.Marshal's output.
+
+// encoder appends JSON to b. The first error (a NaN or infinite number, a time
+// outside what RFC 3339 can say) sticks, as json.Marshal would have returned it.
+type encoder struct {
+	b   []byte
+	err error
+}
+
+func (e *encoder) raw(s string) { e.b = append(e.b, s...) }
+
+func (e *encoder) str(s string) { e.b = appendJSONString(e.b, s) }
+
+func (e *encoder) bool(v bool) { e.b = strconv.AppendBool(e.b, v) }
+
+func (e *encoder) int(v int) { e.b = strconv.AppendInt(e.b, int64(v), 10) }
+
+func (e *encoder) float(f float64, bits int) {
+	var err error
+	if e.b, err = appendJSONFloat(e.b, f, bits); err != nil && e.err == nil {
+		e.err = err
+	}
+}
+
+func (e *encoder) time(t time.Time) {
+	var err error
+	if e.b, err = appendJSONTime(e.b, t); err != nil && e.err == nil {
+		e.err = err
+	}
+}
+
+func (e *encoder) strs(s []string) {
+	if s == nil {
+		e.raw("null")
+		return
+	}
+	e.b = append(e.b, '[')
+	for i, v := range s {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.str(v)
+	}
+	e.b = append(e.b, ']')
+}
+
+func (e *encoder) model(m *ModelRef) {
+	e.raw(`{"name":`)
+	e.str(m.Name)
+	e.raw(`,"version":`)
+	e.str(m.Version)
+	if m.SHA256 != "" {
+		e.raw(`,"sha256":`)
+		e.str(m.SHA256)
+	}
+	e.b = append(e.b, '}')
+}
+
+// floats writes a map of numbers with its keys sorted.
+func (e *encoder) floats(m map[string]float64) {
+	if m == nil {
+		e.raw("null")
+		return
+	}
+	var buf [16]entry[float64]
+	e.b = append(e.b, '{')
+	for i, kv := range sortedEntries(buf[:0], m) {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.str(kv.k)
+		e.b = append(e.b, ':')
+		e.float(kv.v, 64)
+	}
+	e.b = append(e.b, '}')
+}
+
+// strMap writes a map of strings with its keys sorted.
+func (e *encoder) strMap(m map[string]string) {
+	if m == nil {
+		e.raw("null")
+		return
+	}
+	var buf [16]entry[string]
+	e.b = append(e.b, '{')
+	for i, kv := range sortedEntries(buf[:0], m) {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.str(kv.k)
+		e.b = append(e.b, ':')
+		e.str(kv.v)
+	}
+	e.b = append(e.b, '}')
+}
+
+// featureNamesSorted are features.Names in the order json.Marshal writes them as
+// map keys, and featureKeys the JSON of each as a key: `"name":`.
+var featureNamesSorted, featureKeys = func() ([]string, []string) {
+	ns := slices.Sorted(slices.Values(features.Names[:]))
+	keys := make([]string, len(ns))
+	for i, n := range ns {
+		keys[i] = string(appendJSONString(nil, n)) + ":"
+	}
+	return ns, keys
+}()
+
+// features writes a decision's feature values. A map keyed by exactly the spec's
+// names (what Decide makes) is written in their precomputed order; any other in
+// sorted order too.
+func (e *encoder) features(m map[string]float32) {
+	if m == nil {
+		e.raw("null")
+		return
+	}
+	if len(m) == len(featureNamesSorted) {
+		mark := len(e.b)
+		e.b = append(e.b, '{')
+		ok := true
+		for i, k := range featureNamesSorted {
+			v, found := m[k]
+			if !found {
+				ok = false
+				break
+			}
+			if i > 0 {
+				e.b = append(e.b, ',')
+			}
+			e.raw(featureKeys[i])
+			e.float(float64(v), 32)
+		}
+		if ok {
+			e.b = append(e.b, '}')
+			return
+		}
+		e.b = e.b[:mark]
+	}
+	e.b = append(e.b, '{')
+	for i, kv := range sortedEntries(make([]entry[float32], 0, len(m)), m) {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.str(kv.k)
+		e.b = append(e.b, ':')
+		e.float(float64(kv.v), 32)
+	}
+	e.b = append(e.b, '}')
+}
+
+// entry is one key and value of a map.
+type entry[V any] struct {
+	k string
+	v V
+}
+
+// sortedEntries appends m's entries to buf, sorted by key. It sorts by insertion,
+// without the allocations of a generic sort: a record's maps are small.
+func sortedEntries[V any](buf []entry[V], m map[string]V) []entry[V] {
+	kv := buf
+	for k, v := range m {
+		kv = append(kv, entry[V]{k, v})
+	}
+	for i := 1; i < len(kv); i++ {
+		for j := i; j > 0 && kv[j].k < kv[j-1].k; j-- {
+			kv[j], kv[j-1] = kv[j-1], kv[j]
+		}
+	}
+	return kv
+}
+
+// appendJSON appends d as json.Marshal writes it.
+func (d *Decision) appendJSON(b []byte) ([]byte, error) {
+	e := encoder{b: b}
+	e.raw(`{"id":`)
+	e.str(d.ID)
+	e.raw(`,"order_id":`)
+	e.str(d.OrderID)
+	e.raw(`,"at":`)
+	e.time(d.At)
+	e.raw(`,"trigger_event":`)
+	e.str(d.TriggerEvent)
+	e.raw(`,"trigger_type":`)
+	e.str(d.TriggerType)
+	e.raw(`,"feature_spec":`)
+	e.str(d.FeatureSpec)
+	e.raw(`,"features":`)
+	e.features(d.Features)
+	if len(d.Attributes) > 0 {
+		e.raw(`,"attributes":`)
+		e.strMap(d.Attributes)
+	}
+	e.raw(`,"model":`)
+	e.model(&d.Model)
+	if d.ClassModel != nil {
+		e.raw(`,"class_model":`)
+		e.model(d.ClassModel)
+	}
+	e.raw(`,"scores":`)
+	e.floats(d.Scores)
+	if len(d.ShadowScores) > 0 {
+		e.raw(`,"shadow_scores":`)
+		e.floats(d.ShadowScores)
+	}
+	if len(d.Reasons) > 0 {
+		e.raw(`,"reasons":`)
+		e.strs(d.Reasons)
+	}
+	e.raw(`,"degraded":`)
+	e.bool(d.Degraded)
+	e.raw(`,"policy_version":`)
+	e.str(d.PolicyVersion)
+	e.raw(`,"rule_id":`)
+	e.str(d.RuleID)
+	e.raw(`,"action":`)
+	e.str(d.Action)
+	e.raw(`,"mode":`)
+	e.str(d.Mode)
+	e.raw(`,"status":`)
+	e.str(d.Status)
+	e.optStr(`,"suppressed_by":`, d.SuppressedBy)
+	e.optStr(`,"suppressed_detail":`, d.SuppressedNote)
+	e.optStr(`,"target":`, d.Target)
+	e.optStr(`,"escalation":`, d.Escalation)
+	e.optStr(`,"team":`, d.Team)
+	if d.RequireAck {
+		e.raw(`,"require_ack":true`)
+	}
+	e.raw(`,"episode":`)
+	e.int(d.Episode)
+	e.raw(`,"idempotency_key":`)
+	e.str(d.IdempotencyKey)
+	e.b = append(e.b, '}')
+	return e.b, e.err
+}
+
+// optStr writes an omitempty string field: key (with its leading comma) and value,
+// unless the value is empty.
+func (e *encoder) optStr(key, v string) {
+	if v != "" {
+		e.raw(key)
+		e.str(v)
+	}
+}
+
+// optTime writes an omitzero time field.
+func (e *encoder) optTime(key string, t time.Time) {
+	if !t.IsZero() {
+		e.raw(key)
+		e.time(t)
+	}
+}
+
+// appendJSON appends c as json.Marshal writes it.
+func (c *Command) appendJSON(b []byte) ([]byte, error) {
+	e := encoder{b: b}
+	e.raw(`{"decision_id":`)
+	e.str(c.DecisionID)
+	e.raw(`,"order_id":`)
+	e.str(c.OrderID)
+	e.raw(`,"action":`)
+	e.str(c.Action)
+	e.raw(`,"rule_id":`)
+	e.str(c.RuleID)
+	e.raw(`,"policy_version":`)
+	e.str(c.PolicyVersion)
+	e.raw(`,"risk":`)
+	e.float(c.Risk, 64)
+	if len(c.Classes) > 0 {
+		e.raw(`,"classes":`)
+		e.floats(c.Classes)
+	}
+	if len(c.Reasons) > 0 {
+		e.raw(`,"reasons":`)
+		e.strs(c.Reasons)
+	}
+	e.raw(`,"degraded":`)
+	e.bool(c.Degraded)
+	e.raw(`,"idempotency_key":`)
+	e.str(c.IdempotencyKey)
+	e.raw(`,"decided_at":`)
+	e.time(c.DecidedAt)
+	e.optStr(`,"warehouse":`, c.Warehouse)
+	e.optStr(`,"customer":`, c.Customer)
+	e.optStr(`,"carrier":`, c.Carrier)
+	e.optStr(`,"target":`, c.Target)
+	e.optStr(`,"team":`, c.Team)
+	e.optStr(`,"approved_by":`, c.ApprovedBy)
+	e.optStr(`,"approval_reason":`, c.ApprovalReason)
+	e.optTime(`,"approved_at":`, c.ApprovedAt)
+	e.optStr(`,"escalates":`, c.Escalates)
+	if c.Tier != 0 {
+		e.raw(`,"tier":`)
+		e.int(c.Tier)
+	}
+	e.optStr(`,"waiting":`, c.Waiting)
+	e.optTime(`,"waiting_since":`, c.WaitingSince)
+	e.b = append(e.b, '}')
+	return e.b, e.err
+}
+
+// appendJSON appends j as json.Marshal writes it. j.Command must be compact JSON
+// that json.Marshal wrote (so holds nothing its HTML-safe compaction would
+// change), as appendJSON of a Command is.
+func (j *job) appendJSON(b []byte) []byte {
+	e := encoder{b: b}
+	e.raw(`{"target":`)
+	e.str(j.Target)
+	e.raw(`,"action":`)
+	e.str(j.Action)
+	e.raw(`,"msg_id":`)
+	e.str(j.MsgID)
+	e.raw(`,"command":`)
+	if j.Command == nil {
+		e.raw("null")
+	} else {
+		e.b = append(e.b, j.Command...)
+	}
+	e.b = append(e.b, '}')
+	return e.b
+}
+
+// appendJSON appends it as json.Marshal writes it.
+func (it *OpenItem) appendJSON(b []byte) ([]byte, error) {
+	e := encoder{b: b}
+	e.raw(`{"kind":`)
+	e.str(it.Kind)
+	e.raw(`,"decision_id":`)
+	e.str(it.DecisionID)
+	e.raw(`,"order_id":`)
+	e.str(it.OrderID)
+	e.raw(`,"action":`)
+	e.str(it.Action)
+	e.raw(`,"rule_id":`)
+	e.str(it.RuleID)
+	e.raw(`,"idempotency_key":`)
+	e.str(it.IdempotencyKey)
+	e.raw(`,"since":`)
+	e.time(it.Since)
+	e.raw(`,"tier":`)
+	e.int(it.Tier)
+	e.optStr(`,"team":`, it.Team)
+	e.optTime(`,"due":`, it.Due)
+	if len(it.Ladder) > 0 {
+		e.raw(`,"ladder":[`)
+		for i, t := range it.Ladder {
+			if i > 0 {
+				e.b = append(e.b, ',')
+			}
+			e.raw(`{"team":`)
+			e.str(t.Team)
+			e.raw(`,"sla":`)
+			e.str(time.Duration(t.SLA).String()) // Duration.MarshalText
+			e.b = append(e.b, '}')
+		}
+		e.b = append(e.b, ']')
+	}
+	if it.RequireAck {
+		e.raw(`,"require_ack":true`)
+	}
+	e.b = append(e.b, '}')
+	return e.b, e.err
+}
+
+// appendJSON appends p as json.Marshal writes it.
+func (p *ScorePoint) appendJSON(b []byte) ([]byte, error) { return p.appendJSONModel(b, nil) }
+
+// appendJSONModel is appendJSON with, when ref is not nil, ref's "name@version"
+// written as the model instead of p.Model, sparing the concatenation.
+func (p *ScorePoint) appendJSONModel(b []byte, ref *ModelRef) ([]byte, error) {
+	e := encoder{b: b}
+	e.raw(`{"at":`)
+	e.time(p.At)
+	e.raw(`,"trigger":`)
+	e.str(p.Trigger)
+	e.optStr(`,"event":`, p.Event)
+	e.raw(`,"risk":`)
+	e.float(p.Risk, 64)
+	if len(p.Classes) > 0 {
+		e.raw(`,"classes":`)
+		e.floats(p.Classes)
+	}
+	if len(p.Shadow) > 0 {
+		e.raw(`,"shadow":`)
+		e.floats(p.Shadow)
+	}
+	e.raw(`,"model":`)
+	if ref != nil {
+		// The '@' between them keeps each part's escaping what it is in the whole.
+		e.b = append(e.b, '"')
+		e.b = appendJSONStringBody(e.b, ref.Name)
+		e.b = append(e.b, '@')
+		e.b = appendJSONStringBody(e.b, ref.Version)
+		e.b = append(e.b, '"')
+	} else {
+		e.str(p.Model)
+	}
+	if p.Degraded {
+		e.raw(`,"degraded":true`)
+	}
+	e.b = append(e.b, '}')
+	return e.b, e.err
+}
+
+// exactInts bounds the integers a float32 ([0]) and a float64 ([1]) hold next to
+// their neighbours: 2^24 and 2^53.
+var exactInts = [2]float64{1 << 24, 1 << 53}
+
+// appendJSONFloat appends f as encoding/json writes a float of the size bits: like
+// %g, but in positional notation from 1e-6 up to 1e21, and exponents unpadded.
+// NaN and infinities are json.Marshal's UnsupportedValueError.
+func appendJSONFloat(b []byte, f float64, bits int) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, &json.UnsupportedValueError{Value: reflect.ValueOf(f), Str: strconv.FormatFloat(f, 'g', -1, bits)}
+	}
+	if f == math.Trunc(f) && math.Abs(f) < exactInts[bits>>6] && (f != 0 || !math.Signbit(f)) {
+		// An integer below where the size's spacing passes 1: the shortest digits
+		// that read back as f are all of its digits.
+		return strconv.AppendInt(b, int64(f), 10), nil
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
+
+// appendJSONTime appends t as time.Time.MarshalJSON writes it: quoted RFC 3339
+// with nanoseconds. A time it refuses (a year outside 0..9999, a zone offset of a
+// day or more) is the error json.Marshal returns.
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
+	n0 := len(b)
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	// The checks of time.Time.MarshalJSON, on what it wrote.
+	switch n := len(b); {
+	case b[n0+1+len("9999")] != '-':
+		return b[:n0], timeError(t)
+	case b[n-1] != 'Z':
+		if c := b[n-len("Z07:00")]; '0' <= c && c <= '9' || 10*(b[n-5]-'0')+(b[n-4]-'0') >= 24 {
+			return b[:n0], timeError(t)
+		}
+	}
+	return append(b, '"'), nil
+}
+
+func timeError(t time.Time) error {
+	_, err := t.MarshalJSON()
+	return &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// htmlSafe marks the ASCII bytes encoding/json writes as they are.
+var htmlSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONString appends s quoted as encoding/json does by default: <, > and &
+// escaped for HTML, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = appendJSONStringBody(b, s)
+	return append(b, '"')
+}
+
+// appendJSONStringBody is appendJSONString without the quotes.
+func appendJSONStringBody(b []byte, s string) []byte {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf && htmlSafe[s[i]] {
+		i++
+	}
+	if i == len(s) { // the common case: nothing to escape
+		return append(b, s...)
+	}
+	start := 0
+	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if htmlSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}
