@@ -14,7 +14,7 @@ import (
 // LagOptions configures a LagMonitor. Zero values mean the defaults.
 type LagOptions struct {
 	JetStream jetstream.JetStream // required
-	// Interval between two reads of the consumer's info. Zero means 5s.
+	// Interval between two reads of the consumer's info. Zero means 1s.
 	Interval   time.Duration
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means no metrics
@@ -37,7 +37,7 @@ func NewLagMonitor(opts LagOptions) (*LagMonitor, error) {
 		return nil, errors.New("pipeline: LagOptions.JetStream is required")
 	}
 	if opts.Interval <= 0 {
-		opts.Interval = 5 * time.Second
+		opts.Interval = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -47,7 +47,7 @@ func NewLagMonitor(opts LagOptions) (*LagMonitor, error) {
 		log:  opts.Logger.With("component", "lag"),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderwatch_consumer_pending_messages",
-			Help: "Messages of ORDERS not yet delivered to the orderwatch consumer (its num_pending), at the last poll.",
+			Help: "Messages of ORDERS not yet delivered to the orderwatch consumer (its num_pending), at the last poll or batch.",
 		}),
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderwatch_consumer_ack_pending_messages",
@@ -95,6 +95,10 @@ func (l *LagMonitor) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// ObservePending sets the pending count from a delivered message's metadata,
+// between two polls: the pipeline reports it after each batch.
+func (l *LagMonitor) ObservePending(pending uint64) { l.pending.Set(float64(pending)) }
 
 func (l *LagMonitor) poll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(l.opts.Interval, time.Second))

@@ -38,6 +38,10 @@ type Options struct {
 	// OnCommitted, when set, receives the messages of each batch after its commit
 	// and acks (the benchmark measures event-to-decision latency with it).
 	OnCommitted func(msgs []*Message)
+	// OnPending, when set, receives after each batch how many messages the
+	// consumer had not yet delivered when its last message was sent (the
+	// LagMonitor's ObservePending), so the lag shows between two polls.
+	OnPending func(pending uint64)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
 	// CheckSpace, when set, is asked before each batch and rescoring tick writes
@@ -199,6 +203,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		ptrs = ptrs[:0]
 		kept := batch[:0]
+		var pending uint64
 		for _, m := range batch {
 			meta, err := m.Metadata()
 			if err != nil {
@@ -207,6 +212,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				p.log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
 				continue
 			}
+			pending = meta.NumPending
 			wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}
 			ptrs = append(ptrs, &wrapped[len(kept)])
 			kept = append(kept, m)
@@ -234,6 +240,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if p.opts.OnCommitted != nil {
 			p.opts.OnCommitted(ptrs)
+		}
+		if p.opts.OnPending != nil && len(batch) > 0 {
+			p.opts.OnPending(pending)
 		}
 		p.m.batchSize.Observe(float64(len(batch)))
 		p.m.batchSecs.Observe(time.Since(start).Seconds())

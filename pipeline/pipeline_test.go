@@ -534,8 +534,12 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 		}
 	})
 	now := time.Now()
-	// The first checkpoint, 4 h before the cutoff, falls a second from now.
-	h.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(4*time.Hour+time.Second)))
+	// The first checkpoint, about 4 h before the cutoff (spread by order), falls a
+	// second from now.
+	ref := now.Add(24 * time.Hour)
+	first, _ := pipeline.NextCheckpoint("SO-T", ref, ref.Add(-5*time.Hour))
+	offset := ref.Sub(first)
+	h.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(offset+time.Second)))
 	waitFor(t, "a timer row for SO-T", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -552,8 +556,8 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 		t.Errorf("first row = %+v, want the order.created event", rows[0])
 	}
 	timer := rows[len(rows)-1]
-	if got := timer.Vector[features.FMinutesToCutoff]; got > 240.01 || got < 239.99 {
-		t.Errorf("timer row minutes_to_cutoff = %v, want 240 (scored at its checkpoint)", got)
+	if got, want := float64(timer.Vector[features.FMinutesToCutoff]), offset.Minutes(); got > want+0.01 || got < want-0.01 {
+		t.Errorf("timer row minutes_to_cutoff = %v, want %.2f (scored at its checkpoint)", got, want)
 	}
 	mu.Unlock()
 	// Rows are handed out before the commit, metrics counted after it.

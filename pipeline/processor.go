@@ -521,7 +521,9 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		return nil
 	}
 	// A valid event is marked by its id, with the sequence it came from: the same
-	// sequence again is a redelivery after a lost ack, another one a duplicate.
+	// sequence again is a redelivery after a lost ack, another one a duplicate. A
+	// duplicate is marked by its own sequence, so its redelivery is not counted
+	// twice.
 	ev := &it.ev
 	prev, seen, err := batch.EventSeq(ev.ID)
 	switch {
@@ -531,6 +533,17 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		it.result = resultRedelivery
 		return nil
 	case seen:
+		done, err := batch.SeqCommitted(seq)
+		if err != nil {
+			return err
+		}
+		if done {
+			it.result = resultRedelivery
+			return nil
+		}
+		if err := batch.MarkSeq(seq); err != nil {
+			return err
+		}
 		it.result = resultDuplicate
 		batch.Add(store.CounterDuplicates, 1)
 		return nil
@@ -631,7 +644,7 @@ func (p *Processor) addRow(rec *orderRecord, moment time.Time, trigger, eventID 
 		Texts: rec.State.TextValues(nil)})
 	p.rowRecs = append(p.rowRecs, rec)
 	rec.State.Build(moment, p.ctx, &p.rows[len(p.rows)-1].Vector)
-	if next, ok := nextCheckpoint(rec.State.ShipCutoff, moment); ok {
+	if next, ok := nextCheckpoint(rec.State.OrderID, rec.State.ShipCutoff, moment); ok {
 		rec.NextDue = next
 		p.dues.set(rec.State.OrderID, next)
 	} else {

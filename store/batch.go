@@ -64,8 +64,9 @@ func (b *Batch) Commit() error {
 func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
 
 // SeqCommitted reports whether the message at stream sequence seq already had its
-// effect committed (a redelivery after a lost ack). Only dead-lettered messages
-// are marked by sequence; a valid event's marker (MarkEvent) holds its sequence.
+// effect committed (a redelivery after a lost ack). Dead letters and duplicates
+// are marked by sequence; an applied event's marker (MarkEvent) holds its
+// sequence instead.
 func (b *Batch) SeqCommitted(seq uint64) (bool, error) {
 	_, err := b.txn.Get(seqKey(seq))
 	return found(err)

@@ -54,7 +54,7 @@ func Open(opts Options) (*Store, error) {
 		WithSyncWrites(!opts.NoSync && !opts.InMemory).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(64 << 20).
+		WithMemTableSize(16 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithBlockCacheSize(64 << 20).

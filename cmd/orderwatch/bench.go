@@ -171,7 +171,8 @@ func eventID(data []byte) string {
 func publishAll(ctx context.Context, js jetstream.JetStream, scenario sim.Scenario, seed uint64, n int) (int, float64, error) {
 	start := time.Now()
 	err := simulateN(ctx, scenario, seed, n, sim.DefaultFaults, func(subject, id string, data []byte) error {
-		return publishAsync(ctx, js, subject, id, data)
+		_, err := publishAsync(ctx, js, subject, id, data)
+		return err
 	})
 	if err != nil {
 		return 0, 0, err
@@ -195,16 +196,16 @@ func publishAll(ctx context.Context, js jetstream.JetStream, scenario sim.Scenar
 
 // publishAsync publishes without waiting for the ack; when too many acks are
 // outstanding it waits for them and tries again.
-func publishAsync(ctx context.Context, js jetstream.JetStream, subject, id string, data []byte) error {
+func publishAsync(ctx context.Context, js jetstream.JetStream, subject, id string, data []byte) (jetstream.PubAckFuture, error) {
 	for {
-		_, err := js.PublishAsync(subject, slices.Clone(data), jetstream.WithMsgID(id))
+		f, err := js.PublishAsync(subject, slices.Clone(data), jetstream.WithMsgID(id))
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-			return err
+			return f, err
 		}
 		select {
 		case <-js.PublishAsyncComplete():
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -316,8 +317,12 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		sent      = map[string]time.Time{}
 		latencies []float64
 	)
+	// Event time: the simulated stream covers hours of a network in seconds, and
+	// its orders are scored at the moments of their events, as replay does; on
+	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
 		JetStream: js, Store: st, Policy: policy, Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
+		EventTime: true,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
 			now := time.Now()
@@ -370,27 +375,67 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.scoringUS = float64(scorer.nano.Load()) / float64(n) / 1e3
 	}
 
-	// Latency at half the sustained rate, on fresh orders of another seed.
+	// Latency at half the sustained rate, on the events that follow in the same
+	// simulated stream: the network, its open orders and their rescoring go on
+	// as in the first phase.
 	rate := min(res.rate, ingest) / 2
 	n := max(int(rate*c.Latency.Seconds()), 100)
 	say("latency: publishing %d events at %.0f/s", n, rate)
 	interval := time.Duration(float64(time.Second) / rate)
-	next := time.Now()
-	// No delivery faults here: a duplicate dropped by JetStream would never commit.
-	err = simulateN(ctx, scenario, 2, n, sim.Faults{}, func(subject, id string, data []byte) error {
+	// The simulated bus duplicates some events; JetStream drops a copy by its
+	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
+	type inFlight struct {
+		id  string
+		fut jetstream.PubAckFuture
+	}
+	acks := make(chan inFlight, 4096)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for f := range acks {
+			select {
+			case ack := <-f.fut.Ok():
+				if !ack.Duplicate {
+					continue
+				}
+			case <-f.fut.Err():
+			}
+			mu.Lock()
+			delete(sent, f.id)
+			mu.Unlock()
+		}
+	}()
+	skip := c.Events
+	var next time.Time
+	err = simulateN(ctx, scenario, 1, c.Events+n, sim.DefaultFaults, func(subject, id string, data []byte) error {
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		if next.IsZero() {
+			next = time.Now()
+		}
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
 		}
 		next = next.Add(interval)
 		mu.Lock()
-		sent[id] = time.Now()
+		if _, ok := sent[id]; !ok {
+			sent[id] = time.Now()
+		}
 		mu.Unlock()
-		return publishAsync(ctx, js, subject, id, data)
+		f, err := publishAsync(ctx, js, subject, id, data)
+		if err == nil {
+			acks <- inFlight{id, f}
+		}
+		return err
 	})
+	close(acks)
 	if err != nil {
 		return res, err
 	}
 	<-js.PublishAsyncComplete()
+	<-acked
 	deadline := time.Now().Add(time.Minute)
 	for pending(&mu, sent) > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

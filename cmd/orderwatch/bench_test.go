@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -73,6 +74,9 @@ func BenchmarkProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	dir := b.TempDir()
+	if d := os.Getenv("BENCH_DIR"); d != "" {
+		dir = d
+	}
 	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
 	if err != nil {
 		b.Fatal(err)
@@ -89,7 +93,7 @@ func BenchmarkProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	proc, err := pipeline.NewProcessor(pipeline.ProcessorOptions{
-		Store: st, Policy: policy, Scorer: &registryScorer{r: registry}, Logger: log,
+		Store: st, Policy: policy, Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
 		DeadLetter: func(context.Context, *pipeline.Message, string, string) error { return nil },
 	}, nil)
 	if err != nil {

@@ -160,18 +160,18 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 	diskSpace := freeSpace(filepath.Join(cfg.Data, "badger"), badgerReserve)
+	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	popts := pipeline.Options{
-		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake,
+		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake, OnPending: lag.ObservePending,
 		BatchSize: cfg.BatchSize, CheckSpace: diskSpace, Logger: log, Registerer: reg,
 	}
 	if registry != nil {
 		popts.Scorer = &registryScorer{r: registry}
 	}
 	pipe, err := pipeline.New(popts)
-	if err != nil {
-		return err
-	}
-	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,56 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// TestRedeliveriesAreNotCounted: a message delivered again after its batch
+// committed (the ack was lost) changes nothing, whether it was applied, a
+// duplicate of an applied event or a dead letter; each message counts once.
+func TestRedeliveriesAreNotCounted(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dead int
+	p, err := NewProcessor(ProcessorOptions{Store: st, Policy: policy,
+		DeadLetter: func(context.Context, *Message, string, string) error { dead++; return nil }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
+	ev := fmt.Sprintf(`{"id":"e-1","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":"SO-1","data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
+		at.Format(time.RFC3339), at.Add(8*time.Hour).Format(time.RFC3339))
+	applied := &Message{Seq: 1, Subject: "orders.order.created", Data: []byte(ev)}
+	duplicate := &Message{Seq: 2, Subject: "orders.order.created", Data: []byte(ev)}
+	poison := &Message{Seq: 3, Subject: "orders.order.created", Data: []byte("{not json")}
+	want := Result{Applied: 1, Duplicates: 1, DeadLettered: 1}
+	res, err := p.Process(context.Background(), []*Message{applied, duplicate, poison})
+	if err != nil || res != want {
+		t.Fatalf("first delivery: %+v, %v; want %+v", res, err, want)
+	}
+	for round := range 2 {
+		res, err := p.Process(context.Background(), []*Message{poison, duplicate, applied})
+		if err != nil || res != (Result{}) {
+			t.Fatalf("redelivery %d: %+v, %v; want nothing counted", round+1, res, err)
+		}
+	}
+	stats, err := st.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.EventsApplied != 1 || stats.Duplicates != 1 || stats.DeadLettered != 1 || dead != 1 {
+		t.Errorf("stats %+v, %d dead-letter publishes; want 1 applied, 1 duplicate, 1 dead letter published once", stats, dead)
+	}
+}
