@@ -162,16 +162,59 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	batch := make([]jetstream.Msg, 0, p.opts.BatchSize)
-	wrapped := make([]Message, p.opts.BatchSize)
-	ptrs := make([]*Message, 0, p.opts.BatchSize)
-	backoff := 100 * time.Millisecond
-	for {
-		batch = batch[:0]
+	// Two batches are in hand at a time: one commits while the next is staged
+	// (decoded, folded and scored); each has its own buffers.
+	var bufs [2]batchBuf
+	for i := range bufs {
+		bufs[i] = batchBuf{msgs: make([]jetstream.Msg, 0, p.opts.BatchSize),
+			wrapped: make([]Message, p.opts.BatchSize), ptrs: make([]*Message, 0, p.opts.BatchSize)}
+	}
+	var (
+		cur      int
+		inflight *batchBuf // submitted, commit on its way
+		backoff  = 100 * time.Millisecond
+	)
+	pause := func() {
 		select {
 		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	// land waits for the batch in flight, then acks it, or naks it when its
+	// commit failed; it reports whether it committed.
+	land := func() bool {
+		b := inflight
+		inflight = nil
+		res, err := p.proc.Wait(b.flight)
+		if p.settle(err, b.msgs) {
+			return false
+		}
+		backoff = 100 * time.Millisecond
+		p.acked(b, res)
+		return true
+	}
+	for {
+		if inflight != nil && len(msgs) == 0 {
+			// Nothing waiting: ack the batch in flight now rather than after
+			// the next message arrives.
+			if !land() {
+				pause()
+			}
+		}
+		b := &bufs[cur]
+		b.msgs = b.msgs[:0]
+		select {
+		case <-ctx.Done():
+			if inflight != nil {
+				land()
+			}
 			return p.shutdown(it, msgs, readerDone)
 		case <-tick.C:
+			if inflight != nil && !land() {
+				pause()
+				continue
+			}
 			// Rescoring timers fire between batches when the stream is quiet. A
 			// tick is judged apart from the batches: one with no timer due, or a
 			// committed one, must not hide a batch that keeps failing.
@@ -185,67 +228,118 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		case m, ok := <-msgs:
 			if !ok {
+				if inflight != nil {
+					land()
+				}
 				return errors.New("pipeline: message iterator closed unexpectedly")
 			}
-			batch = append(batch, m)
+			b.msgs = append(b.msgs, m)
 		}
 	fill:
-		for len(batch) < p.opts.BatchSize {
+		for len(b.msgs) < p.opts.BatchSize {
 			select {
 			case m, ok := <-msgs:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, m)
+				b.msgs = append(b.msgs, m)
 			default:
 				break fill
 			}
 		}
-		ptrs = ptrs[:0]
-		kept := batch[:0]
-		var pending uint64
-		for _, m := range batch {
-			meta, err := m.Metadata()
-			if err != nil {
-				// Cannot happen for a pull consumer's message; never ack what
-				// was not placed: the server redelivers it.
-				p.log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
-				continue
-			}
-			pending = meta.NumPending
-			wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}
-			ptrs = append(ptrs, &wrapped[len(kept)])
-			kept = append(kept, m)
-		}
-		batch = kept
-		start := time.Now()
+		b.wrap(p.log)
+		b.start = time.Now()
 		// The batch in flight finishes even when ctx is cancelled meanwhile.
-		res, err := p.proc.Process(context.WithoutCancel(ctx), ptrs)
-		if p.settle(err, batch) {
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
+		bctx := context.WithoutCancel(ctx)
+		staged, err := p.proc.Stage(bctx, b.ptrs)
+		if inflight != nil && !land() {
+			// The batch before failed: this one was staged on top of it.
+			p.proc.Abort(staged)
+			p.nak(b.msgs)
+			pause()
 			continue
 		}
-		backoff = 100 * time.Millisecond
-		for _, m := range batch {
-			if err := m.Ack(); err != nil {
-				p.m.ackFailures.Inc()
+		if err != nil {
+			p.proc.Abort(staged)
+			p.settle(err, b.msgs)
+			pause()
+			continue
+		}
+		flight, err := p.proc.Submit(staged)
+		if errors.Is(err, store.ErrBatchTooBig) {
+			// Process applies it in parts, each in its own commit.
+			res, err := p.proc.Process(bctx, b.ptrs)
+			if p.settle(err, b.msgs) {
+				pause()
+				continue
 			}
+			p.acked(b, res)
+			continue
 		}
-		if res.Queued {
-			p.opts.OnCommit()
+		if p.settle(err, b.msgs) {
+			pause()
+			continue
 		}
-		if p.opts.OnCommitted != nil {
-			p.opts.OnCommitted(ptrs)
+		b.flight = flight
+		inflight = b
+		cur ^= 1
+	}
+}
+
+// batchBuf holds one batch of messages through staging, commit and ack.
+type batchBuf struct {
+	msgs    []jetstream.Msg
+	wrapped []Message
+	ptrs    []*Message
+	pending uint64 // the consumer's pending count when the last message was sent
+	start   time.Time
+	flight  *Flight
+}
+
+// wrap reads the JetStream metadata of the batch's messages. A message without
+// any (impossible for a pull consumer's message) is logged and left out, never
+// acked: the server redelivers it.
+func (b *batchBuf) wrap(log *slog.Logger) {
+	b.ptrs = b.ptrs[:0]
+	kept := b.msgs[:0]
+	for _, m := range b.msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
+			continue
 		}
-		if p.opts.OnPending != nil && len(batch) > 0 {
-			p.opts.OnPending(pending)
+		b.pending = meta.NumPending
+		b.wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}
+		b.ptrs = append(b.ptrs, &b.wrapped[len(kept)])
+		kept = append(kept, m)
+	}
+	b.msgs = kept
+}
+
+// acked acks a committed batch and tells who wants to know.
+func (p *Pipeline) acked(b *batchBuf, res Result) {
+	for _, m := range b.msgs {
+		if err := m.Ack(); err != nil {
+			p.m.ackFailures.Inc()
 		}
-		p.m.batchSize.Observe(float64(len(batch)))
-		p.m.batchSecs.Observe(time.Since(start).Seconds())
+	}
+	if res.Queued {
+		p.opts.OnCommit()
+	}
+	if p.opts.OnCommitted != nil {
+		p.opts.OnCommitted(b.ptrs)
+	}
+	if p.opts.OnPending != nil && len(b.msgs) > 0 {
+		p.opts.OnPending(b.pending)
+	}
+	p.m.batchSize.Observe(float64(len(b.msgs)))
+	p.m.batchSecs.Observe(time.Since(b.start).Seconds())
+}
+
+// nak returns a batch that was not committed, for redelivery a second later.
+func (p *Pipeline) nak(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.NakWithDelay(time.Second)
 	}
 }
 
@@ -259,9 +353,7 @@ func (p *Pipeline) settle(err error, batch []jetstream.Msg) bool {
 	msg := err.Error()
 	p.lastErr.Store(&msg)
 	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(batch))
-	for _, m := range batch {
-		_ = m.NakWithDelay(time.Second)
-	}
+	p.nak(batch)
 	return true
 }
 

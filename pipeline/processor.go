@@ -125,7 +125,16 @@ type Processor struct {
 	// changes its records in place; a failed batch evicts the ones it touched.
 	cache map[string]*orderRecord
 
-	// Per-batch buffers, reused.
+	// The batch being staged or decided, and the one whose commit is on its way
+	// (nil when none is): two states, used in turn.
+	*batchState
+	states [2]batchState
+	next   int
+	flight *Flight
+}
+
+// batchState is the per-batch buffers of a Processor, reused.
+type batchState struct {
 	items    []item
 	orders   map[string]*orderRecord
 	touched  []*orderRecord
@@ -146,6 +155,13 @@ type Processor struct {
 	arena    []byte // encoded order records of the batch
 	dirty    []features.ContextKey
 	outcomes []outcome
+	// ids and seqs are the event ids (with their stream sequence) and the
+	// sequences the batch marked: a batch staged while the previous one commits
+	// reads a snapshot without it, and these stand in for its markers.
+	ids    map[string]uint64
+	seqs   map[uint64]bool
+	sc     scored // the models that scored the rows, until decided
+	queued bool   // commands were put in the outbox
 }
 
 // item is one message of a batch and what became of it.
@@ -274,7 +290,11 @@ func NewProcessor(opts ProcessorOptions, m *metrics) (*Processor, error) {
 			return nil, err
 		}
 	}
-	p := &Processor{opts: opts, log: opts.Logger, m: m, orders: map[string]*orderRecord{}, cache: map[string]*orderRecord{}}
+	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}}
+	for i := range p.states {
+		p.states[i] = batchState{orders: map[string]*orderRecord{}, ids: map[string]uint64{}, seqs: map[uint64]bool{}}
+	}
+	p.batchState = &p.states[0]
 	if err := p.load(); err != nil {
 		return nil, err
 	}
@@ -361,54 +381,147 @@ func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error
 	return first.add(second), err
 }
 
-func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, err error) {
+// Staged is a batch applied in memory and scored, not yet decided or written:
+// what Stage returns and Submit takes.
+type Staged struct {
+	st    *batchState
+	batch *store.Batch
+}
+
+// Flight is a batch whose commit is on its way: what Submit returns and Wait
+// takes.
+type Flight struct {
+	st   *batchState
+	snap *store.Snapshot // for the batch staged meanwhile; nil once taken
+	done chan error
+}
+
+// process is Stage, Submit and Wait in turn.
+func (p *Processor) process(ctx context.Context, msgs []*Message) (Result, error) {
+	if p.flight != nil {
+		return Result{}, errors.New("pipeline: Process called while a batch commits: Wait for it first")
+	}
+	s, err := p.Stage(ctx, msgs)
+	if err != nil {
+		p.Abort(s)
+		return Result{}, err
+	}
+	f, err := p.Submit(s)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Wait(f)
+}
+
+// Stage decodes a batch, applies it to the in-memory state (dead letters are
+// published) and scores its rows; nothing is written to Badger yet. It may run
+// while the previous batch commits (after Submit, before Wait): it then reads a
+// snapshot taken before that commit, through the markers and records of that
+// batch. Whatever Stage returns, the caller must then Submit or Abort it, after
+// the Wait of the batch before.
+func (p *Processor) Stage(ctx context.Context, msgs []*Message) (*Staged, error) {
 	p.reset(len(msgs))
+	s := &Staged{st: p.batchState}
 	for i, m := range msgs {
 		it := &p.items[i]
 		it.msg = m
 		if err := features.Decode(m.Data, &it.ev); err != nil {
 			var de *features.DecodeError
 			if !errors.As(err, &de) {
-				return res, fmt.Errorf("decode message %d: %w", m.Seq, err)
+				return s, fmt.Errorf("decode message %d: %w", m.Seq, err)
 			}
 			it.reason, it.detail = de.Reason, de.Detail
 		}
 	}
 	if err := p.checkSpace(); err != nil {
-		return res, err
+		return s, err
 	}
-	batch := p.opts.Store.NewBatch()
-	defer batch.Discard()
-	defer func() {
-		if err != nil {
-			p.evictTouched()
-			if lerr := p.load(); lerr != nil {
-				err = errors.Join(err, lerr)
-			}
-		}
-	}()
+	if f := p.flight; f != nil && f.snap != nil {
+		s.batch = p.opts.Store.NewStagedBatch(f.snap)
+		f.snap = nil
+	} else {
+		s.batch = p.opts.Store.NewBatch()
+	}
 	if !p.opts.EventTime {
-		if err := p.fireDue(batch, p.opts.Clock()); err != nil {
-			return res, err
+		if err := p.fireDue(s.batch, p.opts.Clock()); err != nil {
+			return s, err
 		}
 	}
 	for i := range p.items {
-		if err := p.apply(ctx, batch, &p.items[i]); err != nil {
-			return res, err
+		if err := p.apply(ctx, s.batch, &p.items[i]); err != nil {
+			return s, err
 		}
 	}
-	res.Queued, err = p.finish(batch)
+	p.scoreRows()
+	return s, nil
+}
+
+// Abort gives up a staged batch: the records it changed leave the cache and the
+// in-memory mirrors are read again from the store. Call it after the Wait of
+// the batch before.
+func (p *Processor) Abort(s *Staged) {
+	if s == nil {
+		return
+	}
+	p.batchState = s.st
+	p.release()
+	if s.batch != nil {
+		s.batch.Discard()
+	}
+	p.evictTouched(s.st)
+	if err := p.load(); err != nil {
+		p.log.Error("reload the pipeline state after a failed batch", "err", err)
+	}
+}
+
+// Submit decides a staged batch (policy, reasons, decisions and outbox), writes
+// everything into its transaction and starts the commit without waiting for it.
+// The batch before must have been waited for. On an error nothing is committed
+// and the batch is aborted.
+func (p *Processor) Submit(s *Staged) (*Flight, error) {
+	p.batchState = s.st
+	fail := func(err error) (*Flight, error) {
+		p.Abort(s)
+		return nil, err
+	}
+	if err := s.batch.Bind(); err != nil {
+		return fail(err)
+	}
+	queued, err := p.decide(s.batch)
 	if err != nil {
-		return res, err
+		return fail(err)
 	}
-	if err := batch.Commit(); err != nil {
+	p.queued = queued
+	f := &Flight{st: s.st, done: make(chan error, 1)}
+	// The next batch may be staged while this one commits: it reads what was
+	// committed before this commit started.
+	f.snap = p.opts.Store.Snapshot()
+	p.flight = f
+	s.batch.CommitAsync(func(err error) { f.done <- err })
+	return f, nil
+}
+
+// Wait waits for a submitted batch's commit. On success the batch is counted in
+// the metrics and its records are kept in the cache; on failure they leave it and
+// the in-memory mirrors are read again, and a batch staged meanwhile must be
+// aborted.
+func (p *Processor) Wait(f *Flight) (res Result, err error) {
+	err = <-f.done
+	p.flight = nil
+	f.snap.Discard()
+	if err != nil {
 		p.m.failures.WithLabelValues("commit").Inc()
+		p.evictTouched(f.st)
+		if lerr := p.load(); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
 		return res, err
 	}
-	p.cacheTouched()
-	p.observe()
-	for i := range p.items {
-		switch p.items[i].result {
+	p.cacheTouched(f.st)
+	p.observe(f.st)
+	res.Queued = f.st.queued
+	for i := range f.st.items {
+		switch f.st.items[i].result {
 		case resultApplied:
 			res.Applied++
 		case resultDuplicate:
@@ -422,9 +535,13 @@ func (p *Processor) process(ctx context.Context, msgs []*Message) (res Result, e
 
 // Tick rescoring orders whose timers are due by the wall clock, in its own commit.
 // Only for live mode; in event-time mode timers fire as the watermark passes them.
+// It must not run while a batch commits.
 func (p *Processor) Tick() (res Result, err error) {
 	if p.opts.EventTime {
 		return res, nil
+	}
+	if p.flight != nil {
+		return res, errors.New("pipeline: Tick called while a batch commits: Wait for it first")
 	}
 	now := p.opts.Clock()
 	if e, ok := p.dues.h.peek(); !ok || e.at.After(now) {
@@ -435,11 +552,13 @@ func (p *Processor) Tick() (res Result, err error) {
 		return res, err
 	}
 	p.reset(0)
+	st := p.batchState
 	batch := p.opts.Store.NewBatch()
 	defer batch.Discard()
 	defer func() {
 		if err != nil {
-			p.evictTouched()
+			p.release()
+			p.evictTouched(st)
 			err = errors.Join(err, p.load())
 		}
 	}()
@@ -453,8 +572,8 @@ func (p *Processor) Tick() (res Result, err error) {
 		p.m.failures.WithLabelValues("commit").Inc()
 		return res, err
 	}
-	p.cacheTouched()
-	p.observe()
+	p.cacheTouched(st)
+	p.observe(st)
 	return res, nil
 }
 
@@ -477,7 +596,10 @@ func (h dueHeap) peek() (dueEntry, bool) {
 	return h[0], true
 }
 
+// reset takes the batch state the previous batch did not use and empties it.
 func (p *Processor) reset(n int) {
+	p.batchState = &p.states[p.next]
+	p.next ^= 1
 	if cap(p.items) < n {
 		p.items = make([]item, n)
 	}
@@ -486,6 +608,10 @@ func (p *Processor) reset(n int) {
 		p.items[i] = item{}
 	}
 	clear(p.orders)
+	clear(p.ids)
+	clear(p.seqs)
+	p.sc = scored{}
+	p.queued = false
 	p.arena = p.arena[:0]
 	p.touched = p.touched[:0]
 	p.rows = p.rows[:0]
@@ -501,7 +627,7 @@ func (p *Processor) reset(n int) {
 func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) error {
 	seq := it.msg.Seq
 	if it.reason != "" {
-		done, err := batch.SeqCommitted(seq)
+		done, err := p.seqDone(batch, seq)
 		if err != nil {
 			return err
 		}
@@ -509,7 +635,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 			it.result = resultRedelivery
 			return nil
 		}
-		if err := batch.MarkSeq(seq); err != nil {
+		if err := p.markSeq(batch, seq); err != nil {
 			return err
 		}
 		if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
@@ -525,7 +651,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	// duplicate is marked by its own sequence, so its redelivery is not counted
 	// twice.
 	ev := &it.ev
-	prev, seen, err := batch.EventSeq(ev.ID)
+	prev, seen, err := p.eventSeq(batch, ev.ID)
 	switch {
 	case err != nil:
 		return err
@@ -533,7 +659,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		it.result = resultRedelivery
 		return nil
 	case seen:
-		done, err := batch.SeqCommitted(seq)
+		done, err := p.seqDone(batch, seq)
 		if err != nil {
 			return err
 		}
@@ -541,7 +667,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 			it.result = resultRedelivery
 			return nil
 		}
-		if err := batch.MarkSeq(seq); err != nil {
+		if err := p.markSeq(batch, seq); err != nil {
 			return err
 		}
 		it.result = resultDuplicate
@@ -551,6 +677,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	if err := batch.MarkEvent(ev.ID, seq); err != nil {
 		return err
 	}
+	p.ids[ev.ID] = seq
 	it.result = resultApplied
 	batch.Add(store.CounterEventsApplied, 1)
 
@@ -590,6 +717,37 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	if rec.State.Open() {
 		p.addRow(rec, moment, TriggerEvent, ev.ID)
 	}
+	return nil
+}
+
+// eventSeq is Batch.EventSeq seen through the markers of this batch and of the
+// one committing.
+func (p *Processor) eventSeq(batch *store.Batch, id string) (uint64, bool, error) {
+	if seq, ok := p.ids[id]; ok {
+		return seq, true, nil
+	}
+	if p.flight != nil {
+		if seq, ok := p.flight.st.ids[id]; ok {
+			return seq, true, nil
+		}
+	}
+	return batch.EventSeq(id)
+}
+
+// seqDone is Batch.SeqCommitted seen through the markers of this batch and of
+// the one committing.
+func (p *Processor) seqDone(batch *store.Batch, seq uint64) (bool, error) {
+	if p.seqs[seq] || (p.flight != nil && p.flight.st.seqs[seq]) {
+		return true, nil
+	}
+	return batch.SeqCommitted(seq)
+}
+
+func (p *Processor) markSeq(batch *store.Batch, seq uint64) error {
+	if err := batch.MarkSeq(seq); err != nil {
+		return err
+	}
+	p.seqs[seq] = true
 	return nil
 }
 
@@ -656,11 +814,11 @@ func (p *Processor) addRow(rec *orderRecord, moment time.Time, trigger, eventID 
 // cacheTouched keeps the committed records of the batch's orders in the cache
 // and lets finished ones (invoiced or cancelled) go: later events of theirs are
 // rare.
-func (p *Processor) cacheTouched() {
+func (p *Processor) cacheTouched(st *batchState) {
 	if p.opts.CachedOrders < 0 {
 		return
 	}
-	for _, rec := range p.touched {
+	for _, rec := range st.touched {
 		id := rec.id
 		if s := &rec.State; s.Cancelled || s.Milestone == features.MilestoneInvoiced {
 			delete(p.cache, id)
@@ -678,8 +836,8 @@ func (p *Processor) cacheTouched() {
 
 // evictTouched drops the records a failed batch changed: the store holds their
 // committed state.
-func (p *Processor) evictTouched() {
-	for _, rec := range p.touched {
+func (p *Processor) evictTouched(st *batchState) {
+	for _, rec := range st.touched {
 		delete(p.cache, rec.id)
 	}
 }
@@ -691,6 +849,10 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 		return rec, nil
 	}
 	rec, ok := p.cache[id]
+	if !ok && p.flight != nil {
+		// The batch committing may have let a finished order go from the cache.
+		rec, ok = p.flight.st.orders[id]
+	}
 	if !ok {
 		raw, err := batch.Order(id)
 		if err != nil {
@@ -711,10 +873,15 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 	return rec, nil
 }
 
-// finish scores the batch's rows in one call per model, runs the policy over them
-// in order and writes orders, decisions, outbox entries, timers, context and the
-// watermark into the batch. It reports whether commands were queued.
+// finish scores the batch's rows and decides (see scoreRows and decide).
 func (p *Processor) finish(batch *store.Batch) (bool, error) {
+	p.scoreRows()
+	return p.decide(batch)
+}
+
+// scoreRows scores the batch's rows in one call per model; the models are held
+// until decide.
+func (p *Processor) scoreRows() {
 	n := len(p.rows)
 	nf, nc := features.NumFeatures, len(features.ExceptionClasses)
 	p.flat = slices.Grow(p.flat[:0], n*nf)[:n*nf]
@@ -725,8 +892,15 @@ func (p *Processor) finish(batch *store.Batch) (bool, error) {
 		copy(p.flat[i*nf:], p.rows[i].Vector[:])
 		p.texts = append(p.texts, p.rows[i].Texts)
 	}
-	sc := p.score()
-	defer sc.Release()
+	p.sc = p.score()
+}
+
+// decide runs the policy over the scored rows in order and writes orders,
+// decisions, outbox entries, timers, context and the watermark into the batch.
+// It reports whether commands were queued.
+func (p *Processor) decide(batch *store.Batch) (bool, error) {
+	sc := p.sc
+	defer p.release()
 
 	var queued bool
 	for i := range p.rows {
@@ -866,6 +1040,14 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	return batch.PutOrder(rec.State.OrderID, raw, ttl)
 }
 
+// release lets the models that scored the batch go.
+func (p *Processor) release() {
+	if p.sc.Release != nil {
+		p.sc.Release()
+	}
+	p.sc = scored{}
+}
+
 // scored is Scored with whether the rules fallback stood in for the model.
 type scored struct {
 	Scored
@@ -968,27 +1150,27 @@ func topReasons(deltas []float32, v *features.Vector, state *features.OrderState
 	return out
 }
 
-// observe counts the committed batch in the metrics.
-func (p *Processor) observe() {
-	for i := range p.items {
-		it := &p.items[i]
+// observe counts a committed batch in the metrics.
+func (p *Processor) observe(st *batchState) {
+	for i := range st.items {
+		it := &st.items[i]
 		p.m.events.WithLabelValues(typeLabel(it.ev.Type), it.result).Inc()
 		if it.result == resultDeadLetter {
 			p.m.dlq.WithLabelValues(it.reason).Inc()
 		}
 	}
-	for i := range p.decs {
-		p.m.decisions.WithLabelValues(p.decs[i].Action, p.decs[i].Mode).Inc()
+	for i := range st.decs {
+		p.m.decisions.WithLabelValues(st.decs[i].Action, st.decs[i].Mode).Inc()
 	}
-	p.m.rescored.Add(float64(countTimers(p.rows)))
-	for _, g := range p.gauges {
+	p.m.rescored.Add(float64(countTimers(st.rows)))
+	for _, g := range st.gauges {
 		p.m.countOrder(g.from, -1)
 		p.m.countOrder(g.to, 1)
 	}
-	for _, st := range p.stays {
-		p.m.stays.WithLabelValues(st.milestone).Observe(st.d.Seconds())
+	for _, stay := range st.stays {
+		p.m.stays.WithLabelValues(stay.milestone).Observe(stay.d.Seconds())
 	}
-	for _, o := range p.outcomes {
+	for _, o := range st.outcomes {
 		actual := "met"
 		if o.missed {
 			actual = "missed"

@@ -21,11 +21,38 @@ const (
 
 // Batch collects the effects of one pipeline batch (or of one approval or
 // escalation) and commits them atomically with one fsync. A Batch is used by one
-// goroutine; call Commit or Discard exactly once (Discard after Commit is safe).
+// goroutine; call Commit (or CommitAsync) or Discard exactly once (Discard after
+// Commit is safe).
+//
+// A staged batch (NewStagedBatch) reads from a Snapshot and keeps its writes in
+// memory until Bind gives it its read-write transaction: the pipeline stages the
+// next batch while the previous one commits, since a read-write transaction can
+// only start once the commits before it are applied.
 type Batch struct {
 	s      *Store
-	txn    *badger.Txn
+	txn    *badger.Txn // nil while staged
+	snap   *Snapshot   // reads while staged
+	staged []staged
 	deltas map[string]int64
+}
+
+type staged struct {
+	e   *badger.Entry
+	del bool
+}
+
+// Snapshot is a read-only view of what was committed when it was taken.
+type Snapshot struct{ txn *badger.Txn }
+
+// Snapshot takes a read-only view of the store. Taken before a batch's
+// CommitAsync, it does not wait for that commit and does not see it.
+func (s *Store) Snapshot() *Snapshot { return &Snapshot{txn: s.db.NewTransaction(false)} }
+
+// Discard releases the snapshot; it is idempotent.
+func (sn *Snapshot) Discard() {
+	if sn != nil {
+		sn.txn.Discard()
+	}
 }
 
 // NewBatch starts a read-write batch.
@@ -33,11 +60,89 @@ func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, txn: s.db.NewTransaction(true), deltas: make(map[string]int64, 8)}
 }
 
+// NewStagedBatch starts a batch that reads from snap and keeps its writes until
+// Bind. It takes snap over: Bind or Discard releases it. The caller must know
+// what was committed or is committing since snap was taken and not rely on reads
+// of those keys.
+func (s *Store) NewStagedBatch(snap *Snapshot) *Batch {
+	return &Batch{s: s, snap: snap, deltas: make(map[string]int64, 8)}
+}
+
+// Bind gives a staged batch its read-write transaction, which waits for the
+// commits before it, and replays the writes kept so far; reads and writes go to
+// the transaction from then on. Bind on a batch that is not staged does nothing.
+func (b *Batch) Bind() error {
+	if b.txn != nil {
+		return nil
+	}
+	b.snap.Discard()
+	b.snap = nil
+	b.txn = b.s.db.NewTransaction(true)
+	for _, op := range b.staged {
+		if op.del {
+			if err := b.txn.Delete(op.e.Key); err != nil {
+				return fmt.Errorf("store: delete %q: %w (make the batch smaller)", op.e.Key[:2], err)
+			}
+			continue
+		}
+		if err := b.setEntry(op.e); err != nil {
+			return err
+		}
+	}
+	b.staged = nil
+	return nil
+}
+
+// reader is what reads go to: the transaction, or the snapshot while staged.
+func (b *Batch) reader() *badger.Txn {
+	if b.txn != nil {
+		return b.txn
+	}
+	return b.snap.txn
+}
+
 // Discard abandons the batch. It is safe after Commit.
-func (b *Batch) Discard() { b.txn.Discard() }
+func (b *Batch) Discard() {
+	b.snap.Discard()
+	if b.txn != nil {
+		b.txn.Discard()
+	}
+}
 
 // Commit writes the counters and everything set on the batch in one synced commit.
 func (b *Batch) Commit() error {
+	if err := b.prepareCommit(); err != nil {
+		return err
+	}
+	return commitErr(b.txn.Commit())
+}
+
+// CommitAsync is Commit without waiting: done receives the outcome, from another
+// goroutine, once the commit is synced (or failed).
+func (b *Batch) CommitAsync(done func(error)) {
+	if err := b.prepareCommit(); err != nil {
+		done(err)
+		return
+	}
+	b.txn.CommitWith(func(err error) { done(commitErr(err)) })
+}
+
+func commitErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrConflict):
+		return ErrConflict
+	default:
+		return fmt.Errorf("store: commit batch: %w", err)
+	}
+}
+
+// prepareCommit binds a staged batch and writes the counters.
+func (b *Batch) prepareCommit() error {
+	if err := b.Bind(); err != nil {
+		return err
+	}
 	for name, d := range b.deltas {
 		if d == 0 {
 			continue
@@ -51,12 +156,6 @@ func (b *Batch) Commit() error {
 			return err
 		}
 	}
-	if err := b.txn.Commit(); err != nil {
-		if errors.Is(err, badger.ErrConflict) {
-			return ErrConflict
-		}
-		return fmt.Errorf("store: commit batch: %w", err)
-	}
 	return nil
 }
 
@@ -68,7 +167,7 @@ func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
 // are marked by sequence; an applied event's marker (MarkEvent) holds its
 // sequence instead.
 func (b *Batch) SeqCommitted(seq uint64) (bool, error) {
-	_, err := b.txn.Get(seqKey(seq))
+	_, err := b.reader().Get(seqKey(seq))
 	return found(err)
 }
 
@@ -81,7 +180,7 @@ func (b *Batch) MarkSeq(seq uint64) error {
 // whether it was applied before. The same sequence means a redelivery of the same
 // message; another one, a duplicate published again.
 func (b *Batch) EventSeq(id string) (uint64, bool, error) {
-	item, err := b.txn.Get(key(pEventID, id))
+	item, err := b.reader().Get(key(pEventID, id))
 	if ok, err := found(err); !ok || err != nil {
 		return 0, false, err
 	}
@@ -106,7 +205,7 @@ func (b *Batch) MarkEvent(id string, seq uint64) error {
 
 // Order returns the stored record of an order, or nil when there is none.
 func (b *Batch) Order(id string) ([]byte, error) {
-	item, err := b.txn.Get(key(pOrder, id))
+	item, err := b.reader().Get(key(pOrder, id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -143,6 +242,10 @@ func (b *Batch) PutDue(at time.Time, order string) error {
 
 // DeleteDue removes a rescoring entry.
 func (b *Batch) DeleteDue(at time.Time, order string) error {
+	if b.txn == nil {
+		b.staged = append(b.staged, staged{e: &badger.Entry{Key: dueKey(at.UnixNano(), order)}, del: true})
+		return nil
+	}
 	if err := b.txn.Delete(dueKey(at.UnixNano(), order)); err != nil {
 		return fmt.Errorf("store: delete due entry: %w", err)
 	}
@@ -173,6 +276,10 @@ func (b *Batch) Enqueue(decisionID string, cmd []byte) error {
 func (b *Batch) set(k, v []byte) error { return b.setEntry(badger.NewEntry(k, v)) }
 
 func (b *Batch) setEntry(e *badger.Entry) error {
+	if b.txn == nil {
+		b.staged = append(b.staged, staged{e: e})
+		return nil
+	}
 	if err := b.txn.SetEntry(e); err != nil {
 		return fmt.Errorf("store: write %q: %w (make the batch smaller)", e.Key[:2], err)
 	}

@@ -58,8 +58,9 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 }
 
 // BenchmarkProcess runs the pipeline's Processor (decode, fold, features, both
-// models, policy, one synced Badger commit per batch) over simulated events, without
-// JetStream: the CPU and allocations per event of everything after the fetch.
+// models, policy, one synced Badger commit per batch, each batch staged while the
+// one before commits) over simulated events on event time, without JetStream: the
+// CPU and allocations per event of everything after the fetch.
 //
 //	go test -run X -bench Process -benchtime 100000x ./cmd/orderwatch
 func BenchmarkProcess(b *testing.B) {
@@ -101,10 +102,26 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	// As the live pipeline does: each batch is staged while the one before
+	// commits.
+	ctx := context.Background()
+	var flight *pipeline.Flight
 	for i := 0; i < b.N; i += batchSize {
-		if _, err := proc.Process(context.Background(), msgs[i:min(i+batchSize, b.N)]); err != nil {
+		staged, err := proc.Stage(ctx, msgs[i:min(i+batchSize, b.N)])
+		if flight != nil {
+			if _, err := proc.Wait(flight); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
+		if flight, err = proc.Submit(staged); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := proc.Wait(flight); err != nil {
+		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	stats, err := st.Stats()
