@@ -37,6 +37,7 @@ test: $(ORT_LIB) alerts ## run every test with the race detector, against the re
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime 10s ./features
+	$(GO) test -run '^$$' -fuzz '^FuzzScorePoint$$' -fuzztime 10s ./actions
 
 check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
 

@@ -458,12 +458,12 @@ func (p *Policy) enqueue(b *store.Batch, entry string, cmd *Command, msgID strin
 	return b.Enqueue(entry+entryWebhook, hook)
 }
 
-// recordScore adds the order's score point to its history.
+// recordScore adds the order's score point to its history, in its binary form.
 func (p *Policy) recordScore(b *store.Batch, in *Input) error {
 	pt := ScorePoint{At: in.At, Trigger: in.TriggerType, Event: in.TriggerEvent, Risk: in.Risk,
 		Classes: in.Classes, Shadow: in.Shadow, Degraded: in.Degraded}
 	buf := p.buffer()
-	v, err := pt.appendJSONModel((*buf)[:0], &in.Model) // Model: name@version
+	v, err := pt.appendBinary((*buf)[:0], &in.Model) // Model: name@version
 	if err == nil {
 		err = b.AppendScore(in.OrderID, in.At, v, scoreKeep) // copies v
 	} else {
@@ -471,18 +471,6 @@ func (p *Policy) recordScore(b *store.Batch, in *Input) error {
 	}
 	p.release(buf, v)
 	return err
-}
-
-// ScorePoint is one scoring moment of an order, kept for its timeline.
-type ScorePoint struct {
-	At       time.Time          `json:"at"`
-	Trigger  string             `json:"trigger"`
-	Event    string             `json:"event,omitempty"`
-	Risk     float64            `json:"risk"`
-	Classes  map[string]float64 `json:"classes,omitempty"`
-	Shadow   map[string]float64 `json:"shadow,omitempty"`
-	Model    string             `json:"model"`
-	Degraded bool               `json:"degraded,omitempty"`
 }
 
 // IdempotencyKey is the deterministic key of the action a rule takes for an order in

@@ -14,8 +14,11 @@ import (
 // decideRows generates scored rows the way the pipeline hands them to Decide: a
 // population of open orders, each scored about every 20 minutes of event time
 // from a day before its cutoff until the cutoff, when a new order takes its slot;
-// at any time the orders are at every stage of their day. Most rows fire nothing; some cross a rule's threshold (risk above 0.7, a credit
-// hold near the cutoff, a late carrier, a shortfall, ...) and start an episode.
+// at any time the orders are at every stage of their day. Most rows fire nothing;
+// some cross a rule's threshold (risk above 0.7, a credit hold near the cutoff, a
+// late carrier, a shortfall, ...) and start an episode. As in the pipeline, four
+// rows in nine are the rescoring timer's, event times are whole milliseconds and
+// the scores are float32 values, as the models give them.
 type decideRows struct {
 	rng   *rand.Rand
 	t0    time.Time
@@ -88,10 +91,10 @@ func (g *decideRows) next(in *Input) {
 	}
 	g.i++
 	sl, r := &g.slots[s], g.rng
-	at := g.t0.Add(time.Duration(g.i) * (20 * time.Minute / decideOrders))
+	at := g.t0.Add(time.Duration(g.i) * (20 * time.Minute / decideOrders)).Truncate(time.Millisecond)
 	mtc := float32(20 * (decideScorings - step))
 	risk := sl.base + (1-sl.base)*float64(step)/decideScorings*0.4 + 0.3*(r.Float64()-0.5)
-	risk = math.Min(math.Max(risk, 0), 1)
+	risk = float64(float32(math.Min(math.Max(risk, 0), 1)))
 
 	v := &sl.vec
 	v[features.FMinutesToCutoff] = mtc
@@ -123,11 +126,18 @@ func (g *decideRows) next(in *Input) {
 		rest -= classes[features.ExceptionCarrier]
 	}
 	classes[features.ExceptionNone] = rest
+	for c, p := range classes {
+		classes[c] = float64(float32(p))
+	}
+	trigger, event := "event", "ev-"+strconv.Itoa(g.i)
+	if g.i%9 < 4 {
+		trigger, event = "timer", "timer"
+	}
 	*in = Input{
-		OrderID: sl.state.OrderID, At: at, TriggerEvent: "ev-" + strconv.Itoa(g.i), TriggerType: "order.milestone",
+		OrderID: sl.state.OrderID, At: at, TriggerEvent: event, TriggerType: trigger,
 		Risk: risk, Model: ModelRef{Name: "cutoff_risk", Version: "2026-10-01", SHA256: "9f2c"},
 		Classes: classes, ClassModel: ModelRef{Name: "exception_class", Version: "2026-10-01"},
-		Shadow:   map[string]float64{"cutoff_risk@2026-11-01": math.Min(risk*1.1, 1)},
+		Shadow:   map[string]float64{"cutoff_risk@2026-11-01": float64(float32(math.Min(risk*1.1, 1)))},
 		Features: v, State: &sl.state, Context: g.ctx,
 	}
 }
@@ -189,6 +199,20 @@ func BenchmarkDecide(b *testing.B) {
 		commit += time.Since(t)
 		batch.Discard()
 	}
+	b.StopTimer()
 	b.ReportMetric(float64(decisions)/float64(b.N), "decisions/row")
 	b.ReportMetric(float64(commit.Nanoseconds())/float64(b.N), "commit-ns/row")
+	points, size := 0, 0
+	for _, sl := range g.slots {
+		sc, err := st.Scores(sl.state.OrderID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, v := range sc {
+			points, size = points+1, size+len(v)
+		}
+	}
+	if points > 0 {
+		b.ReportMetric(float64(size)/float64(points), "score-B/point")
+	}
 }

@@ -12,14 +12,15 @@ import (
 	"github.com/orderwatch/orderwatch/features"
 )
 
-// The records the pipeline writes for every scored row (score points) and every
-// decision (the decision, its command and outbox entries, its open item) are
-// encoded by hand here rather than by encoding/json's reflection: the bytes are
-// the ones json.Marshal writes for the same value — fields in declaration order,
-// map keys sorted, floats as ES6 numbers, strings with HTML-safe escaping, times in
-// RFC 3339 with nanoseconds — so the stored format does not change, records
-// written by earlier releases read the same, and every reader still uses
-// json.Unmarshal. encode_test.go holds the encoders to json.Marshal's output.
+// The records the pipeline writes for every decision (the decision, its command
+// and outbox entries, its open item) are encoded by hand here rather than by
+// encoding/json's reflection: the bytes are the ones json.Marshal writes for the
+// same value — fields in declaration order, map keys sorted, floats as ES6
+// numbers, strings with HTML-safe escaping, times in RFC 3339 with nanoseconds —
+// so the stored format does not change, records written by earlier releases read
+// the same, and every reader still uses json.Unmarshal. encode_test.go holds the
+// encoders to json.Marshal's output. Score points have a binary form of their own
+// (scorepoint.go).
 
 // encoder appends JSON to b. The first error (a NaN or infinite number, a time
 // outside what RFC 3339 can say) sticks, as json.Marshal would have returned it.
@@ -181,12 +182,17 @@ func sortedEntries[V any](buf []entry[V], m map[string]V) []entry[V] {
 	for k, v := range m {
 		kv = append(kv, entry[V]{k, v})
 	}
+	sortEntries(kv)
+	return kv
+}
+
+// sortEntries sorts kv by key, by insertion.
+func sortEntries[V any](kv []entry[V]) {
 	for i := 1; i < len(kv); i++ {
 		for j := i; j > 0 && kv[j].k < kv[j-1].k; j-- {
 			kv[j], kv[j-1] = kv[j-1], kv[j]
 		}
 	}
-	return kv
 }
 
 // appendJSON appends d as json.Marshal writes it.
@@ -377,46 +383,6 @@ func (it *OpenItem) appendJSON(b []byte) ([]byte, error) {
 	}
 	if it.RequireAck {
 		e.raw(`,"require_ack":true`)
-	}
-	e.b = append(e.b, '}')
-	return e.b, e.err
-}
-
-// appendJSON appends p as json.Marshal writes it.
-func (p *ScorePoint) appendJSON(b []byte) ([]byte, error) { return p.appendJSONModel(b, nil) }
-
-// appendJSONModel is appendJSON with, when ref is not nil, ref's "name@version"
-// written as the model instead of p.Model, sparing the concatenation.
-func (p *ScorePoint) appendJSONModel(b []byte, ref *ModelRef) ([]byte, error) {
-	e := encoder{b: b}
-	e.raw(`{"at":`)
-	e.time(p.At)
-	e.raw(`,"trigger":`)
-	e.str(p.Trigger)
-	e.optStr(`,"event":`, p.Event)
-	e.raw(`,"risk":`)
-	e.float(p.Risk, 64)
-	if len(p.Classes) > 0 {
-		e.raw(`,"classes":`)
-		e.floats(p.Classes)
-	}
-	if len(p.Shadow) > 0 {
-		e.raw(`,"shadow":`)
-		e.floats(p.Shadow)
-	}
-	e.raw(`,"model":`)
-	if ref != nil {
-		// The '@' between them keeps each part's escaping what it is in the whole.
-		e.b = append(e.b, '"')
-		e.b = appendJSONStringBody(e.b, ref.Name)
-		e.b = append(e.b, '@')
-		e.b = appendJSONStringBody(e.b, ref.Version)
-		e.b = append(e.b, '"')
-	} else {
-		e.str(p.Model)
-	}
-	if p.Degraded {
-		e.raw(`,"degraded":true`)
 	}
 	e.b = append(e.b, '}')
 	return e.b, e.err

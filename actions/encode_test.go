@@ -3,6 +3,7 @@ package actions
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -32,7 +33,7 @@ var (
 // included, so that records stay what earlier releases wrote.
 func TestEncodersWriteWhatJSONMarshalWrites(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for i := range 3000 {
+	for range 3000 {
 		g := recordGen{r}
 		d := g.decision()
 		same(t, "decision", &d, d.appendJSON)
@@ -40,13 +41,6 @@ func TestEncodersWriteWhatJSONMarshalWrites(t *testing.T) {
 		same(t, "command", &c, c.appendJSON)
 		it := g.openItem()
 		same(t, "open item", &it, it.appendJSON)
-		pt := g.scorePoint()
-		same(t, "score point", &pt, pt.appendJSON)
-		if i%2 == 0 {
-			ref := ModelRef{Name: g.str(), Version: g.str()}
-			pt.Model = ref.Name + "@" + ref.Version
-			same(t, "score point", &pt, func(b []byte) ([]byte, error) { return pt.appendJSONModel(b, &ref) })
-		}
 		body, err := json.Marshal(&c)
 		if err != nil {
 			continue
@@ -60,8 +54,6 @@ func TestEncodersWriteWhatJSONMarshalWrites(t *testing.T) {
 // encoders refuse with the same message.
 func TestEncodersFailAsJSONMarshalFails(t *testing.T) {
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-		pt := ScorePoint{Risk: f}
-		same(t, "score point", &pt, pt.appendJSON)
 		d := Decision{Features: map[string]float32{"lines": float32(f)}}
 		same(t, "decision", &d, d.appendJSON)
 		c := Command{Classes: map[string]float64{"credit": f}}
@@ -76,20 +68,15 @@ func TestEncodersFailAsJSONMarshalFails(t *testing.T) {
 	}
 }
 
-// FuzzEncodersMatchJSON holds the score point and decision encoders to json.Marshal
-// on arbitrary strings, numbers and times.
+// FuzzEncodersMatchJSON holds the decision encoder to json.Marshal on arbitrary
+// strings, numbers and times.
 func FuzzEncodersMatchJSON(f *testing.F) {
 	for i, s := range oddStrings {
 		f.Add(s, oddFloats[i%len(oddFloats)], int64(i)*1e15+int64(i), s+"x")
 	}
 	f.Fuzz(func(t *testing.T, s string, x float64, nanos int64, k string) {
-		pt := ScorePoint{At: time.Unix(0, nanos).UTC(), Trigger: s, Event: k, Risk: x, Classes: map[string]float64{k: x, s: -x},
-			Shadow: map[string]float64{s: x / 3}, Model: s + "@" + k}
-		same(t, "score point", &pt, pt.appendJSON)
-		ref := ModelRef{Name: s, Version: k}
-		same(t, "score point", &pt, func(b []byte) ([]byte, error) { return pt.appendJSONModel(b, &ref) })
-		d := Decision{ID: s, Features: map[string]float32{s: float32(x), k: float32(-x)}, Attributes: map[string]string{k: s},
-			Reasons: []string{s, k}, Scores: map[string]float64{"cutoff_risk": x}}
+		d := Decision{ID: s, At: time.Unix(0, nanos).UTC(), Features: map[string]float32{s: float32(x), k: float32(-x)},
+			Attributes: map[string]string{k: s}, Reasons: []string{s, k}, Scores: map[string]float64{"cutoff_risk": x}}
 		same(t, "decision", &d, d.appendJSON)
 	})
 }
@@ -232,15 +219,11 @@ func (g recordGen) openItem() OpenItem {
 	return it
 }
 
-func (g recordGen) scorePoint() ScorePoint {
-	return ScorePoint{At: g.time(), Trigger: g.str(), Event: g.str(), Risk: g.float(), Classes: g.floats(g.r.IntN(10) - 1),
-		Shadow: g.floats(g.r.IntN(3) - 1), Model: g.str(), Degraded: g.r.IntN(2) == 0}
-}
-
 // TestStoredRecordsAreJSONMarshalOutput runs the benchmark's rows through Decide and
-// Record on Badger and checks that every record stored — score points, decisions,
-// outbox entries, open items — holds the bytes json.Marshal writes for it, as the
-// releases before the hand-written encoders stored.
+// Record on Badger and checks that every decision record, outbox entry and open
+// item stored holds the bytes json.Marshal writes for it, as the releases before
+// the hand-written encoders stored; and that every score point is stored in its
+// binary form, which reads back as the point whose JSON earlier releases stored.
 func TestStoredRecordsAreJSONMarshalOutput(t *testing.T) {
 	doc := string(defaultPolicy) + "\nwebhooks:\n  notify_customer_service: {url: 'https://cs.example.com/hook', secret_env: CS_SECRET}\n"
 	p, err := ParsePolicy([]byte(doc))
@@ -253,19 +236,16 @@ func TestStoredRecordsAreJSONMarshalOutput(t *testing.T) {
 	}
 	defer st.Close()
 	g := newDecideRows()
-	wantScores := map[string][]string{}
+	wantScores := map[string][]ScorePoint{}
 	var decided []Decision
 	var in Input
 	for range 6 {
 		b := st.NewBatch()
 		for range 1000 {
 			g.next(&in)
-			raw, err := json.Marshal(ScorePoint{At: in.At, Trigger: in.TriggerType, Event: in.TriggerEvent, Risk: in.Risk,
-				Classes: in.Classes, Shadow: in.Shadow, Model: in.Model.Name + "@" + in.Model.Version, Degraded: in.Degraded})
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantScores[in.OrderID] = append(wantScores[in.OrderID], string(raw))
+			wantScores[in.OrderID] = append(wantScores[in.OrderID], ScorePoint{At: in.At, Trigger: in.TriggerType,
+				Event: in.TriggerEvent, Risk: in.Risk, Classes: maps.Clone(in.Classes), Shadow: maps.Clone(in.Shadow),
+				Model: in.Model.Name + "@" + in.Model.Version, Degraded: in.Degraded})
 			ds, err := p.Decide(b, &in, g.mem(), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -287,6 +267,7 @@ func TestStoredRecordsAreJSONMarshalOutput(t *testing.T) {
 		t.Fatalf("%d decisions: the rows should fire more rules", len(decided))
 	}
 
+	points, size := 0, 0
 	for order, want := range wantScores {
 		got, err := st.Scores(order)
 		if err != nil {
@@ -296,10 +277,28 @@ func TestStoredRecordsAreJSONMarshalOutput(t *testing.T) {
 			t.Fatalf("order %s: %d score points, want %d", order, len(got), len(want))
 		}
 		for i := range got {
-			if string(got[i]) != want[i] {
-				t.Fatalf("order %s score point %d:\n got %s\nwant %s", order, i, got[i], want[i])
+			bin, err := want[i].MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
 			}
+			if !bytes.Equal(got[i], bin) {
+				t.Fatalf("order %s score point %d:\n got %x\nwant %x", order, i, got[i], bin)
+			}
+			var pt ScorePoint
+			if err := pt.UnmarshalBinary(got[i]); err != nil {
+				t.Fatalf("order %s score point %d: %v", order, i, err)
+			}
+			gotJSON, _ := json.Marshal(&pt)
+			wantJSON, _ := json.Marshal(&want[i])
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Fatalf("order %s score point %d reads as\n%s\nwant\n%s", order, i, gotJSON, wantJSON)
+			}
+			points, size = points+1, size+len(got[i])
 		}
+	}
+	t.Logf("%d score points, %.1f bytes each on average", points, float64(size)/float64(points))
+	if avg := float64(size) / float64(points); avg > 100 {
+		t.Errorf("score points take %.1f bytes on average, want under 100", avg)
 	}
 
 	outbox, err := st.OutboxPage("", 1<<20)

@@ -18,3 +18,8 @@ var ErrHalted = errors.New("actions: kill switch is on, nothing is executed")
 // ErrBusy is returned when a change kept conflicting with concurrent changes of the
 // same decision; the caller may try again.
 var ErrBusy = errors.New("actions: decision changed concurrently, try again")
+
+// ErrBadScorePoint is returned by ScorePoint.UnmarshalBinary for bytes that are
+// no stored score point: damaged, cut short, or of a form this version does not
+// know. The message says where and what.
+var ErrBadScorePoint = errors.New("actions: malformed score point")

@@ -59,7 +59,7 @@ func history(v store.OrderView, views []actions.View) []historyEntry {
 	}
 	for _, raw := range v.Scores {
 		var s actions.ScorePoint
-		if json.Unmarshal(raw, &s) != nil {
+		if s.UnmarshalBinary(raw) != nil { // either stored form
 			continue
 		}
 		what := fmt.Sprintf("risk %.2f", s.Risk)
