@@ -54,3 +54,58 @@ func TestRedeliveriesAreNotCounted(t *testing.T) {
 		t.Errorf("stats %+v, %d dead-letter publishes; want 1 applied, 1 duplicate, 1 dead letter published once", stats, dead)
 	}
 }
+
+// TestTimerFanOutIsCommittedInParts: an event that moves the watermark a day
+// ahead makes every checkpoint of every open order due at once, more than one
+// Badger commit takes; the timers go first, in commits of their own, then the
+// event, and no row is lost.
+func TestTimerFanOutIsCommittedInParts(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir(), MemTableSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	timers := 0
+	p, err := NewProcessor(ProcessorOptions{Store: st, Policy: policy, EventTime: true,
+		OnRow: func(r *Row) {
+			if r.Trigger == TriggerTimer {
+				timers++
+			}
+		},
+		DeadLetter: func(context.Context, *Message, string, string) error { return nil }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
+	created := func(seq int, order string, when time.Time) *Message {
+		return &Message{Seq: uint64(seq), Subject: "orders.order.created", Data: []byte(fmt.Sprintf(
+			`{"id":"e-%d","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":%q,"data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
+			seq, when.Format(time.RFC3339), order, when.Add(8*time.Hour).Format(time.RFC3339)))}
+	}
+	const orders = 3000
+	var batch []*Message
+	for i := range orders {
+		batch = append(batch, created(i+1, fmt.Sprintf("SO-%d", i), at))
+		if len(batch) == 100 {
+			if _, err := p.Process(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	late := created(orders+1, "SO-late", at.Add(48*time.Hour))
+	res, err := p.Process(context.Background(), []*Message{late})
+	if err != nil {
+		t.Fatalf("the event that makes every timer due: %v", err)
+	}
+	if res.Applied != 1 || !res.Timers {
+		t.Errorf("result %+v, want the event applied after timer commits", res)
+	}
+	if want := orders * len(checkpoints); timers != want {
+		t.Errorf("%d timer rows, want %d: every checkpoint of every order", timers, want)
+	}
+}

@@ -259,13 +259,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			pause()
 			continue
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrBatchTooBig) {
 			p.proc.Abort(staged)
 			p.settle(err, b.msgs)
 			pause()
 			continue
 		}
-		flight, err := p.proc.Submit(staged)
+		var flight *Flight
+		if err == nil {
+			flight, err = p.proc.Submit(staged)
+		} else {
+			p.proc.Abort(staged)
+		}
 		if errors.Is(err, store.ErrBatchTooBig) {
 			// Process applies it in parts, each in its own commit.
 			res, err := p.proc.Process(bctx, b.ptrs)

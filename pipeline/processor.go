@@ -369,8 +369,22 @@ func (p *Processor) Watermark() time.Time { return p.watermark }
 // of a committed half are recognised by their sequence.
 func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error) {
 	res, err := p.process(ctx, msgs)
-	if !errors.Is(err, store.ErrBatchTooBig) || len(msgs) < 2 {
+	if !errors.Is(err, store.ErrBatchTooBig) {
 		return res, err
+	}
+	if len(msgs) < 2 {
+		// One message too big for a commit: the timers it lets fire go first,
+		// in commits of their own, then the message alone.
+		t, ok := p.firesUntil(msgs)
+		if !ok {
+			return res, err
+		}
+		drained, derr := p.drainDue(t)
+		if derr != nil || !drained.Timers {
+			return drained, errors.Join(err, derr)
+		}
+		again, err := p.process(ctx, msgs)
+		return drained.add(again), err
 	}
 	half := len(msgs) / 2
 	first, err := p.Process(ctx, msgs[:half])
@@ -379,6 +393,20 @@ func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error
 	}
 	second, err := p.Process(ctx, msgs[half:])
 	return first.add(second), err
+}
+
+// firesUntil is the time up to which the timers fire when msgs is applied:
+// the wall clock live; in event-time mode, the first message's event time when it
+// moves the watermark.
+func (p *Processor) firesUntil(msgs []*Message) (time.Time, bool) {
+	if !p.opts.EventTime {
+		return p.opts.Clock(), true
+	}
+	var ev features.Event
+	if len(msgs) == 0 || features.Decode(msgs[0].Data, &ev) != nil || !ev.OccurredAt.After(p.watermark) {
+		return time.Time{}, false
+	}
+	return ev.OccurredAt, true
 }
 
 // Staged is a batch applied in memory and scored, not yet decided or written:
@@ -533,24 +561,45 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	return res, nil
 }
 
-// Tick rescoring orders whose timers are due by the wall clock, in its own commit.
-// Only for live mode; in event-time mode timers fire as the watermark passes them.
-// It must not run while a batch commits.
-func (p *Processor) Tick() (res Result, err error) {
+// maxTimerRows bounds the rescoring rows of a commit of timers alone: cutoffs
+// cluster, and a watermark jump or a backlog after downtime can make thousands
+// of timers due at once, more than one Badger commit takes.
+const maxTimerRows = 1024
+
+// Tick rescoring orders whose timers are due by the wall clock, in commits of its
+// own. Only for live mode; in event-time mode timers fire as the watermark passes
+// them. It must not run while a batch commits.
+func (p *Processor) Tick() (Result, error) {
 	if p.opts.EventTime {
-		return res, nil
+		return Result{}, nil
 	}
 	if p.flight != nil {
-		return res, errors.New("pipeline: Tick called while a batch commits: Wait for it first")
+		return Result{}, errors.New("pipeline: Tick called while a batch commits: Wait for it first")
 	}
-	now := p.opts.Clock()
-	if e, ok := p.dues.h.peek(); !ok || e.at.After(now) {
-		return res, nil
+	return p.drainDue(p.opts.Clock())
+}
+
+// drainDue rescoring every order due at or before t, at most maxTimerRows in a
+// commit.
+func (p *Processor) drainDue(t time.Time) (res Result, err error) {
+	for {
+		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
+			return res, nil
+		}
+		res.Timers = true
+		if err := p.checkSpace(); err != nil {
+			return res, err
+		}
+		queued, err := p.timerCommit(t)
+		if err != nil {
+			return res, err
+		}
+		res.Queued = res.Queued || queued
 	}
-	res.Timers = true
-	if err := p.checkSpace(); err != nil {
-		return res, err
-	}
+}
+
+// timerCommit fires up to maxTimerRows timers due at or before t in one commit.
+func (p *Processor) timerCommit(t time.Time) (queued bool, err error) {
 	p.reset(0)
 	st := p.batchState
 	batch := p.opts.Store.NewBatch()
@@ -562,19 +611,19 @@ func (p *Processor) Tick() (res Result, err error) {
 			err = errors.Join(err, p.load())
 		}
 	}()
-	if err := p.fireDue(batch, now); err != nil {
-		return res, err
+	if err := p.fireDueN(batch, t, maxTimerRows); err != nil {
+		return false, err
 	}
-	if res.Queued, err = p.finish(batch); err != nil {
-		return res, err
+	if queued, err = p.finish(batch); err != nil {
+		return false, err
 	}
 	if err := batch.Commit(); err != nil {
 		p.m.failures.WithLabelValues("commit").Inc()
-		return res, err
+		return false, err
 	}
 	p.cacheTouched(st)
 	p.observe(st)
-	return res, nil
+	return queued, nil
 }
 
 // checkSpace runs CheckSpace and counts its refusal as a failed commit.
@@ -762,7 +811,12 @@ func (p *Processor) moment() time.Time {
 
 // fireDue scores every order whose rescoring time is at or before t, at that time.
 func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
-	for {
+	return p.fireDueN(batch, t, -1)
+}
+
+// fireDueN is fireDue for at most limit rows (no limit when negative).
+func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
+	for n := 0; limit < 0 || n < limit; {
 		e, ok := p.dues.popDue(t)
 		if !ok {
 			return nil
@@ -777,7 +831,9 @@ func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
 		}
 		p.countOutcome(rec, e.at)
 		p.addRow(rec, e.at, TriggerTimer, "")
+		n++
 	}
+	return nil
 }
 
 // countOutcome records the order's cutoff outcome in its customer's history once

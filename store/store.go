@@ -26,6 +26,9 @@ type Options struct {
 	// MarkerTTL bounds how long delivery markers (stream sequences and event ids
 	// seen) are kept for duplicate detection. Zero means 14 days.
 	MarkerTTL time.Duration
+	// MemTableSize is the size of Badger's memtables; a commit may write up to
+	// 15% of it (ErrBatchTooBig beyond). Zero means 32 MiB.
+	MemTableSize int64
 	// Logger receives Badger's warnings and errors. Nil means discard.
 	Logger *slog.Logger
 }
@@ -49,12 +52,15 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MemTableSize <= 0 {
+		opts.MemTableSize = 32 << 20
+	}
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(!opts.NoSync && !opts.InMemory).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(opts.MemTableSize).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithBlockCacheSize(64 << 20).

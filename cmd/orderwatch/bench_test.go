@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -107,21 +108,31 @@ func BenchmarkProcess(b *testing.B) {
 	ctx := context.Background()
 	var flight *pipeline.Flight
 	for i := 0; i < b.N; i += batchSize {
-		staged, err := proc.Stage(ctx, msgs[i:min(i+batchSize, b.N)])
+		part := msgs[i:min(i+batchSize, b.N)]
+		staged, err := proc.Stage(ctx, part)
 		if flight != nil {
 			if _, err := proc.Wait(flight); err != nil {
 				b.Fatal(err)
 			}
+			flight = nil
+		}
+		if err == nil {
+			flight, err = proc.Submit(staged)
+		} else {
+			proc.Abort(staged)
+		}
+		if errors.Is(err, store.ErrBatchTooBig) {
+			// As the pipeline does: in parts, each in its own commit.
+			_, err = proc.Process(ctx, part)
 		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		if flight, err = proc.Submit(staged); err != nil {
+	}
+	if flight != nil {
+		if _, err := proc.Wait(flight); err != nil {
 			b.Fatal(err)
 		}
-	}
-	if _, err := proc.Wait(flight); err != nil {
-		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	stats, err := st.Stats()
