@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -38,6 +39,7 @@ type benchConfig struct {
 	NATSSync   string
 	Latency    time.Duration
 	CPUProfile string
+	MemProfile string
 }
 
 func benchCmd(args []string) error {
@@ -49,6 +51,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream sync `policy`, the same for the floor and the pipeline")
 	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -370,6 +373,11 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		pprof.StopCPUProfile()
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
+	if c.MemProfile != "" {
+		if err := writeHeapProfile(c.MemProfile); err != nil {
+			return res, err
+		}
+	}
 	say("pipeline: %d messages applied, scored, decided and committed at %.0f/s", stored, res.rate)
 	if n := scorer.rows.Load(); n > 0 {
 		res.scoringUS = float64(scorer.nano.Load()) / float64(n) / 1e3
@@ -456,6 +464,20 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // pending counts the events published in the latency phase and not yet committed.
