@@ -676,15 +676,8 @@ func (p *Processor) reset(n int) {
 func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) error {
 	seq := it.msg.Seq
 	if it.reason != "" {
-		done, err := p.seqDone(batch, seq)
-		if err != nil {
-			return err
-		}
-		if done {
+		if done, err := p.claimSeq(batch, seq); err != nil || done {
 			it.result = resultRedelivery
-			return nil
-		}
-		if err := p.markSeq(batch, seq); err != nil {
 			return err
 		}
 		if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
@@ -708,15 +701,8 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		it.result = resultRedelivery
 		return nil
 	case seen:
-		done, err := p.seqDone(batch, seq)
-		if err != nil {
-			return err
-		}
-		if done {
+		if done, err := p.claimSeq(batch, seq); err != nil || done {
 			it.result = resultRedelivery
-			return nil
-		}
-		if err := p.markSeq(batch, seq); err != nil {
 			return err
 		}
 		it.result = resultDuplicate
@@ -792,12 +778,19 @@ func (p *Processor) seqDone(batch *store.Batch, seq uint64) (bool, error) {
 	return batch.SeqCommitted(seq)
 }
 
-func (p *Processor) markSeq(batch *store.Batch, seq uint64) error {
+// claimSeq reports whether the message at seq was handled by a committed (or
+// committing) batch, a redelivery; if not, it marks it as handled by this one. On
+// an error the batch fails, so the result it leaves does not matter.
+func (p *Processor) claimSeq(batch *store.Batch, seq uint64) (bool, error) {
+	done, err := p.seqDone(batch, seq)
+	if err != nil || done {
+		return done, err
+	}
 	if err := batch.MarkSeq(seq); err != nil {
-		return err
+		return false, err
 	}
 	p.seqs[seq] = true
-	return nil
+	return false, nil
 }
 
 // moment is the scoring time of an event row: the watermark in event-time mode,
