@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -142,12 +144,27 @@ func TestAlertsAndDashboardUseExistingMetrics(t *testing.T) {
 	var body string
 	scrape := func() string { _, body = get(base + "/metrics"); return body }
 
-	waitFor(t, "actions published by the demo", func() bool {
+	// The demo's actions come with its warm-up backlog, the next may be minutes
+	// away: an order a day past its cutoff (risk above the auto-notify
+	// threshold), at a warehouse of its own (no hourly limit used), makes one now.
+	lateOrder := func(n int) {
+		t.Helper()
+		now := time.Now().UTC()
+		id := fmt.Sprintf("dep-%d", n)
+		ev := fmt.Sprintf(`{"id":%q,"type":"order.created","order_id":"SO-DEP-%d","occurred_at":%q,"source":"erp","schema":1,"data":{"warehouse":"TST","ship_cutoff":%q,"customer_id":"C-DEP-%d","customer_tier":"gold","lines":2,"value":300}}`,
+			id, n, now.Add(-26*time.Hour).Format(time.RFC3339), now.Add(-24*time.Hour).Format(time.RFC3339), n)
+		if err := nc.PublishMsg(&nats.Msg{Subject: "orders.order.created", Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lateOrder(1)
+	waitFor(t, "an action published", func() bool {
 		return metricSum(scrape(), "orderwatch_actions_published_total", "") > 0
 	})
 	if err := js.DeleteStream(ctx, pipeline.StreamActions); err != nil {
 		t.Fatal(err)
 	}
+	lateOrder(2)
 	waitFor(t, "executor failures once ACTIONS is gone", func() bool {
 		return metricSum(scrape(), "orderwatch_executor_failures_total", "") > 0
 	})
