@@ -564,7 +564,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 // maxTimerRows bounds the rescoring rows of a commit of timers alone: cutoffs
 // cluster, and a watermark jump or a backlog after downtime can make thousands
 // of timers due at once, more than one Badger commit takes.
-const maxTimerRows = 1024
+const maxTimerRows = 512
 
 // Tick rescoring orders whose timers are due by the wall clock, in commits of its
 // own. Only for live mode; in event-time mode timers fire as the watermark passes
@@ -580,8 +580,9 @@ func (p *Processor) Tick() (Result, error) {
 }
 
 // drainDue rescoring every order due at or before t, at most maxTimerRows in a
-// commit.
+// commit, fewer when a commit cannot take that many.
 func (p *Processor) drainDue(t time.Time) (res Result, err error) {
+	limit := maxTimerRows
 	for {
 		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
 			return res, nil
@@ -590,7 +591,11 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 		if err := p.checkSpace(); err != nil {
 			return res, err
 		}
-		queued, err := p.timerCommit(t)
+		queued, err := p.timerCommit(t, limit)
+		if errors.Is(err, store.ErrBatchTooBig) && limit > 1 {
+			limit /= 2
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -598,8 +603,8 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 	}
 }
 
-// timerCommit fires up to maxTimerRows timers due at or before t in one commit.
-func (p *Processor) timerCommit(t time.Time) (queued bool, err error) {
+// timerCommit fires up to limit timers due at or before t in one commit.
+func (p *Processor) timerCommit(t time.Time, limit int) (queued bool, err error) {
 	p.reset(0)
 	st := p.batchState
 	batch := p.opts.Store.NewBatch()
@@ -611,7 +616,7 @@ func (p *Processor) timerCommit(t time.Time) (queued bool, err error) {
 			err = errors.Join(err, p.load())
 		}
 	}()
-	if err := p.fireDueN(batch, t, maxTimerRows); err != nil {
+	if err := p.fireDueN(batch, t, limit); err != nil {
 		return false, err
 	}
 	if queued, err = p.finish(batch); err != nil {
@@ -807,9 +812,10 @@ func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
 	return p.fireDueN(batch, t, -1)
 }
 
-// fireDueN is fireDue for at most limit rows (no limit when negative).
+// fireDueN is fireDue for at most limit orders (no limit when negative): each
+// due order is read and written back, rescored or not.
 func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
-	for n := 0; limit < 0 || n < limit; {
+	for n := 0; limit < 0 || n < limit; n++ {
 		e, ok := p.dues.popDue(t)
 		if !ok {
 			return nil
@@ -824,7 +830,6 @@ func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
 		}
 		p.countOutcome(rec, e.at)
 		p.addRow(rec, e.at, TriggerTimer, "")
-		n++
 	}
 	return nil
 }

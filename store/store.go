@@ -27,7 +27,8 @@ type Options struct {
 	// seen) are kept for duplicate detection. Zero means 14 days.
 	MarkerTTL time.Duration
 	// MemTableSize is the size of Badger's memtables; a commit may write up to
-	// 15% of it (ErrBatchTooBig beyond). Zero means 32 MiB.
+	// 15% of it (ErrBatchTooBig beyond). Zero means 16 MiB: peak RSS of a
+	// 1,000,000-event bench was 1.9 GiB with 16 MiB, 2.7-2.9 GiB with 32.
 	MemTableSize int64
 	// Logger receives Badger's warnings and errors. Nil means discard.
 	Logger *slog.Logger
@@ -53,7 +54,7 @@ func Open(opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MemTableSize <= 0 {
-		opts.MemTableSize = 32 << 20
+		opts.MemTableSize = 16 << 20
 	}
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).

@@ -90,7 +90,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: floor: %w", err)
 	}
-	res, err := benchPipeline(ctx, c, scenario, floor.ingest, filepath.Join(root, "pipeline"), say)
+	res, err := benchPipeline(ctx, c, scenario, floor.ingest, filepath.Join(root, "pipeline"), stderr, say)
 	if err != nil {
 		return fmt.Errorf("bench: pipeline: %w", err)
 	}
@@ -282,7 +282,7 @@ func (t *timedScorer) Score(rows []float32, texts [][]string, risk, classes []fl
 // event-to-decision latency at half the sustained rate: half the slower of the
 // pipeline and JetStream's ingest (with sync always, the server syncs every
 // published message and may take events slower than the pipeline handles them).
-func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, ingest float64, dir string, say func(string, ...any)) (pipelineResult, error) {
+func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, ingest float64, dir string, stderr io.Writer, say func(string, ...any)) (pipelineResult, error) {
 	var res pipelineResult
 	js, stop, err := benchServer(ctx, dir, c.NATSSync)
 	if err != nil {
@@ -298,7 +298,9 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		return res, err
 	}
 	defer st.Close()
-	log := slog.New(slog.DiscardHandler)
+	// Errors (a batch that does not commit, a model that fails) make the figures
+	// meaningless: they go to stderr.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
 	if err != nil {
 		return res, err
