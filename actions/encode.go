@@ -78,13 +78,14 @@ func (e *encoder) model(m *ModelRef) {
 	e.b = append(e.b, '}')
 }
 
-// floats writes a map of numbers with its keys sorted.
-func (e *encoder) floats(m map[string]float64) {
+// object writes m as json.Marshal does: its keys sorted, each value written by
+// val, null for a nil map.
+func object[V any](e *encoder, m map[string]V, val func(V)) {
 	if m == nil {
 		e.raw("null")
 		return
 	}
-	var buf [16]entry[float64]
+	var buf [16]entry[V]
 	e.b = append(e.b, '{')
 	for i, kv := range sortedEntries(buf[:0], m) {
 		if i > 0 {
@@ -92,29 +93,18 @@ func (e *encoder) floats(m map[string]float64) {
 		}
 		e.str(kv.k)
 		e.b = append(e.b, ':')
-		e.float(kv.v, 64)
+		val(kv.v)
 	}
 	e.b = append(e.b, '}')
 }
 
-// strMap writes a map of strings with its keys sorted.
-func (e *encoder) strMap(m map[string]string) {
-	if m == nil {
-		e.raw("null")
-		return
-	}
-	var buf [16]entry[string]
-	e.b = append(e.b, '{')
-	for i, kv := range sortedEntries(buf[:0], m) {
-		if i > 0 {
-			e.b = append(e.b, ',')
-		}
-		e.str(kv.k)
-		e.b = append(e.b, ':')
-		e.str(kv.v)
-	}
-	e.b = append(e.b, '}')
+// floats writes a map of numbers with its keys sorted.
+func (e *encoder) floats(m map[string]float64) {
+	object(e, m, func(v float64) { e.float(v, 64) })
 }
+
+// strMap writes a map of strings with its keys sorted.
+func (e *encoder) strMap(m map[string]string) { object(e, m, e.str) }
 
 // featureNamesSorted are features.Names in the order json.Marshal writes them as
 // map keys, and featureKeys the JSON of each as a key: `"name":`.
@@ -131,10 +121,6 @@ var featureNamesSorted, featureKeys = func() ([]string, []string) {
 // names (what Decide makes) is written in their precomputed order; any other in
 // sorted order too.
 func (e *encoder) features(m map[string]float32) {
-	if m == nil {
-		e.raw("null")
-		return
-	}
 	if len(m) == len(featureNamesSorted) {
 		mark := len(e.b)
 		e.b = append(e.b, '{')
@@ -157,16 +143,7 @@ func (e *encoder) features(m map[string]float32) {
 		}
 		e.b = e.b[:mark]
 	}
-	e.b = append(e.b, '{')
-	for i, kv := range sortedEntries(make([]entry[float32], 0, len(m)), m) {
-		if i > 0 {
-			e.b = append(e.b, ',')
-		}
-		e.str(kv.k)
-		e.b = append(e.b, ':')
-		e.float(float64(kv.v), 32)
-	}
-	e.b = append(e.b, '}')
+	object(e, m, func(v float32) { e.float(float64(v), 32) })
 }
 
 // entry is one key and value of a map.

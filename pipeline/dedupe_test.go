@@ -10,30 +10,45 @@ import (
 	"github.com/orderwatch/orderwatch/store"
 )
 
-// TestRedeliveriesAreNotCounted: a message delivered again after its batch
-// committed (the ack was lost) changes nothing, whether it was applied, a
-// duplicate of an applied event or a dead letter; each message counts once.
-func TestRedeliveriesAreNotCounted(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+// newTestProcessor opens a Processor with the default policy, no model and a
+// dead-letter function that only counts, on a Badger store in a temp dir.
+func newTestProcessor(t *testing.T, so store.Options, po ProcessorOptions) (*Processor, *store.Store, *int) {
+	t.Helper()
+	so.Dir = t.TempDir()
+	st, err := store.Open(so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	policy, err := actions.LoadPolicy("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var dead int
-	p, err := NewProcessor(ProcessorOptions{Store: st, Policy: policy,
-		DeadLetter: func(context.Context, *Message, string, string) error { dead++; return nil }}, nil)
+	po.Store, po.Policy = st, policy
+	po.DeadLetter = func(context.Context, *Message, string, string) error { dead++; return nil }
+	p, err := NewProcessor(po, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
-	ev := fmt.Sprintf(`{"id":"e-1","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":"SO-1","data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
-		at.Format(time.RFC3339), at.Add(8*time.Hour).Format(time.RFC3339))
-	applied := &Message{Seq: 1, Subject: "orders.order.created", Data: []byte(ev)}
-	duplicate := &Message{Seq: 2, Subject: "orders.order.created", Data: []byte(ev)}
+	return p, st, &dead
+}
+
+// createdMsg is message seq of ORDERS: order.created of order at when, its cutoff
+// 8 h later.
+func createdMsg(seq int, order string, when time.Time) *Message {
+	return &Message{Seq: uint64(seq), Subject: "orders.order.created", Data: []byte(fmt.Sprintf(
+		`{"id":"e-%d","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":%q,"data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
+		seq, when.Format(time.RFC3339), order, when.Add(8*time.Hour).Format(time.RFC3339)))}
+}
+
+// TestRedeliveriesAreNotCounted: a message delivered again after its batch
+// committed (the ack was lost) changes nothing, whether it was applied, a
+// duplicate of an applied event or a dead letter; each message counts once.
+func TestRedeliveriesAreNotCounted(t *testing.T) {
+	p, st, dead := newTestProcessor(t, store.Options{}, ProcessorOptions{})
+	applied := createdMsg(1, "SO-1", time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC))
+	duplicate := &Message{Seq: 2, Subject: applied.Subject, Data: applied.Data}
 	poison := &Message{Seq: 3, Subject: "orders.order.created", Data: []byte("{not json")}
 	want := Result{Applied: 1, Duplicates: 1, DeadLettered: 1}
 	res, err := p.Process(context.Background(), []*Message{applied, duplicate, poison})
@@ -50,8 +65,8 @@ func TestRedeliveriesAreNotCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.EventsApplied != 1 || stats.Duplicates != 1 || stats.DeadLettered != 1 || dead != 1 {
-		t.Errorf("stats %+v, %d dead-letter publishes; want 1 applied, 1 duplicate, 1 dead letter published once", stats, dead)
+	if stats.EventsApplied != 1 || stats.Duplicates != 1 || stats.DeadLettered != 1 || *dead != 1 {
+		t.Errorf("stats %+v, %d dead-letter publishes; want 1 applied, 1 duplicate, 1 dead letter published once", stats, *dead)
 	}
 }
 
@@ -60,36 +75,18 @@ func TestRedeliveriesAreNotCounted(t *testing.T) {
 // Badger commit takes; the timers go first, in commits of their own, then the
 // event, and no row is lost.
 func TestTimerFanOutIsCommittedInParts(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), MemTableSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	policy, err := actions.LoadPolicy("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	timers := 0
-	p, err := NewProcessor(ProcessorOptions{Store: st, Policy: policy, EventTime: true,
+	p, _, _ := newTestProcessor(t, store.Options{MemTableSize: 8 << 20}, ProcessorOptions{EventTime: true,
 		OnRow: func(r *Row) {
 			if r.Trigger == TriggerTimer {
 				timers++
 			}
-		},
-		DeadLetter: func(context.Context, *Message, string, string) error { return nil }}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+		}})
 	at := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
-	created := func(seq int, order string, when time.Time) *Message {
-		return &Message{Seq: uint64(seq), Subject: "orders.order.created", Data: []byte(fmt.Sprintf(
-			`{"id":"e-%d","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":%q,"data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
-			seq, when.Format(time.RFC3339), order, when.Add(8*time.Hour).Format(time.RFC3339)))}
-	}
 	const orders = 3000
 	var batch []*Message
 	for i := range orders {
-		batch = append(batch, created(i+1, fmt.Sprintf("SO-%d", i), at))
+		batch = append(batch, createdMsg(i+1, fmt.Sprintf("SO-%d", i), at))
 		if len(batch) == 100 {
 			if _, err := p.Process(context.Background(), batch); err != nil {
 				t.Fatal(err)
@@ -97,7 +94,7 @@ func TestTimerFanOutIsCommittedInParts(t *testing.T) {
 			batch = batch[:0]
 		}
 	}
-	late := created(orders+1, "SO-late", at.Add(48*time.Hour))
+	late := createdMsg(orders+1, "SO-late", at.Add(48*time.Hour))
 	res, err := p.Process(context.Background(), []*Message{late})
 	if err != nil {
 		t.Fatalf("the event that makes every timer due: %v", err)

@@ -603,32 +603,22 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 	}
 }
 
-// timerCommit fires up to limit timers due at or before t in one commit.
-func (p *Processor) timerCommit(t time.Time, limit int) (queued bool, err error) {
+// timerCommit fires up to limit timers due at or before t in one commit: a batch
+// without messages, staged, submitted and waited for like any other.
+func (p *Processor) timerCommit(t time.Time, limit int) (bool, error) {
 	p.reset(0)
-	st := p.batchState
-	batch := p.opts.Store.NewBatch()
-	defer batch.Discard()
-	defer func() {
-		if err != nil {
-			p.release()
-			p.evictTouched(st)
-			err = errors.Join(err, p.load())
-		}
-	}()
-	if err := p.fireDueN(batch, t, limit); err != nil {
+	s := &Staged{st: p.batchState, batch: p.opts.Store.NewBatch()}
+	if err := p.fireDueN(s.batch, t, limit); err != nil {
+		p.Abort(s)
 		return false, err
 	}
-	if queued, err = p.finish(batch); err != nil {
+	p.scoreRows()
+	f, err := p.Submit(s)
+	if err != nil {
 		return false, err
 	}
-	if err := batch.Commit(); err != nil {
-		p.m.failures.WithLabelValues("commit").Inc()
-		return false, err
-	}
-	p.cacheTouched(st)
-	p.observe(st)
-	return queued, nil
+	res, err := p.Wait(f)
+	return res.Queued, err
 }
 
 // checkSpace runs CheckSpace and counts its refusal as a failed commit.
@@ -925,12 +915,6 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 	p.orders[id] = rec
 	p.touched = append(p.touched, rec)
 	return rec, nil
-}
-
-// finish scores the batch's rows and decides (see scoreRows and decide).
-func (p *Processor) finish(batch *store.Batch) (bool, error) {
-	p.scoreRows()
-	return p.decide(batch)
 }
 
 // scoreRows scores the batch's rows in one call per model; the models are held
