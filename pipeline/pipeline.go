@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,7 @@ type Pipeline struct {
 	m       *metrics
 	proc    *Processor
 	running atomic.Bool
-	lastErr atomic.Pointer[string] // the last batch failure, cleared by a commit
+	stuck   stuckSet               // messages whose last batch failed, until they commit
 	tickErr atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
 }
 
@@ -104,8 +105,8 @@ func (p *Pipeline) Ready() (bool, string) {
 	if !p.running.Load() {
 		return false, "consumer not running"
 	}
-	if e := p.lastErr.Load(); e != nil {
-		return false, *e
+	if why := p.stuck.reason(p.now()); why != "" {
+		return false, why
 	}
 	if e := p.tickErr.Load(); e != nil {
 		return false, *e
@@ -187,7 +188,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		b := inflight
 		inflight = nil
 		res, err := p.proc.Wait(b.flight)
-		if p.settle(err, b.msgs) {
+		if p.settle(err, b) {
 			return false
 		}
 		backoff = 100 * time.Millisecond
@@ -261,7 +262,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if err != nil && !errors.Is(err, store.ErrBatchTooBig) {
 			p.proc.Abort(staged)
-			p.settle(err, b.msgs)
+			p.settle(err, b)
 			pause()
 			continue
 		}
@@ -274,14 +275,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if errors.Is(err, store.ErrBatchTooBig) {
 			// Process applies it in parts, each in its own commit.
 			res, err := p.proc.Process(bctx, b.ptrs)
-			if p.settle(err, b.msgs) {
+			if p.settle(err, b) {
 				pause()
 				continue
 			}
 			p.acked(b, res)
 			continue
 		}
-		if p.settle(err, b.msgs) {
+		if p.settle(err, b) {
 			pause()
 			continue
 		}
@@ -350,16 +351,76 @@ func (p *Pipeline) nak(msgs []jetstream.Msg) {
 
 // settle records a batch outcome for readiness; on failure it naks the batch so it
 // is redelivered, and reports true.
-func (p *Pipeline) settle(err error, batch []jetstream.Msg) bool {
+func (p *Pipeline) settle(err error, b *batchBuf) bool {
 	if err == nil {
-		p.lastErr.Store(nil)
+		p.stuck.committed(b.ptrs)
 		return false
 	}
-	msg := err.Error()
-	p.lastErr.Store(&msg)
-	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(batch))
-	p.nak(batch)
+	p.stuck.failed(b.ptrs, err.Error(), p.now())
+	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(b.msgs))
+	p.nak(b.msgs)
 	return true
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.opts.Clock != nil {
+		return p.opts.Clock()
+	}
+	return time.Now()
+}
+
+// stuckFor is how long a failed message keeps the pipeline not ready without
+// coming back: a nak'd message is redelivered within seconds (the nak delay and
+// the retry backoff, at most 11 s), so one not seen for a minute has left the
+// stream (purged, aged out) and cannot commit any more.
+const stuckFor = time.Minute
+
+// stuckSet is the readiness of the batch path: not ready while any message whose
+// batch failed has not been committed since. A batch of other messages that
+// commits in between (a redelivery split differently, the next batch) does not
+// hide one that keeps failing.
+type stuckSet struct {
+	mu   sync.Mutex
+	seqs map[uint64]time.Time // stream sequence → when its batch last failed
+	why  string               // the last failure
+}
+
+func (s *stuckSet) failed(msgs []*Message, why string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seqs == nil {
+		s.seqs = make(map[uint64]time.Time)
+	}
+	for _, m := range msgs {
+		s.seqs[m.Seq] = now
+	}
+	s.why = why
+}
+
+func (s *stuckSet) committed(msgs []*Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seqs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		delete(s.seqs, m.Seq)
+	}
+}
+
+// reason is the last failure while a failed message is still outstanding, or "".
+func (s *stuckSet) reason(now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for seq, at := range s.seqs {
+		if now.Sub(at) > stuckFor {
+			delete(s.seqs, seq)
+		}
+	}
+	if len(s.seqs) == 0 {
+		return ""
+	}
+	return s.why
 }
 
 // settleTick records a rescoring tick's outcome for readiness. A failed tick

@@ -34,6 +34,11 @@ type DemoOptions struct {
 	// BacklogRate bounds the events per second published while catching up with
 	// the clock; 0 means 2000.
 	BacklogRate float64
+	// Drill, when positive, opens the live stream with a WMS outage of that length
+	// at the busiest staffed warehouse, reported at once: the orders of that site
+	// then meet the automatic rules within the demo's first minute, whatever the
+	// seed. 0 means none.
+	Drill time.Duration
 }
 
 const (
@@ -74,6 +79,7 @@ type Demo struct {
 	faults      Faults
 	warmup      time.Duration
 	backlogRate float64
+	drill       time.Duration
 	backoff     time.Duration // first publish retry delay, doubled per attempt
 	sleep       func(ctx context.Context, d time.Duration) error
 
@@ -116,7 +122,7 @@ func NewDemo(opts DemoOptions) *Demo {
 		seed: opts.Seed, rate: opts.Rate, badEvery: uint64(max(opts.BadEvery, 0)),
 		clock: opts.Clock, log: opts.Logger.With("component", "sim"),
 		scenario: opts.Scenario, faults: faults, warmup: opts.Warmup,
-		backlogRate: opts.BacklogRate, backoff: 100 * time.Millisecond, sleep: sleepCtx,
+		backlogRate: opts.BacklogRate, drill: opts.Drill, backoff: 100 * time.Millisecond, sleep: sleepCtx,
 	}
 }
 
@@ -137,6 +143,7 @@ func (d *Demo) simulator(now time.Time) (*Simulator, error) {
 	window = min(max(window, 2*time.Minute), time.Hour, d.warmup)
 	s.hideBefore = now.Add(-window).UnixMilli()
 	s.reveal = revealShare
+	s.drillFor = d.drill.Milliseconds()
 	s.shiftZones(localShift(now))
 	return s, nil
 }

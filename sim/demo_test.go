@@ -266,3 +266,52 @@ func TestLocalShift(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillOpensTheLiveStreamWithAnOutage: with a drill the first thing published
+// at the start is a warehouse.load reporting an outage; before it the stream is
+// the same as without the drill, which draws no random numbers.
+func TestDrillOpensTheLiveStreamWithAnOutage(t *testing.T) {
+	start := time.Date(2026, 11, 17, 16, 0, 0, 0, time.UTC) // a Tuesday, 10:00 at HQ
+	stop := errors.New("enough")
+	run := func(drill time.Duration) (before [][]byte, atStart []*Emitted) {
+		s, err := New(Options{Seed: 5, Start: start, Warmup: 2 * time.Hour, Scale: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.drillFor = drill.Milliseconds()
+		err = s.Run(context.Background(), func(em *Emitted) error {
+			switch {
+			case em.EmittedAt.Before(start):
+				before = append(before, bytes.Clone(em.Data))
+			case em.EmittedAt.Equal(start):
+				c := *em
+				c.Data = bytes.Clone(em.Data)
+				atStart = append(atStart, &c)
+			default:
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) {
+			t.Fatalf("run: %v", err)
+		}
+		return before, atStart
+	}
+	plainBefore, _ := run(0)
+	drillBefore, atStart := run(45 * time.Minute)
+	if len(plainBefore) == 0 || len(plainBefore) != len(drillBefore) {
+		t.Fatalf("%d events before the start with the drill, %d without", len(drillBefore), len(plainBefore))
+	}
+	for i := range plainBefore {
+		if !bytes.Equal(plainBefore[i], drillBefore[i]) {
+			t.Fatalf("event %d before the start differs with the drill:\n%s\n%s", i, drillBefore[i], plainBefore[i])
+		}
+	}
+	var outage bool
+	for _, em := range atStart {
+		outage = outage || em.Type == features.TypeWarehouseLoad && bytes.Contains(em.Data, []byte(`"outage":true`))
+	}
+	if !outage {
+		t.Fatalf("no warehouse.load with an outage among the %d events at the start", len(atStart))
+	}
+}

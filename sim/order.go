@@ -59,6 +59,7 @@ const (
 	kMoveWork
 	kStorm
 	kStormEnd
+	kDrill
 )
 
 // schedule files an order item.
@@ -116,6 +117,8 @@ func (s *Simulator) dispatch(it *item) {
 		s.storm()
 	case kStormEnd:
 		s.stormWh = 0
+	case kDrill:
+		s.drill()
 	}
 }
 

@@ -142,6 +142,9 @@ type Simulator struct {
 	// published, except a share reveal of them (the live demo's backlog).
 	hideBefore int64
 	reveal     float64
+	// drillFor, when positive, is a WMS outage of that many milliseconds at the
+	// busiest staffed warehouse when publishing starts (the demo's opening drill).
+	drillFor int64
 
 	em      emitter
 	stats   Stats

@@ -112,13 +112,7 @@ func (s *Simulator) loadReport(wi int) {
 	lt += -0.01*lt + 0.03*r.NormFloat64()
 	w.tight = min(max(math.Exp(lt), 0.3), 4)
 
-	s.head(evWarehouseLoad, nil, "wms", "wms-monitor", 0)
-	s.str("warehouse", w.def.code)
-	s.int("queue", int64(w.queued+w.busy))
-	s.int("capacity", int64(w.capacity))
-	s.bool("outage", w.outage)
-	s.str("timezone", w.zone.tzName(s.now))
-	s.send()
+	s.emitLoad(w)
 
 	behind := w.outage || w.capacity > 0 && float64(w.queued) > 1.5*float64(w.capacity)
 	if behind && len(w.queue.h) > 0 {
@@ -137,6 +131,35 @@ func (s *Simulator) loadReport(wi int) {
 		}
 	}
 	s.q.push(s.now+5*msMinute, kLoad, int32(wi), 0)
+}
+
+// emitLoad emits warehouse.load: the warehouse's queue, capacity and outage.
+func (s *Simulator) emitLoad(w *whState) {
+	s.head(evWarehouseLoad, nil, "wms", "wms-monitor", 0)
+	s.str("warehouse", w.def.code)
+	s.int("queue", int64(w.queued+w.busy))
+	s.int("capacity", int64(w.capacity))
+	s.bool("outage", w.outage)
+	s.str("timezone", w.zone.tzName(s.now))
+	s.send()
+}
+
+// drill takes the staffed warehouse with the most queued work down for drillFor
+// and reports it at once, so the live stream opens with an incident (the demo's,
+// which shows the automatic actions within its first minute). It draws no random
+// numbers: the rest of the simulation is the same with or without it.
+func (s *Simulator) drill() {
+	wi := -1
+	for i := range s.whs {
+		if w := &s.whs[i]; w.staff > 0 && !w.outage && (wi < 0 || w.queued > s.whs[wi].queued) {
+			wi = i
+		}
+	}
+	if wi < 0 {
+		return
+	}
+	s.outage(wi, s.now+s.drillFor, false)
+	s.emitLoad(&s.whs[wi])
 }
 
 // smallOutage: now and then a warehouse loses its WMS or a conveyor for half an

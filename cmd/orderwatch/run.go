@@ -259,7 +259,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
 		// start: it is part of every event and order id, which must not collide with
 		// an earlier run's in the same data dir.
-		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Logger: log})
+		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Drill: demoDrill, Logger: log})
 		start("demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
 	}
 	<-ctx.Done()
@@ -285,6 +285,10 @@ func connect(url string, log *slog.Logger) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
+
+// demoDrill is the WMS outage the demo opens with, so that its automatic actions
+// show within a minute (README "Demo").
+const demoDrill = 45 * time.Minute
 
 // badgerReserve is the free space the disk under Badger keeps: below it the
 // pipeline commits nothing (a failed commit on /readyz and in
