@@ -65,7 +65,14 @@ func Open(opts Options) (*Store, error) {
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithBlockCacheSize(64 << 20).
-		WithIndexCacheSize(32 << 20)
+		WithIndexCacheSize(32 << 20).
+		WithBaseTableSize(2 << 20)
+	// Tables of 2 MiB at every level. With Badger's default (doubling per level
+	// below the base) a compaction's table builders, up to 8 at a time per
+	// compaction, grow with the database; they held most of the heap of a
+	// 1,000,000-event benchmark (peak anonymous RSS 1,284 MiB with 4 MiB tables,
+	// 1,102 with 2). The cost: one open file per 2 MiB of tables.
+	bo.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}

@@ -48,10 +48,13 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 		got[name] = f
 	}
 	for _, name := range []string{"floor_events_per_s", "pipeline_events_per_s", "ratio", "p50_event_to_decision_ms",
-		"p99_event_to_decision_ms", "scoring_us_per_order", "peak_rss_mb", "badger_bytes_per_open_order"} {
+		"p99_event_to_decision_ms", "scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order"} {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v, want a positive figure (output:\n%s)", name, got[name], out.String())
 		}
+	}
+	if got["peak_anon_rss_mb"] > got["peak_rss_mb"] {
+		t.Errorf("peak anonymous RSS %v above the peak RSS %v", got["peak_anon_rss_mb"], got["peak_rss_mb"])
 	}
 	if got["p99_event_to_decision_ms"] < got["p50_event_to_decision_ms"] {
 		t.Errorf("p99 %v below p50 %v", got["p99_event_to_decision_ms"], got["p50_event_to_decision_ms"])
