@@ -40,6 +40,7 @@ type daemonOptions struct {
 	wrap   func(actions.PublishFunc) actions.PublishFunc
 	clock  func() time.Time
 	getenv func(string) string
+	space  func() error // the store's CheckSpace
 }
 
 // startDaemon starts the parts on dir. It returns an error rather than failing a
@@ -71,7 +72,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	if err := pipeline.EnsureStreams(ctx, d.js); err != nil {
 		return nil, err
 	}
-	if d.st, err = store.Open(store.Options{Dir: filepath.Join(dir, "badger")}); err != nil {
+	if d.st, err = store.Open(store.Options{Dir: filepath.Join(dir, "badger"), CheckSpace: o.space}); err != nil {
 		return nil, err
 	}
 	ks, err := actions.OpenKillSwitch(d.st)

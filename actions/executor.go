@@ -53,6 +53,7 @@ type Executor struct {
 	// Owned by Run's goroutine.
 	retry map[string]*retryState
 	held  bool
+	full  bool // the store takes no writes: the outbox waits
 
 	sent, failed, hookAttempts, hookFailures *prometheus.CounterVec
 	pending                                  prometheus.Gauge
@@ -174,6 +175,20 @@ func (e *Executor) drain(ctx context.Context) {
 			e.log.Info("kill switch off: draining the outbox")
 			e.held = false
 		}
+	}
+	// A command published whose outcome cannot be recorded would be published
+	// again on the next pass, and again after JetStream's dedupe window: hold
+	// the outbox while the store takes no writes.
+	if err := e.opts.Store.Writable(); err != nil {
+		if !e.full {
+			e.log.Error("store takes no writes: holding the outbox, nothing is published until it does", "err", err)
+		}
+		e.full = true
+		return
+	}
+	if e.full {
+		e.log.Info("store takes writes again: draining the outbox")
+		e.full = false
 	}
 	var p pass
 	after := ""

@@ -127,9 +127,15 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// fail answers a request that could not be served: 503 while the store takes no
+// writes (the disk is nearly full; retry once space returns), 500 otherwise.
 func (s *server) fail(w http.ResponseWriter, err error) {
 	s.log.Error("request failed", "err", err)
-	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	code := http.StatusInternalServerError
+	if errors.Is(err, store.ErrNoSpace) {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 func raws(bs [][]byte) []json.RawMessage {

@@ -404,6 +404,9 @@ func (s *Store) Attempts(entry string) (int, error) {
 
 // RecordAttempt appends attempt n of an outbox entry that did not finish it.
 func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
+	if err := s.Writable(); err != nil {
+		return fmt.Errorf("store: record attempt %d of %s: %w", n, entry, err)
+	}
 	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(attemptKey(entry, n), attempt) })
 	if err != nil {
 		return fmt.Errorf("store: record attempt %d of %s: %w", n, entry, err)
@@ -415,6 +418,9 @@ func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
 // and removes it from the outbox, in one synced commit. published says whether it
 // counts as a published action (actions_published).
 func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, published bool) error {
+	if err := s.Writable(); err != nil {
+		return fmt.Errorf("store: finish outbox entry %s: %w", entry, err)
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key(pOutbox, entry)); err != nil {
 			return fmt.Errorf("outbox entry: %w", err)
@@ -452,6 +458,9 @@ func (s *Store) Setting(name string) ([]byte, error) {
 
 // PutSetting stores a governance setting in its own synced commit.
 func (s *Store) PutSetting(name string, v []byte) error {
+	if err := s.Writable(); err != nil {
+		return fmt.Errorf("store: write setting %s: %w", name, err)
+	}
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(pSetting, name), v) }); err != nil {
 		return fmt.Errorf("store: write setting %s: %w", name, err)
 	}

@@ -140,6 +140,9 @@ func commitErr(err error) error {
 
 // prepareCommit binds a staged batch and writes the counters.
 func (b *Batch) prepareCommit() error {
+	if err := b.s.Writable(); err != nil {
+		return fmt.Errorf("store: commit batch: %w", err)
+	}
 	if err := b.Bind(); err != nil {
 		return err
 	}

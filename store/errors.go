@@ -13,6 +13,10 @@ var ErrNotFound = errors.New("store: not found")
 // batch read. The caller retries the whole batch.
 var ErrConflict = errors.New("store: write conflict, retry the batch")
 
+// ErrNoSpace is returned, wrapped with the reason, by every write while
+// Options.CheckSpace fails. Nothing was written: retry once space returns.
+var ErrNoSpace = errors.New("store: not writing, no space")
+
 // ErrBatchTooBig is returned, wrapped, when a batch holds more than Badger takes in
 // one commit. Nothing was written: the caller splits the batch and tries again.
 var ErrBatchTooBig = badger.ErrTxnTooBig

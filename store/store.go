@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -30,6 +31,13 @@ type Options struct {
 	// 15% of it (ErrBatchTooBig beyond). Zero means 16 MiB: peak RSS of a
 	// 1,000,000-event bench was 1.9 GiB with 16 MiB, 2.7-2.9 GiB with 32.
 	MemTableSize int64
+	// CheckSpace, when set, is asked before every write: batch commits, outbox
+	// attempts and outcomes, settings. While it fails nothing is written and the
+	// write returns an error wrapping ErrNoSpace. Badger writes through
+	// memory-mapped files and dies of SIGBUS on a full disk instead of returning
+	// an error, so every writer must stop before the disk is full, not only the
+	// pipeline. Its answer is kept for a quarter of a second.
+	CheckSpace func() error
 	// Logger receives Badger's warnings and errors. Nil means discard.
 	Logger *slog.Logger
 }
@@ -40,6 +48,7 @@ type Store struct {
 	db        *badger.DB
 	markerTTL time.Duration
 	log       *slog.Logger
+	space     spaceGate
 }
 
 // Open opens (or creates) the store.
@@ -80,7 +89,38 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
-	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger}, nil
+	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger, space: spaceGate{check: opts.CheckSpace}}, nil
+}
+
+// Writable reports whether writes are taken: nil, or an error wrapping ErrNoSpace
+// with the reason. A writer with work outside the store that must be recorded
+// (publishing a command, then its outcome) asks before it starts.
+func (s *Store) Writable() error { return s.space.writable(time.Now()) }
+
+// spaceCacheFor is how long an answer of Options.CheckSpace is kept.
+const spaceCacheFor = 250 * time.Millisecond
+
+// spaceGate runs Options.CheckSpace at most every spaceCacheFor.
+type spaceGate struct {
+	check func() error
+	mu    sync.Mutex
+	at    time.Time
+	err   error
+}
+
+func (g *spaceGate) writable(now time.Time) error {
+	if g.check == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at.IsZero() || now.Sub(g.at) >= spaceCacheFor || now.Before(g.at) {
+		g.at, g.err = now, nil
+		if err := g.check(); err != nil {
+			g.err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+	}
+	return g.err
 }
 
 // Close flushes and closes Badger. It is idempotent.

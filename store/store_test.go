@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +124,71 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 func TestOpenNeedsDir(t *testing.T) {
 	if _, err := Open(Options{}); err == nil {
 		t.Error("Open without a dir succeeded")
+	}
+}
+
+// TestNoWritesWithoutSpace: while CheckSpace fails every kind of write (batch
+// commit, outbox attempt and outcome, setting) refuses with ErrNoSpace and
+// writes nothing; the answer is kept a quarter of a second, then asked again.
+func TestNoWritesWithoutSpace(t *testing.T) {
+	full := errors.New("disk full: 12 MiB free")
+	var refuse error
+	checks := 0
+	s, err := Open(Options{Dir: t.TempDir(), CheckSpace: func() error { checks++; return refuse }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.NewBatch()
+	if err := b.Enqueue("d-1", []byte("cmd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	refuse = full
+	s.space.at = time.Time{} // as if the last answer were old
+	b = s.NewBatch()
+	defer b.Discard()
+	if err := b.PutOrder("SO-1", []byte(`{}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.Add(CounterEventsApplied, 1)
+	for what, err := range map[string]error{
+		"batch commit":  b.Commit(),
+		"attempt":       s.RecordAttempt("d-1", 1, []byte(`{"n":1}`)),
+		"outbox finish": s.FinishOutbox("d-1", 1, []byte(`{"n":1}`), []byte(`{"status":"published"}`), true),
+		"setting":       s.PutSetting("kill_switch", []byte(`{"on":true}`)),
+	} {
+		if !errors.Is(err, ErrNoSpace) || !strings.Contains(fmt.Sprint(err), "12 MiB free") {
+			t.Errorf("%s while the disk is full: %v, want ErrNoSpace with the reason", what, err)
+		}
+	}
+	if _, err := s.Order("SO-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("order SO-1 after a refused commit: %v, want not found", err)
+	}
+	if n, err := s.Attempts("d-1"); err != nil || n != 0 {
+		t.Errorf("attempts of d-1: %d, %v; want none", n, err)
+	}
+	if v, err := s.Setting("kill_switch"); err != nil || v != nil {
+		t.Errorf("setting after a refused write: %q, %v; want none", v, err)
+	}
+	if c, err := s.Counters(""); err != nil || c[CounterEventsApplied] != 0 {
+		t.Errorf("counters %v, %v after a refused commit", c, err)
+	}
+	if checks < 2 {
+		t.Errorf("CheckSpace asked %d times, want at least once before and once after the disk filled", checks)
+	}
+
+	refuse = nil
+	if err := s.space.writable(s.space.at.Add(spaceCacheFor / 2)); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("within a quarter second of the last answer: %v, want it kept", err)
+	}
+	if err := s.space.writable(s.space.at.Add(spaceCacheFor)); err != nil {
+		t.Errorf("a quarter second later, space back: %v", err)
+	}
+	if err := s.RecordAttempt("d-1", 1, []byte(`{"n":1}`)); err != nil {
+		t.Errorf("attempt once space returned: %v", err)
 	}
 }

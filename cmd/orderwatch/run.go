@@ -105,7 +105,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	st, err := store.Open(store.Options{Dir: filepath.Join(cfg.Data, "badger"), Logger: log.With("component", "store")})
+	// Every writer of the store (pipeline, executor, governor, API) stops while
+	// its disk is nearly full.
+	diskSpace := freeSpace(filepath.Join(cfg.Data, "badger"), badgerReserve)
+	st, err := store.Open(store.Options{Dir: filepath.Join(cfg.Data, "badger"), CheckSpace: diskSpace, Logger: log.With("component", "store")})
 	if err != nil {
 		return err
 	}
@@ -159,7 +162,6 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	diskSpace := freeSpace(filepath.Join(cfg.Data, "badger"), badgerReserve)
 	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
