@@ -27,10 +27,10 @@ type historyEntry struct {
 var kindRank = map[string]int{"event": 0, "score": 1, "decision": 2}
 
 // history merges an order's events, scores, decisions and their trails, attempts
-// and outcomes into one list by time.
-func history(v store.OrderView, views []actions.View) []historyEntry {
-	var h []historyEntry
-	for _, raw := range v.Timeline {
+// and outcomes into one list by time. A stored event or score that cannot be read
+// is not left out silently: unreadable says which and why.
+func history(v store.OrderView, views []actions.View) (h []historyEntry, unreadable []string) {
+	for i, raw := range v.Timeline {
 		var ev struct {
 			ID         string    `json:"id"`
 			Type       string    `json:"type"`
@@ -41,7 +41,8 @@ func history(v store.OrderView, views []actions.View) []historyEntry {
 				Reason, Text, Change, Warehouse string
 			} `json:"data"`
 		}
-		if json.Unmarshal(raw, &ev) != nil {
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			unreadable = append(unreadable, fmt.Sprintf("timeline event %d of %d (%d bytes): %v", i+1, len(v.Timeline), len(raw), err))
 			continue
 		}
 		what := ev.Type
@@ -57,9 +58,10 @@ func history(v store.OrderView, views []actions.View) []historyEntry {
 		}
 		h = append(h, historyEntry{At: ev.OccurredAt, Kind: "event", What: what, Who: who, Ref: ev.ID})
 	}
-	for _, raw := range v.Scores {
+	for i, raw := range v.Scores {
 		var s actions.ScorePoint
-		if s.UnmarshalBinary(raw) != nil { // either stored form
+		if err := s.UnmarshalBinary(raw); err != nil { // either stored form
+			unreadable = append(unreadable, fmt.Sprintf("score %d of %d (%d bytes): %v", i+1, len(v.Scores), len(raw), err))
 			continue
 		}
 		what := fmt.Sprintf("risk %.2f", s.Risk)
@@ -133,7 +135,7 @@ func history(v store.OrderView, views []actions.View) []historyEntry {
 	if h == nil {
 		h = []historyEntry{}
 	}
-	return h
+	return h, unreadable
 }
 
 func rank(kind string) int {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,62 @@ func TestOrderHistoryReadsBothScoreForms(t *testing.T) {
 	}
 	if got := append(out.History, '\n'); !bytes.Equal(got, want) {
 		t.Errorf("history:\n%s\nwant (%s):\n%s", got, golden, want)
+	}
+}
+
+// TestUnreadableScoreIsShownNotDropped: a stored score point that cannot be read
+// (a newer release's form, a damaged value) is left out of the history, and the
+// answer says so, with why, instead of the history just being shorter.
+func TestUnreadableScoreIsShownNotDropped(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := st.NewBatch()
+	if err := b.PutOrder("SO-1", []byte(`{"state":{"order_id":"SO-1"}}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	points := historyPoints()[:2]
+	for _, p := range points {
+		v, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AppendScore("SO-1", p.At, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.AppendScore("SO-1", points[1].At.Add(time.Minute), []byte{0xff, 0x01, 0x02}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler(api.Options{Store: st}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/orders/SO-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		History    []struct{ Kind string }
+		Unreadable []string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET = %d, %v", resp.StatusCode, err)
+	}
+	scores := 0
+	for _, h := range out.History {
+		if h.Kind == "score" {
+			scores++
+		}
+	}
+	if scores != len(points) {
+		t.Errorf("%d scores in the history, want the %d readable ones", scores, len(points))
+	}
+	if len(out.Unreadable) != 1 || !strings.Contains(out.Unreadable[0], "score 3 of 3 (3 bytes)") {
+		t.Errorf("unreadable = %q, want the third score named with its size and the error", out.Unreadable)
 	}
 }

@@ -117,13 +117,18 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	hist, unreadable := history(v, views)
+	if len(unreadable) > 0 {
+		s.log.Warn("order history has unreadable records", "order", id, "unreadable", unreadable)
+	}
 	out := struct {
-		OrderID   string            `json:"order_id"`
-		Record    json.RawMessage   `json:"record"`
-		Timeline  []json.RawMessage `json:"timeline"`
-		Decisions []actions.View    `json:"decisions"`
-		History   []historyEntry    `json:"history"`
-	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: history(v, views)}
+		OrderID    string            `json:"order_id"`
+		Record     json.RawMessage   `json:"record"`
+		Timeline   []json.RawMessage `json:"timeline"`
+		Decisions  []actions.View    `json:"decisions"`
+		History    []historyEntry    `json:"history"`
+		Unreadable []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
+	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
 }
 
