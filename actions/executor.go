@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -163,32 +164,21 @@ const outboxPage = 256
 // drain makes one pass over the outbox. Failures stay in the outbox with their
 // retry time; they are counted, and logged once per pass.
 func (e *Executor) drain(ctx context.Context) {
+	var halted error
 	if e.opts.Policy != nil {
-		if halted, why := e.opts.Policy.Halted(); halted {
-			if !e.held {
-				e.log.Warn("kill switch on: holding the outbox, nothing is published", "switch", why)
-			}
-			e.held = true
-			return
+		if on, why := e.opts.Policy.Halted(); on {
+			halted = errors.New(why)
 		}
-		if e.held {
-			e.log.Info("kill switch off: draining the outbox")
-			e.held = false
-		}
+	}
+	if e.hold(&e.held, halted, "kill switch on: holding the outbox, nothing is published", "kill switch off: draining the outbox") {
+		return
 	}
 	// A command published whose outcome cannot be recorded would be published
 	// again on the next pass, and again after JetStream's dedupe window: hold
 	// the outbox while the store takes no writes.
-	if err := e.opts.Store.Writable(); err != nil {
-		if !e.full {
-			e.log.Error("store takes no writes: holding the outbox, nothing is published until it does", "err", err)
-		}
-		e.full = true
+	if e.hold(&e.full, e.opts.Store.Writable(), "store takes no writes: holding the outbox, nothing is published until it does",
+		"store takes writes again: draining the outbox") {
 		return
-	}
-	if e.full {
-		e.log.Info("store takes writes again: draining the outbox")
-		e.full = false
 	}
 	var p pass
 	after := ""
@@ -223,6 +213,23 @@ func (e *Executor) drain(ctx context.Context) {
 	if p.failures > 0 {
 		e.log.Warn("deliveries not done, will retry", "failed", p.failures, "err", p.lastErr)
 	}
+}
+
+// hold reports whether the outbox must wait because of why, and logs when such a
+// wait starts and when it ends, once each; *on remembers which it is.
+func (e *Executor) hold(on *bool, why error, started, ended string) bool {
+	if why != nil {
+		if !*on {
+			e.log.Warn(started, "why", why)
+		}
+		*on = true
+		return true
+	}
+	if *on {
+		e.log.Info(ended)
+		*on = false
+	}
+	return false
 }
 
 // pass is the state of one drain.
