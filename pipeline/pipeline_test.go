@@ -397,10 +397,16 @@ func TestEventBeforeCreatedIsKept(t *testing.T) {
 func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 	for _, withModel := range []bool{true, false} {
 		t.Run(fmt.Sprintf("model=%v", withModel), func(t *testing.T) {
-			h := newHarness(t, withModel)
-			now := time.Now()
-			h.publish("orders.order.created", "r-1", created("r-1", "SO-5", now.Add(-3*time.Hour), now.Add(20*time.Minute)))
+			// The credit hold arrives before the order.created: the order is first
+			// scored with its hold. Created first, the order alone (20 minutes
+			// from its cutoff, still at created) met the rule at some hours of the
+			// day, and the decision came before the hold. The clock is fixed, as
+			// the model sees the hour and the weekday; this scenario passes at
+			// every hour.
+			now := time.Date(2026, 11, 18, 15, 7, 0, 0, time.UTC)
+			h := newHarness(t, withModel, func(o *pipeline.Options) { o.Clock = func() time.Time { return now } })
 			h.publish("orders.credit.hold", "r-2", event("r-2", "credit.hold", "SO-5", now.Add(-2*time.Hour), `{"reason":"over_limit"}`))
+			h.publish("orders.order.created", "r-1", created("r-1", "SO-5", now.Add(-3*time.Hour), now.Add(20*time.Minute)))
 			h.publish("orders.allocation.short", "r-3", event("r-3", "allocation.short", "SO-5", now.Add(-time.Hour), `{"short_units":4}`))
 			h.publish("orders.integration.error", "r-4", event("r-4", "integration.error", "SO-5", now.Add(-time.Hour), `{"system":"edi","text":"855 map fail"}`))
 			h.drained()
