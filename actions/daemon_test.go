@@ -122,6 +122,22 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	return d, nil
 }
 
+// startWithOrder starts the parts on a fresh dir, stopped when the test ends, and
+// publishes order SO-1 (event e-1), created now with its cutoff in 3 hours.
+func startWithOrder(t *testing.T, o daemonOptions) *daemon {
+	t.Helper()
+	d, err := startDaemon(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop() })
+	now := time.Now()
+	if err := d.createOrder("e-1", "SO-1", now, now.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // stop shuts everything down in order and closes Badger last.
 func (d *daemon) stop() error {
 	if d.cancel != nil {

@@ -206,15 +206,7 @@ rules:
 // the outbox stays there (here an escalation command); turned off, it goes out.
 func TestKillSwitchHoldsTheOutbox(t *testing.T) {
 	clock := &manualClock{t: time.Now()}
-	d, err := startDaemon(t.TempDir(), daemonOptions{policy: ladderPolicy, clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop()
-	now := time.Now()
-	if err := d.createOrder("e-1", "SO-1", now, now.Add(3*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	d := startWithOrder(t, daemonOptions{policy: ladderPolicy, clock: clock.Now})
 	var v actions.View
 	waitFor(t, "a pending approval", func() bool { v, _ = waitingItem(t, d, "SO-1"); return v.Waiting != nil })
 	if _, err := d.gov.SetKillSwitch(true, "ops", "incident 42"); err != nil {

@@ -17,7 +17,7 @@ import (
 func TestOutboxWaitsWhileTheStoreTakesNoWrites(t *testing.T) {
 	var full atomic.Bool
 	var calls atomic.Int32
-	d, err := startDaemon(t.TempDir(), daemonOptions{
+	d := startWithOrder(t, daemonOptions{
 		policy: `version: space-1
 rules:
 - {id: every-order, action: notify_customer_service, mode: auto, when: {risk: {gte: 0}}}
@@ -42,14 +42,6 @@ rules:
 			}
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop()
-	now := time.Now()
-	if err := d.createOrder("e-1", "SO-1", now, now.Add(3*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, "the first publish", func() bool { return calls.Load() >= 1 })
 	time.Sleep(time.Second) // ten retry intervals and more
 	if n := calls.Load(); n != 1 {

@@ -80,15 +80,7 @@ rules:
 				}
 				return ""
 			}
-			d, err := startDaemon(t.TempDir(), daemonOptions{policy: policy, getenv: getenv})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.stop()
-			now := time.Now()
-			if err := d.createOrder("e-1", "SO-1", now, now.Add(3*time.Hour)); err != nil {
-				t.Fatal(err)
-			}
+			d := startWithOrder(t, daemonOptions{policy: policy, getenv: getenv})
 			var v actions.View
 			waitFor(t, "both deliveries done", func() bool {
 				dvs, err := d.st.FindDecisions(storeQuery("SO-1"))

@@ -50,11 +50,7 @@ func historyPoints() []actions.ScorePoint {
 // the JSON form gave before the binary form existed (testdata/score_history.golden,
 // written by that release).
 func TestOrderHistoryReadsBothScoreForms(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	b := st.NewBatch()
 	for _, order := range []string{"SO-json", "SO-binary"} {
 		if err := b.PutOrder(order, []byte(`{"state":{"order_id":"SO-1"}}`), 0); err != nil {
@@ -123,15 +119,22 @@ func TestOrderHistoryReadsBothScoreForms(t *testing.T) {
 	}
 }
 
-// TestUnreadableScoreIsShownNotDropped: a stored score point that cannot be read
-// (a newer release's form, a damaged value) is left out of the history, and the
-// answer says so, with why, instead of the history just being shorter.
-func TestUnreadableScoreIsShownNotDropped(t *testing.T) {
+// openStore opens a store on a temp dir, closed when the test ends.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestUnreadableScoreIsShownNotDropped: a stored score point that cannot be read
+// (a newer release's form, a damaged value) is left out of the history, and the
+// answer says so, with why, instead of the history just being shorter.
+func TestUnreadableScoreIsShownNotDropped(t *testing.T) {
+	st := openStore(t)
 	b := st.NewBatch()
 	if err := b.PutOrder("SO-1", []byte(`{"state":{"order_id":"SO-1"}}`), 0); err != nil {
 		t.Fatal(err)

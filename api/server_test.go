@@ -15,11 +15,7 @@ import (
 )
 
 func TestEndpoints(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	b := st.NewBatch()
 	if err := b.PutOrder("SO-1", []byte(`{"state":{"order_id":"SO-1"}}`), 0); err != nil {
 		t.Fatal(err)
