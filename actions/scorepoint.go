@@ -353,18 +353,12 @@ func (d *scoreDecoder) byte() byte {
 	return v
 }
 
-func (d *scoreDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("ends early or bad varint")
-		return 0
-	}
-	d.skip(n)
-	return v
-}
+func (d *scoreDecoder) uvarint() uint64 { return readVarint(d, binary.Uvarint) }
+func (d *scoreDecoder) varint() int64   { return readVarint(d, binary.Varint) }
 
-func (d *scoreDecoder) varint() int64 {
-	v, n := binary.Varint(d.b)
+// readVarint reads one varint with read (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](d *scoreDecoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
 	if n <= 0 {
 		d.fail("ends early or bad varint")
 		return 0

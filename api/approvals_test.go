@@ -3,11 +3,13 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,12 +30,13 @@ const testToken = "t0ken-for-tests"
 // approvalsEnv serves the API over real parts: Badger on a temp dir, an embedded
 // nats-server with the streams, the executor publishing to it and the governor.
 type approvalsEnv struct {
-	t   *testing.T
-	srv *httptest.Server
-	st  *store.Store
-	js  jetstream.JetStream
-	reg *prometheus.Registry
-	p   *actions.Policy
+	t    *testing.T
+	srv  *httptest.Server
+	st   *store.Store
+	js   jetstream.JetStream
+	reg  *prometheus.Registry
+	p    *actions.Policy
+	full *atomic.Bool // the store refuses writes as on a nearly full disk
 }
 
 const approvalsPolicy = `version: api-1
@@ -62,7 +65,13 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 	if err := pipeline.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dir + "/badger"})
+	full := new(atomic.Bool)
+	st, err := store.Open(store.Options{Dir: dir + "/badger", CheckSpace: func() error {
+		if full.Load() {
+			return errors.New("disk full: 5 MiB free")
+		}
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +113,7 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &approvalsEnv{t: t, srv: srv, st: st, js: js, reg: reg, p: p}
+	return &approvalsEnv{t: t, srv: srv, st: st, js: js, reg: reg, p: p, full: full}
 }
 
 // creditHold stores an order on credit hold and lets the policy decide about it,
@@ -396,4 +405,30 @@ func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) prometheus
 	}
 	t.Fatalf("metric %s not found", name)
 	return nil
+}
+
+// TestWritesRefusedForSpaceAnswer503: while the store takes no writes (its disk
+// nearly full), an approval and the kill switch answer 503 with the reason, and
+// nothing changes; once space returns they go through.
+func TestWritesRefusedForSpaceAnswer503(t *testing.T) {
+	e := newApprovalsEnv(t, testToken)
+	id := e.creditHold("SO-1", time.Now().UTC().Add(-time.Hour))
+	e.full.Store(true)
+	time.Sleep(300 * time.Millisecond) // past the store's cached answer
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/approvals/" + id + "/approve", `{"by":"amy","reason":"ok"}`},
+		{"/api/v1/killswitch", `{"on":true,"by":"ops","reason":"incident"}`},
+	} {
+		if code, body := e.do("POST", c.path, testToken, c.body); code != 503 || !strings.Contains(body, "disk full: 5 MiB free") {
+			t.Errorf("POST %s while the disk is full = %d %s, want 503 with the reason", c.path, code, body)
+		}
+	}
+	if code, body := e.do("GET", "/api/v1/killswitch", testToken, ""); code != 200 || !strings.Contains(body, `"halted": false`) {
+		t.Errorf("kill switch after a refused write = %d %s, want still off", code, body)
+	}
+	e.full.Store(false)
+	time.Sleep(300 * time.Millisecond)
+	if code, body := e.do("POST", "/api/v1/approvals/"+id+"/approve", testToken, `{"by":"amy","reason":"ok"}`); code != 200 {
+		t.Errorf("approve once space returned = %d %s", code, body)
+	}
 }

@@ -45,10 +45,6 @@ type Options struct {
 	OnPending func(pending uint64)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
-	// CheckSpace, when set, is asked before each batch and rescoring tick writes
-	// anything; an error fails it at the stage "commit" (see
-	// ProcessorOptions.CheckSpace).
-	CheckSpace func() error
 	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -91,7 +87,7 @@ func New(opts Options) (*Pipeline, error) {
 	log := opts.Logger.With("component", "pipeline")
 	proc, err := NewProcessor(ProcessorOptions{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
-		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, CheckSpace: opts.CheckSpace, Logger: log,
+		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, Logger: log,
 	}, m)
 	if err != nil {
 		return nil, err

@@ -100,13 +100,7 @@ type ProcessorOptions struct {
 	// batches, so an order's next event needs no read and decode from Badger.
 	// Zero means 200,000; a negative value disables the cache.
 	CachedOrders int
-	// CheckSpace, when set, is called before a batch or a rescoring tick writes or
-	// publishes anything; its error fails the batch at the stage "commit" and
-	// nothing is written, so the batch is redelivered. The live pipeline checks the
-	// free space of Badger's disk with it: Badger writes through memory-mapped
-	// files and dies of SIGBUS on a full disk instead of returning an error.
-	CheckSpace func() error
-	Logger     *slog.Logger // nil means discard
+	Logger       *slog.Logger // nil means discard
 }
 
 // Processor applies batches of messages: the fold, context aggregates, rescoring
@@ -621,12 +615,12 @@ func (p *Processor) timerCommit(t time.Time, limit int) (bool, error) {
 	return res.Queued, err
 }
 
-// checkSpace runs CheckSpace and counts its refusal as a failed commit.
+// checkSpace asks the store whether it takes writes (store.Options.CheckSpace)
+// before a batch or a rescoring tick writes or publishes anything (dead
+// letters), and counts a refusal as a failed commit: nothing is written, and the
+// batch is redelivered.
 func (p *Processor) checkSpace() error {
-	if p.opts.CheckSpace == nil {
-		return nil
-	}
-	if err := p.opts.CheckSpace(); err != nil {
+	if err := p.opts.Store.Writable(); err != nil {
 		p.m.failures.WithLabelValues("commit").Inc()
 		return err
 	}

@@ -124,7 +124,7 @@ func (g *spaceGate) writable(now time.Time) error {
 	if g.at.IsZero() || now.Sub(g.at) >= spaceCacheFor || now.Before(g.at) {
 		g.at, g.err = now, nil
 		if err := g.check(); err != nil {
-			g.err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+			g.err = noSpace{err}
 		}
 	}
 	return g.err

@@ -168,7 +168,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake, OnPending: lag.ObservePending,
-		BatchSize: cfg.BatchSize, CheckSpace: diskSpace, Logger: log, Registerer: reg,
+		BatchSize: cfg.BatchSize, Logger: log, Registerer: reg,
 	}
 	if registry != nil {
 		popts.Scorer = &registryScorer{r: registry}
@@ -308,7 +308,7 @@ func freeSpace(dir string, reserve uint64) func() error {
 			return fmt.Errorf("free space of %s: %w", dir, err)
 		}
 		if free := fs.Bavail * uint64(fs.Bsize); free < reserve {
-			return fmt.Errorf("disk full: %d MiB free for Badger in %s, below the %d MiB it keeps; batches wait until space returns", free>>20, dir, reserve>>20)
+			return fmt.Errorf("disk full: %d MiB free for Badger in %s, below the %d MiB it keeps; nothing is written until space returns", free>>20, dir, reserve>>20)
 		}
 		return nil
 	}
