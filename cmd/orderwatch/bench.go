@@ -95,11 +95,19 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: pipeline: %w", err)
 	}
+	say("floor latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
+	floorP50, floorP99, err := benchFloorLatency(ctx, c, scenario, filepath.Join(root, "floor-latency"), res.latencyRate, res.latencyEvents)
+	if err != nil {
+		return fmt.Errorf("bench: floor latency: %w", err)
+	}
 	fmt.Fprintf(out, "floor_events_per_s %.0f\n", floor.rate)
 	fmt.Fprintf(out, "pipeline_events_per_s %.0f\n", res.rate)
 	fmt.Fprintf(out, "ratio %.2f\n", res.rate/floor.rate)
 	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
 	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
+	fmt.Fprintf(out, "latency_events_per_s %.0f\n", res.latencyRate)
+	fmt.Fprintf(out, "floor_p50_publish_to_fetch_ms %.2f\n", floorP50)
+	fmt.Fprintf(out, "floor_p99_publish_to_fetch_ms %.2f\n", floorP99)
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
 	fmt.Fprintf(out, "peak_rss_mb %.0f\n", peakRSSMB())
 	fmt.Fprintf(out, "peak_anon_rss_mb %.0f\n", stopAnon())
@@ -275,6 +283,9 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 
 type pipelineResult struct {
 	rate, p50, p99, scoringUS, badgerPerOrder float64
+	// latencyRate is the rate the latency phase published latencyEvents at.
+	latencyRate   float64
+	latencyEvents int
 }
 
 // timedScorer measures the scoring of the pipeline's batches.
@@ -330,12 +341,8 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	scorer := &timedScorer{Scorer: &registryScorer{r: registry}}
 
-	var (
-		committed atomic.Int64
-		mu        sync.Mutex
-		sent      = map[string]time.Time{}
-		latencies []float64
-	)
+	var committed atomic.Int64
+	probe := newLatencyProbe()
 	// Event time: the simulated stream covers hours of a network in seconds, and
 	// its orders are scored at the moments of their events, as replay does; on
 	// the wall clock every simulated order would be long past its cutoff.
@@ -345,14 +352,8 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
 			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
 			for _, m := range msgs {
-				id := m.Header.Get(jetstream.MsgIDHeader)
-				if t, ok := sent[id]; ok {
-					latencies = append(latencies, float64(now.Sub(t))/1e6)
-					delete(sent, id)
-				}
+				probe.seen(m.Header.Get(jetstream.MsgIDHeader), now)
 			}
 		},
 	})
@@ -405,75 +406,16 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// Latency at half the sustained rate, on the events that follow in the same
 	// simulated stream: the network, its open orders and their rescoring go on
 	// as in the first phase.
-	rate := min(res.rate, ingest) / 2
-	n := max(int(rate*c.Latency.Seconds()), 100)
-	say("latency: publishing %d events at %.0f/s", n, rate)
-	interval := time.Duration(float64(time.Second) / rate)
+	res.latencyRate = min(res.rate, ingest) / 2
+	res.latencyEvents = max(int(res.latencyRate*c.Latency.Seconds()), 100)
+	say("latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
-	type inFlight struct {
-		id  string
-		fut jetstream.PubAckFuture
-	}
-	acks := make(chan inFlight, 4096)
-	acked := make(chan struct{})
-	go func() {
-		defer close(acked)
-		for f := range acks {
-			select {
-			case ack := <-f.fut.Ok():
-				if !ack.Duplicate {
-					continue
-				}
-			case <-f.fut.Err():
-			}
-			mu.Lock()
-			delete(sent, f.id)
-			mu.Unlock()
-		}
-	}()
-	skip := c.Events
-	var next time.Time
-	err = simulateN(ctx, scenario, 1, c.Events+n, sim.DefaultFaults, func(subject, id string, data []byte) error {
-		if skip > 0 {
-			skip--
-			return nil
-		}
-		if next.IsZero() {
-			next = time.Now()
-		}
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-		next = next.Add(interval)
-		mu.Lock()
-		if _, ok := sent[id]; !ok {
-			sent[id] = time.Now()
-		}
-		mu.Unlock()
-		f, err := publishAsync(ctx, js, subject, id, data)
-		if err == nil {
-			acks <- inFlight{id, f}
-		}
-		return err
-	})
-	close(acks)
-	if err != nil {
+	if err := probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate); err != nil {
 		return res, err
 	}
-	<-js.PublishAsyncComplete()
-	<-acked
-	deadline := time.Now().Add(time.Minute)
-	for pending(&mu, sent) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	slices.Sort(latencies)
-	if len(latencies) > 0 {
-		res.p50 = latencies[len(latencies)/2]
-		res.p99 = latencies[min(len(latencies)-1, len(latencies)*99/100)]
-	}
-	mu.Unlock()
+	probe.drain(ctx, time.Minute)
+	res.p50, res.p99 = probe.percentiles()
 
 	stats, err := st.Stats()
 	if err != nil {
@@ -497,13 +439,6 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// pending counts the events published in the latency phase and not yet committed.
-func pending(mu *sync.Mutex, sent map[string]time.Time) int {
-	mu.Lock()
-	defer mu.Unlock()
-	return len(sent)
 }
 
 func dirSize(dir string) int64 {

@@ -48,7 +48,8 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 		got[name] = f
 	}
 	for _, name := range []string{"floor_events_per_s", "pipeline_events_per_s", "ratio", "p50_event_to_decision_ms",
-		"p99_event_to_decision_ms", "scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order"} {
+		"p99_event_to_decision_ms", "latency_events_per_s", "floor_p50_publish_to_fetch_ms", "floor_p99_publish_to_fetch_ms",
+		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order"} {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v, want a positive figure (output:\n%s)", name, got[name], out.String())
 		}
@@ -58,6 +59,9 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	}
 	if got["p99_event_to_decision_ms"] < got["p50_event_to_decision_ms"] {
 		t.Errorf("p99 %v below p50 %v", got["p99_event_to_decision_ms"], got["p50_event_to_decision_ms"])
+	}
+	if got["floor_p99_publish_to_fetch_ms"] < got["floor_p50_publish_to_fetch_ms"] {
+		t.Errorf("floor p99 %v below its p50 %v", got["floor_p99_publish_to_fetch_ms"], got["floor_p50_publish_to_fetch_ms"])
 	}
 }
 
