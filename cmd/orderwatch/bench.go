@@ -9,10 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -52,6 +54,8 @@ func benchCmd(args []string) error {
 	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
+	memLimit := memoryLimit{auto: true}
+	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -61,6 +65,7 @@ func benchCmd(args []string) error {
 	if c.Events < 1000 {
 		return errors.New("bench: --events must be at least 1000")
 	}
+	memLimit.apply(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	return bench(ctx, c, os.Stdout, os.Stderr)
@@ -111,6 +116,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
 	fmt.Fprintf(out, "peak_rss_mb %.0f\n", peakRSSMB())
 	fmt.Fprintf(out, "peak_anon_rss_mb %.0f\n", stopAnon())
+	fmt.Fprintf(out, "memory_limit_mb %.0f\n", memoryLimitMB())
 	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
 	return nil
 }
@@ -425,6 +431,15 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
+}
+
+// memoryLimitMB is the Go runtime's soft memory limit in MiB, 0 when there is none.
+func memoryLimitMB() float64 {
+	n := debug.SetMemoryLimit(-1)
+	if n == math.MaxInt64 {
+		return 0
+	}
+	return float64(n) / (1 << 20)
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.

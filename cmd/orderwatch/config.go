@@ -31,6 +31,7 @@ type fileConfig struct {
 	BatchSize  *string `yaml:"batch-size"`
 	LogFormat  *string `yaml:"log-format"`
 	LogLevel   *string `yaml:"log-level"`
+	MemLimit   *string `yaml:"memory-limit"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

@@ -74,6 +74,7 @@ demo-rate: 12.5
 batch-size: 64
 log-format: json
 log-level: debug
+memory-limit: 768MiB
 `)
 	got, err := parseRunFlags([]string{"--config", p})
 	if err != nil {
@@ -83,7 +84,7 @@ log-level: debug
 		Data: "/srv/orderwatch", HTTP: "0.0.0.0:9090", NATSListen: "127.0.0.1:14222",
 		NATSURL: "nats://nats.internal:4222", NATSSync: "1s", Models: "/srv/models",
 		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
-		LogFormat: "json", LogLevel: "debug",
+		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20},
 	}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -41,6 +41,7 @@ type runConfig struct {
 	BatchSize  int
 	LogFormat  string
 	LogLevel   string
+	MemLimit   memoryLimit
 }
 
 func parseRunFlags(args []string) (runConfig, error) {
@@ -58,6 +59,8 @@ func parseRunFlags(args []string) (runConfig, error) {
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "most `messages` per commit (one fsync each)")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log `format`: text or json (default text on a terminal, json otherwise)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	c.MemLimit = memoryLimit{auto: true}
+	fs.Var(&c.MemLimit, "memory-limit", "Go heap soft `limit`: auto (GOMEMLIMIT, else 90% of the container's limit, else none), off, or a size such as 768MiB")
 	config := fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -86,6 +89,7 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.MemLimit.apply(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, cfg, log)
