@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,7 +21,7 @@ import (
 // daemon is orderwatch run in miniature, on real parts: the embedded nats-server
 // and Badger on a data dir, the pipeline, the executor and the governor.
 type daemon struct {
-	ns     *server.Server
+	ns     *pipeline.Embedded
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	st     *store.Store

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +25,7 @@ import (
 type rig struct {
 	t    *testing.T
 	dir  string
-	ns   *server.Server
+	ns   *pipeline.Embedded
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	st   *store.Store

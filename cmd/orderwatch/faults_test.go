@@ -309,7 +309,10 @@ func (p *producer) publishAll(ctx context.Context, msgs []faultMsg) <-chan error
 				msg := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{jetstream.MsgIDHeader: {m.msgID}}}
 				futures[i], _ = p.js.PublishMsgAsync(msg)
 			}
-			timeout := time.After(3 * time.Second)
+			// One deadline for the window: once it has passed, an ack that has
+			// not come is not waited for (a timer channel would fire only for
+			// the first of them).
+			deadline := time.Now().Add(3 * time.Second)
 			for i, f := range futures {
 				if f != nil {
 					select {
@@ -317,7 +320,7 @@ func (p *producer) publishAll(ctx context.Context, msgs []faultMsg) <-chan error
 						p.sent.Add(1)
 						continue
 					case <-f.Err():
-					case <-timeout:
+					case <-time.After(time.Until(deadline)):
 					}
 				}
 				if err := p.publish(ctx, chunk[i]); err != nil {
@@ -800,6 +803,67 @@ func TestBadgerDiskFull(t *testing.T) {
 			total, st, len(msgs), wantEvents, wantDups, wantPoison)
 	}
 	waitFor(t, "/readyz 200 after the space returned", func() bool { code, _ := get(child.base + "/readyz"); return code == 200 })
+	child.stop()
+}
+
+// TestJetStreamDiskFull fills the disk under the embedded JetStream store (a tmpfs
+// mounted on <data>/jetstream; Badger's disk keeps its space) while events arrive.
+// nats-server turns JetStream off at the first write that finds no space; the
+// server's own error reaches orderwatch's log and /readyz says 503. When the space returns orderwatch turns JetStream back on by itself,
+// without a restart, and every event is applied once: those stored before, and
+// those the producer kept retrying.
+func TestJetStreamDiskFull(t *testing.T) {
+	data := t.TempDir()
+	jsDir := filepath.Join(data, "jetstream")
+	if err := os.MkdirAll(jsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mountTmpfs(t, jsDir, "256m")
+	natsAddr := freeAddr(t)
+	child := startChild(t, freeAddr(t), "--data", data, "--nats-listen", natsAddr, "--batch-size", "64")
+	prod := newProducer(t, "nats://"+natsAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	msgs := simStream(t, 17, 12, 41)
+	half := len(msgs) / 2
+	if err := <-prod.publishAll(ctx, msgs[:half]); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, child, prod.js, 30*time.Second)
+
+	release := fillDisk(t, jsDir)
+	rest := prod.publishAll(ctx, msgs[half:])
+	var body string
+	waitFor(t, "/readyz 503 while JetStream's disk is full", func() bool {
+		var code int
+		code, body = get(child.base + "/readyz")
+		return child.alive() && code == 503
+	})
+	t.Logf("while full: %s", strings.Join(strings.Fields(body), " "))
+	log, err := os.ReadFile(child.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "no space left on device") {
+		t.Errorf("orderwatch's log does not carry nats-server's out-of-space error")
+	}
+
+	release()
+	if err := <-rest; err != nil {
+		t.Fatalf("publishing after the space returned: %v", err)
+	}
+	st, total := waitDrained(t, child, prod.js, 30*time.Second)
+	wantEvents, wantDups, wantPoison := counts(msgs)
+	if total != uint64(len(msgs)) || st.EventsApplied != wantEvents || st.Duplicates != wantDups || st.DeadLettered != wantPoison {
+		t.Errorf("after the space returned: ORDERS %d, stats %+v; want %d messages: %d applied, %d duplicates, %d dead-lettered",
+			total, st, len(msgs), wantEvents, wantDups, wantPoison)
+	}
+	waitFor(t, "/readyz 200 after the space returned", func() bool { code, _ := get(child.base + "/readyz"); return code == 200 })
+	log, _ = os.ReadFile(child.log)
+	if !strings.Contains(string(log), "JetStream back on") {
+		t.Errorf("orderwatch's log does not say it turned JetStream back on")
+	}
 	child.stop()
 }
 

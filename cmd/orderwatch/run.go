@@ -132,11 +132,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 
 	natsURL := cfg.NATSURL
+	var embedded *pipeline.Embedded
 	if natsURL == "" {
-		ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: cfg.NATSListen, DataDir: cfg.Data, Sync: cfg.NATSSync})
+		ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: cfg.NATSListen, DataDir: cfg.Data, Sync: cfg.NATSSync, Logger: log})
 		if err != nil {
 			return err
 		}
+		embedded = ns
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		natsURL = ns.ClientURL()
 		log.Info("embedded nats-server started", "url", natsURL, "sync", cfg.NATSSync)
@@ -207,6 +209,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			}
 			return true, ""
 		},
+	}
+	if embedded != nil {
+		ready["jetstream"] = embedded.Ready
 	}
 	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: os.Getenv("ORDERWATCH_API_TOKEN"), Governor: gov}
 	if registry != nil {
