@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // EmbeddedOptions configures the embedded nats-server.
@@ -142,6 +143,20 @@ func (e *Embedded) Ready() (bool, string) {
 		return false, "embedded JetStream cannot write (" + *msg + "): " + e.waiting()
 	}
 	return true, ""
+}
+
+// Collector is the gauge orderwatch_embedded_jetstream_writable: 1 while Ready,
+// 0 while JetStream is off or keeps a write error.
+func (e *Embedded) Collector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderwatch_embedded_jetstream_writable",
+		Help: "1 while the embedded JetStream takes writes; 0 while it is off or keeps a write error (a full disk): publishers get errors until it restarts.",
+	}, func() float64 {
+		if ok, _ := e.Ready(); ok {
+			return 1
+		}
+		return 0
+	})
 }
 
 // waiting says what a restart of JetStream waits for.

@@ -803,7 +803,8 @@ func TestBadgerDiskFull(t *testing.T) {
 // TestJetStreamDiskFull fills the disk under the embedded JetStream store (a tmpfs
 // mounted on <data>/jetstream; Badger's disk keeps its space) while events arrive.
 // nats-server turns JetStream off at the first write that finds no space; the
-// server's own error reaches orderwatch's log and /readyz says 503. When the space returns orderwatch turns JetStream back on by itself,
+// server's own error reaches orderwatch's log, /readyz says 503 and
+// orderwatch_embedded_jetstream_writable 0. When the space returns orderwatch turns JetStream back on by itself,
 // without a restart, and every event is applied once: those stored before, and
 // those the producer kept retrying.
 func TestJetStreamDiskFull(t *testing.T) {
@@ -829,10 +830,11 @@ func TestJetStreamDiskFull(t *testing.T) {
 	release := fillDisk(t, jsDir)
 	rest := prod.publishAll(ctx, msgs[half:])
 	var body string
-	waitFor(t, "/readyz 503 while JetStream's disk is full", func() bool {
+	waitFor(t, "/readyz 503 and the writable gauge at 0 while JetStream's disk is full", func() bool {
 		var code int
 		code, body = get(child.base + "/readyz")
-		return child.alive() && code == 503
+		return child.alive() && code == 503 && strings.Contains(body, `"jetstream"`) &&
+			child.metric("orderwatch_embedded_jetstream_writable", "") == 0
 	})
 	t.Logf("while full: %s", strings.Join(strings.Fields(body), " "))
 	log, err := os.ReadFile(child.log)
@@ -851,6 +853,9 @@ func TestJetStreamDiskFull(t *testing.T) {
 	log, _ = os.ReadFile(child.log)
 	if !strings.Contains(string(log), "JetStream back on") {
 		t.Errorf("orderwatch's log does not say it turned JetStream back on")
+	}
+	if v := child.metric("orderwatch_embedded_jetstream_writable", ""); v != 1 {
+		t.Errorf("orderwatch_embedded_jetstream_writable = %v after the restart, want 1", v)
 	}
 	child.stop()
 }

@@ -139,6 +139,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			return err
 		}
 		embedded = ns
+		reg.MustRegister(ns.Collector())
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		natsURL = ns.ClientURL()
 		log.Info("embedded nats-server started", "url", natsURL, "sync", cfg.NATSSync)
