@@ -161,7 +161,7 @@ func (e *Embedded) Collector() prometheus.Collector {
 
 // waiting says what a restart of JetStream waits for.
 func (e *Embedded) waiting() string {
-	free, err := freeBytes(e.opts.StoreDir)
+	free, err := FreeBytes(e.opts.StoreDir)
 	if err != nil {
 		return err.Error()
 	}
@@ -187,7 +187,7 @@ func (e *Embedded) keepWritable() {
 			_, why := e.Ready()
 			e.log.Error("embedded JetStream takes no writes: publishers get errors and keep their events until it is back", "reason", why)
 		}
-		free, err := freeBytes(e.opts.StoreDir)
+		free, err := FreeBytes(e.opts.StoreDir)
 		if err != nil || free < e.resumeFree || time.Since(restarted) < restartEvery || !e.Running() {
 			continue
 		}
@@ -211,8 +211,8 @@ func (e *Embedded) keepWritable() {
 	}
 }
 
-// freeBytes is the space an unprivileged writer has left on dir's file system.
-func freeBytes(dir string) (uint64, error) {
+// FreeBytes is the space an unprivileged writer has left on dir's file system.
+func FreeBytes(dir string) (uint64, error) {
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(dir, &fs); err != nil {
 		return 0, fmt.Errorf("free space of %s: %w", dir, err)

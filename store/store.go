@@ -79,9 +79,8 @@ func Open(opts Options) (*Store, error) {
 		// Values over 256 bytes (order records, timeline events) go to the
 		// value log and the LSM tree keeps pointers: compactions, which took a
 		// sixth of the CPU at 3,000,000 benchmark events, move a fraction of
-		// the bytes. That run went from 15,682 to 20,620 events/s and its peak
-		// anonymous RSS from 1,322 to 1,002 MiB; overwritten records stay in
-		// the value log until RunGC rewrites it.
+		// the bytes (the figures are in the README, Benchmark); overwritten
+		// records stay in the value log until RunGC rewrites it.
 		WithValueThreshold(256)
 	// Tables of 2 MiB at every level. With Badger's default (doubling per level
 	// below the base) a compaction's table builders, up to 8 at a time per

@@ -9,12 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -116,7 +114,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
 	fmt.Fprintf(out, "peak_rss_mb %.0f\n", peakRSSMB())
 	fmt.Fprintf(out, "peak_anon_rss_mb %.0f\n", stopAnon())
-	fmt.Fprintf(out, "memory_limit_mb %.0f\n", memoryLimitMB())
+	fmt.Fprintf(out, "memory_limit_mb %.0f\n", float64(currentMemoryLimit())/(1<<20))
 	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
 	return nil
 }
@@ -261,13 +259,7 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 	}
 	res.ingest = ingest
 	say("floor: %d events published and stored at %.0f/s", c.Events, ingest)
-	cons, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamOrders, jetstream.ConsumerConfig{
-		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 8 * c.BatchSize,
-	})
-	if err != nil {
-		return res, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.BatchSize))
+	it, err := floorConsumer(ctx, js, "floor", c.BatchSize)
 	if err != nil {
 		return res, err
 	}
@@ -285,6 +277,18 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 	res.rate = float64(stored) / time.Since(start).Seconds()
 	say("floor: %d messages fetched and acked at %.0f/s", stored, res.rate)
 	return res, nil
+}
+
+// floorConsumer opens the floor's durable pull consumer on ORDERS, with the
+// pipeline's fetch window for a batch size: it only fetches and acks.
+func floorConsumer(ctx context.Context, js jetstream.JetStream, name string, batchSize int) (jetstream.MessagesContext, error) {
+	cons, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamOrders, jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 8 * batchSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Messages(jetstream.PullMaxMessages(2 * batchSize))
 }
 
 type pipelineResult struct {
@@ -431,15 +435,6 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
-}
-
-// memoryLimitMB is the Go runtime's soft memory limit in MiB, 0 when there is none.
-func memoryLimitMB() float64 {
-	n := debug.SetMemoryLimit(-1)
-	if n == math.MaxInt64 {
-		return 0
-	}
-	return float64(n) / (1 << 20)
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.

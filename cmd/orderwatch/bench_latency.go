@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 )
 
@@ -143,13 +142,7 @@ func benchFloorLatency(ctx context.Context, c benchConfig, scenario sim.Scenario
 		return 0, 0, err
 	}
 	defer stop()
-	cons, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamOrders, jetstream.ConsumerConfig{
-		Durable: "floor-latency", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 8 * c.BatchSize,
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.BatchSize))
+	it, err := floorConsumer(ctx, js, "floor-latency", c.BatchSize)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -15,8 +15,8 @@ import (
 
 // memoryLimit is the --memory-limit flag: the Go runtime's soft memory limit
 // (GOMEMLIMIT). Without one the heap may grow to twice its live size before a
-// collection; Badger's compactions make the live size jump, and the process's
-// memory follows the jumps.
+// collection, and most of the live size is Badger's table builders, whose
+// number at a time varies with its flushes and compactions.
 //
 //	auto   GOMEMLIMIT when it is set; otherwise 90% of the container's (cgroup)
 //	       memory limit when there is one; otherwise none
@@ -80,6 +80,15 @@ func parseByteSize(s string) (int64, error) {
 	return n << shift, nil
 }
 
+// currentMemoryLimit is the runtime's soft memory limit in bytes, 0 for none.
+func currentMemoryLimit() int64 {
+	n := debug.SetMemoryLimit(-1)
+	if n == math.MaxInt64 {
+		return 0
+	}
+	return n
+}
+
 // apply sets the runtime's memory limit as the flag says and logs where it came
 // from. It returns the limit in force, or 0 for none.
 func (m memoryLimit) apply(log *slog.Logger) int64 {
@@ -94,10 +103,7 @@ func (m memoryLimit) apply(log *slog.Logger) int64 {
 		return m.bytes
 	}
 	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
-		cur := debug.SetMemoryLimit(-1)
-		if cur == math.MaxInt64 {
-			cur = 0
-		}
+		cur := currentMemoryLimit()
 		log.Info("memory limit set", "bytes", cur, "from", "GOMEMLIMIT="+v)
 		return cur
 	}

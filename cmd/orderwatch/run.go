@@ -313,11 +313,11 @@ const badgerReserve = 256 << 20
 // reserve bytes free.
 func freeSpace(dir string, reserve uint64) func() error {
 	return func() error {
-		var fs syscall.Statfs_t
-		if err := syscall.Statfs(dir, &fs); err != nil {
-			return fmt.Errorf("free space of %s: %w", dir, err)
+		free, err := pipeline.FreeBytes(dir)
+		if err != nil {
+			return err
 		}
-		if free := fs.Bavail * uint64(fs.Bsize); free < reserve {
+		if free < reserve {
 			return fmt.Errorf("disk full: %d MiB free for Badger in %s, below the %d MiB it keeps; nothing is written until space returns", free>>20, dir, reserve>>20)
 		}
 		return nil
