@@ -68,7 +68,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	if err := pipeline.EnsureStreams(ctx, d.js); err != nil {
+	if err := pipeline.EnsureStreams(ctx, d.js, pipeline.StreamOptions{}); err != nil {
 		return nil, err
 	}
 	if d.st, err = store.Open(store.Options{Dir: filepath.Join(dir, "badger"), CheckSpace: o.space}); err != nil {

@@ -54,7 +54,7 @@ func newRig(t *testing.T, eo pipeline.EmbeddedOptions) *rig {
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.EnsureStreams(context.Background(), r.js); err != nil {
+	if err := pipeline.EnsureStreams(context.Background(), r.js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if r.st, err = store.Open(store.Options{Dir: r.dir + "/badger"}); err != nil {

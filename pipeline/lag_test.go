@@ -45,7 +45,7 @@ func TestLagMonitorReportsPendingAndAckPending(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := pipeline.EnsureStreams(ctx, js); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -50,7 +50,7 @@ func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := pipeline.EnsureStreams(ctx, js); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(store.Options{Dir: dir + "/badger"})
@@ -482,7 +482,7 @@ func TestRestartKeepsStateAndCountsOnce(t *testing.T) {
 		nc, _ := nats.Connect(ns.ClientURL())
 		js, _ := jetstream.New(nc)
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := pipeline.EnsureStreams(ctx, js); err != nil {
+		if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		st, err := store.Open(store.Options{Dir: dir + "/badger"})

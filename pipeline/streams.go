@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,8 +24,8 @@ const (
 // DuplicateWindow is JetStream's Nats-Msg-Id dedupe window on our streams.
 const DuplicateWindow = 2 * time.Minute
 
-// StreamConfigs are the streams orderwatch needs, file-backed. Replicas is 1 here;
-// a clustered deployment raises it on the server side.
+// StreamConfigs are the streams orderwatch needs, file-backed, with one replica;
+// EnsureStreams sets the replicas it is asked for.
 func StreamConfigs() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{Name: StreamOrders, Subjects: []string{SubjectsOrders}, Storage: jetstream.FileStorage, Duplicates: DuplicateWindow,
@@ -36,19 +37,37 @@ func StreamConfigs() []jetstream.StreamConfig {
 	}
 }
 
+// StreamOptions say how EnsureStreams creates the streams that are missing.
+type StreamOptions struct {
+	// Replicas of each stream created: 1 on a single server, 3 (or 5) on a
+	// JetStream cluster. 0 means 1.
+	Replicas int
+	// Logger is told when an existing stream has fewer replicas than asked; nil
+	// says nothing.
+	Logger *slog.Logger
+}
+
 // EnsureStreams creates the streams that are missing. Existing streams are left as
-// they are, so an operator's settings (replicas, limits) are kept.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+// they are, so an operator's settings (replicas, limits) are kept; one with fewer
+// replicas than asked is logged as a warning, with the command that raises them.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
+	replicas := max(opts.Replicas, 1)
 	for _, cfg := range StreamConfigs() {
-		_, err := js.Stream(ctx, cfg.Name)
+		s, err := js.Stream(ctx, cfg.Name)
 		if err == nil {
+			if have := s.CachedInfo().Config.Replicas; have < replicas && opts.Logger != nil {
+				opts.Logger.Warn("stream has fewer replicas than asked; left as it is",
+					"stream", cfg.Name, "replicas", have, "asked", replicas,
+					"to_raise", fmt.Sprintf("nats stream edit %s --replicas %d", cfg.Name, replicas))
+			}
 			continue
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("pipeline: look up stream %s: %w", cfg.Name, err)
 		}
+		cfg.Replicas = replicas
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("pipeline: create stream %s (%v): %w", cfg.Name, cfg.Subjects, err)
+			return fmt.Errorf("pipeline: create stream %s (%v, %d replicas): %w", cfg.Name, cfg.Subjects, replicas, err)
 		}
 	}
 	return nil

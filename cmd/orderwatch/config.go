@@ -19,19 +19,25 @@ import (
 // its YAML scalar and given to the flag's own Set, so the file accepts exactly what
 // the command line accepts. A missing or null key leaves the flag alone.
 type fileConfig struct {
-	Data       *string `yaml:"data"`
-	HTTP       *string `yaml:"http"`
-	NATSListen *string `yaml:"nats-listen"`
-	NATSURL    *string `yaml:"nats-url"`
-	NATSSync   *string `yaml:"nats-sync"`
-	Models     *string `yaml:"models"`
-	Policy     *string `yaml:"policy"`
-	Demo       *string `yaml:"demo"`
-	DemoRate   *string `yaml:"demo-rate"`
-	BatchSize  *string `yaml:"batch-size"`
-	LogFormat  *string `yaml:"log-format"`
-	LogLevel   *string `yaml:"log-level"`
-	MemLimit   *string `yaml:"memory-limit"`
+	Data         *string `yaml:"data"`
+	HTTP         *string `yaml:"http"`
+	NATSListen   *string `yaml:"nats-listen"`
+	NATSURL      *string `yaml:"nats-url"`
+	NATSCreds    *string `yaml:"nats-creds"`
+	NATSNKey     *string `yaml:"nats-nkey"`
+	NATSTLSCA    *string `yaml:"nats-tls-ca"`
+	NATSTLSCert  *string `yaml:"nats-tls-cert"`
+	NATSTLSKey   *string `yaml:"nats-tls-key"`
+	NATSReplicas *string `yaml:"nats-replicas"`
+	NATSSync     *string `yaml:"nats-sync"`
+	Models       *string `yaml:"models"`
+	Policy       *string `yaml:"policy"`
+	Demo         *string `yaml:"demo"`
+	DemoRate     *string `yaml:"demo-rate"`
+	BatchSize    *string `yaml:"batch-size"`
+	LogFormat    *string `yaml:"log-format"`
+	LogLevel     *string `yaml:"log-level"`
+	MemLimit     *string `yaml:"memory-limit"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

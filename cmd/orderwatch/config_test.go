@@ -1,9 +1,9 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -18,19 +18,21 @@ func writeConfig(t *testing.T, text string) string {
 	return p
 }
 
-// Every flag of run binds a runConfig field; the file must have a key for each.
+// Every flag of run but --config is a key of the file, and every key a flag.
 func TestConfigFileHasAKeyForEveryFlag(t *testing.T) {
-	var run, file []string
-	for f := range reflect.TypeFor[runConfig]().Fields() {
-		run = append(run, f.Name)
-	}
-	for f := range reflect.TypeFor[fileConfig]().Fields() {
-		file = append(file, f.Name)
-	}
-	slices.Sort(run)
-	slices.Sort(file)
-	if !slices.Equal(run, file) {
-		t.Errorf("runConfig fields %v, fileConfig fields %v: add the new flag to fileConfig, deploy/orderwatch.example.yaml and the README", run, file)
+	var c runConfig
+	fs, _ := runFlags(&c)
+	var flags []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" {
+			flags = append(flags, f.Name)
+		}
+	})
+	keys := configKeys()
+	slices.Sort(flags)
+	slices.Sort(keys)
+	if !slices.Equal(flags, keys) {
+		t.Errorf("flags of run %v, keys of the file %v: add the new flag to fileConfig, deploy/orderwatch.example.yaml and the README", flags, keys)
 	}
 }
 
@@ -61,11 +63,25 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 }
 
 func TestConfigFileSetsEveryFlag(t *testing.T) {
-	p := writeConfig(t, `
+	// The connection's files are read when the flags are checked.
+	files := map[string]string{}
+	for _, name := range []string{"CREDS", "CA", "CERT", "KEY"} {
+		files[name] = filepath.Join(t.TempDir(), strings.ToLower(name))
+		if err := os.WriteFile(files[name], []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := writeConfig(t, os.Expand(`
 data: /srv/orderwatch
 http: 0.0.0.0:9090
 nats-listen: 127.0.0.1:14222
 nats-url: nats://nats.internal:4222
+nats-creds: ${CREDS}
+nats-nkey: ""
+nats-tls-ca: ${CA}
+nats-tls-cert: ${CERT}
+nats-tls-key: ${KEY}
+nats-replicas: 3
 nats-sync: 1s
 models: /srv/models
 policy: /etc/orderwatch/policy.yaml
@@ -75,14 +91,16 @@ batch-size: 64
 log-format: json
 log-level: debug
 memory-limit: 768MiB
-`)
+`, func(k string) string { return files[k] }))
 	got, err := parseRunFlags([]string{"--config", p})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := runConfig{
 		Data: "/srv/orderwatch", HTTP: "0.0.0.0:9090", NATSListen: "127.0.0.1:14222",
-		NATSURL: "nats://nats.internal:4222", NATSSync: "1s", Models: "/srv/models",
+		NATS: natsFlags{URL: "nats://nats.internal:4222", Creds: files["CREDS"], TLSCA: files["CA"],
+			TLSCert: files["CERT"], TLSKey: files["KEY"], Replicas: 3},
+		NATSSync: "1s", Models: "/srv/models",
 		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
 		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20},
 	}

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,7 +31,7 @@ type runConfig struct {
 	Data       string
 	HTTP       string
 	NATSListen string
-	NATSURL    string
+	NATS       natsFlags
 	NATSSync   string
 	Models     string
 	Policy     string
@@ -44,13 +43,13 @@ type runConfig struct {
 	MemLimit   memoryLimit
 }
 
-func parseRunFlags(args []string) (runConfig, error) {
-	var c runConfig
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+// runFlags binds the flags of run to c; config is the --config flag's value.
+func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
+	fs = flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&c.Data, "data", "./data", "data `dir`: Badger in <dir>/badger, the embedded JetStream store in <dir>/jetstream")
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for /metrics, /healthz, /readyz and /api/v1")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client `addr` of the embedded nats-server")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "`url` of an external NATS server with JetStream; the embedded server is not started")
+	c.NATS.register(fs, "`url` of an existing NATS server or cluster with JetStream (comma-separated for several); the embedded server is not started")
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream file-store sync `policy`: always, or an interval such as 1s (faster, may lose that interval on an OS crash)")
 	fs.StringVar(&c.Models, "models", "", "models `dir` (default <data>/models, seeded with the shipped bundles)")
 	fs.StringVar(&c.Policy, "policy", "", "policy `file` (YAML); default: the shipped policy")
@@ -61,7 +60,13 @@ func parseRunFlags(args []string) (runConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	c.MemLimit = memoryLimit{auto: true}
 	fs.Var(&c.MemLimit, "memory-limit", "Go heap soft `limit`: auto (GOMEMLIMIT, else 90% of the container's limit, else none), off, or a size such as 768MiB")
-	config := fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
+	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
+	return fs, config
+}
+
+func parseRunFlags(args []string) (runConfig, error) {
+	var c runConfig
+	fs, config := runFlags(&c)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -70,6 +75,9 @@ func parseRunFlags(args []string) (runConfig, error) {
 	}
 	if err := applyConfigFile(fs, *config); err != nil {
 		return c, err
+	}
+	if err := c.NATS.check(); err != nil {
+		return c, fmt.Errorf("run: %w", err)
 	}
 	if c.Models == "" {
 		c.Models = filepath.Join(c.Data, "models")
@@ -131,9 +139,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		defer closeLogged(log, "models", registry.Close)
 	}
 
-	natsURL := cfg.NATSURL
+	conn := cfg.NATS
 	var embedded *pipeline.Embedded
-	if natsURL == "" {
+	if conn.URL == "" {
 		ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: cfg.NATSListen, DataDir: cfg.Data, Sync: cfg.NATSSync, Logger: log})
 		if err != nil {
 			return err
@@ -141,10 +149,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		embedded = ns
 		reg.MustRegister(ns.Collector())
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		natsURL = ns.ClientURL()
-		log.Info("embedded nats-server started", "url", natsURL, "sync", cfg.NATSSync)
+		conn = natsFlags{URL: ns.ClientURL(), Replicas: 1}
+		log.Info("embedded nats-server started", "url", conn.URL, "sync", cfg.NATSSync)
 	}
-	nc, err := connect(natsURL, log)
+	nc, err := conn.connect("orderwatch", log)
 	if err != nil {
 		return err
 	}
@@ -153,7 +161,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, Logger: log}); err != nil {
 		return err
 	}
 
@@ -200,7 +208,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		},
 		"nats": func() (bool, string) {
 			if !nc.IsConnected() {
-				return false, "not connected to " + natsURL
+				return false, "not connected to " + redactURLs(conn.URL)
 			}
 			return true, ""
 		},
@@ -278,24 +286,6 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	log.Info("shutting down")
 	wg.Wait()
 	return firstErr
-}
-
-func connect(url string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name("orderwatch"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected, reconnecting", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s (is it running? set --nats-url): %w", url, err)
-	}
-	return nc, nil
 }
 
 // demoDrill is the WMS outage the demo opens with, so that its automatic actions

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,7 +31,7 @@ type simulateConfig struct {
 	Scenario sim.Scenario
 	Scale    float64
 	Out      string
-	NATSURL  string
+	NATS     natsFlags
 	Rate     float64
 	Labels   string
 	Faults   sim.Faults
@@ -50,7 +51,7 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 	fs.StringVar(&scname, "scenario", string(sim.Normal), "`scenario`: normal, peak, carrier-disruption or warehouse-outage")
 	fs.Float64Var(&c.Scale, "scale", 1, "network `size`: order volume, pickers, customers, trailers")
 	fs.StringVar(&c.Out, "out", "", "write NDJSON events to `file` (default stdout unless --nats-url)")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "publish to JetStream at `url` instead (subject orders.<type>, Nats-Msg-Id = id)")
+	c.NATS.register(fs, "publish to JetStream at `url` instead (subject orders.<type>, Nats-Msg-Id = id)")
 	fs.Float64Var(&c.Rate, "rate", 0, "with --nats-url: at most `n` events per second (0 = as fast as possible)")
 	fs.StringVar(&c.Labels, "labels", "", "write the ground truth to `file` (CSV: order_id,missed_cutoff,minutes_late,exception_class)")
 	fs.Float64Var(&c.Faults.Duplicates, "duplicates", sim.DefaultFaults.Duplicates, "`share` of events delivered twice (same id)")
@@ -70,14 +71,17 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 	if c.Scenario, err = sim.ParseScenario(scname); err != nil {
 		return c, fmt.Errorf("--scenario: %w", err)
 	}
+	if err := c.NATS.check(); err != nil {
+		return c, fmt.Errorf("simulate: %w", err)
+	}
 	switch {
 	case c.Orders <= 0:
 		return c, fmt.Errorf("--orders %d: want at least 1", c.Orders)
-	case c.Out != "" && c.NATSURL != "":
+	case c.Out != "" && c.NATS.URL != "":
 		return c, errors.New("--out and --nats-url: choose one")
 	case c.Rate < 0:
 		return c, fmt.Errorf("--rate %v: want >= 0", c.Rate)
-	case c.Rate > 0 && c.NATSURL == "":
+	case c.Rate > 0 && c.NATS.URL == "":
 		return c, errors.New("--rate needs --nats-url")
 	}
 	return c, nil
@@ -121,8 +125,8 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 	var emit sim.EmitFunc
 	var pub *jsSink
 	var out *bufio.Writer
-	if cfg.NATSURL != "" {
-		pub, err = newJSSink(ctx, cfg.NATSURL, 4096)
+	if cfg.NATS.URL != "" {
+		pub, err = newJSSink(ctx, cfg.NATS, 4096, stderr)
 		if err != nil {
 			return err
 		}
@@ -220,17 +224,17 @@ type jsSink struct {
 	deduped int64 // acked as duplicates within the stream's dedupe window
 }
 
-func newJSSink(ctx context.Context, url string, window int) (*jsSink, error) {
-	nc, err := nats.Connect(url, nats.Name("orderwatch-simulate"))
+func newJSSink(ctx context.Context, conn natsFlags, window int, stderr io.Writer) (*jsSink, error) {
+	nc, err := conn.connect("orderwatch-simulate", slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas}); err != nil {
 		nc.Close()
 		return nil, err
 	}

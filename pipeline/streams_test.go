@@ -1,0 +1,151 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderwatch/orderwatch/pipeline"
+)
+
+// freePort returns a 127.0.0.1 port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startCluster starts a JetStream cluster of n nats-servers on 127.0.0.1, routed
+// to each other, and returns their client URLs, comma-separated.
+func startCluster(t *testing.T, n int) string {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	var urls []string
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("ow-%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "ow-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %d not ready within 10s", i)
+		}
+		urls = append(urls, ns.ClientURL())
+	}
+	return strings.Join(urls, ",")
+}
+
+// TestEnsureStreamsReplicatesOnACluster: on a three-node JetStream cluster the
+// streams are created with the replicas asked for, and a stream that exists with
+// fewer is left alone with a warning that says how to raise them. A single server
+// refuses three replicas, and the error names the stream and the replicas.
+func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
+	nc, err := nats.Connect(startCluster(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The cluster takes a few seconds to elect its JetStream meta leader.
+	// Until then a request waits for its whole timeout: ask with a short one.
+	for {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		_, err := js.AccountInfo(actx)
+		acancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the cluster's JetStream did not come up within a minute: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// An operator created ACTIONS before, with one replica.
+	actions := pipeline.StreamConfigs()[2]
+	if actions.Name != pipeline.StreamActions {
+		t.Fatalf("StreamConfigs()[2] is %s", actions.Name)
+	}
+	if _, err := js.CreateStream(ctx, actions); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: 3, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{pipeline.StreamOrders: 3, pipeline.StreamDLQ: 3, pipeline.StreamActions: 1} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Replicas != want {
+			t.Errorf("%s: %d replicas, want %d", name, info.Config.Replicas, want)
+		}
+	}
+	for _, w := range []string{"stream=ACTIONS", "replicas=1", "asked=3", `"nats stream edit ACTIONS --replicas 3"`} {
+		if !strings.Contains(logged.String(), w) {
+			t.Errorf("log %q lacks %s", logged.String(), w)
+		}
+	}
+	if n := strings.Count(logged.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings, want 1 (for ACTIONS): %s", n, logged.String())
+	}
+
+	single, err := nats.Connect(startSingle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Close()
+	sjs, _ := jetstream.New(single)
+	err = pipeline.EnsureStreams(ctx, sjs, pipeline.StreamOptions{Replicas: 3})
+	if err == nil || !strings.Contains(err.Error(), "create stream ORDERS") || !strings.Contains(err.Error(), "3 replicas") {
+		t.Errorf("R3 on a single server: error %v, want one naming ORDERS and 3 replicas", err)
+	}
+}
+
+func startSingle(t *testing.T) string {
+	t.Helper()
+	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns.ClientURL()
+}
