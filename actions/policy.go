@@ -62,6 +62,9 @@ const (
 //go:embed default_policy.yaml
 var defaultPolicy []byte
 
+// DefaultPolicy returns the text of the shipped policy, which LoadPolicy("") loads.
+func DefaultPolicy() []byte { return bytes.Clone(defaultPolicy) }
+
 // Policy is a validated policy file. It is immutable after loading, except for the
 // runtime kill switch it may be given with UseKillSwitch, and safe for concurrent
 // use.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/orderwatch/orderwatch/actions"
+)
+
+const policyUsage = `usage:
+  orderwatch policy check [FILE ...]   check policy files as run does at start (no FILE: the shipped policy)
+  orderwatch policy default            print the shipped policy, to start your own from`
+
+// policyCmd checks policy files offline, before a deploy: the same loading and
+// validation as `run --policy`, and the webhook secrets the executor will read.
+func policyCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return errors.New(policyUsage)
+	}
+	switch args[0] {
+	case "default":
+		if len(args) != 1 {
+			return errors.New(policyUsage)
+		}
+		_, err := stdout.Write(actions.DefaultPolicy())
+		return err
+	case "check":
+		files := args[1:]
+		if len(files) == 0 {
+			files = []string{""}
+		}
+		failed := 0
+		for _, f := range files {
+			if err := checkPolicy(f, stdout, stderr, getenv); err != nil {
+				fmt.Fprintf(stderr, "%v\n", err)
+				failed++
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("policy check: %d of %d files invalid", failed, len(files))
+		}
+		return nil
+	}
+	return errors.New(policyUsage)
+}
+
+// checkPolicy loads one policy file and says what it holds: its version, its
+// rules by mode and action, and each webhook's secret when it is not set in this
+// environment (run refuses to start without it).
+func checkPolicy(path string, stdout, stderr io.Writer, getenv func(string) string) error {
+	p, err := actions.LoadPolicy(path)
+	if err != nil {
+		return err
+	}
+	name := path
+	if name == "" {
+		name = "shipped policy"
+	}
+	modes := map[string]int{}
+	for _, r := range p.Rules {
+		modes[r.Mode]++
+	}
+	var counts []string
+	for _, m := range actions.Modes {
+		counts = append(counts, fmt.Sprintf("%d %s", modes[m], m))
+	}
+	state := ""
+	if p.Settings.DryRun {
+		state += ", dry run: nothing executes"
+	}
+	if p.Settings.KillSwitch {
+		state += ", kill switch on: nothing executes"
+	}
+	fmt.Fprintf(stdout, "%s: ok: version %q, %d rules (%s), %d escalation ladders, %d webhooks%s\n",
+		name, p.Version, len(p.Rules), strings.Join(counts, ", "), len(p.Escalation), len(p.Webhooks), state)
+	for _, action := range sortedWebhooks(p) {
+		if env := p.Webhooks[action].SecretEnv; getenv(env) == "" {
+			fmt.Fprintf(stderr, "%s: warning: webhooks.%s.secret_env: %s is not set here; run refuses to start without it\n", name, action, env)
+		}
+	}
+	return nil
+}
+
+func sortedWebhooks(p *actions.Policy) []string {
+	var names []string
+	for _, a := range actions.Actions {
+		if _, ok := p.Webhooks[a]; ok {
+			names = append(names, a)
+		}
+	}
+	return names
+}
+
+func policyMain(args []string) error { return policyCmd(args, os.Stdout, os.Stderr, os.Getenv) }
