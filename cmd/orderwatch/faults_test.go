@@ -522,13 +522,26 @@ func TestKillNineMidStream(t *testing.T) {
 		t.Errorf("ORDERS_DLQ holds dead letters of %d messages, %d poison messages were sent", len(dead), len(reasons))
 	}
 
+	decisions, executed, commands := commandsOnce(t, child, prod)
+	st, _ = child.stats()
+	_, m := get(child.base + "/metrics")
+	t.Logf("%v drained: %+v; %d decisions, %d executed, ACTIONS %d; redelivered after the last restart %v",
+		time.Since(t0).Round(time.Millisecond), st, decisions, executed, commands, metricSum(m, "orderwatch_events_total", `result="redelivered"`))
+	child.stop()
+}
+
+// commandsOnce waits for the outbox to empty, then checks that every decision is
+// readable, that each executed one has its command in ACTIONS once, that nothing
+// else is there, and that at least one executed. It returns the counts.
+func commandsOnce(t *testing.T, child *runChild, prod *producer) (decisions, executed, commands int) {
+	t.Helper()
 	waitFor(t, "the outbox empty", func() bool { return child.metric("orderwatch_outbox_depth", "") == 0 })
 	_, body := get(child.base + "/api/v1/decisions?limit=10000")
 	var list struct{ Decisions []actions.View }
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatalf("decisions: %v: %.300s", err, body)
 	}
-	st, _ = child.stats()
+	st, _ := child.stats()
 	if int64(len(list.Decisions)) != st.Decisions || st.Decisions == 0 {
 		t.Fatalf("%d decision records readable, stats count %d decisions (want equal and > 0)", len(list.Decisions), st.Decisions)
 	}
@@ -552,7 +565,7 @@ func TestKillNineMidStream(t *testing.T) {
 		t.Errorf("stats count %d actions published, ACTIONS holds %d", st.ActionsPublished, len(cmds))
 	}
 	decided := map[string]bool{}
-	executed := 0
+	executed = 0
 	for _, v := range list.Decisions {
 		d := v.Decision
 		if decided[d.IdempotencyKey] {
@@ -581,10 +594,7 @@ func TestKillNineMidStream(t *testing.T) {
 	if executed == 0 {
 		t.Error("no decision executed: the stream did not exercise the outbox")
 	}
-	_, m := get(child.base + "/metrics")
-	t.Logf("%v drained: %+v; %d decisions, %d executed, ACTIONS %d; redelivered after the last restart %v",
-		time.Since(t0).Round(time.Millisecond), st, len(list.Decisions), executed, len(cmds), metricSum(m, "orderwatch_events_total", `result="redelivered"`))
-	child.stop()
+	return len(list.Decisions), executed, len(cmds)
 }
 
 // startRunWith runs the wiring of `orderwatch run` in this process with args, and
@@ -702,9 +712,9 @@ func mountTmpfs(t *testing.T, dir, size string) {
 	})
 }
 
-// fillDisk takes every free byte of dir's file system with one file and returns a
-// function that deletes it.
-func fillDisk(t *testing.T, dir string) (release func()) {
+// fillDisk takes the free bytes of dir's file system but leave with one file
+// (leave 0: every one) and returns a function that deletes it.
+func fillDisk(t *testing.T, dir string, leave int64) (release func()) {
 	t.Helper()
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(dir, &fs); err != nil {
@@ -716,12 +726,15 @@ func fillDisk(t *testing.T, dir string) (release func()) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	free := int64(fs.Bavail) * fs.Bsize
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free); err != nil {
-		t.Fatalf("fill %s with %d bytes: %v", dir, free, err)
+	fill := int64(fs.Bavail)*fs.Bsize - leave
+	if fill <= 0 {
+		t.Fatalf("%s has %d bytes free, not more than the %d to leave", dir, int64(fs.Bavail)*fs.Bsize, leave)
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, fill); err != nil {
+		t.Fatalf("fill %s with %d bytes: %v", dir, fill, err)
 	}
 	// Whatever fallocate left (rounding), a write takes.
-	for buf := make([]byte, 4096); ; {
+	for buf := make([]byte, 4096); leave == 0; {
 		if _, err := f.Write(buf); err != nil {
 			break
 		}
@@ -729,7 +742,7 @@ func fillDisk(t *testing.T, dir string) (release func()) {
 	if err := syscall.Statfs(dir, &fs); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("disk %s full: %d bytes free", dir, int64(fs.Bavail)*fs.Bsize)
+	t.Logf("disk %s filled: %d bytes free", dir, int64(fs.Bavail)*fs.Bsize)
 	return func() {
 		if err := os.Remove(name); err != nil {
 			t.Fatal(err)
@@ -738,10 +751,12 @@ func fillDisk(t *testing.T, dir string) (release func()) {
 }
 
 // TestBadgerDiskFull fills the disk under Badger (a tmpfs that is the data dir;
-// JetStream runs elsewhere, so only Badger's disk fills) while events arrive: the
-// batch is not committed nor acked, /readyz says 503 with the reason,
+// JetStream runs elsewhere, so only Badger's disk fills) below the space
+// orderwatch keeps, while events arrive and commands go out: the batch is not
+// committed nor acked, /readyz says 503 with the reason,
 // orderwatch_batch_failures_total{stage="commit"} counts the retries, and when the
-// space returns the backlog is applied, each message once.
+// space returns the backlog is applied, each message once, and each executed
+// decision's command is in ACTIONS once.
 func TestBadgerDiskFull(t *testing.T) {
 	data := t.TempDir()
 	mountTmpfs(t, data, "512m")
@@ -751,7 +766,13 @@ func TestBadgerDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	child := startChild(t, freeAddr(t), "--data", data, "--nats-url", "nats://"+natsAddr, "--batch-size", "64")
+	// The policy of the kill test decides for most orders: the executor publishes
+	// commands and records their outcome in Badger while the disk fills.
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(killPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	child := startChild(t, freeAddr(t), "--data", data, "--nats-url", "nats://"+natsAddr, "--batch-size", "64", "--policy", policy)
 	prod := newProducer(t, "nats://"+natsAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
@@ -762,11 +783,11 @@ func TestBadgerDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := waitDrained(t, child, prod.js, 30*time.Second)
-	// Commands decided so far are published and completed, so that nothing but the
-	// pipeline wants to write to Badger while the disk is full.
-	waitFor(t, "the outbox empty", func() bool { return child.metric("orderwatch_outbox_depth", "") == 0 })
 
-	release := fillDisk(t, data)
+	// The disk fills below the space orderwatch keeps for Badger, as a disk fills
+	// in production: every writer (pipeline, executor) stops at once, while the
+	// executor may still be publishing the commands decided before.
+	release := fillDisk(t, data, badgerReserve/4)
 	if err := <-prod.publishAll(ctx, msgs[half:]); err != nil {
 		t.Fatal(err)
 	}
@@ -777,15 +798,24 @@ func TestBadgerDiskFull(t *testing.T) {
 		return child.alive() && code == 503 && strings.Contains(body, `"consumer": "disk full`) && child.metric("orderwatch_batch_failures_total", `stage="commit"`) >= 2
 	})
 	t.Logf("while full: %s", strings.Join(strings.Fields(body), " "))
-	// It stays reported while the disk stays full.
+	// It stays reported while the disk stays full, and the executor, which may have
+	// published commands decided before until the disk filled, holds the outbox.
+	held, err := child.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if code, body := get(child.base + "/readyz"); code != 503 || !strings.Contains(body, `"consumer"`) {
 			t.Fatalf("/readyz %d while the disk is still full, want 503 naming the consumer: %s", code, body)
 		}
 	}
 	st, err := child.stats()
-	if err != nil || st != before {
-		t.Errorf("stats while the disk is full: %+v (%v), want them unchanged from %+v", st, err, before)
+	if err != nil || st.ActionsPublished != held.ActionsPublished {
+		t.Errorf("actions published while the disk is full: %d (%v), want them unchanged from %d", st.ActionsPublished, err, held.ActionsPublished)
+	}
+	st.ActionsPublished = before.ActionsPublished
+	if st != before {
+		t.Errorf("stats while the disk is full: %+v, want the pipeline's unchanged from %+v", st, before)
 	}
 	ci, err := consumerInfo(prod.js)
 	if err != nil {
@@ -797,6 +827,8 @@ func TestBadgerDiskFull(t *testing.T) {
 
 	release()
 	recovered(t, child, prod, msgs)
+	decisions, executed, commands := commandsOnce(t, child, prod)
+	t.Logf("after the space returned: %d decisions, %d executed, ACTIONS %d", decisions, executed, commands)
 	child.stop()
 }
 
@@ -827,7 +859,7 @@ func TestJetStreamDiskFull(t *testing.T) {
 	}
 	waitDrained(t, child, prod.js, 30*time.Second)
 
-	release := fillDisk(t, jsDir)
+	release := fillDisk(t, jsDir, 0)
 	rest := prod.publishAll(ctx, msgs[half:])
 	var body string
 	waitFor(t, "/readyz 503 and the writable gauge at 0 while JetStream's disk is full", func() bool {
