@@ -13,6 +13,10 @@ ORT_TGZ_SHA256 := 57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac27
 ORT_LIB_SHA256 := 53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
 PYTHON    := /usr/bin/python3
 RUN_ARGS  ?=
+# make install: the binary to $(PREFIX)/bin and ONNX Runtime to $(PREFIX)/lib/onnxruntime,
+# where the binary looks for it; DESTDIR stages the tree elsewhere (packaging, tests).
+PREFIX    ?= /usr/local
+DESTDIR   ?=
 # promtool checks deploy/prometheus. When it is missing, `make promtool` installs
 # Debian's prometheus package (as root with apt-get) or else, or when that fails,
 # builds the pinned promtool (Prometheus v3.16) with go install into .cache/bin.
@@ -22,13 +26,31 @@ PROMTOOL       = $(firstword $(wildcard $(CURDIR)/.cache/bin/promtool) $(shell c
 
 export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help build run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
+.PHONY: help build install install-service run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: $(ORT_LIB) ## build bin/orderwatch (and fetch ONNX Runtime when missing)
 	$(GO) build -o $(BIN) ./cmd/orderwatch
+
+install: build ## install bin/orderwatch and ONNX Runtime under PREFIX (/usr/local); DESTDIR to stage
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/orderwatch
+	install -D -m 0644 $(ORT_LIB) $(DESTDIR)$(PREFIX)/lib/onnxruntime/libonnxruntime.so.1
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/orderwatch and ONNX Runtime $(ORT_VER) in $(DESTDIR)$(PREFIX)/lib/onnxruntime"
+
+install-service: ## install the systemd unit, and the config and env files when missing (README: Install as a service)
+	install -D -m 0644 deploy/systemd/orderwatch.service $(DESTDIR)/etc/systemd/system/orderwatch.service
+	sed -i 's#/usr/local/bin/orderwatch#$(PREFIX)/bin/orderwatch#' $(DESTDIR)/etc/systemd/system/orderwatch.service
+	@mkdir -p $(DESTDIR)/etc/orderwatch
+	@if [ -e $(DESTDIR)/etc/orderwatch/orderwatch.yaml ]; then echo "kept $(DESTDIR)/etc/orderwatch/orderwatch.yaml"; \
+	else install -m 0644 deploy/orderwatch.example.yaml $(DESTDIR)/etc/orderwatch/orderwatch.yaml; fi
+	@if [ -e $(DESTDIR)/etc/orderwatch/orderwatch.env ]; then echo "kept $(DESTDIR)/etc/orderwatch/orderwatch.env"; \
+	else printf '%s\n' '# orderwatch run reads these (systemd EnvironmentFile); keep this file 0600.' \
+	  '# Token of the mutating API calls (approve, reject, kill switch, model activation).' 'ORDERWATCH_API_TOKEN=' \
+	  '# The signing secret of each webhook, named by secret_env in the policy, e.g.:' '#ORDERWATCH_FINANCE_SECRET=' \
+	  > $(DESTDIR)/etc/orderwatch/orderwatch.env && chmod 0600 $(DESTDIR)/etc/orderwatch/orderwatch.env; fi
+	@echo "installed the unit in $(DESTDIR)/etc/systemd/system; then: useradd --system orderwatch, edit /etc/orderwatch/*, systemctl enable --now orderwatch"
 
 run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_ARGS for more flags)
 	ORDERWATCH_API_TOKEN="$${ORDERWATCH_API_TOKEN:-demo-token}" ./$(BIN) run --demo $(RUN_ARGS)

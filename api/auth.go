@@ -14,7 +14,7 @@ func (s *server) requireToken(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.o.Token == "" {
 			writeJSON(w, http.StatusForbidden, map[string]string{
-				"error": "mutating requests are disabled: set ORDERWATCH_API_TOKEN (or api_token in the config file) and restart",
+				"error": "mutating requests are disabled: set ORDERWATCH_API_TOKEN in orderwatch's environment (the service's env file) and restart it",
 			})
 			return
 		}
