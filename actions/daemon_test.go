@@ -25,7 +25,7 @@ type daemon struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	st     *store.Store
-	policy *actions.Policy
+	live   *actions.Live // the policy in force, one for all the parts
 	exec   *actions.Executor
 	gov    *actions.Governor
 	cancel context.CancelFunc
@@ -53,7 +53,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{ns: ns, policy: policy, errs: make(chan error, 4)}
+	d := &daemon{ns: ns, errs: make(chan error, 4)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -79,6 +79,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 		return nil, err
 	}
 	policy.UseKillSwitch(ks)
+	d.live = actions.NewLive(policy)
 	var publish actions.PublishFunc = func(ctx context.Context, subject, msgID string, data []byte) error {
 		_, err := d.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 		return err
@@ -86,17 +87,17 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	if o.wrap != nil {
 		publish = o.wrap(publish)
 	}
-	d.exec, err = actions.NewExecutor(actions.ExecutorOptions{Store: d.st, Publish: publish, Policy: policy,
+	d.exec, err = actions.NewExecutor(actions.ExecutorOptions{Store: d.st, Publish: publish, Policy: d.live,
 		Interval: 20 * time.Millisecond, Clock: o.clock, Getenv: o.getenv})
 	if err != nil {
 		return nil, err
 	}
-	d.gov, err = actions.NewGovernor(actions.GovernorOptions{Store: d.st, Policy: policy, Wake: d.exec.Wake,
+	d.gov, err = actions.NewGovernor(actions.GovernorOptions{Store: d.st, Policy: d.live, Wake: d.exec.Wake,
 		Clock: o.clock, Interval: 20 * time.Millisecond})
 	if err != nil {
 		return nil, err
 	}
-	pipe, err := pipeline.New(pipeline.Options{JetStream: d.js, Store: d.st, Policy: policy, OnCommit: d.exec.Wake, BatchSize: 16})
+	pipe, err := pipeline.New(pipeline.Options{JetStream: d.js, Store: d.st, Policy: d.live, OnCommit: d.exec.Wake, BatchSize: 16})
 	if err != nil {
 		return nil, err
 	}

@@ -23,9 +23,9 @@ type PublishFunc func(ctx context.Context, subject, msgID string, data []byte) e
 type ExecutorOptions struct {
 	Store   *store.Store // required
 	Publish PublishFunc  // required
-	// Policy gives the webhooks and the kill switches. Nil means JetStream commands
-	// only, never held.
-	Policy *Policy
+	// Policy gives the webhooks and the kill switches, read at each outbox pass.
+	// Nil means JetStream commands only, never held.
+	Policy *Live
 	// Client posts webhooks; nil means a plain client (each attempt is bounded by
 	// the webhook's timeout).
 	Client *http.Client
@@ -46,10 +46,13 @@ type ExecutorOptions struct {
 // once. While a kill switch is on it holds the outbox. Run must be called from one
 // goroutine; Wake may be called from any.
 type Executor struct {
-	opts  ExecutorOptions
-	wake  chan struct{}
-	log   *slog.Logger
-	hooks map[string]*hook
+	opts ExecutorOptions
+	wake chan struct{}
+	log  *slog.Logger
+
+	// Owned by Run's goroutine (set up by NewExecutor): the webhooks of hooksOf.
+	hooks   map[string]*hook
+	hooksOf *Policy
 
 	// Owned by Run's goroutine.
 	retry map[string]*retryState
@@ -113,13 +116,8 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		}),
 	}
 	if opts.Policy != nil {
-		for _, action := range sortedKeys(opts.Policy.Webhooks) {
-			w := opts.Policy.Webhooks[action]
-			secret := opts.Getenv(w.SecretEnv)
-			if secret == "" {
-				return nil, fmt.Errorf("actions: policy webhooks.%s.secret_env: environment variable %s is empty or unset: export the webhook's signing secret", action, w.SecretEnv)
-			}
-			e.hooks[action] = &hook{Webhook: w, secret: []byte(secret)}
+		if err := e.useHooks(opts.Policy.Policy()); err != nil {
+			return nil, err
 		}
 	}
 	if opts.Registerer != nil {
@@ -161,12 +159,34 @@ func (e *Executor) Run(ctx context.Context) error {
 
 const outboxPage = 256
 
+// useHooks sets up the webhooks of p, with their secrets.
+func (e *Executor) useHooks(p *Policy) error {
+	secrets, err := webhookSecrets(p, e.opts.Getenv)
+	if err != nil {
+		return err
+	}
+	hooks := make(map[string]*hook, len(secrets))
+	for action, secret := range secrets {
+		hooks[action] = &hook{Webhook: p.Webhooks[action], secret: secret}
+	}
+	e.hooks, e.hooksOf = hooks, p
+	return nil
+}
+
 // drain makes one pass over the outbox. Failures stay in the outbox with their
 // retry time; they are counted, and logged once per pass.
 func (e *Executor) drain(ctx context.Context) {
 	var halted error
 	if e.opts.Policy != nil {
-		if on, why := e.opts.Policy.Halted(); on {
+		pol := e.opts.Policy.Policy()
+		if pol != e.hooksOf {
+			// Reload checked the new policy's secrets; should one be gone since,
+			// the webhooks of the policy before stay.
+			if err := e.useHooks(pol); err != nil {
+				e.log.Error("webhooks of the reloaded policy", "version", pol.Version, "err", err)
+			}
+		}
+		if on, why := pol.Halted(); on {
 			halted = errors.New(why)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 // GovernorOptions configures a Governor.
 type GovernorOptions struct {
 	Store  *store.Store // required
-	Policy *Policy      // required; its kill switch (UseKillSwitch) is the one SetKillSwitch turns
+	Policy *Live        // required; its kill switch (UseKillSwitch) is the one SetKillSwitch turns
 	// Wake is called after a change queued commands (the executor's Wake).
 	Wake func()
 	// Clock gives the time of approvals and escalations; nil means time.Now.
@@ -194,7 +194,7 @@ func (g *Governor) escalate(t store.Timer, now time.Time) (bool, error) {
 		cmd.Waiting, cmd.WaitingSince = it.Kind, it.Since
 		cmd.IdempotencyKey = escalationKey(d.IdempotencyKey, next)
 		moved, tier, waiting = true, next, it.Kind
-		return g.opts.Policy.enqueue(b, escalationEntry(d.ID, next), &cmd, cmd.IdempotencyKey)
+		return g.opts.Policy.Policy().enqueue(b, escalationEntry(d.ID, next), &cmd, cmd.IdempotencyKey)
 	})
 	if moved {
 		g.escalations.WithLabelValues(strconv.Itoa(tier), waiting).Inc()
@@ -214,13 +214,14 @@ func waitingFor(kind string) string {
 // wait for an acknowledgement starts. It returns ErrNotFound, ErrNotWaiting (with
 // the decision's state) or ErrHalted while a kill switch is on.
 func (g *Governor) Approve(id, by, reason string) error {
-	if halted, why := g.opts.Policy.Halted(); halted {
+	p := g.opts.Policy.Policy()
+	if halted, why := p.Halted(); halted {
 		return fmt.Errorf("%w (%s): turn it off before approving", ErrHalted, why)
 	}
 	return g.answer(id, OpenApproval, TrailApproved, by, reason, func(b *store.Batch, it *OpenItem, d *Decision, now time.Time) error {
 		cmd := d.Command()
 		cmd.ApprovedBy, cmd.ApprovalReason, cmd.ApprovedAt = by, reason, now
-		if err := g.opts.Policy.enqueue(b, d.ID, &cmd, d.IdempotencyKey); err != nil {
+		if err := p.enqueue(b, d.ID, &cmd, d.IdempotencyKey); err != nil {
 			return err
 		}
 		if d.RequireAck {
@@ -382,13 +383,14 @@ func (g *Governor) Waiting(kind string, limit int) ([]View, int, error) {
 // KillSwitch returns the runtime kill switch's state and whether the policy's
 // setting halts actions regardless.
 func (g *Governor) KillSwitch() (KillState, bool) {
-	return g.opts.Policy.KillSwitch().State(), g.opts.Policy.Settings.KillSwitch
+	p := g.opts.Policy.Policy()
+	return p.KillSwitch().State(), p.Settings.KillSwitch
 }
 
 // SetKillSwitch turns the runtime kill switch on or off. Turning it off wakes the
 // executor, which resumes draining the outbox.
 func (g *Governor) SetKillSwitch(on bool, by, reason string) (KillState, error) {
-	k := g.opts.Policy.KillSwitch()
+	k := g.opts.Policy.Policy().KillSwitch()
 	if k == nil {
 		return KillState{}, errors.New("actions: no runtime kill switch: the policy was not given one (UseKillSwitch)")
 	}

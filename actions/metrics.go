@@ -14,13 +14,13 @@ import (
 // and the kill switch.
 type storeCollector struct {
 	st     *store.Store
-	policy *Policy
+	policy *Live
 	clock  func() time.Time
 
 	pending, oldest, acks, suppressed, kill *prometheus.Desc
 }
 
-func newStoreCollector(st *store.Store, p *Policy, clock func() time.Time) *storeCollector {
+func newStoreCollector(st *store.Store, p *Live, clock func() time.Time) *storeCollector {
 	return &storeCollector{
 		st: st, policy: p, clock: clock,
 		pending: prometheus.NewDesc("orderwatch_approvals_pending",
@@ -75,7 +75,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(n), reason)
 		}
 	}
-	halted, _ := c.policy.Halted()
+	halted, _ := c.policy.Policy().Halted()
 	v := 0.0
 	if halted {
 		v = 1

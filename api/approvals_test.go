@@ -85,7 +85,7 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 	}
 	p.UseKillSwitch(ks)
 	reg := prometheus.NewRegistry()
-	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Policy: p, Registerer: reg, Interval: 20 * time.Millisecond,
+	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Policy: actions.NewLive(p), Registerer: reg, Interval: 20 * time.Millisecond,
 		Publish: func(ctx context.Context, subject, msgID string, data []byte) error {
 			_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 			return err
@@ -93,7 +93,7 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gov, err := actions.NewGovernor(actions.GovernorOptions{Store: st, Policy: p, Wake: exec.Wake, Registerer: reg, Interval: time.Hour})
+	gov, err := actions.NewGovernor(actions.GovernorOptions{Store: st, Policy: actions.NewLive(p), Wake: exec.Wake, Registerer: reg, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

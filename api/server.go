@@ -29,9 +29,20 @@ type Options struct {
 	// Governor answers waiting decisions and turns the kill switch; nil means no
 	// approval, acknowledgement or kill switch endpoints.
 	Governor *actions.Governor
+	// Policy shows the policy in force and reloads it; nil means no
+	// /api/v1/policy endpoints.
+	Policy PolicyAdmin
 	// Token is the bearer token of mutating requests; empty refuses them all.
 	Token  string
 	Logger *slog.Logger // nil means discard
+}
+
+// PolicyAdmin shows the policy in force and reloads its file.
+type PolicyAdmin interface {
+	Policy() *actions.Policy
+	// Reload puts the policy file in force, or returns why it keeps the one in
+	// force.
+	Reload() (*actions.Policy, error)
 }
 
 // Handler returns the HTTP handler. It is safe for concurrent use.
@@ -64,6 +75,10 @@ func Handler(o Options) http.Handler {
 		mux.HandleFunc("GET /api/v1/models", s.models)
 		mux.HandleFunc("POST /api/v1/models/{name}/activate", s.requireToken(s.activateModel))
 		mux.HandleFunc("POST /api/v1/models/validate", s.requireToken(s.validateModel))
+	}
+	if o.Policy != nil {
+		mux.HandleFunc("GET /api/v1/policy", s.policy)
+		mux.HandleFunc("POST /api/v1/policy/reload", s.requireToken(s.reloadPolicy))
 	}
 	return mux
 }

@@ -25,7 +25,7 @@ func newTestProcessor(t *testing.T, so store.Options, po ProcessorOptions) (*Pro
 		t.Fatal(err)
 	}
 	var dead int
-	po.Store, po.Policy = st, policy
+	po.Store, po.Policy = st, actions.NewLive(policy)
 	po.DeadLetter = func(context.Context, *Message, string, string) error { dead++; return nil }
 	p, err := NewProcessor(po, nil)
 	if err != nil {

@@ -84,7 +84,7 @@ func (r *rig) start(mods ...func(*pipeline.Options)) {
 	}
 	model := openShippedModel(r.t)
 	r.reg = prometheus.NewRegistry()
-	opts := pipeline.Options{JetStream: r.js, Store: r.st, Policy: policy, Scorer: riskScorer{model}, Registerer: r.reg}
+	opts := pipeline.Options{JetStream: r.js, Store: r.st, Policy: actions.NewLive(policy), Scorer: riskScorer{model}, Registerer: r.reg}
 	for _, mod := range mods {
 		mod(&opts)
 	}

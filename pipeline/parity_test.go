@@ -108,7 +108,7 @@ func TestLiveReplayParity(t *testing.T) {
 	defer model.Close()
 	var replayed []pipeline.Row
 	stats, err := pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), pipeline.ReplayOptions{
-		Store: st, Policy: policy, Scorer: riskScorer{model}, BatchSize: 64,
+		Store: st, Policy: actions.NewLive(policy), Scorer: riskScorer{model}, BatchSize: 64,
 		OnRow: func(r *pipeline.Row) { replayed = append(replayed, *r) },
 	})
 	if err != nil {
@@ -156,7 +156,7 @@ func TestReplayIsPointInTime(t *testing.T) {
 		policy, _ := actions.LoadPolicy("")
 		var rows []pipeline.Row
 		_, err = pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(ls, []byte("\n"))), pipeline.ReplayOptions{
-			Store: st, Policy: policy, OnRow: func(r *pipeline.Row) { rows = append(rows, *r) },
+			Store: st, Policy: actions.NewLive(policy), OnRow: func(r *pipeline.Row) { rows = append(rows, *r) },
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 type Options struct {
 	JetStream jetstream.JetStream // required
 	Store     *store.Store        // required
-	Policy    *actions.Policy     // required
+	Policy    *actions.Live       // required; read once per batch
 	// Scorer scores orders; nil means the rules fallback, and every decision is
 	// marked degraded.
 	Scorer Scorer

@@ -72,7 +72,7 @@ func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := pipeline.Options{JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake, Registerer: reg, BatchSize: 64}
+	opts := pipeline.Options{JetStream: js, Store: st, Policy: actions.NewLive(policy), OnCommit: exec.Wake, Registerer: reg, BatchSize: 64}
 	var model *models.Model
 	if withModel {
 		model = openShippedModel(t)
@@ -490,7 +490,7 @@ func TestRestartKeepsStateAndCountsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		policy, _ := actions.LoadPolicy("")
-		p, err := pipeline.New(pipeline.Options{JetStream: js, Store: st, Policy: policy})
+		p, err := pipeline.New(pipeline.Options{JetStream: js, Store: st, Policy: actions.NewLive(policy)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,9 +80,9 @@ const (
 
 // ProcessorOptions configures a Processor. Zero values mean the defaults.
 type ProcessorOptions struct {
-	Store      *store.Store    // required
-	Policy     *actions.Policy // required
-	DeadLetter DeadLetterFunc  // required
+	Store      *store.Store   // required
+	Policy     *actions.Live  // required; read once per batch
+	DeadLetter DeadLetterFunc // required
 	// Scorer scores orders; nil means the rules fallback and degraded decisions.
 	Scorer Scorer
 	// EventTime drives scoring moments and rescoring timers by the event-time
@@ -933,6 +933,8 @@ func (p *Processor) scoreRows() {
 func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	sc := p.sc
 	defer p.release()
+	// One policy for the whole batch, even when a reload lands meanwhile.
+	policy := p.opts.Policy.Policy()
 
 	var queued bool
 	for i := range p.rows {
@@ -975,7 +977,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		first := len(p.decs)
 		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
 		var err error
-		if p.decs, err = p.opts.Policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
+		if p.decs, err = policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
 			return false, err
 		}
 		for range len(p.decs) - first {
@@ -988,7 +990,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	reasons := p.reasons(sc)
 	for j := range p.decs {
 		p.decs[j].Reasons = reasons[p.decRows[j]]
-		if err := p.opts.Policy.Record(batch, &p.decs[j]); err != nil {
+		if err := policy.Record(batch, &p.decs[j]); err != nil {
 			return false, err
 		}
 		queued = queued || p.decs[j].Queued()

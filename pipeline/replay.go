@@ -19,10 +19,10 @@ const maxLine = 4 << 20
 
 // ReplayOptions configures Replay.
 type ReplayOptions struct {
-	Store  *store.Store    // required: a scratch store (NoSync is fine)
-	Policy *actions.Policy // required
-	Scorer Scorer          // nil means the rules fallback
-	OnRow  func(*Row)      // receives every scoring moment
+	Store  *store.Store  // required: a scratch store (NoSync is fine)
+	Policy *actions.Live // required
+	Scorer Scorer        // nil means the rules fallback
+	OnRow  func(*Row)    // receives every scoring moment
 	// BatchSize is the lines per commit; zero means 1024. Rows do not depend on it.
 	BatchSize int
 	// Progress, when set, is called after each batch with the lines read so far.

@@ -31,7 +31,7 @@ func TestHugeBatchIsSplit(t *testing.T) {
 		lines = append(lines, event(fmt.Sprintf("n-%d", i), "note.added", order, at.Add(time.Duration(i)*time.Second), fmt.Sprintf(`{"text":%q}`, text)))
 	}
 	stats, err := pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), pipeline.ReplayOptions{
-		Store: st, Policy: policy, BatchSize: 1024,
+		Store: st, Policy: actions.NewLive(policy), BatchSize: 1024,
 	})
 	if err != nil {
 		t.Fatalf("a batch of %d events of %d bytes: %v", len(lines), len(lines[0]), err)

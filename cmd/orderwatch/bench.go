@@ -357,7 +357,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// its orders are scored at the moments of their events, as replay does; on
 	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
-		JetStream: js, Store: st, Policy: policy, Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
+		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
 		EventTime: true,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))

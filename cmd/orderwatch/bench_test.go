@@ -102,7 +102,7 @@ func BenchmarkProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	proc, err := pipeline.NewProcessor(pipeline.ProcessorOptions{
-		Store: st, Policy: policy, Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
+		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
 		DeadLetter: func(context.Context, *pipeline.Message, string, string) error { return nil },
 	}, nil)
 	if err != nil {

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -66,4 +70,72 @@ func TestPolicyCheck(t *testing.T) {
 	if err := policyCmd([]string{"default"}, &out, &errOut, nil); err != nil || !bytes.Equal(out.Bytes(), actions.DefaultPolicy()) {
 		t.Errorf("default: error %v, %d bytes, want the shipped policy's %d", err, out.Len(), len(actions.DefaultPolicy()))
 	}
+}
+
+// TestPolicyReloadOnSIGHUPAndAPI: orderwatch run reloads its --policy file on
+// SIGHUP and on POST /api/v1/policy/reload; GET /api/v1/policy shows the one in
+// force; a file that does not load is refused with the reason (422 on the API)
+// and the policy in force stays, with orderwatch_policy_last_reload_successful 0.
+func TestPolicyReloadOnSIGHUPAndAPI(t *testing.T) {
+	const token = "reload-test-token"
+	t.Setenv("ORDERWATCH_API_TOKEN", token)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withVersion := func(v string) string {
+		return strings.Replace(string(actions.DefaultPolicy()), `version: "2026-11-actions-1"`, `version: "`+v+`"`, 1)
+	}
+	write(withVersion("site-1"))
+	child := startChild(t, freeAddr(t), "--data", t.TempDir(), "--nats-listen", freeAddr(t), "--policy", file)
+	version := func() string {
+		_, body := get(child.base + "/api/v1/policy")
+		var p struct{ Version string }
+		_ = json.Unmarshal([]byte(body), &p)
+		return p.Version
+	}
+	if v := version(); v != "site-1" {
+		t.Fatalf("GET /api/v1/policy: version %q, want site-1", v)
+	}
+
+	write(withVersion("site-2"))
+	if err := child.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version site-2 in force after SIGHUP", func() bool { return version() == "site-2" })
+
+	write(withVersion("site-3"))
+	reload := func(tok string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, child.base+"/api/v1/policy/reload", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := reload("wrong"); code != http.StatusUnauthorized || version() != "site-2" {
+		t.Errorf("reload with a wrong token: %d %s, version %s; want 401 and site-2 kept", code, body, version())
+	}
+	if code, body := reload(token); code != http.StatusOK || !strings.Contains(body, `"version": "site-3"`) || version() != "site-3" {
+		t.Errorf("POST /api/v1/policy/reload: %d %s, version %s; want 200 and site-3", code, body, version())
+	}
+
+	write(strings.Replace(withVersion("site-4"), "mode: approval", "mode: sometimes", 1))
+	code, body := reload(token)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "sometimes") || !strings.Contains(body, `stays`) || version() != "site-3" {
+		t.Errorf("reload of a broken file: %d %s, version %s; want 422 with the reason and site-3 kept", code, body, version())
+	}
+	if v := child.metric("orderwatch_policy_last_reload_successful", ""); v != 0 {
+		t.Errorf("orderwatch_policy_last_reload_successful %v after a refused reload, want 0", v)
+	}
+	if v := child.metric("orderwatch_policy_info", `version="site-3"`); v != 1 {
+		t.Errorf(`orderwatch_policy_info{version="site-3"} %v, want 1`, v)
+	}
+	child.stop()
 }

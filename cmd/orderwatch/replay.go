@@ -118,7 +118,7 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 
 	start := time.Now()
 	counting := &countingReader{r: in}
-	opts := pipeline.ReplayOptions{Store: st, Policy: policy, Scorer: scorer, BatchSize: c.BatchSize, Logger: slog.New(slog.DiscardHandler)}
+	opts := pipeline.ReplayOptions{Store: st, Policy: actions.NewLive(policy), Scorer: scorer, BatchSize: c.BatchSize, Logger: slog.New(slog.DiscardHandler)}
 	if exp != nil {
 		opts.OnRow = exp.Row
 	}

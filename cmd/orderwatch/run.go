@@ -131,6 +131,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 	policy.UseKillSwitch(killSwitch)
+	live := actions.NewLive(policy)
+	reg.MustRegister(live.Collectors()...)
+	reloader := &policyReloader{live: live, path: cfg.Policy, log: log}
 
 	registry, modelErr := newRegistry(cfg.Models, log, reg)
 	if modelErr != nil {
@@ -166,13 +169,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
-		Store: st, Publish: jsPublisher(js), Policy: policy, Logger: log, Registerer: reg,
+		Store: st, Publish: jsPublisher(js), Policy: live, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	gov, err := actions.NewGovernor(actions.GovernorOptions{
-		Store: st, Policy: policy, Wake: exec.Wake, Logger: log, Registerer: reg,
+		Store: st, Policy: live, Wake: exec.Wake, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -182,7 +185,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 	popts := pipeline.Options{
-		JetStream: js, Store: st, Policy: policy, OnCommit: exec.Wake, OnPending: lag.ObservePending,
+		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake, OnPending: lag.ObservePending,
 		BatchSize: cfg.BatchSize, Logger: log, Registerer: reg,
 	}
 	if registry != nil {
@@ -222,7 +225,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: os.Getenv("ORDERWATCH_API_TOKEN"), Governor: gov}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: os.Getenv("ORDERWATCH_API_TOKEN"), Governor: gov, Policy: reloader}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
@@ -274,6 +277,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	start("executor", exec.Run)
 	start("governor", gov.Run)
 	start("badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
+	start("policy-reload", reloader.onSIGHUP)
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
@@ -286,6 +290,44 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	log.Info("shutting down")
 	wg.Wait()
 	return firstErr
+}
+
+// policyReloader reloads the policy file on SIGHUP and on POST
+// /api/v1/policy/reload, and logs each outcome.
+type policyReloader struct {
+	live *actions.Live
+	path string // empty: the shipped policy
+	log  *slog.Logger
+}
+
+func (r *policyReloader) Policy() *actions.Policy { return r.live.Policy() }
+
+// Reload puts the policy file in force, or keeps the one in force and says why.
+// The environment (webhook secrets) is the one the process started with.
+func (r *policyReloader) Reload() (*actions.Policy, error) {
+	before := r.live.Policy().Version
+	p, err := r.live.Reload(r.path, os.Getenv)
+	if err != nil {
+		r.log.Error("policy reload refused", "file", r.path, "err", err)
+		return nil, err
+	}
+	r.log.Info("policy reloaded", "file", r.path, "version", p.Version, "before", before, "rules", len(p.Rules))
+	return p, nil
+}
+
+// onSIGHUP reloads the policy at each SIGHUP until ctx is done.
+func (r *policyReloader) onSIGHUP(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			_, _ = r.Reload()
+		}
+	}
 }
 
 // demoDrill is the WMS outage the demo opens with, so that its automatic actions
