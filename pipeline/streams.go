@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -62,6 +63,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 			}
 			continue
 		}
+		if noJetStream(err) {
+			return fmt.Errorf("pipeline: look up stream %s: %w: the server has no JetStream for this user's account; enable it (a jetstream block in the server's config, JetStream limits on the account) or run orderwatch without --nats-url, on its embedded server", cfg.Name, err)
+		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("pipeline: look up stream %s: %w", cfg.Name, err)
 		}
@@ -71,4 +75,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 		}
 	}
 	return nil
+}
+
+// noJetStream reports whether err says the server does not serve JetStream to us:
+// off on the server (nobody answers the API), or not enabled for the account.
+func noJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
 }

@@ -149,3 +149,29 @@ func startSingle(t *testing.T) string {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns.ClientURL()
 }
+
+// TestEnsureStreamsSaysWhenJetStreamIsOff: a server without JetStream is named as
+// such, with what to do, not as a bare "no responders".
+func TestEnsureStreamsSaysWhenJetStreamIsOff(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready within 10s")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
+	if err == nil || !strings.Contains(err.Error(), "has no JetStream for this user's account") {
+		t.Errorf("EnsureStreams on a server without JetStream: %v, want it named", err)
+	}
+}
