@@ -40,6 +40,9 @@ func NewLive(p *Policy) *Live {
 			Help: "The policy in force: 1 for its version.",
 		}, []string{"version"}),
 	}
+	// Both results exported from the start, so that increase() sees the first one.
+	l.reloads.WithLabelValues("ok")
+	l.reloads.WithLabelValues("error")
 	l.lastOK.Set(1)
 	l.set(p)
 	return l
