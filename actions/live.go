@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -23,8 +24,8 @@ type Live struct {
 	info    *prometheus.GaugeVec
 }
 
-// NewLive holds p, which must have its kill switch already (UseKillSwitch): every
-// policy loaded later is given the same one.
+// NewLive holds p. Every policy Reload loads later is given p's runtime kill
+// switch (UseKillSwitch), when it has one, so that it stays as the API set it.
 func NewLive(p *Policy) *Live {
 	l := &Live{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -84,16 +85,27 @@ func (l *Live) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{l.reloads, l.lastOK, l.info}
 }
 
+// MissingSecrets names, in action order, each webhook whose signing secret is
+// empty or unset in getenv, as "webhooks.<action>.secret_env: <VARIABLE>": run
+// refuses to start, and a reload to load, while one is.
+func (p *Policy) MissingSecrets(getenv func(string) string) []string {
+	var missing []string
+	for _, action := range sortedKeys(p.Webhooks) {
+		if env := p.Webhooks[action].SecretEnv; getenv(env) == "" {
+			missing = append(missing, "webhooks."+action+".secret_env: "+env)
+		}
+	}
+	return missing
+}
+
 // webhookSecrets reads the signing secret of each webhook of p, by action.
 func webhookSecrets(p *Policy, getenv func(string) string) (map[string][]byte, error) {
+	if missing := p.MissingSecrets(getenv); len(missing) > 0 {
+		return nil, fmt.Errorf("actions: policy %s: the environment variable is empty or unset: export the webhook's signing secret", strings.Join(missing, ", "))
+	}
 	secrets := map[string][]byte{}
-	for _, action := range sortedKeys(p.Webhooks) {
-		w := p.Webhooks[action]
-		secret := getenv(w.SecretEnv)
-		if secret == "" {
-			return nil, fmt.Errorf("actions: policy webhooks.%s.secret_env: environment variable %s is empty or unset: export the webhook's signing secret", action, w.SecretEnv)
-		}
-		secrets[action] = []byte(secret)
+	for action, w := range p.Webhooks {
+		secrets[action] = []byte(getenv(w.SecretEnv))
 	}
 	return secrets, nil
 }

@@ -43,10 +43,9 @@ func (n natsFlags) check() error {
 		return fmt.Errorf("--nats-replicas %d: JetStream takes 1 to 5", n.Replicas)
 	}
 	if n.URL == "" {
-		for _, f := range []struct{ name, v string }{{"--nats-creds", n.Creds}, {"--nats-nkey", n.NKey},
-			{"--nats-tls-ca", n.TLSCA}, {"--nats-tls-cert", n.TLSCert}, {"--nats-tls-key", n.TLSKey}} {
-			if f.v != "" {
-				return fmt.Errorf("%s is for the server of --nats-url: give its URL too", f.name)
+		for _, f := range n.files() {
+			if f.path != "" {
+				return fmt.Errorf("%s is for the server of --nats-url: give its URL too", f.flag)
 			}
 		}
 		if n.Replicas != 1 {
@@ -60,16 +59,21 @@ func (n natsFlags) check() error {
 	if (n.TLSCert == "") != (n.TLSKey == "") {
 		return errors.New("--nats-tls-cert and --nats-tls-key go together")
 	}
-	for _, f := range []struct{ name, path string }{{"--nats-creds", n.Creds}, {"--nats-nkey", n.NKey},
-		{"--nats-tls-ca", n.TLSCA}, {"--nats-tls-cert", n.TLSCert}, {"--nats-tls-key", n.TLSKey}} {
+	for _, f := range n.files() {
 		if f.path == "" {
 			continue
 		}
 		if _, err := os.ReadFile(f.path); err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+			return fmt.Errorf("%s: %w", f.flag, err)
 		}
 	}
 	return nil
+}
+
+// files are the file flags, by flag name.
+func (n natsFlags) files() []struct{ flag, path string } {
+	return []struct{ flag, path string }{{"--nats-creds", n.Creds}, {"--nats-nkey", n.NKey},
+		{"--nats-tls-ca", n.TLSCA}, {"--nats-tls-cert", n.TLSCert}, {"--nats-tls-key", n.TLSKey}}
 }
 
 // options are the connection options the files ask for.

@@ -76,22 +76,10 @@ func checkPolicy(path string, stdout, stderr io.Writer, getenv func(string) stri
 	}
 	fmt.Fprintf(stdout, "%s: ok: version %q, %d rules (%s), %d escalation ladders, %d webhooks%s\n",
 		name, p.Version, len(p.Rules), strings.Join(counts, ", "), len(p.Escalation), len(p.Webhooks), state)
-	for _, action := range sortedWebhooks(p) {
-		if env := p.Webhooks[action].SecretEnv; getenv(env) == "" {
-			fmt.Fprintf(stderr, "%s: warning: webhooks.%s.secret_env: %s is not set here; run refuses to start without it\n", name, action, env)
-		}
+	for _, m := range p.MissingSecrets(getenv) {
+		fmt.Fprintf(stderr, "%s: warning: %s is not set here; run refuses to start without it\n", name, m)
 	}
 	return nil
-}
-
-func sortedWebhooks(p *actions.Policy) []string {
-	var names []string
-	for _, a := range actions.Actions {
-		if _, ok := p.Webhooks[a]; ok {
-			names = append(names, a)
-		}
-	}
-	return names
 }
 
 func policyMain(args []string) error { return policyCmd(args, os.Stdout, os.Stderr, os.Getenv) }
