@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +58,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 	for _, cfg := range StreamConfigs() {
 		s, err := js.Stream(ctx, cfg.Name)
 		if err == nil {
+			if err := coversSubjects(s.CachedInfo().Config, cfg); err != nil {
+				return err
+			}
 			if have := s.CachedInfo().Config.Replicas; have < replicas && opts.Logger != nil {
 				opts.Logger.Warn("stream has fewer replicas than asked; left as it is",
 					"stream", cfg.Name, "replicas", have, "asked", replicas,
@@ -82,4 +87,21 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 func noJetStream(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
+}
+
+// coversSubjects refuses an existing stream that does not take orderwatch's
+// subjects: events published to orders.<type> would be stored nowhere, and the
+// consumer would wait for ever, with nothing to say so. A stream that mirrors or
+// sources others keeps their subjects and is left to its operator.
+func coversSubjects(have, want jetstream.StreamConfig) error {
+	if have.Mirror != nil || len(have.Sources) > 0 {
+		return nil
+	}
+	for _, subj := range want.Subjects {
+		if !slices.Contains(have.Subjects, subj) {
+			return fmt.Errorf("pipeline: stream %s exists with subjects %v, without %s, which orderwatch uses: add it (nats stream edit %s --subjects %s), or delete the stream and let orderwatch create it",
+				have.Name, have.Subjects, subj, have.Name, strings.Join(append(slices.Clone(have.Subjects), subj), ","))
+		}
+	}
+	return nil
 }

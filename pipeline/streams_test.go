@@ -175,3 +175,31 @@ func TestEnsureStreamsSaysWhenJetStreamIsOff(t *testing.T) {
 		t.Errorf("EnsureStreams on a server without JetStream: %v, want it named", err)
 	}
 }
+
+// TestEnsureStreamsRefusesAStreamWithoutOurSubjects: an ORDERS an operator created
+// on other subjects would take none of the events published to orders.<type>;
+// EnsureStreams refuses it and says how to fix it, and accepts one that lists
+// orders.> among others.
+func TestEnsureStreamsRefusesAStreamWithoutOurSubjects(t *testing.T) {
+	nc, err := nats.Connect(startSingle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: pipeline.StreamOrders, Subjects: []string{"erp.orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
+	if err == nil || !strings.Contains(err.Error(), "without orders.>") || !strings.Contains(err.Error(), "--subjects erp.orders.>,orders.>") {
+		t.Fatalf("EnsureStreams with ORDERS on erp.orders.>: %v, want a refusal that says how to add orders.>", err)
+	}
+	if _, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: pipeline.StreamOrders, Subjects: []string{"erp.orders.>", "orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+		t.Errorf("EnsureStreams with ORDERS on erp.orders.> and orders.>: %v", err)
+	}
+}
