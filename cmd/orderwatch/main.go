@@ -19,7 +19,7 @@ Usage:
   orderwatch simulate [flags]  write a simulated event stream with ground-truth labels
   orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
   orderwatch models list|validate|activate   inspect and swap the models of a running instance
-  orderwatch policy check [FILE ...]|default  check policy files before a deploy; print the shipped one
+  orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
   orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
   orderwatch decisions list|pending|show|ack  decisions of a running instance, with approvals and escalations
   orderwatch approve ID --by NAME --reason TEXT  approve a decision pending approval (needs ORDERWATCH_API_TOKEN)

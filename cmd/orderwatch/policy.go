@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
@@ -12,15 +14,32 @@ import (
 
 const policyUsage = `usage:
   orderwatch policy check [FILE ...]   check policy files as run does at start (no FILE: the shipped policy)
-  orderwatch policy default            print the shipped policy, to start your own from`
+  orderwatch policy default            print the shipped policy, to start your own from
+  orderwatch policy show [--api URL]   the policy in force in a running instance
+  orderwatch policy reload [--api URL] reload its --policy file, as SIGHUP does (needs ORDERWATCH_API_TOKEN)`
 
 // policyCmd checks policy files offline, before a deploy: the same loading and
-// validation as `run --policy`, and the webhook secrets the executor will read.
+// validation as `run --policy`, and the webhook secrets the executor will read;
+// it also shows and reloads the policy of a running instance through its API.
 func policyCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return errors.New(policyUsage)
 	}
 	switch args[0] {
+	case "show", "reload":
+		fs := flag.NewFlagSet("policy "+args[0], flag.ContinueOnError)
+		api := fs.String("api", "http://127.0.0.1:8080", "`URL` of the running orderwatch")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return errors.New(policyUsage)
+		}
+		c := apiClient{base: *api, token: getenv("ORDERWATCH_API_TOKEN")}
+		if args[0] == "show" {
+			return c.do(http.MethodGet, "/api/v1/policy", nil, stdout)
+		}
+		return c.do(http.MethodPost, "/api/v1/policy/reload", nil, stdout)
 	case "default":
 		if len(args) != 1 {
 			return errors.New(policyUsage)

@@ -125,17 +125,33 @@ func TestPolicyReloadOnSIGHUPAndAPI(t *testing.T) {
 	if code, body := reload(token); code != http.StatusOK || !strings.Contains(body, `"version": "site-3"`) || version() != "site-3" {
 		t.Errorf("POST /api/v1/policy/reload: %d %s, version %s; want 200 and site-3", code, body, version())
 	}
+	// The CLI goes through the same API.
+	write(withVersion("site-3b"))
+	var out bytes.Buffer
+	env := func(k string) string {
+		if k == "ORDERWATCH_API_TOKEN" {
+			return token
+		}
+		return ""
+	}
+	if err := policyCmd([]string{"reload", "--api", child.base}, &out, io.Discard, env); err != nil || !strings.Contains(out.String(), `"version": "site-3b"`) {
+		t.Errorf("orderwatch policy reload: %v, %s; want version site-3b", err, out.String())
+	}
+	out.Reset()
+	if err := policyCmd([]string{"show", "--api", child.base}, &out, io.Discard, env); err != nil || !strings.Contains(out.String(), `"version": "site-3b"`) {
+		t.Errorf("orderwatch policy show: %v, %.200s; want version site-3b", err, out.String())
+	}
 
 	write(strings.Replace(withVersion("site-4"), "mode: approval", "mode: sometimes", 1))
 	code, body := reload(token)
-	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "sometimes") || !strings.Contains(body, `stays`) || version() != "site-3" {
-		t.Errorf("reload of a broken file: %d %s, version %s; want 422 with the reason and site-3 kept", code, body, version())
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "sometimes") || !strings.Contains(body, `stays`) || version() != "site-3b" {
+		t.Errorf("reload of a broken file: %d %s, version %s; want 422 with the reason and site-3b kept", code, body, version())
 	}
 	if v := child.metric("orderwatch_policy_last_reload_successful", ""); v != 0 {
 		t.Errorf("orderwatch_policy_last_reload_successful %v after a refused reload, want 0", v)
 	}
-	if v := child.metric("orderwatch_policy_info", `version="site-3"`); v != 1 {
-		t.Errorf(`orderwatch_policy_info{version="site-3"} %v, want 1`, v)
+	if v := child.metric("orderwatch_policy_info", `version="site-3b"`); v != 1 {
+		t.Errorf(`orderwatch_policy_info{version="site-3b"} %v, want 1`, v)
 	}
 	child.stop()
 }
