@@ -27,3 +27,16 @@ func (s *server) requireToken(h http.HandlerFunc) http.HandlerFunc {
 		h(w, r)
 	}
 }
+
+// readsNeedToken asks the bearer token of every request under /api/, reads
+// included (mutating ones are guarded already).
+func (s *server) readsNeedToken(next http.Handler) http.Handler {
+	guarded := s.requireToken(next.ServeHTTP)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			guarded(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

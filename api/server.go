@@ -33,8 +33,12 @@ type Options struct {
 	// /api/v1/policy endpoints.
 	Policy PolicyAdmin
 	// Token is the bearer token of mutating requests; empty refuses them all.
-	Token  string
-	Logger *slog.Logger // nil means discard
+	Token string
+	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
+	// policy, …): for an instance whose port is reachable beyond the operators.
+	// /metrics, /healthz and /readyz stay open for Prometheus and probes.
+	TokenForReads bool
+	Logger        *slog.Logger // nil means discard
 }
 
 // PolicyAdmin shows the policy in force and reloads its file.
@@ -79,6 +83,9 @@ func Handler(o Options) http.Handler {
 	if o.Policy != nil {
 		mux.HandleFunc("GET /api/v1/policy", s.policy)
 		mux.HandleFunc("POST /api/v1/policy/reload", s.requireToken(s.reloadPolicy))
+	}
+	if o.TokenForReads {
+		return s.readsNeedToken(mux)
 	}
 	return mux
 }

@@ -99,3 +99,38 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("readyz when not ready = %d %s", code, body)
 	}
 }
+
+// TestTokenForReads: with TokenForReads every /api/ request needs the bearer
+// token, reads included, while /metrics, /healthz and /readyz stay open.
+func TestTokenForReads(t *testing.T) {
+	const token = "read-token"
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "orderwatch_test_total", Help: "x"}))
+	srv := httptest.NewServer(api.Handler(api.Options{Store: openStore(t), Gatherer: reg, Token: token, TokenForReads: true}))
+	defer srv.Close()
+	status := func(path, tok string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200,
+		"/api/v1/stats": 401, "/api/v1/decisions": 401, "/api/v1/orders/SO-1": 401} {
+		if got := status(path, ""); got != want {
+			t.Errorf("GET %s without a token: %d, want %d", path, got, want)
+		}
+	}
+	if got := status("/api/v1/stats", "wrong"); got != 401 {
+		t.Errorf("GET /api/v1/stats with a wrong token: %d, want 401", got)
+	}
+	if got := status("/api/v1/stats", token); got != 200 {
+		t.Errorf("GET /api/v1/stats with the token: %d, want 200", got)
+	}
+}

@@ -38,6 +38,7 @@ type fileConfig struct {
 	LogFormat    *string `yaml:"log-format"`
 	LogLevel     *string `yaml:"log-level"`
 	MemLimit     *string `yaml:"memory-limit"`
+	APIReads     *string `yaml:"api-token-for-reads"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

@@ -91,6 +91,7 @@ batch-size: 64
 log-format: json
 log-level: debug
 memory-limit: 768MiB
+api-token-for-reads: true
 `, func(k string) string { return files[k] }))
 	got, err := parseRunFlags([]string{"--config", p})
 	if err != nil {
@@ -102,7 +103,7 @@ memory-limit: 768MiB
 			TLSCert: files["CERT"], TLSKey: files["KEY"], Replicas: 3},
 		NATSSync: "1s", Models: "/srv/models",
 		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
-		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20},
+		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20}, ReadsNeedToken: true,
 	}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)

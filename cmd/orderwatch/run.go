@@ -41,6 +41,8 @@ type runConfig struct {
 	LogFormat  string
 	LogLevel   string
 	MemLimit   memoryLimit
+	// ReadsNeedToken asks ORDERWATCH_API_TOKEN of the API's reads too.
+	ReadsNeedToken bool
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -60,6 +62,7 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	c.MemLimit = memoryLimit{auto: true}
 	fs.Var(&c.MemLimit, "memory-limit", "Go heap soft `limit`: auto (GOMEMLIMIT, else 90% of the container's limit, else none), off, or a size such as 768MiB")
+	fs.BoolVar(&c.ReadsNeedToken, "api-token-for-reads", false, "ask ORDERWATCH_API_TOKEN of every /api/ request, reads too (orders, decisions, policy); /metrics, /healthz and /readyz stay open")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -107,6 +110,10 @@ func runCmd(args []string) error {
 // stop fetching, finish the batch in flight, flush the outbox, close NATS, close
 // Badger last.
 func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
+	token := os.Getenv("ORDERWATCH_API_TOKEN")
+	if cfg.ReadsNeedToken && token == "" {
+		return errors.New("--api-token-for-reads needs ORDERWATCH_API_TOKEN in the environment: without it no request to /api/ could be answered")
+	}
 	policy, err := actions.LoadPolicy(cfg.Policy)
 	if err != nil {
 		return err
@@ -225,7 +232,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: os.Getenv("ORDERWATCH_API_TOKEN"), Governor: gov, Policy: reloader}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader}
 	if registry != nil {
 		apiOpts.Models = registry
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -161,4 +163,30 @@ func TestDemoShowsEventsAndDecisions(t *testing.T) {
 			metricSum(m, "orderwatch_decisions_total", "") > 0 &&
 			metricSum(m, "orderwatch_actions_published_total", "") > 0
 	})
+}
+
+// TestAPITokenForReads: run --api-token-for-reads refuses to start without a
+// token (it could answer nothing); with one, reads of /api/ need it, /readyz and
+// /metrics do not, and the CLI, which sends ORDERWATCH_API_TOKEN, still reads.
+func TestAPITokenForReads(t *testing.T) {
+	t.Setenv("ORDERWATCH_API_TOKEN", "")
+	cfg, err := parseRunFlags([]string{"--data", t.TempDir(), "--api-token-for-reads"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "needs ORDERWATCH_API_TOKEN") {
+		t.Fatalf("run --api-token-for-reads without a token: %v, want a refusal", err)
+	}
+
+	t.Setenv("ORDERWATCH_API_TOKEN", "reads-too")
+	base := startRunWith(t, "--data", t.TempDir(), "--nats-listen", freeAddr(t), "--api-token-for-reads")
+	for path, want := range map[string]int{"/api/v1/stats": 401, "/api/v1/decisions": 401, "/readyz": 200, "/metrics": 200} {
+		if code, _ := get(base + path); code != want {
+			t.Errorf("GET %s without the token: %d, want %d", path, code, want)
+		}
+	}
+	var out bytes.Buffer
+	if err := decisionsCmd([]string{"list", "--api", base}, &out); err != nil {
+		t.Errorf("orderwatch decisions list with ORDERWATCH_API_TOKEN set: %v", err)
+	}
 }
