@@ -21,6 +21,8 @@ import (
 type fileConfig struct {
 	Data         *string `yaml:"data"`
 	HTTP         *string `yaml:"http"`
+	HTTPTLSCert  *string `yaml:"http-tls-cert"`
+	HTTPTLSKey   *string `yaml:"http-tls-key"`
 	NATSListen   *string `yaml:"nats-listen"`
 	NATSURL      *string `yaml:"nats-url"`
 	NATSCreds    *string `yaml:"nats-creds"`

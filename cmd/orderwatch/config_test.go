@@ -74,6 +74,8 @@ func TestConfigFileSetsEveryFlag(t *testing.T) {
 	p := writeConfig(t, os.Expand(`
 data: /srv/orderwatch
 http: 0.0.0.0:9090
+http-tls-cert: /etc/orderwatch/tls.crt
+http-tls-key: /etc/orderwatch/tls.key
 nats-listen: 127.0.0.1:14222
 nats-url: nats://nats.internal:4222
 nats-creds: ${CREDS}
@@ -98,7 +100,8 @@ api-token-for-reads: true
 		t.Fatal(err)
 	}
 	want := runConfig{
-		Data: "/srv/orderwatch", HTTP: "0.0.0.0:9090", NATSListen: "127.0.0.1:14222",
+		Data: "/srv/orderwatch", HTTP: "0.0.0.0:9090", HTTPTLSCert: "/etc/orderwatch/tls.crt", HTTPTLSKey: "/etc/orderwatch/tls.key",
+		NATSListen: "127.0.0.1:14222",
 		NATS: natsFlags{URL: "nats://nats.internal:4222", Creds: files["CREDS"], TLSCA: files["CA"],
 			TLSCert: files["CERT"], TLSKey: files["KEY"], Replicas: 3},
 		NATSSync: "1s", Models: "/srv/models",

@@ -606,6 +606,16 @@ func startRunWith(t *testing.T, args ...string) (base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startParsed(t, cfg)
+	base = "http://" + httpAddr
+	waitFor(t, "/readyz 200", func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	return base
+}
+
+// startParsed runs `orderwatch run` with cfg in this process, and stops it when
+// the test ends, expecting a clean return.
+func startParsed(t *testing.T, cfg runConfig) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -620,9 +630,6 @@ func startRunWith(t *testing.T, args ...string) (base string) {
 			t.Error("run did not stop within 20s")
 		}
 	})
-	base = "http://" + httpAddr
-	waitFor(t, "/readyz 200", func() bool { code, _ := get(base + "/readyz"); return code == 200 })
-	return base
 }
 
 // TestNATSRestartMidStream: the NATS server orderwatch uses (external here: its

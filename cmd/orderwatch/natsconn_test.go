@@ -97,9 +97,16 @@ func TestTokenStaysOutOfTheLog(t *testing.T) {
 	}
 }
 
+// pki is a test CA's files, and a server's TLS config with its certificate.
+type pki struct {
+	serverTLS                                        *tls.Config
+	ca, serverCert, serverKey, clientCert, clientKey string
+}
+
 // testPKI writes a CA, a certificate of 127.0.0.1 for the server and a client
-// certificate, all signed by the CA, and returns the server's TLS config.
-func testPKI(t *testing.T, dir string) (serverTLS *tls.Config, ca, clientCert, clientKey string) {
+// certificate, all signed by the CA, and the server's TLS config that verifies
+// clients.
+func testPKI(t *testing.T, dir string) pki {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -144,19 +151,21 @@ func testPKI(t *testing.T, dir string) (serverTLS *tls.Config, ca, clientCert, c
 		}
 		return p
 	}
-	ca = write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	var p pki
+	p.ca = write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
 	srvCert, srvKey := issue(2, x509.ExtKeyUsageServerAuth)
 	cliCert, cliKey := issue(3, x509.ExtKeyUsageClientAuth)
-	clientCert, clientKey = write("client.pem", cliCert), write("client-key.pem", cliKey)
+	p.serverCert, p.serverKey = write("server.pem", srvCert), write("server-key.pem", srvKey)
+	p.clientCert, p.clientKey = write("client.pem", cliCert), write("client-key.pem", cliKey)
 	pair, err := tls.X509KeyPair(srvCert, srvKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	serverTLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
+	p.serverTLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	return serverTLS, ca, clientCert, clientKey
+	return p
 }
 
 // startNATS starts a nats-server with JetStream on 127.0.0.1, set up further by
@@ -183,7 +192,8 @@ func startNATS(t *testing.T, with func(*server.Options)) string {
 // server with its reason.
 func TestRunOnAServerWithTLSAndNKeys(t *testing.T) {
 	dir := t.TempDir()
-	serverTLS, ca, cert, key := testPKI(t, dir)
+	p := testPKI(t, dir)
+	serverTLS, ca, cert, key := p.serverTLS, p.ca, p.clientCert, p.clientKey
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)

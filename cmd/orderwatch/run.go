@@ -28,19 +28,21 @@ import (
 
 // runConfig holds the flags of `orderwatch run`.
 type runConfig struct {
-	Data       string
-	HTTP       string
-	NATSListen string
-	NATS       natsFlags
-	NATSSync   string
-	Models     string
-	Policy     string
-	Demo       bool
-	DemoRate   float64
-	BatchSize  int
-	LogFormat  string
-	LogLevel   string
-	MemLimit   memoryLimit
+	Data        string
+	HTTP        string
+	HTTPTLSCert string
+	HTTPTLSKey  string
+	NATSListen  string
+	NATS        natsFlags
+	NATSSync    string
+	Models      string
+	Policy      string
+	Demo        bool
+	DemoRate    float64
+	BatchSize   int
+	LogFormat   string
+	LogLevel    string
+	MemLimit    memoryLimit
 	// ReadsNeedToken asks ORDERWATCH_API_TOKEN of the API's reads too.
 	ReadsNeedToken bool
 }
@@ -50,6 +52,8 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs = flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&c.Data, "data", "./data", "data `dir`: Badger in <dir>/badger, the embedded JetStream store in <dir>/jetstream")
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for /metrics, /healthz, /readyz and /api/v1")
+	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", "", "serve HTTPS with this PEM certificate `file` (with --http-tls-key); read again when it changes")
+	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM `file` of the HTTPS certificate's key")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client `addr` of the embedded nats-server")
 	c.NATS.register(fs, "`url` of an existing NATS server or cluster with JetStream (comma-separated for several); the embedded server is not started")
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream file-store sync `policy`: always, or an interval such as 1s (faster, may lose that interval on an OS crash)")
@@ -113,6 +117,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	token := os.Getenv("ORDERWATCH_API_TOKEN")
 	if cfg.ReadsNeedToken && token == "" {
 		return errors.New("--api-token-for-reads needs ORDERWATCH_API_TOKEN in the environment: without it no request to /api/ could be answered")
+	}
+	var certs *certFiles
+	if cfg.HTTPTLSCert != "" || cfg.HTTPTLSKey != "" {
+		var err error
+		if certs, err = newCertFiles(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
+			return err
+		}
 	}
 	policy, err := actions.LoadPolicy(cfg.Policy)
 	if err != nil {
@@ -244,7 +255,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (set --http): %w", cfg.HTTP, err)
 	}
-	log.Info("http listening", "addr", ln.Addr().String())
+	serve, scheme := srv.Serve, "http"
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		scheme = "https"
+	}
+	log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
 
 	// Each part runs until ctx is done; the first to fail stops the others.
 	ctx, cancel := context.WithCancel(ctx)
@@ -271,7 +288,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			defer c()
 			_ = srv.Shutdown(sctx)
 		}()
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
