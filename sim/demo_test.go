@@ -138,7 +138,10 @@ func TestDemoBadEvery(t *testing.T) {
 // Live: after the backlog, each event is published once the clock reaches it.
 func TestDemoReleasesOnTheClock(t *testing.T) {
 	var mu sync.Mutex
-	now := time.Now()
+	// A fixed late morning (11:30 Central): the demo's volume follows the time of
+	// day, and started on the wall clock this test failed in the evening lull
+	// (22 events/s at 21:30 Central, 40/s from morning to afternoon).
+	now := time.Date(2026, 11, 23, 17, 30, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	d := NewDemo(DemoOptions{Seed: 5, Rate: 200, BacklogRate: 1e6, Clock: clock})
 	var slept time.Duration
