@@ -120,7 +120,8 @@ func (n natsFlags) connect(name string, log *slog.Logger) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s (is it running? check --nats-url and the credentials and TLS flags): %w", redactURLs(n.URL), err)
 	}
-	log.Info("connected to nats", "url", redactURLs(nc.ConnectedUrl()), "server", nc.ConnectedServerName(), "cluster", nc.ConnectedClusterName())
+	log.Info("connected to nats", "url", redactURLs(nc.ConnectedUrl()), "server", nc.ConnectedServerName(),
+		"version", nc.ConnectedServerVersion(), "cluster", nc.ConnectedClusterName())
 	return nc, nil
 }
 
