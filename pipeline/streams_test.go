@@ -3,10 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,60 +12,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/pipeline"
 )
-
-// freePort returns a 127.0.0.1 port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startCluster starts a JetStream cluster of n nats-servers on 127.0.0.1, routed
-// to each other, and returns their client URLs, comma-separated.
-func startCluster(t *testing.T, n int) string {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	var urls []string
-	for i := range n {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("ow-%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "ow-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		}
-		ns, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d not ready within 10s", i)
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	return strings.Join(urls, ",")
-}
 
 // TestEnsureStreamsReplicatesOnACluster: on a three-node JetStream cluster the
 // streams are created with the replicas asked for, and a stream that exists with
 // fewer is left alone with a warning that says how to raise them. A single server
 // refuses three replicas, and the error names the stream and the replicas.
 func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
-	nc, err := nats.Connect(startCluster(t, 3))
+	nc, err := nats.Connect(natstest.URLs(natstest.Cluster(t, 3)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,20 +32,6 @@ func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The cluster takes a few seconds to elect its JetStream meta leader.
-	// Until then a request waits for its whole timeout: ask with a short one.
-	for {
-		actx, acancel := context.WithTimeout(ctx, time.Second)
-		_, err := js.AccountInfo(actx)
-		acancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the cluster's JetStream did not come up within a minute: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	// An operator created ACTIONS before, with one replica.
 	actions := pipeline.StreamConfigs()[2]
 	if actions.Name != pipeline.StreamActions {
@@ -153,15 +92,7 @@ func startSingle(t *testing.T) string {
 // TestEnsureStreamsSaysWhenJetStreamIsOff: a server without JetStream is named as
 // such, with what to do, not as a bare "no responders".
 func TestEnsureStreamsSaysWhenJetStreamIsOff(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready within 10s")
-	}
+	ns := natstest.Start(t, func(o *server.Options) { o.JetStream = false })
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

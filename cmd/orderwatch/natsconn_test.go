@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/pipeline"
 )
 
@@ -172,18 +173,7 @@ func testPKI(t *testing.T, dir string) pki {
 // with, and returns its client URL.
 func startNATS(t *testing.T, with func(*server.Options)) string {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	with(opts)
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready within 10s")
-	}
-	return ns.ClientURL()
+	return natstest.Start(t, with).ClientURL()
 }
 
 // TestRunOnAServerWithTLSAndNKeys: orderwatch run against an existing server that
