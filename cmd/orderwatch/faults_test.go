@@ -833,7 +833,7 @@ func TestBadgerDiskFull(t *testing.T) {
 	}
 
 	release()
-	recovered(t, child, prod, msgs)
+	recovered(t, child, prod, msgs, 30*time.Second)
 	decisions, executed, commands := commandsOnce(t, child, prod)
 	t.Logf("after the space returned: %d decisions, %d executed, ACTIONS %d", decisions, executed, commands)
 	child.stop()
@@ -888,7 +888,7 @@ func TestJetStreamDiskFull(t *testing.T) {
 	if err := <-rest; err != nil {
 		t.Fatalf("publishing after the space returned: %v", err)
 	}
-	recovered(t, child, prod, msgs)
+	recovered(t, child, prod, msgs, 30*time.Second)
 	log, _ = os.ReadFile(child.log)
 	if !strings.Contains(string(log), "JetStream back on") {
 		t.Errorf("orderwatch's log does not say it turned JetStream back on")
@@ -901,9 +901,9 @@ func TestJetStreamDiskFull(t *testing.T) {
 
 // recovered checks, once a disk has space again, that the stream holds every
 // message of msgs, that each was counted once, and that /readyz is back to 200.
-func recovered(t *testing.T, child *runChild, prod *producer, msgs []faultMsg) {
+func recovered(t *testing.T, child *runChild, prod *producer, msgs []faultMsg, within time.Duration) {
 	t.Helper()
-	st, total := waitDrained(t, child, prod.js, 30*time.Second)
+	st, total := waitDrained(t, child, prod.js, within)
 	wantEvents, wantDups, wantPoison := counts(msgs)
 	if total != uint64(len(msgs)) || st.EventsApplied != wantEvents || st.Duplicates != wantDups || st.DeadLettered != wantPoison {
 		t.Errorf("after the space returned: ORDERS %d, stats %+v; want %d messages: %d applied, %d duplicates, %d dead-lettered",
