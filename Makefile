@@ -26,7 +26,7 @@ PROMTOOL       = $(firstword $(wildcard $(CURDIR)/.cache/bin/promtool) $(shell c
 
 export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help build install install-service run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
+.PHONY: help build install install-service systemd-analyze run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ FUZZ_DECODE ?= 100000x
 FUZZ_REFERENCE ?= 150000x
 FUZZ_SCOREPOINT ?= 50000x
 
-test: $(ORT_LIB) alerts ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
+test: $(ORT_LIB) alerts systemd-analyze ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_REFERENCE) ./features
@@ -94,6 +94,13 @@ $(ORT_LIB):
 	  echo "$(ORT_LIB_SHA256)  $$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet; \
 	  mkdir -p $(ORT_DIR); install -m 0644 "$$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" $(ORT_LIB); \
 	  echo "ONNX Runtime $(ORT_VER) installed at $(ORT_LIB)"
+
+systemd-analyze: ## get systemd-analyze when missing (Debian's systemd package, as root), for TestSystemdUnit
+	@command -v systemd-analyze >/dev/null && exit 0; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's systemd package for systemd-analyze"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
+	  else echo "systemd-analyze is missing and this is not root with apt-get: install systemd, or TestSystemdUnit fails"; fi
 
 alerts: promtool ## check and unit-test the Prometheus alert rules (deploy/prometheus) with promtool
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml

@@ -56,8 +56,7 @@ func TestSystemdUnit(t *testing.T) {
 
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Log("systemd-analyze is not installed: the unit's syntax is not verified")
-		return
+		t.Fatal("systemd-analyze is not installed, so the unit's syntax cannot be verified: install Debian's systemd package (make test does, as root)")
 	}
 	// verify wants the command to exist: this test binary stands in for it.
 	self, err := os.Executable()
@@ -81,7 +80,7 @@ func TestSystemdUnit(t *testing.T) {
 // files are in place, the env file private.
 func TestMakeInstall(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
+		t.Fatal("make is not installed: the test runs make install (apt-get install make)")
 	}
 	stage := t.TempDir()
 	mk := exec.Command("make", "-s", "-C", "../..", "install", "install-service", "DESTDIR="+stage)
