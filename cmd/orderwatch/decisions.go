@@ -40,7 +40,7 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("decisions "+sub, flag.ContinueOnError)
-	api := fs.String("api", defaultAPI, "`URL` of the running orderwatch")
+	api := apiFlag(fs)
 	order := fs.String("order", "", "only the decisions of order `ID`")
 	since := fs.String("since", "", "only decisions at or after `T` (RFC 3339, or a duration back from now such as 2h)")
 	limit := fs.Int("limit", 50, "at most `N` decisions")
@@ -52,7 +52,7 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := apiClient{base: strings.TrimRight(*api, "/"), token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	c := newAPIClient(*api, os.Getenv)
 	switch {
 	case sub == "list" && len(pos) == 0:
 		q := url.Values{}
@@ -76,7 +76,7 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 // answerCmd is `orderwatch approve|reject ID --by NAME --reason TEXT`.
 func answerCmd(verb string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
-	api := fs.String("api", defaultAPI, "`URL` of the running orderwatch")
+	api := apiFlag(fs)
 	by := fs.String("by", "", "your `name`, kept in the decision's trail")
 	reason := fs.String("reason", "", "why, kept in the decision's trail")
 	pos, err := parseInterspersed(fs, args)
@@ -86,7 +86,7 @@ func answerCmd(verb string, args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("usage: orderwatch %s ID --by NAME --reason TEXT [--api URL] (ID from `orderwatch decisions pending`)", verb)
 	}
-	c := apiClient{base: strings.TrimRight(*api, "/"), token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	c := newAPIClient(*api, os.Getenv)
 	past := map[string]string{"approve": "approved", "reject": "rejected"}[verb]
 	return c.answer("/api/v1/approvals/"+url.PathEscape(pos[0])+"/"+verb, past, *by, *reason, true, stdout)
 }

@@ -32,39 +32,36 @@ func newCertFiles(cert, key string) (*certFiles, error) {
 	return c, nil
 }
 
-// get returns the certificate, read again when a file changed since.
+// get returns the certificate, read again when a file changed since. While the
+// files cannot be read or do not load (mid-renewal, or a bad one) it keeps
+// serving the certificate before; with none before, that is the error.
 func (c *certFiles) get() (*tls.Certificate, error) {
 	var stamp [2]time.Time
+	var err error
 	for i, f := range []string{c.cert, c.key} {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return c.keep(fmt.Errorf("https certificate: %w", err))
+		var fi os.FileInfo
+		if fi, err = os.Stat(f); err != nil {
+			break
 		}
 		stamp[i] = fi.ModTime()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.current != nil && stamp == c.stamp {
+	if err == nil && c.current != nil && stamp == c.stamp {
 		return c.current, nil
 	}
-	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
+	var pair tls.Certificate
+	if err == nil {
+		pair, err = tls.LoadX509KeyPair(c.cert, c.key)
+	}
 	if err != nil {
 		if c.current != nil {
-			return c.current, nil // mid-renewal, or a bad one: keep serving the one before
+			return c.current, nil
 		}
 		return nil, fmt.Errorf("https certificate --http-tls-cert %s, --http-tls-key %s: %w", c.cert, c.key, err)
 	}
 	c.current, c.stamp = &pair, stamp
 	return c.current, nil
-}
-
-func (c *certFiles) keep(err error) (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.current != nil {
-		return c.current, nil
-	}
-	return nil, err
 }
 
 // tlsConfig serves the files' certificate to every handshake.

@@ -16,7 +16,8 @@ import (
 
 // TestHTTPS: run --http-tls-cert/--http-tls-key serves HTTPS with the files'
 // certificate, refuses plain HTTP, and serves a renewed certificate written over
-// the files without a restart. A key that does not match stops the start.
+// the files without a restart; files that do not load keep the certificate
+// before. A key that does not match stops the start.
 func TestHTTPS(t *testing.T) {
 	a, b := testPKI(t, t.TempDir()), testPKI(t, t.TempDir())
 	dir := t.TempDir()
@@ -95,5 +96,23 @@ func TestHTTPS(t *testing.T) {
 	install(b, time.Now().Add(time.Minute)) // a renewal: new files, later times
 	if !bytes.Equal(served(), leaf(b)) {
 		t.Error("after the files were renewed the server still serves the certificate before")
+	}
+
+	// A renewal caught half-written, then a key file gone: the one before stays.
+	later := time.Now().Add(2 * time.Minute)
+	if err := os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\ntrunc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(cert, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(served(), leaf(b)) {
+		t.Error("with a certificate file that does not load the server does not serve the one before")
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(served(), leaf(b)) {
+		t.Error("with the key file gone the server does not serve the one before")
 	}
 }

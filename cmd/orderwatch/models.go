@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -25,11 +26,11 @@ func modelsCmd(args []string, stdout io.Writer) error {
 		return errors.New(modelsUsage)
 	}
 	fs := flag.NewFlagSet("models "+args[0], flag.ContinueOnError)
-	api := fs.String("api", "http://127.0.0.1:8080", "`URL` of the running orderwatch")
+	api := apiFlag(fs)
 	if err := fs.Parse(flagsFirst(args[1:])); err != nil {
 		return err
 	}
-	c := apiClient{base: *api, token: os.Getenv("ORDERWATCH_API_TOKEN")}
+	c := newAPIClient(*api, os.Getenv)
 	switch args[0] {
 	case "list":
 		return c.do(http.MethodGet, "/api/v1/models", nil, stdout)
@@ -49,6 +50,18 @@ func modelsCmd(args []string, stdout io.Writer) error {
 		return c.do(http.MethodPost, "/api/v1/models/"+fs.Arg(0)+"/activate", map[string]string{"version": fs.Arg(1)}, stdout)
 	}
 	return errors.New(modelsUsage)
+}
+
+// apiFlag binds --api, the running instance the command talks to.
+func apiFlag(fs *flag.FlagSet) *string {
+	return fs.String("api", defaultAPI, "`URL` of the running orderwatch")
+}
+
+// newAPIClient talks to the instance at base with the token of getenv's
+// ORDERWATCH_API_TOKEN, which mutating calls need (and reads, with
+// --api-token-for-reads).
+func newAPIClient(base string, getenv func(string) string) apiClient {
+	return apiClient{base: strings.TrimRight(base, "/"), token: getenv("ORDERWATCH_API_TOKEN")}
 }
 
 // apiClient calls the HTTP API of a running instance.

@@ -183,7 +183,7 @@ func startNATS(t *testing.T, with func(*server.Options)) string {
 func TestRunOnAServerWithTLSAndNKeys(t *testing.T) {
 	dir := t.TempDir()
 	p := testPKI(t, dir)
-	serverTLS, ca, cert, key := p.serverTLS, p.ca, p.clientCert, p.clientKey
+	ca, cert, key := p.ca, p.clientCert, p.clientKey
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestRunOnAServerWithTLSAndNKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := startNATS(t, func(o *server.Options) {
-		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = serverTLS, true, true, 2
+		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = p.serverTLS, true, true, 2
 		o.Nkeys = []*server.NkeyUser{{Nkey: pub}}
 	})
 	url = strings.Replace(url, "nats://", "tls://", 1)

@@ -28,14 +28,14 @@ func policyCmd(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	switch args[0] {
 	case "show", "reload":
 		fs := flag.NewFlagSet("policy "+args[0], flag.ContinueOnError)
-		api := fs.String("api", "http://127.0.0.1:8080", "`URL` of the running orderwatch")
+		api := apiFlag(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() > 0 {
 			return errors.New(policyUsage)
 		}
-		c := apiClient{base: *api, token: getenv("ORDERWATCH_API_TOKEN")}
+		c := newAPIClient(*api, getenv)
 		if args[0] == "show" {
 			return c.do(http.MethodGet, "/api/v1/policy", nil, stdout)
 		}
