@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/internal/natstest"
@@ -21,15 +20,7 @@ import (
 // fewer is left alone with a warning that says how to raise them. A single server
 // refuses three replicas, and the error names the stream and the replicas.
 func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
-	nc, err := nats.Connect(natstest.URLs(natstest.Cluster(t, 3)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, natstest.URLs(natstest.Cluster(t, 3)))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// An operator created ACTIONS before, with one replica.
@@ -41,7 +32,7 @@ func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logged bytes.Buffer
-	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: 3, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: 3, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +58,7 @@ func TestEnsureStreamsReplicatesOnACluster(t *testing.T) {
 		t.Errorf("%d warnings, want 1 (for ACTIONS): %s", n, logged.String())
 	}
 
-	single, err := nats.Connect(startSingle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer single.Close()
-	sjs, _ := jetstream.New(single)
-	err = pipeline.EnsureStreams(ctx, sjs, pipeline.StreamOptions{Replicas: 3})
+	err = pipeline.EnsureStreams(ctx, natstest.JetStream(t, startSingle(t)), pipeline.StreamOptions{Replicas: 3})
 	if err == nil || !strings.Contains(err.Error(), "create stream ORDERS") || !strings.Contains(err.Error(), "3 replicas") {
 		t.Errorf("R3 on a single server: error %v, want one naming ORDERS and 3 replicas", err)
 	}
@@ -92,16 +77,10 @@ func startSingle(t *testing.T) string {
 // TestEnsureStreamsSaysWhenJetStreamIsOff: a server without JetStream is named as
 // such, with what to do, not as a bare "no responders".
 func TestEnsureStreamsSaysWhenJetStreamIsOff(t *testing.T) {
-	ns := natstest.Start(t, func(o *server.Options) { o.JetStream = false })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.JetStream(t, natstest.Start(t, func(o *server.Options) { o.JetStream = false }).ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
+	err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
 	if err == nil || !strings.Contains(err.Error(), "has no JetStream for this user's account") {
 		t.Errorf("EnsureStreams on a server without JetStream: %v, want it named", err)
 	}
@@ -112,18 +91,13 @@ func TestEnsureStreamsSaysWhenJetStreamIsOff(t *testing.T) {
 // EnsureStreams refuses it and says how to fix it, and accepts one that lists
 // orders.> among others.
 func TestEnsureStreamsRefusesAStreamWithoutOurSubjects(t *testing.T) {
-	nc, err := nats.Connect(startSingle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := natstest.JetStream(t, startSingle(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: pipeline.StreamOrders, Subjects: []string{"erp.orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	err = pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
+	err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{})
 	if err == nil || !strings.Contains(err.Error(), "without orders.>") || !strings.Contains(err.Error(), "--subjects erp.orders.>,orders.>") {
 		t.Fatalf("EnsureStreams with ORDERS on erp.orders.>: %v, want a refusal that says how to add orders.>", err)
 	}

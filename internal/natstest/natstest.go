@@ -67,15 +67,7 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			Routes:  routes,
 		})
 	}
-	nc, err := nats.Connect(URLs(servers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := JetStream(t, URLs(servers))
 	// Until the cluster has elected its meta leader a JetStream request waits for
 	// its whole timeout: ask with a short one.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
@@ -98,4 +90,20 @@ func URLs(servers []*server.Server) string {
 		urls[i] = s.ClientURL()
 	}
 	return strings.Join(urls, ",")
+}
+
+// JetStream connects to url and returns its JetStream; the connection closes when
+// the test ends.
+func JetStream(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
