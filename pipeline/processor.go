@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -58,7 +59,12 @@ type Scored struct {
 	// ClassModel is set when classes were filled; ClassLabels name their columns.
 	ClassModel  *actions.ModelRef
 	ClassLabels []string
+	// RowDegraded, when not nil, marks the rows (one entry per row) whose risk
+	// model output was unusable (not finite, out of [0,1]): the scorer put the
+	// rules fallback's risk in their place, and their decisions say degraded.
+	RowDegraded []bool
 	// ShadowRisk holds a shadow risk model's scores, one per row; nil without one.
+	// A NaN entry is a row the shadow could not score: it is left out.
 	ShadowRisk []float32
 	Shadow     actions.ModelRef
 	// Explain fills deltas (one per feature and row) for rows (laid out as in
@@ -941,7 +947,11 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		row, rec := &p.rows[i], p.rowRecs[i]
 		row.Risk = p.risks[i]
 		risk := float64(row.Risk)
-		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, &sc.Risk, sc.degraded
+		degraded, model := sc.degraded, &sc.Risk
+		if !degraded && sc.rowDegraded(i) {
+			degraded, model = true, &actions.ModelRef{Name: fallbackModel, Version: features.SpecVersion}
+		}
+		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, model, degraded
 		if rec.Policy == nil {
 			rec.Policy = actions.Memory{}
 		}
@@ -951,7 +961,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 		in := &actions.Input{
 			OrderID: row.OrderID, At: row.Moment, TriggerEvent: trigger, TriggerType: row.Trigger,
-			Risk: risk, Degraded: sc.degraded, Model: sc.Risk, Features: &row.Vector, State: &rec.State,
+			Risk: risk, Degraded: degraded, Model: *model, Features: &row.Vector, State: &rec.State,
 		}
 		top := ""
 		if sc.ClassModel != nil {
@@ -965,10 +975,10 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 				}
 			}
 		}
-		if sc.ShadowRisk != nil {
+		if sc.ShadowRisk != nil && !math.IsNaN(float64(sc.ShadowRisk[i])) {
 			in.Shadow = map[string]float64{sc.Shadow.Name + "@" + sc.Shadow.Version: float64(sc.ShadowRisk[i])}
 		}
-		if !sc.degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
+		if !degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
 			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
 			if sc.ClassModel != nil {
 				rec.Eval.ClassVer = sc.ClassModel.Version
@@ -1088,6 +1098,14 @@ type scored struct {
 	degraded bool
 }
 
+// fallbackModel names the rules fallback where a model is recorded.
+const fallbackModel = "rules_fallback"
+
+// rowDegraded reports whether row i was scored by the rules fallback alone.
+func (sc *scored) rowDegraded(i int) bool {
+	return sc.degraded || (i < len(sc.RowDegraded) && sc.RowDegraded[i])
+}
+
 // score fills p.risks (and p.classes when a class model serves) with the models, or
 // p.risks with the rules fallback when there is no risk model or it fails.
 func (p *Processor) score() scored {
@@ -1111,7 +1129,7 @@ func (p *Processor) score() scored {
 	for i := range p.rows {
 		p.risks[i] = features.FallbackRisk(&p.rows[i].Vector)
 	}
-	return scored{Scored: Scored{Risk: actions.ModelRef{Name: "rules_fallback", Version: features.SpecVersion}, Release: noop}, degraded: true}
+	return scored{Scored: Scored{Risk: actions.ModelRef{Name: fallbackModel, Version: features.SpecVersion}, Release: noop}, degraded: true}
 }
 
 // maxReasons is how many drivers a decision names.
@@ -1141,25 +1159,37 @@ func (p *Processor) reasons(sc scored) map[int][]string {
 		p.exTexts = append(p.exTexts, p.rows[i].Texts)
 	}
 	if sc.degraded || sc.Explain == nil {
-		// The fallback is a rule: explain it the same way, one feature at a time.
 		for k, i := range p.explain {
-			row := &p.rows[i]
-			base := features.FallbackRisk(&row.Vector)
-			for j := range nf {
-				v := row.Vector
-				v[j] = 0
-				p.deltas[k*nf+j] = base - features.FallbackRisk(&v)
-			}
+			explainFallback(&p.rows[i].Vector, p.deltas[k*nf:(k+1)*nf])
 		}
 	} else if err := sc.Explain(p.exFlat, p.exTexts, p.deltas); err != nil {
 		p.log.Warn("reason codes not computed", "err", err)
 		return nil
+	} else {
+		// A row the model could not score was scored by the rules: so are its reasons.
+		for k, i := range p.explain {
+			if sc.rowDegraded(i) {
+				explainFallback(&p.rows[i].Vector, p.deltas[k*nf:(k+1)*nf])
+			}
+		}
 	}
 	out := make(map[int][]string, n)
 	for k, i := range p.explain {
 		out[i] = topReasons(p.deltas[k*nf:(k+1)*nf], &p.rows[i].Vector, &p.rowRecs[i].State)
 	}
 	return out
+}
+
+// explainFallback fills deltas with how much the rules fallback's risk drops when
+// each feature of v moves to zero: the fallback is a rule, explained one feature
+// at a time.
+func explainFallback(v *features.Vector, deltas []float32) {
+	base := features.FallbackRisk(v)
+	for j := range deltas {
+		w := *v
+		w[j] = 0
+		deltas[j] = base - features.FallbackRisk(&w)
+	}
 }
 
 // topReasons names the features with the largest deltas, in words, without
