@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,49 +26,72 @@ type PublishFunc func(ctx context.Context, subject, msgID string, data []byte) e
 type ExecutorOptions struct {
 	Store   *store.Store // required
 	Publish PublishFunc  // required
-	// Policy gives the webhooks and the kill switches, read at each outbox pass.
-	// Nil means JetStream commands only, never held.
+	// Policy gives the webhooks, the kill switches and settings.max_outage, read
+	// as they are used. Nil means JetStream commands only, never held, and a
+	// max_outage of DefaultMaxOutage.
 	Policy *Live
 	// Client posts webhooks; nil means a plain client (each attempt is bounded by
 	// the webhook's timeout).
 	Client *http.Client
 	// Getenv reads webhook secrets; nil means os.Getenv.
 	Getenv func(string) string
-	// Clock gives attempt times and retry schedules; nil means time.Now.
+	// Clock gives attempt times and the waits measured against max_outage; nil
+	// means time.Now. Back-offs between attempts are waited on the wall clock.
 	Clock func() time.Time
 	// Interval between outbox scans when nothing wakes the executor. Zero means 1s.
-	Interval   time.Duration
-	Logger     *slog.Logger          // nil means discard
-	Registerer prometheus.Registerer // nil means no metrics
+	Interval time.Duration
+	// PublishTimeout bounds one JetStream publish. Zero means 10s.
+	PublishTimeout time.Duration
+	Logger         *slog.Logger          // nil means discard
+	Registerer     prometheus.Registerer // nil means no metrics
 }
+
+// Breaker settings of the JetStream subject targets (a webhook has its own, in
+// the policy): attempts failed in a row that open the circuit, and the back-off
+// before the next attempt, doubled per failure up to its ceiling.
+const (
+	natsOpenAfter  = 5
+	natsBackoff    = 100 * time.Millisecond
+	natsMaxBackoff = 30 * time.Second
+)
+
+// shutdownGrace bounds the final outbox pass once Run's ctx is done.
+const shutdownGrace = 5 * time.Second
 
 // Executor drains the outbox: it publishes each queued command to JetStream and
 // posts the webhook deliveries, recording every attempt and the final outcome.
-// Deliveries happen at least once and are deduplicated downstream by their
-// idempotency key (Nats-Msg-Id, X-Orderwatch-Idempotency-Key), so the effect is
-// once. While a kill switch is on it holds the outbox. Run must be called from one
-// goroutine; Wake may be called from any.
+// Each target (a JetStream subject orderwatch.actions.<action>, or an action's
+// webhook) has a worker of its own, which delivers the target's entries in outbox
+// order, and a circuit breaker: when the target keeps failing, its deliveries wait
+// (probed on a capped back-off) up to the policy's settings.max_outage, and a
+// failing or hung target delays nobody else. Deliveries happen at least once and
+// are deduplicated downstream by their idempotency key (Nats-Msg-Id,
+// X-Orderwatch-Idempotency-Key), so the effect is once; an entry leaves the outbox
+// only in the commit that records its outcome. While a kill switch is on it holds
+// the outbox. Run must be called once; Wake and Targets may be called from any
+// goroutine.
 type Executor struct {
 	opts ExecutorOptions
 	wake chan struct{}
 	log  *slog.Logger
 
-	// Owned by Run's goroutine (set up by NewExecutor): the webhooks of hooksOf.
+	hooksMu sync.Mutex
+	// The webhooks of hooksOf, by action.
 	hooks   map[string]*hook
 	hooksOf *Policy
 
 	// Owned by Run's goroutine.
-	retry map[string]*retryState
-	held  bool
-	full  bool // the store takes no writes: the outbox waits
+	held   bool               // a kill switch holds the outbox
+	full   bool               // the store takes no writes: the outbox waits
+	known  map[string]*target // the entries found in the outbox, and their target
+	capped bool               // a delivery had no room for its target (maxTargets)
 
-	sent, failed, hookAttempts, hookFailures *prometheus.CounterVec
-	pending                                  prometheus.Gauge
-}
+	targetsMu sync.Mutex
+	targets   map[string]*target // by name
 
-type retryState struct {
-	attempts int       // recorded so far
-	next     time.Time // not before
+	sent, failed, hookAttempts, hookFailures, gaveUp *prometheus.CounterVec
+	targetState, targetQueued                        *prometheus.GaugeVec
+	pending                                          prometheus.Gauge
 }
 
 // NewExecutor validates opts, resolves the webhook secrets and builds an executor.
@@ -75,6 +101,12 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 	}
 	if opts.Interval == 0 {
 		opts.Interval = time.Second
+	}
+	if opts.PublishTimeout == 0 {
+		opts.PublishTimeout = 10 * time.Second
+	}
+	if opts.Interval < 0 || opts.PublishTimeout < 0 {
+		return nil, fmt.Errorf("actions: ExecutorOptions.Interval and .PublishTimeout must not be negative")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -89,11 +121,12 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		opts.Clock = time.Now
 	}
 	e := &Executor{
-		opts:  opts,
-		wake:  make(chan struct{}, 1),
-		log:   opts.Logger.With("component", "executor"),
-		hooks: map[string]*hook{},
-		retry: map[string]*retryState{},
+		opts:    opts,
+		wake:    make(chan struct{}, 1),
+		log:     opts.Logger.With("component", "executor"),
+		hooks:   map[string]*hook{},
+		known:   map[string]*target{},
+		targets: map[string]*target{},
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_actions_published_total",
 			Help: "Action commands published to JetStream, by action.",
@@ -108,12 +141,34 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		}, []string{"action", "result"}),
 		hookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_webhook_failures_total",
-			Help: "Webhook deliveries given up (refused by the receiver or out of attempts), by action.",
+			Help: "Webhook deliveries given up (refused by the receiver, webhook gone from the policy, or waited longer than settings.max_outage), by action.",
 		}, []string{"action"}),
+		gaveUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_target_deliveries_failed_total",
+			Help: "Deliveries recorded failed for good, by target: refused, webhook gone from the policy, or waited longer than settings.max_outage.",
+		}, []string{"target"}),
+		targetState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderwatch_target_state",
+			Help: "Circuit breaker of each delivery target: 0 closed, 1 open (deliveries wait), 2 half-open (a probe is in flight).",
+		}, []string{"target"}),
+		targetQueued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderwatch_target_deliveries_queued",
+			Help: "Deliveries waiting for each target, the one in flight included.",
+		}, []string{"target"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderwatch_outbox_depth",
 			Help: "Deliveries in the outbox at the last scan.",
 		}),
+	}
+	// Every series with known label values starts at 0, so that alerts and
+	// dashboards see a value before the first event of its kind.
+	for _, a := range Actions {
+		e.sent.WithLabelValues(a)
+		e.failed.WithLabelValues(a)
+		e.hookAttempts.WithLabelValues(a, "ok")
+		e.hookAttempts.WithLabelValues(a, "error")
+		e.hookFailures.WithLabelValues(a)
+		e.target(TargetNATS, a)
 	}
 	if opts.Policy != nil {
 		if err := e.useHooks(opts.Policy.Policy()); err != nil {
@@ -121,7 +176,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		}
 	}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{e.sent, e.failed, e.hookAttempts, e.hookFailures, e.pending} {
+		for _, c := range []prometheus.Collector{e.sent, e.failed, e.hookAttempts, e.hookFailures, e.gaveUp, e.targetState, e.targetQueued, e.pending} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("actions: register metrics: %w", err)
 			}
@@ -138,28 +193,103 @@ func (e *Executor) Wake() {
 	}
 }
 
-// Run drains the outbox until ctx is done, then makes one last pass with a short
-// deadline so commands of the last batch go out before shutdown.
+// Targets describes every delivery target, by name. It may be called from any
+// goroutine.
+func (e *Executor) Targets() []TargetStatus {
+	maxOutage := Duration(e.maxOutage())
+	e.targetsMu.Lock()
+	all := make([]*target, 0, len(e.targets))
+	for _, t := range e.targets {
+		all = append(all, t)
+	}
+	e.targetsMu.Unlock()
+	out := make([]TargetStatus, 0, len(all))
+	for _, t := range all {
+		s := t.status()
+		s.MaxOutage = maxOutage
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Target, b.Target) })
+	return out
+}
+
+// Run drains the outbox until ctx is done, then makes one last pass, bounded by
+// a few seconds, so commands of the last batch go out before shutdown. It returns
+// once every worker has stopped.
 func (e *Executor) Run(ctx context.Context) error {
-	t := time.NewTicker(e.opts.Interval)
-	defer t.Stop()
+	// Attempts run on their own context: one in flight when ctx is done may
+	// finish within the grace of the last pass.
+	actx, stopAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAttempts()
+	stopping := make(chan struct{})
+	var wg sync.WaitGroup
+	running := map[*target]bool{}
+	spawn := func() {
+		for _, t := range e.all() {
+			if running[t] {
+				continue
+			}
+			running[t] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.work(actx, t, stopping)
+			}()
+		}
+	}
+	spawn()
+	tick := time.NewTicker(e.opts.Interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			e.drain(fctx)
+			grace := time.AfterFunc(shutdownGrace, stopAttempts)
+			defer grace.Stop()
+			e.scan(actx)
+			spawn()
+			close(stopping)
+			wg.Wait()
 			return nil
 		case <-e.wake:
-		case <-t.C:
+		case <-tick.C:
 		}
-		e.drain(ctx)
+		e.scan(ctx)
+		spawn()
 	}
+}
+
+// all returns the targets.
+func (e *Executor) all() []*target {
+	e.targetsMu.Lock()
+	defer e.targetsMu.Unlock()
+	out := make([]*target, 0, len(e.targets))
+	for _, t := range e.targets {
+		out = append(out, t)
+	}
+	return out
+}
+
+// target returns the target of kind and action, made on first use; nil when
+// there are maxTargets already.
+func (e *Executor) target(kind, action string) *target {
+	name := TargetName(kind, action)
+	e.targetsMu.Lock()
+	defer e.targetsMu.Unlock()
+	if t := e.targets[name]; t != nil {
+		return t
+	}
+	if len(e.targets) >= maxTargets {
+		return nil
+	}
+	t := newTarget(kind, action, e.targetState, e.targetQueued)
+	e.gaveUp.WithLabelValues(name)
+	e.targets[name] = t
+	return t
 }
 
 const outboxPage = 256
 
-// useHooks sets up the webhooks of p, with their secrets.
+// useHooks sets up the webhooks of p, with their secrets, and their targets.
 func (e *Executor) useHooks(p *Policy) error {
 	secrets, err := webhookSecrets(p, e.opts.Getenv)
 	if err != nil {
@@ -169,28 +299,66 @@ func (e *Executor) useHooks(p *Policy) error {
 	for action, secret := range secrets {
 		hooks[action] = &hook{Webhook: p.Webhooks[action], secret: secret}
 	}
+	e.hooksMu.Lock()
 	e.hooks, e.hooksOf = hooks, p
+	e.hooksMu.Unlock()
+	for action, h := range hooks {
+		if t := e.target(TargetWebhook, action); t != nil {
+			t.mu.Lock()
+			t.url = h.URL
+			t.mu.Unlock()
+		}
+	}
 	return nil
 }
 
-// drain makes one pass over the outbox. Failures stay in the outbox with their
-// retry time; they are counted, and logged once per pass.
-func (e *Executor) drain(ctx context.Context) {
-	var halted error
+// hook returns the webhook of action in force, nil when the policy has none.
+func (e *Executor) hook(action string) *hook {
+	e.hooksMu.Lock()
+	defer e.hooksMu.Unlock()
+	return e.hooks[action]
+}
+
+// maxOutage is the policy's settings.max_outage.
+func (e *Executor) maxOutage() time.Duration {
+	if e.opts.Policy == nil {
+		return DefaultMaxOutage
+	}
+	if d := e.opts.Policy.Policy().Settings.MaxOutage.D(); d > 0 {
+		return d
+	}
+	return DefaultMaxOutage
+}
+
+// halted returns why the outbox must wait (a kill switch), or nil.
+func (e *Executor) halted() error {
+	if e.opts.Policy == nil {
+		return nil
+	}
+	if on, why := e.opts.Policy.Policy().Halted(); on {
+		return errors.New(why)
+	}
+	return nil
+}
+
+// scan reads the outbox and gives each entry not yet found to its target's
+// queue, in outbox order. Entries that cannot be delivered at all are recorded
+// failed here.
+func (e *Executor) scan(ctx context.Context) {
 	if e.opts.Policy != nil {
 		pol := e.opts.Policy.Policy()
-		if pol != e.hooksOf {
+		e.hooksMu.Lock()
+		changed := pol != e.hooksOf
+		e.hooksMu.Unlock()
+		if changed {
 			// Reload checked the new policy's secrets; should one be gone since,
 			// the webhooks of the policy before stay.
 			if err := e.useHooks(pol); err != nil {
 				e.log.Error("webhooks of the reloaded policy", "version", pol.Version, "err", err)
 			}
 		}
-		if on, why := pol.Halted(); on {
-			halted = errors.New(why)
-		}
 	}
-	if e.hold(&e.held, halted, "kill switch on: holding the outbox, nothing is published", "kill switch off: draining the outbox") {
+	if e.hold(&e.held, e.halted(), "kill switch on: holding the outbox, nothing is published", "kill switch off: draining the outbox") {
 		return
 	}
 	// A command published whose outcome cannot be recorded would be published
@@ -200,9 +368,11 @@ func (e *Executor) drain(ctx context.Context) {
 		"store takes writes again: draining the outbox") {
 		return
 	}
-	var p pass
-	after := ""
-	seen := make(map[string]bool, len(e.retry))
+	now := e.opts.Clock().UTC()
+	seen := make(map[string]bool, len(e.known))
+	complete, after := false, ""
+	var bad int
+	var badErr error
 	for range 4096 { // bounded: a million entries per pass
 		entries, err := e.opts.Store.OutboxPage(after, outboxPage)
 		if err != nil {
@@ -212,27 +382,73 @@ func (e *Executor) drain(ctx context.Context) {
 		for _, en := range entries {
 			after = en.DecisionID
 			seen[after] = true
-			if ctx.Err() != nil {
-				break
+			if e.known[after] != nil {
+				continue
 			}
-			if err := e.execute(ctx, en, &p); err != nil {
-				p.failures++
-				p.lastErr = err
+			t, err := e.place(en, now)
+			if err != nil {
+				bad++
+				badErr = err
+				continue
+			}
+			if t != nil {
+				e.known[after] = t
 			}
 		}
-		if len(entries) < outboxPage || ctx.Err() != nil {
+		if len(entries) < outboxPage {
+			complete = true
+			break
+		}
+		if ctx.Err() != nil {
 			break
 		}
 	}
-	for id := range e.retry {
-		if !seen[id] {
-			delete(e.retry, id)
+	if complete {
+		for id := range e.known {
+			if !seen[id] {
+				delete(e.known, id)
+			}
 		}
 	}
-	e.pending.Set(float64(len(seen) - p.done))
-	if p.failures > 0 {
-		e.log.Warn("deliveries not done, will retry", "failed", p.failures, "err", p.lastErr)
+	e.pending.Set(float64(len(seen)))
+	if bad > 0 {
+		e.log.Error("outbox entries could not be recorded failed", "entries", bad, "err", badErr)
 	}
+	for _, t := range e.all() {
+		t.poke()
+	}
+}
+
+// place gives a new outbox entry to its target's queue and returns the target, or
+// records the entry failed when it names none (nil target).
+func (e *Executor) place(en store.OutboxEntry, now time.Time) (*target, error) {
+	entry := en.DecisionID
+	n, err := e.opts.Store.Attempts(entry)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(kind, why string) (*target, error) {
+		return nil, e.finish(entry, Attempt{At: now, Entry: entry, Target: kind, N: n + 1, Error: why},
+			Outcome{Entry: entry, Target: kind, Status: OutcomeFailed, At: now, Attempts: n + 1, Error: why}, false)
+	}
+	j, err := decodeJob(en.Command)
+	if err != nil {
+		// Cannot be delivered as it is: record it failed rather than retry forever.
+		return fail("", "malformed outbox entry: "+err.Error())
+	}
+	if (j.Target != TargetNATS && j.Target != TargetWebhook) || !slices.Contains(Actions, j.Action) {
+		return fail(j.Target, fmt.Sprintf("unknown delivery target %s of action %q", j.Target, j.Action))
+	}
+	t := e.target(j.Target, j.Action)
+	if t == nil {
+		if !e.capped {
+			e.log.Error("more delivery targets than the executor keeps: deliveries wait", "max", maxTargets, "target", TargetName(j.Target, j.Action))
+			e.capped = true
+		}
+		return nil, nil
+	}
+	t.add(&queued{entry: entry, job: j, seen: now, attempts: n})
+	return t, nil
 }
 
 // hold reports whether the outbox must wait because of why, and logs when such a
@@ -252,126 +468,256 @@ func (e *Executor) hold(on *bool, why error, started, ended string) bool {
 	return false
 }
 
-// pass is the state of one drain.
-type pass struct {
-	natsDown bool // a publish failed: leave the other commands to the next pass
-	failures int
-	done     int
-	lastErr  error
+// idle is what step returns when the worker has nothing to do until woken.
+const idle = -1
+
+// work is the worker of target t: it delivers the target's queue until ctx is
+// done, or, once stopping is closed, until it would have to wait.
+func (e *Executor) work(ctx context.Context, t *target, stopping <-chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stopped := false
+	for {
+		wait := e.step(ctx, t)
+		if ctx.Err() != nil {
+			return
+		}
+		if wait == 0 {
+			continue
+		}
+		if stopped {
+			return
+		}
+		var due <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stopping:
+			stopped = true // one more step: the last pass
+		case <-t.wake:
+		case <-due:
+		}
+		timer.Stop()
+	}
 }
 
-func (e *Executor) execute(ctx context.Context, en store.OutboxEntry, p *pass) error {
-	entry := en.DecisionID
+// result of one attempt.
+type result int
+
+const (
+	resDone  result = iota // the entry is finished: delivered, or failed for good; the target answered
+	resRetry               // the target failed; the entry waits
+	resStore               // the store did not take the record: try again soon, the target is not to blame
+)
+
+// breaker returns the settings of t's circuit: attempts failed in a row that
+// open it, and the back-off of the next attempt.
+func (e *Executor) breaker(t *target) (openAfter int, base, ceiling time.Duration) {
+	if t.kind == TargetWebhook {
+		if h := e.hook(t.action); h != nil {
+			return h.MaxAttempts, h.Backoff.D(), h.MaxBackoff.D()
+		}
+	}
+	return natsOpenAfter, natsBackoff, natsMaxBackoff
+}
+
+// step does one thing for t: an attempt of its oldest delivery, or recording it
+// failed when it has waited longer than max_outage. It returns how long to wait
+// before the next step: 0 for none, idle until woken.
+func (e *Executor) step(ctx context.Context, t *target) time.Duration {
+	if e.halted() != nil || e.opts.Store.Writable() != nil {
+		return idle // scan logs it
+	}
+	openAfter, base, ceiling := e.breaker(t)
+	maxOutage := e.maxOutage()
+	t.mu.Lock()
+	if len(t.queue) == 0 {
+		t.mu.Unlock()
+		return idle
+	}
+	if w := time.Until(t.next); w > 0 {
+		t.mu.Unlock()
+		return w
+	}
+	q := t.queue[0]
+	t.queue = t.queue[1:]
+	t.inflight = q
 	now := e.opts.Clock().UTC()
-	rs := e.retry[entry]
-	if rs == nil {
-		n, err := e.opts.Store.Attempts(entry)
-		if err != nil {
-			return err
+	if t.failures > 0 && now.Sub(t.waitStart(q)) > maxOutage {
+		why := fmt.Sprintf("not delivered: %s was unreachable for longer than settings.max_outage %s (failing since %s; last error: %s)",
+			t.name, maxOutage, t.down.Format(time.RFC3339), t.lastErr)
+		if t.expired++; t.expired == 1 {
+			e.log.Warn("target unreachable longer than max_outage: its deliveries fail", "target", t.name, "max_outage", maxOutage, "err", why)
 		}
-		rs = &retryState{attempts: n}
-		e.retry[entry] = rs
+		t.mu.Unlock()
+		return e.expire(t, q, now, why)
 	}
-	if now.Before(rs.next) {
-		return nil
+	if t.failures >= openAfter {
+		t.setState(StateHalfOpen)
 	}
-	j, err := decodeJob(en.Command)
-	if err != nil {
-		// Cannot be delivered as it is: record it failed rather than retry forever.
-		p.done++
-		return e.finish(entry, rs, Attempt{At: now, Entry: entry, N: rs.attempts + 1, Error: "malformed outbox entry: " + err.Error()},
-			Outcome{Entry: entry, Status: OutcomeFailed, At: now, Error: "malformed outbox entry: " + err.Error()}, false)
-	}
-	switch j.Target {
-	case TargetNATS:
-		if p.natsDown {
-			return nil
+	t.mu.Unlock()
+	res, why := e.attempt(ctx, t, q, now)
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer t.count()
+	t.inflight = nil
+	switch {
+	case res == resDone:
+		if t.failures >= openAfter {
+			e.log.Info("target answers again: circuit closed", "target", t.name, "failed_attempts", t.failures,
+				"down_for", now.Sub(t.down).String(), "failed_for_good", t.expired)
 		}
-		return e.publish(ctx, entry, &j, rs, now, p)
-	case TargetWebhook:
-		return e.deliver(ctx, entry, &j, rs, now, p)
+		t.failures, t.down, t.next, t.probe, t.expired = 0, time.Time{}, time.Time{}, time.Time{}, 0
+		t.setState(StateClosed)
+		return 0
+	case res == resStore || ctx.Err() != nil:
+		t.insert(q)
+		if t.state == StateHalfOpen {
+			t.setState(StateOpen)
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		e.log.Error("delivery done but its record not taken: tried again", "target", t.name, "err", why)
+		t.next = time.Now().Add(time.Second)
+		return time.Second
 	}
-	p.done++
-	return e.finish(entry, rs, Attempt{At: now, Entry: entry, Target: j.Target, N: rs.attempts + 1, Error: "unknown target"},
-		Outcome{Entry: entry, Target: j.Target, Status: OutcomeFailed, At: now, Error: "unknown delivery target " + j.Target}, false)
+	t.insert(q)
+	t.failures++
+	if t.failures == 1 {
+		t.down = now
+	}
+	t.lastErr, t.lastAt = why, now
+	wait := backoff(base, ceiling, t.failures)
+	t.next, t.probe = time.Now().Add(wait), now.Add(wait)
+	if t.failures >= openAfter {
+		if t.state == StateClosed {
+			e.log.Warn("target keeps failing: circuit open, its deliveries wait", "target", t.name,
+				"failed_attempts", t.failures, "max_outage", maxOutage, "err", why)
+		}
+		t.setState(StateOpen)
+	} else {
+		t.setState(StateClosed)
+	}
+	return wait
 }
 
-func (e *Executor) publish(ctx context.Context, entry string, j *job, rs *retryState, now time.Time, p *pass) error {
-	subject := Subject(j.Action)
-	n := rs.attempts + 1
+// expire records q, the in-flight delivery of t, failed for good with why: it
+// waited longer than max_outage. The circuit stays as it is.
+func (e *Executor) expire(t *target, q *queued, now time.Time, why string) time.Duration {
+	out := Outcome{Entry: q.entry, Target: t.kind, Status: OutcomeFailed, At: now, Attempts: q.attempts, Error: why}
+	if t.kind == TargetNATS {
+		out.Subject = t.name
+	}
+	err := e.finish(q.entry, Attempt{At: now, Entry: q.entry, Target: t.kind, N: q.attempts + 1, Error: why}, out, false)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer t.count()
+	t.inflight = nil
+	if err == nil {
+		e.failedForGood(t)
+		return 0
+	}
+	t.insert(q)
+	e.log.Error("record of a delivery failed for good not taken: tried again", "target", t.name, "err", err)
+	t.next = time.Now().Add(time.Second)
+	return time.Second
+}
+
+func (e *Executor) failedForGood(t *target) {
+	e.gaveUp.WithLabelValues(t.name).Inc()
+	if t.kind == TargetWebhook {
+		e.hookFailures.WithLabelValues(t.action).Inc()
+	}
+}
+
+// attempt makes one attempt of q and records it.
+func (e *Executor) attempt(ctx context.Context, t *target, q *queued, now time.Time) (result, string) {
+	if t.kind == TargetWebhook {
+		return e.deliver(ctx, t, q, now)
+	}
+	return e.publish(ctx, t, q, now)
+}
+
+func (e *Executor) publish(ctx context.Context, t *target, q *queued, now time.Time) (result, string) {
+	entry, subject, n := q.entry, t.name, q.attempts+1
 	start := time.Now()
-	err := e.opts.Publish(ctx, subject, j.MsgID, j.Command)
+	pctx, cancel := context.WithTimeout(ctx, e.opts.PublishTimeout)
+	err := e.opts.Publish(pctx, subject, q.job.MsgID, q.job.Command)
+	cancel()
 	att := Attempt{At: now, Entry: entry, Target: TargetNATS, N: n, OK: err == nil, Seconds: time.Since(start).Seconds()}
 	if err != nil {
-		e.failed.WithLabelValues(j.Action).Inc()
-		p.natsDown = true
+		e.failed.WithLabelValues(q.job.Action).Inc()
 		att.Error = err.Error()
-		rs.attempts, rs.next = n, now.Add(backoff(100*time.Millisecond, 30*time.Second, n))
-		if rerr := e.record(entry, &att); rerr != nil {
-			return rerr
-		}
-		return fmt.Errorf("publish %s for %s: %w", subject, entry, err)
+		return e.retry(q, &att, fmt.Errorf("publish %s for %s: %w", subject, entry, err))
 	}
-	p.done++
-	if err := e.finish(entry, rs, att, Outcome{Entry: entry, Target: TargetNATS, Status: OutcomePublished, Subject: subject, At: now, Attempts: n}, true); err != nil {
-		return err
+	if err := e.finish(entry, att, Outcome{Entry: entry, Target: TargetNATS, Status: OutcomePublished, Subject: subject, At: now, Attempts: n}, true); err != nil {
+		return resStore, err.Error()
 	}
-	e.sent.WithLabelValues(j.Action).Inc()
-	return nil
+	e.sent.WithLabelValues(q.job.Action).Inc()
+	return resDone, ""
 }
 
-func (e *Executor) deliver(ctx context.Context, entry string, j *job, rs *retryState, now time.Time, p *pass) error {
-	n := rs.attempts + 1
-	h := e.hooks[j.Action]
+func (e *Executor) deliver(ctx context.Context, t *target, q *queued, now time.Time) (result, string) {
+	entry, n := q.entry, q.attempts+1
+	h := e.hook(t.action)
 	if h == nil {
-		p.done++
-		msg := "the policy has no webhook for " + j.Action + " any more"
-		return e.finish(entry, rs, Attempt{At: now, Entry: entry, Target: TargetWebhook, N: n, Error: msg},
-			Outcome{Entry: entry, Target: TargetWebhook, Status: OutcomeFailed, At: now, Attempts: n, Error: msg}, false)
+		msg := "the policy has no webhook for " + t.action + " any more"
+		if err := e.finish(entry, Attempt{At: now, Entry: entry, Target: TargetWebhook, N: n, Error: msg},
+			Outcome{Entry: entry, Target: TargetWebhook, Status: OutcomeFailed, At: now, Attempts: n, Error: msg}, false); err != nil {
+			return resStore, err.Error()
+		}
+		e.failedForGood(t)
+		return resDone, ""
 	}
+	t.mu.Lock()
+	t.url = h.URL
+	t.mu.Unlock()
 	start := time.Now()
-	status, err := post(ctx, e.opts.Client, h, j, entry, n, now)
+	status, err := post(ctx, e.opts.Client, h, &q.job, entry, n, now)
 	att := Attempt{At: now, Entry: entry, Target: TargetWebhook, N: n, OK: err == nil, HTTPStatus: status, Seconds: time.Since(start).Seconds()}
 	out := Outcome{Entry: entry, Target: TargetWebhook, URL: h.URL, At: now, Attempts: n}
 	if err == nil {
-		e.hookAttempts.WithLabelValues(j.Action, "ok").Inc()
+		e.hookAttempts.WithLabelValues(t.action, "ok").Inc()
 		out.Status = OutcomeDelivered
-		p.done++
-		return e.finish(entry, rs, att, out, false)
-	}
-	e.hookAttempts.WithLabelValues(j.Action, "error").Inc()
-	att.Error = err.Error()
-	if permanent(status) || n >= h.MaxAttempts {
-		e.hookFailures.WithLabelValues(j.Action).Inc()
-		out.Status, out.Error = OutcomeFailed, err.Error()
-		if permanent(status) {
-			out.Error = "refused, not retried: " + out.Error
-		} else {
-			out.Error = fmt.Sprintf("gave up after %d attempts: %s", n, out.Error)
+		if err := e.finish(entry, att, out, false); err != nil {
+			return resStore, err.Error()
 		}
-		e.log.Warn("webhook delivery failed", "entry", entry, "action", j.Action, "attempts", n, "err", err)
-		p.done++
-		return e.finish(entry, rs, att, out, false)
+		return resDone, ""
 	}
-	rs.attempts, rs.next = n, now.Add(backoff(h.Backoff.D(), h.MaxBackoff.D(), n))
-	if rerr := e.record(entry, &att); rerr != nil {
-		return rerr
+	e.hookAttempts.WithLabelValues(t.action, "error").Inc()
+	att.Error = err.Error()
+	if permanent(status) {
+		// The receiver answered: it is up, and says this delivery cannot succeed.
+		out.Status, out.Error = OutcomeFailed, "refused, not retried: "+err.Error()
+		e.log.Warn("webhook delivery refused", "entry", entry, "action", t.action, "attempts", n, "err", err)
+		if err := e.finish(entry, att, out, false); err != nil {
+			return resStore, err.Error()
+		}
+		e.failedForGood(t)
+		return resDone, ""
 	}
-	return fmt.Errorf("webhook %s attempt %d: %w", entry, n, err)
+	return e.retry(q, &att, fmt.Errorf("webhook %s attempt %d: %w", entry, n, err))
 }
 
-func (e *Executor) record(entry string, a *Attempt) error {
+// retry records a failed attempt of q, which stays queued.
+func (e *Executor) retry(q *queued, a *Attempt, err error) (result, string) {
 	v, _ := json.Marshal(a)
-	return e.opts.Store.RecordAttempt(entry, a.N, v)
+	if rerr := e.opts.Store.RecordAttempt(q.entry, a.N, v); rerr != nil {
+		// Not recorded: the next attempt takes the same number.
+		return resRetry, errors.Join(err, rerr).Error()
+	}
+	q.attempts = a.N
+	return resRetry, err.Error()
 }
 
-func (e *Executor) finish(entry string, rs *retryState, a Attempt, o Outcome, published bool) error {
+func (e *Executor) finish(entry string, a Attempt, o Outcome, published bool) error {
 	av, _ := json.Marshal(a)
 	ov, _ := json.Marshal(o)
-	if err := e.opts.Store.FinishOutbox(entry, a.N, av, ov, published); err != nil {
-		return err
-	}
-	rs.attempts = a.N
-	delete(e.retry, entry)
-	return nil
+	return e.opts.Store.FinishOutbox(entry, a.N, av, ov, published)
 }

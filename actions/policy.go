@@ -116,7 +116,15 @@ type Settings struct {
 	// KillSwitch stops all actions: decisions are recorded, suppressed with reason
 	// kill_switch:policy, and the executor holds its outbox.
 	KillSwitch bool `yaml:"kill_switch" json:"kill_switch"`
+	// MaxOutage is how long a delivery waits for its target (a webhook, or a
+	// JetStream subject) to come back before it is recorded failed for good. While
+	// a target fails, its deliveries wait in order and its circuit is probed.
+	// Zero means 24h.
+	MaxOutage Duration `yaml:"max_outage" json:"max_outage"`
 }
+
+// DefaultMaxOutage is Settings.MaxOutage when the policy does not set it.
+const DefaultMaxOutage = 24 * time.Hour
 
 // Ladder is an escalation ladder: the teams a waiting decision moves through.
 type Ladder []Tier
@@ -146,7 +154,9 @@ type Webhook struct {
 	SecretEnv string `yaml:"secret_env" json:"secret_env"`
 	// Timeout of one attempt. Zero means 5s.
 	Timeout Duration `yaml:"timeout" json:"timeout"`
-	// MaxAttempts before the delivery is given up and recorded failed. Zero means 8.
+	// MaxAttempts is how many attempts in a row may fail before the webhook's
+	// circuit opens: its deliveries then wait, probed, up to settings.max_outage.
+	// No delivery is given up for its number of attempts. Zero means 8.
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// Backoff before the second attempt, doubled after each failure up to
 	// MaxBackoff. Zero means 1s and 5m.
@@ -351,6 +361,14 @@ func (p *Policy) validate() error {
 				bad("%s[%d].sla must be above zero (for example 15m)", at, i)
 			}
 		}
+	}
+	switch {
+	case p.Settings.MaxOutage < 0:
+		bad("settings.max_outage %s is negative: give how long a delivery may wait for its target (for example 24h)", p.Settings.MaxOutage.D())
+	case p.Settings.MaxOutage == 0:
+		p.Settings.MaxOutage = Duration(DefaultMaxOutage)
+	case p.Settings.MaxOutage.D() < time.Second:
+		bad("settings.max_outage %s is under a second: deliveries would fail at the first hiccup of their target", p.Settings.MaxOutage.D())
 	}
 	if p.Reroute.MaxLoadRatio < 0 {
 		bad("reroute.max_load_ratio %v is negative", p.Reroute.MaxLoadRatio)

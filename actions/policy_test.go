@@ -17,6 +17,13 @@ func TestDefaultPolicyLoads(t *testing.T) {
 	if p.Version == "" || len(p.Rules) == 0 {
 		t.Errorf("default policy = %+v", p)
 	}
+	if p.Settings.MaxOutage.D() != DefaultMaxOutage {
+		t.Errorf("settings.max_outage = %s, want %s", p.Settings.MaxOutage.D(), DefaultMaxOutage)
+	}
+	unset, err := ParsePolicy([]byte("version: v1\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n"))
+	if err != nil || unset.Settings.MaxOutage.D() != DefaultMaxOutage {
+		t.Errorf("a policy without settings.max_outage: %v, max_outage %s; want %s", err, unset.Settings.MaxOutage.D(), DefaultMaxOutage)
+	}
 	modes := map[string]bool{}
 	actions := map[string]bool{}
 	for _, r := range p.Rules {
@@ -63,6 +70,8 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"reroute without alternatives", rule("{id: a, action: reroute_warehouse, mode: auto, when: {risk: {gte: 0.5}}}"), "needs reroute.alternatives"},
 		{"webhook without secret", head + "webhooks: {flag_finance: {url: 'http://127.0.0.1:1/x'}}\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n", "webhooks.flag_finance.secret_env is empty"},
 		{"webhook bad url", head + "webhooks: {flag_finance: {url: 'ftp:x', secret_env: S}}\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n", "webhooks.flag_finance.url"},
+		{"negative max_outage", head + "settings: {max_outage: -1h}\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n", "settings.max_outage -1h0m0s is negative"},
+		{"tiny max_outage", head + "settings: {max_outage: 10ms}\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n", "settings.max_outage 10ms is under a second"},
 		{"webhook for unknown action", head + "webhooks: {teleport: {url: 'http://h/x', secret_env: S}}\nrules:\n- {id: a, action: flag_finance, mode: auto, when: {risk: {gte: 0.5}}}\n", "webhooks.teleport: unknown action"},
 	}
 	for _, c := range cases {

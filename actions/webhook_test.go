@@ -61,7 +61,7 @@ func TestWebhookRetriesWithBackoffAndRecordsEachAttempt(t *testing.T) {
 	}{
 		{"fails twice then succeeds", []int{503, 500, 200}, 3, actions.OutcomeDelivered},
 		{"refused is not retried", []int{422}, 1, actions.OutcomeFailed},
-		{"gives up after max attempts", []int{503}, 4, actions.OutcomeFailed},
+		{"waits past max attempts (circuit open) until delivered", []int{503, 503, 503, 503, 503, 200}, 6, actions.OutcomeDelivered},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -416,20 +416,28 @@ func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
 
 // FinishOutbox records the last attempt n of an outbox entry and its final outcome,
 // and removes it from the outbox, in one synced commit. published says whether it
-// counts as a published action (actions_published).
+// counts as a published action (actions_published). Safe to call from several
+// goroutines for different entries: a commit that conflicts on the shared counter
+// is tried again.
 func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, published bool) error {
 	if err := s.Writable(); err != nil {
 		return fmt.Errorf("store: finish outbox entry %s: %w", entry, err)
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key(pOutbox, entry)); err != nil {
-			return fmt.Errorf("outbox entry: %w", err)
+	var err error
+	for range 32 { // bounded: each retry means another entry's commit went through
+		err = s.db.Update(func(txn *badger.Txn) error {
+			if _, err := txn.Get(key(pOutbox, entry)); err != nil {
+				return fmt.Errorf("outbox entry: %w", err)
+			}
+			if err := txn.Set(attemptKey(entry, n), attempt); err != nil {
+				return err
+			}
+			return completeOutbox(txn, entry, outcome, published)
+		})
+		if !errors.Is(err, badger.ErrConflict) {
+			break
 		}
-		if err := txn.Set(attemptKey(entry, n), attempt); err != nil {
-			return err
-		}
-		return completeOutbox(txn, entry, outcome, published)
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("store: finish outbox entry %s: %w", entry, err)
 	}
