@@ -32,6 +32,9 @@ type Options struct {
 	// Policy shows the policy in force and reloads it; nil means no
 	// /api/v1/policy endpoints.
 	Policy PolicyAdmin
+	// Targets describes the delivery targets; nil means GET /api/v1/targets
+	// answers 404.
+	Targets TargetLister
 	// Token is the bearer token of mutating requests; empty refuses them all.
 	Token string
 	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
@@ -67,6 +70,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.order)
 	mux.HandleFunc("GET /api/v1/decisions", s.decisionsList)
 	mux.HandleFunc("GET /api/v1/decisions/{id}", s.decisionShow)
+	mux.HandleFunc("GET /api/v1/targets", s.targets)
 	if g := o.Governor; g != nil {
 		mux.HandleFunc("GET /api/v1/approvals", s.approvals)
 		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.answer(actions.TrailApproved, true, g.Approve)))

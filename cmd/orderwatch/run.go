@@ -243,7 +243,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader, Targets: exec}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
