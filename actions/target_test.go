@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,4 +370,51 @@ func TestTargetDownLongerThanMaxOutage(t *testing.T) {
 	if _, got := b.counts(); len(got) != len(orders) {
 		t.Errorf("B got %d deliveries, want %d", len(got), len(orders))
 	}
+}
+
+// TestSubjectTargetDownDelaysOnlyItself: while publishes to one subject fail, the
+// other subject and the webhooks get their deliveries; the failing subject's
+// circuit opens, and once publishes go through its commands are in ACTIONS once
+// each, in decision order.
+func TestSubjectTargetDownDelaysOnlyItself(t *testing.T) {
+	a, b := newTarget("up"), newTarget("up")
+	srvA, srvB := httptest.NewServer(a), httptest.NewServer(b)
+	defer srvA.Close()
+	defer srvB.Close()
+	down := actions.Subject(actions.ActionNotifyCS)
+	var failing atomic.Bool // publishes to down fail
+	failing.Store(true)
+	wrap := func(pub actions.PublishFunc) actions.PublishFunc {
+		return func(ctx context.Context, subject, msgID string, data []byte) error {
+			if subject == down && failing.Load() {
+				return fmt.Errorf("test: %s refuses publishes", subject)
+			}
+			return pub(ctx, subject, msgID, data)
+		}
+	}
+	d := startWithOrder(t, daemonOptions{policy: twoTargetsPolicy(srvA.URL, srvB.URL, "5s"), getenv: hookEnv, wrap: wrap})
+	orders := publishOrders(t, d, 4)
+	keysCS, _ := keysOf(t, d, actions.ActionNotifyCS, orders)
+	other := actions.Subject(actions.ActionFlagFinance)
+	waitFor(t, "the other subject's commands", func() bool { return len(d.actionsMsgs(t, other)) == len(orders) })
+	waitFor(t, "both webhooks' deliveries", func() bool {
+		_, ga := a.counts()
+		_, gb := b.counts()
+		return len(ga) == len(orders) && len(gb) == len(orders)
+	})
+	waitFor(t, down+" open", func() bool { s := targetState(d, down); return s.State == actions.StateOpen && s.Queued == len(orders) })
+	if n := len(d.actionsMsgs(t, down)); n != 0 {
+		t.Fatalf("%d commands on %s while it refuses publishes", n, down)
+	}
+	failing.Store(false)
+	waitFor(t, down+"'s commands", func() bool { return len(d.actionsMsgs(t, down)) >= len(orders) })
+	msgs := d.actionsMsgs(t, down)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Header.Get("Nats-Msg-Id"))
+	}
+	if err := onceInOrder(got, keysCS); err != nil {
+		t.Errorf("%s: %v", down, err)
+	}
+	waitFor(t, down+" closed", func() bool { s := targetState(d, down); return s.State == actions.StateClosed && s.Queued == 0 })
 }
