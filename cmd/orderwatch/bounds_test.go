@@ -128,6 +128,22 @@ func TestExtremeCarrierPerformanceIsIsolated(t *testing.T) {
 	if stats.EventsApplied != messages-poison || stats.DeadLettered != poison {
 		t.Errorf("stats = %+v, want %d applied and %d dead-lettered", stats, messages-poison, poison)
 	}
+	// The orders of that carrier are scored by the models, not by the rules
+	// fallback that a row the models could not score falls back to.
+	for i := range orders {
+		raw, err := st.Scores(fmt.Sprintf("SO-%d", i))
+		if err != nil || len(raw) == 0 {
+			t.Fatalf("scores of SO-%d: %d, %v", i, len(raw), err)
+		}
+		var pt actions.ScorePoint
+		if err := pt.UnmarshalBinary(raw[len(raw)-1]); err != nil {
+			t.Fatal(err)
+		}
+		if pt.Degraded || !strings.HasPrefix(pt.Model, "cutoff_risk@") || len(pt.Classes) == 0 {
+			t.Errorf("SO-%d last scored %+v, want by cutoff_risk and exception_class, not degraded", i, pt)
+			break
+		}
+	}
 	if ok, why := p.Ready(); !ok {
 		t.Errorf("pipeline not ready after the poison: %s", why)
 	}
