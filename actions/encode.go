@@ -2,10 +2,12 @@ package actions
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,16 +24,60 @@ import (
 // encoders to json.Marshal's output. Score points have a binary form of their own
 // (scorepoint.go).
 
+// What the record encoders accept: numbers that are finite, times of the years 0
+// to 9999 with a zone offset under a day (what json.Marshal accepts), and strings
+// of at most MaxRecordString bytes. Anything else is an error that wraps
+// ErrBadRecord and names the field (and the map key), so a bad value is found
+// where it was made, not in a reader; json.Unmarshal reads all the encoders write.
+
+// MaxRecordString is the longest string a stored record (a decision, a command,
+// an open item) holds, map keys included: far above any id, label, reason or
+// note, so a value this long is a bug upstream, not something to store.
+const MaxRecordString = 8 << 10
+
 // encoder appends JSON to b. The first error (a NaN or infinite number, a time
-// outside what RFC 3339 can say) sticks, as json.Marshal would have returned it.
+// outside what RFC 3339 can say, an over-long string) sticks, wrapping the error
+// json.Marshal would have returned, if any.
 type encoder struct {
 	b   []byte
 	err error
+	// field is the key of the field being written, key the map key within it, for
+	// errors: raw sets field when its literal ends with a key, object sets key.
+	field, key string
 }
 
-func (e *encoder) raw(s string) { e.b = append(e.b, s...) }
+// raw appends a literal. A literal that ends with an object key (`,"name":`)
+// makes name the field that errors name.
+func (e *encoder) raw(s string) {
+	e.b = append(e.b, s...)
+	if n := len(s); n > 2 && s[n-1] == ':' && s[n-2] == '"' {
+		if i := strings.IndexByte(s, '"'); i < n-2 {
+			e.field, e.key = s[i+1:n-2], ""
+		}
+	}
+}
 
-func (e *encoder) str(s string) { e.b = appendJSONString(e.b, s) }
+func (e *encoder) str(s string) {
+	if len(s) > MaxRecordString {
+		e.fail(fmt.Errorf("string of %d bytes, limit %d", len(s), MaxRecordString))
+	}
+	e.b = appendJSONString(e.b, s)
+}
+
+// fail keeps the first error, naming the field being written.
+func (e *encoder) fail(err error) {
+	if e.err != nil {
+		return
+	}
+	at := e.field
+	if k := e.key; k != "" {
+		if len(k) > 64 {
+			k = k[:64] + "…"
+		}
+		at += "[" + strconv.Quote(k) + "]"
+	}
+	e.err = fmt.Errorf("%w: field %s: %w", ErrBadRecord, at, err)
+}
 
 func (e *encoder) bool(v bool) { e.b = strconv.AppendBool(e.b, v) }
 
@@ -39,15 +85,15 @@ func (e *encoder) int(v int) { e.b = strconv.AppendInt(e.b, int64(v), 10) }
 
 func (e *encoder) float(f float64, bits int) {
 	var err error
-	if e.b, err = appendJSONFloat(e.b, f, bits); err != nil && e.err == nil {
-		e.err = err
+	if e.b, err = appendJSONFloat(e.b, f, bits); err != nil {
+		e.fail(err)
 	}
 }
 
 func (e *encoder) time(t time.Time) {
 	var err error
-	if e.b, err = appendJSONTime(e.b, t); err != nil && e.err == nil {
-		e.err = err
+	if e.b, err = appendJSONTime(e.b, t); err != nil {
+		e.fail(err)
 	}
 }
 
@@ -91,10 +137,12 @@ func object[V any](e *encoder, m map[string]V, val func(V)) {
 		if i > 0 {
 			e.b = append(e.b, ',')
 		}
+		e.key = kv.k
 		e.str(kv.k)
 		e.b = append(e.b, ':')
 		val(kv.v)
 	}
+	e.key = ""
 	e.b = append(e.b, '}')
 }
 
@@ -134,9 +182,11 @@ func (e *encoder) features(m map[string]float32) {
 			if i > 0 {
 				e.b = append(e.b, ',')
 			}
-			e.raw(featureKeys[i])
+			e.b = append(e.b, featureKeys[i]...)
+			e.key = k
 			e.float(float64(v), 32)
 		}
+		e.key = ""
 		if ok {
 			e.b = append(e.b, '}')
 			return

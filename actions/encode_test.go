@@ -3,6 +3,8 @@ package actions
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -87,14 +89,61 @@ func same(t *testing.T, what string, v any, enc func([]byte) ([]byte, error)) {
 	t.Helper()
 	want, wantErr := json.Marshal(v)
 	got, err := enc([]byte("prefix"))
-	if wantErr != nil || err != nil {
-		if wantErr == nil || err == nil || err.Error() != wantErr.Error() {
-			t.Fatalf("%s %+v: error %v, json.Marshal's %v", what, v, err, wantErr)
-		}
+	switch {
+	case err != nil && !errors.Is(err, ErrBadRecord):
+		t.Fatalf("%s %+v: error %v does not wrap ErrBadRecord", what, v, err)
+	case wantErr != nil && (err == nil || !strings.HasSuffix(err.Error(), ": "+wantErr.Error())):
+		t.Fatalf("%s %+v: error %v, want json.Marshal's %v with the field", what, v, err, wantErr)
+	case wantErr != nil:
 		return
+	case err != nil && !strings.Contains(err.Error(), fmt.Sprintf("bytes, limit %d", MaxRecordString)):
+		t.Fatalf("%s %+v: error %v, json.Marshal's none", what, v, err)
+	case err != nil:
+		return // a string over the limit, which json.Marshal would write
 	}
 	if !bytes.HasPrefix(got, []byte("prefix")) || !bytes.Equal(got[len("prefix"):], want) {
 		t.Fatalf("%s:\n got %s\nwant prefix%s", what, got, want)
+	}
+}
+
+// TestEncodersNameTheField: what a record cannot hold is an error that says
+// which field (and which map key) holds it.
+func TestEncodersNameTheField(t *testing.T) {
+	long := strings.Repeat("x", MaxRecordString+1)
+	cases := []struct {
+		name  string
+		enc   func([]byte) ([]byte, error)
+		field string
+	}{
+		{"NaN feature", (&Decision{Features: map[string]float32{"lines": float32(math.NaN())}}).appendJSON, `field features["lines"]`},
+		{"NaN feature of the spec", func(b []byte) ([]byte, error) {
+			d := Decision{Features: map[string]float32{}}
+			for _, n := range features.Names {
+				d.Features[n] = 1
+			}
+			d.Features["carrier_on_time"] = float32(math.Inf(1))
+			return d.appendJSON(b)
+		}, `field features["carrier_on_time"]`},
+		{"Inf score", (&Decision{Scores: map[string]float64{"cutoff_risk": math.Inf(1)}}).appendJSON, `field scores["cutoff_risk"]`},
+		{"NaN shadow score", (&Decision{ShadowScores: map[string]float64{"cutoff_risk@2": math.NaN()}}).appendJSON, `field shadow_scores["cutoff_risk@2"]`},
+		{"decision in year 10000", (&Decision{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}).appendJSON, "field at"},
+		{"long order id", (&Decision{OrderID: long}).appendJSON, "field order_id"},
+		{"long reason", (&Decision{Reasons: []string{"ok", long}}).appendJSON, "field reasons"},
+		{"long attribute key", (&Decision{Attributes: map[string]string{long: "v"}}).appendJSON, `field attributes["xxxx`},
+		{"NaN command risk", (&Command{Risk: math.NaN()}).appendJSON, "field risk"},
+		{"Inf class", (&Command{Classes: map[string]float64{"credit": math.Inf(-1)}}).appendJSON, `field classes["credit"]`},
+		{"long approval reason", (&Command{ApprovalReason: long}).appendJSON, "field approval_reason"},
+		{"open item due in year -1", (&OpenItem{Due: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}).appendJSON, "field due"},
+		{"long team", (&OpenItem{Team: long}).appendJSON, "field team"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := c.enc(nil)
+			if !errors.Is(err, ErrBadRecord) || !strings.Contains(err.Error(), c.field) || len(err.Error()) > 300 {
+				t.Errorf("error %v (%d bytes), want ErrBadRecord naming %s, short", err, len(fmt.Sprint(err)), c.field)
+			}
+			_ = b
+		})
 	}
 }
 

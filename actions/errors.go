@@ -23,3 +23,10 @@ var ErrBusy = errors.New("actions: decision changed concurrently, try again")
 // no stored score point: damaged, cut short, or of a form this version does not
 // know. The message says where and what.
 var ErrBadScorePoint = errors.New("actions: malformed score point")
+
+// ErrBadRecord is returned by the encoders of stored records (decisions, commands,
+// open items, score points) for a value they do not store: a number that is NaN or
+// infinite, a time outside the years 0..9999 or with a zone offset of a day or
+// more, a string or a map longer than the record's limit. The message names the
+// field; the value was made wrong upstream (a model's output, a policy, a request).
+var ErrBadRecord = errors.New("actions: value out of a stored record's bounds")

@@ -88,9 +88,48 @@ const (
 	maxUnixSecond = 253402300799 + 24*60*60 // 9999-12-31T23:59:59 in UTC, plus a day
 )
 
-// AppendBinary appends the binary form of p to b. It fails for what the JSON form
-// could not hold either: a number that is NaN or infinite, a year outside 0 to
-// 9999 or a zone offset of a day or more.
+// Bounds of the strings and maps of a score point: far above what the pipeline
+// writes (an event id is at most 128 bytes, a model "name@version" and a class
+// label a few dozen, a model has a few classes and at most one shadow), so that a
+// point stays small whatever a model bundle declares.
+const (
+	maxScoreString  = 512 // Trigger, Event, Model, a class label, a shadow's model
+	maxScoreClasses = 64
+	maxScoreShadows = 16
+)
+
+// checkBounds checks p's strings and maps against the bounds above; model is the
+// length of the model reference that will be stored.
+func (p *ScorePoint) checkBounds(model int) error {
+	for _, f := range [...]struct {
+		name string
+		n    int
+	}{{"trigger", len(p.Trigger)}, {"event", len(p.Event)}, {"model", model}} {
+		if f.n > maxScoreString {
+			return fmt.Errorf("%w: score point field %s: string of %d bytes, limit %d", ErrBadRecord, f.name, f.n, maxScoreString)
+		}
+	}
+	for _, m := range [...]struct {
+		name string
+		m    map[string]float64
+		max  int
+	}{{"classes", p.Classes, maxScoreClasses}, {"shadow", p.Shadow, maxScoreShadows}} {
+		if len(m.m) > m.max {
+			return fmt.Errorf("%w: score point field %s: %d entries, limit %d", ErrBadRecord, m.name, len(m.m), m.max)
+		}
+		for k := range m.m {
+			if len(k) > maxScoreString {
+				return fmt.Errorf("%w: score point field %s: key of %d bytes, limit %d", ErrBadRecord, m.name, len(k), maxScoreString)
+			}
+		}
+	}
+	return nil
+}
+
+// AppendBinary appends the binary form of p to b. It fails, with an error that
+// wraps ErrBadRecord and names the field, for what the JSON form could not hold
+// either (a number that is NaN or infinite, a year outside 0 to 9999 or a zone
+// offset of a day or more) and for a string or map over the bounds above.
 func (p *ScorePoint) AppendBinary(b []byte) ([]byte, error) { return p.appendBinary(b, nil) }
 
 // MarshalBinary returns the binary form of p, as AppendBinary.
@@ -100,6 +139,13 @@ func (p *ScorePoint) MarshalBinary() ([]byte, error) { return p.appendBinary(mak
 // written as the model instead of p.Model, sparing the concatenation.
 func (p *ScorePoint) appendBinary(b []byte, ref *ModelRef) ([]byte, error) {
 	if err := checkScoreTime(p.At); err != nil {
+		return b, fmt.Errorf("%w: score point field at: %w", ErrBadRecord, err)
+	}
+	model := len(p.Model)
+	if ref != nil {
+		model = len(ref.Name) + 1 + len(ref.Version)
+	}
+	if err := p.checkBounds(model); err != nil {
 		return b, err
 	}
 	b0 := len(b)
@@ -139,9 +185,9 @@ type scoreEncoder struct {
 func (e *scoreEncoder) notFinite(what, key string, v float64) {
 	if e.err == nil {
 		if key != "" {
-			what += " " + strconv.Quote(key)
+			what += "[" + strconv.Quote(key) + "]"
 		}
-		e.err = fmt.Errorf("%s is %v, not a finite number", what, v)
+		e.err = fmt.Errorf("%w: score point field %s: %v is not a finite number", ErrBadRecord, what, v)
 	}
 }
 
@@ -194,7 +240,7 @@ func (e *scoreEncoder) classes(m map[string]float64) {
 			mask |= 1 << i
 			known[i] = v
 			if !e.number(v, spClasses64) {
-				e.notFinite("class", c, v)
+				e.notFinite("classes", c, v)
 			}
 		}
 	}
@@ -205,7 +251,7 @@ func (e *scoreEncoder) classes(m map[string]float64) {
 			if slices.Index(scoreClasses[:], c) < 0 {
 				others = append(others, entry[float64]{c, v})
 				if !e.number(v, spClasses64) {
-					e.notFinite("class", c, v)
+					e.notFinite("classes", c, v)
 				}
 			}
 		}
@@ -290,7 +336,11 @@ func (p *ScorePoint) UnmarshalBinary(data []byte) error {
 	case scorePointV1:
 		return p.decodeV1(data[1:])
 	case '{':
-		if err := json.Unmarshal(data, p); err != nil {
+		err := json.Unmarshal(data, p)
+		if err == nil {
+			err = p.checkBounds(len(p.Model))
+		}
+		if err != nil {
 			*p = ScorePoint{}
 			return fmt.Errorf("%w: %w", ErrBadScorePoint, err)
 		}
@@ -315,6 +365,11 @@ func (p *ScorePoint) decodeV1(data []byte) error {
 	p.Model = d.model()
 	if d.err == nil && len(d.b) > 0 {
 		d.fail("%d bytes after the point", len(d.b))
+	}
+	if d.err == nil {
+		if err := p.checkBounds(len(p.Model)); err != nil {
+			d.fail("%v", err)
+		}
 	}
 	if d.err != nil {
 		*p = ScorePoint{}

@@ -2,8 +2,10 @@ package actions
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -452,4 +454,67 @@ func BenchmarkScorePointEncode(b *testing.B) {
 		size += len(buf)
 	}
 	b.ReportMetric(float64(size)/float64(b.N), "B/point")
+}
+
+// TestScorePointBounds: a point over its bounds, or with a number that is not
+// finite, is refused by the encoder with an error naming the field, and refused
+// by the reader in either form, so what reads always stores again.
+func TestScorePointBounds(t *testing.T) {
+	ok := ScorePoint{At: time.Date(2026, 11, 2, 6, 0, 0, 0, time.UTC), Trigger: "event", Event: "e-1", Risk: 0.2, Model: "cutoff_risk@1"}
+	long := strings.Repeat("e", maxScoreString+1)
+	many := func(n int) map[string]float64 {
+		m := map[string]float64{}
+		for i := range n {
+			m[fmt.Sprint("c", i)] = 0.1
+		}
+		return m
+	}
+	cases := []struct {
+		name  string
+		spoil func(p *ScorePoint)
+		field string
+	}{
+		{"NaN risk", func(p *ScorePoint) { p.Risk = math.NaN() }, "field risk"},
+		{"Inf class", func(p *ScorePoint) { p.Classes = map[string]float64{"credit": math.Inf(1)} }, `field classes["credit"]`},
+		{"NaN shadow", func(p *ScorePoint) { p.Shadow = map[string]float64{"cutoff_risk@2": math.NaN()} }, `field shadow["cutoff_risk@2"]`},
+		{"year 10000", func(p *ScorePoint) { p.At = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "field at"},
+		{"long event", func(p *ScorePoint) { p.Event = long }, "field event"},
+		{"long trigger", func(p *ScorePoint) { p.Trigger = long }, "field trigger"},
+		{"long model", func(p *ScorePoint) { p.Model = "cutoff_risk@" + long }, "field model"},
+		{"long class label", func(p *ScorePoint) { p.Classes = map[string]float64{long: 0.5} }, "field classes"},
+		{"too many classes", func(p *ScorePoint) { p.Classes = many(maxScoreClasses + 1) }, "field classes"},
+		{"too many shadows", func(p *ScorePoint) { p.Shadow = many(maxScoreShadows + 1) }, "field shadow"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := ok
+			c.spoil(&p)
+			b, err := p.AppendBinary([]byte("prefix"))
+			if !errors.Is(err, ErrBadRecord) || !strings.Contains(err.Error(), c.field) || string(b) != "prefix" {
+				t.Fatalf("AppendBinary = %q, %v; want ErrBadRecord naming %s", b, err, c.field)
+			}
+			if js, err := json.Marshal(&p); err == nil { // the form of earlier releases
+				var q ScorePoint
+				if err := q.UnmarshalBinary(js); !errors.Is(err, ErrBadScorePoint) {
+					t.Errorf("reading %s as JSON: %v, want ErrBadScorePoint", c.name, err)
+				}
+			}
+		})
+	}
+	// The same bounds in the binary form: a point with an event over the bound.
+	p := ok
+	p.Event = "E"
+	bin, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(bin, []byte("\x01E"))
+	spoilt := append(append(append(bytes.Clone(bin[:i]), binary.AppendUvarint(nil, uint64(len(long)))...), long...), bin[i+2:]...)
+	var q ScorePoint
+	if err := q.UnmarshalBinary(spoilt); !errors.Is(err, ErrBadScorePoint) || !strings.Contains(err.Error(), "field event") {
+		t.Errorf("reading a binary point with a long event: %v, want ErrBadScorePoint naming the field", err)
+	}
+	if _, err := ok.MarshalBinary(); err != nil {
+		t.Errorf("a point within bounds: %v", err)
+	}
 }

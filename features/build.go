@@ -13,7 +13,8 @@ var tierValue = map[string]float32{"standard": 1, "silver": 2, "gold": 3, "plati
 
 // Build writes the order's feature vector (spec SpecVersion) as of moment into v.
 // It reads only s and ctx, so the same state and context give the same vector,
-// live or in replay. ctx may be nil (no context known).
+// live or in replay. ctx may be nil (no context known). Every value is finite and
+// within its feature's Bounds, whatever s and ctx hold.
 func (s *OrderState) Build(moment time.Time, ctx *Context, v *Vector) {
 	*v = Vector{}
 	v[FMinutesToCutoff] = clamp(minutes(s.ShipCutoff.Sub(moment)), -1440, 10080)
@@ -76,6 +77,21 @@ func (s *OrderState) Build(moment time.Time, ctx *Context, v *Vector) {
 	local := moment.In(loc)
 	v[FLocalHour] = float32(local.Hour()) + float32(local.Minute())/60
 	v[FLocalWeekday] = float32((int(local.Weekday()) + 6) % 7) // Monday is 0
+	v.clampToBounds()
+}
+
+// clampToBounds puts every value of v within its feature's Bounds; NaN takes Lo.
+func (v *Vector) clampToBounds() {
+	for i, x := range v {
+		b := Bounds[i]
+		switch {
+		case x >= b.Lo && x <= b.Hi:
+		case x > b.Hi:
+			v[i] = b.Hi
+		default: // below, or NaN
+			v[i] = b.Lo
+		}
+	}
 }
 
 // Expedited reports whether a service level is faster than ground (next day,

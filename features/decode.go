@@ -20,6 +20,9 @@ const (
 	ReasonMissingOrderID = "missing_order_id"
 	ReasonMissingField   = "missing_field"
 	ReasonBadID          = "bad_id"
+	// ReasonOutOfRange: a number in data lies outside its documented range
+	// (bounds.go); the detail names the field and the range.
+	ReasonOutOfRange = "out_of_range"
 )
 
 // maxIDBytes bounds event and order ids; they become parts of store keys.
@@ -29,7 +32,7 @@ const maxIDBytes = 128
 var Reasons = []string{
 	ReasonBadJSON, ReasonInvalidUTF8, ReasonOversize, ReasonWrongSchema,
 	ReasonUnknownType, ReasonMissingID, ReasonMissingTime, ReasonAbsurdTime,
-	ReasonMissingOrderID, ReasonMissingField, ReasonBadID,
+	ReasonMissingOrderID, ReasonMissingField, ReasonBadID, ReasonOutOfRange,
 }
 
 // DecodeError says why an encoded event was rejected. It is permanent: the same bytes
@@ -74,8 +77,17 @@ func Decode(b []byte, ev *Event) error {
 	return Validate(ev)
 }
 
-// Validate checks the envelope and the required fields of ev's type.
+// Validate checks the envelope, the required fields of ev's type and the bounds of
+// every field (bounds.go).
 func Validate(ev *Event) error {
+	if err := validateRequired(ev); err != nil {
+		return err
+	}
+	return checkBounds(ev)
+}
+
+// validateRequired checks the envelope and the required fields of ev's type.
+func validateRequired(ev *Event) error {
 	if ev.Schema != SchemaVersion {
 		return invalid(ReasonWrongSchema, "schema is %d, this build reads %d", ev.Schema, SchemaVersion)
 	}
@@ -91,8 +103,8 @@ func Validate(ev *Event) error {
 	if ev.OccurredAt.IsZero() {
 		return invalid(ReasonMissingTime, "field occurred_at is missing")
 	}
-	if ev.OccurredAt.Before(minEventTime) || !ev.OccurredAt.Before(maxEventTime) {
-		return invalid(ReasonAbsurdTime, "occurred_at %s is outside 2000..2100", ev.OccurredAt.Format(time.RFC3339))
+	if !plausibleTime(ev.OccurredAt) {
+		return invalid(ReasonAbsurdTime, "occurred_at %s is outside 2000..2099", ev.OccurredAt.Format(time.RFC3339))
 	}
 	switch {
 	case ev.Type == TypeWarehouseLoad:
@@ -117,24 +129,11 @@ func Validate(ev *Event) error {
 		if ev.Data.ShipCutoff == nil {
 			return invalid(ReasonMissingField, "order.created needs data.ship_cutoff")
 		}
-		if c := *ev.Data.ShipCutoff; c.Before(minEventTime) || !c.Before(maxEventTime) {
-			return invalid(ReasonAbsurdTime, "data.ship_cutoff %s is outside 2000..2100", c.Format(time.RFC3339))
-		}
 	}
 	return nil
 }
 
-func goodID(s string) bool {
-	if len(s) > maxIDBytes {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func goodID(s string) bool { return goodLabel(s, maxIDBytes) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -89,6 +89,10 @@ var decodeFuzzSeeds = []string{
 	`{not json`,
 	"{\"id\":\"\xff\"}",
 	`{"schema":1,"data":{"ship_cutoff":null,"on_time_share":1e999}}`,
+	// Past the bounds (bounds.go).
+	`{"id":"c","type":"carrier.performance","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"carrier":"UPS","on_time_share":1e308}}`,
+	`{"id":"e","type":"order.changed","order_id":"SO-1","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"ship_cutoff":"9999-12-31T23:59:59Z"}}`,
+	`{"id":"w","type":"warehouse.load","occurred_at":"2026-05-21T14:03:11Z","schema":1,"data":{"warehouse":"D\u0085L","queue":-1}}`,
 }
 
 // FuzzDecode: whatever the bytes, Decode returns nil or a *DecodeError, never

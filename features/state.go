@@ -278,12 +278,13 @@ func (s *OrderState) advance(m string, at time.Time) {
 	}
 }
 
-// addText keeps the newest maxTexts texts, sorted by event time.
+// addText keeps the newest maxTexts texts, sorted by event time, each cut to
+// MaxTextBytes.
 func (s *OrderState) addText(ev *Event, text string) {
 	if text == "" {
 		return
 	}
-	t := Text{At: ev.OccurredAt, ID: ev.ID, Text: text}
+	t := Text{At: ev.OccurredAt, ID: ev.ID, Text: cutText(text)}
 	i, _ := slices.BinarySearchFunc(s.Texts, t, func(a, b Text) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
