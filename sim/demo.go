@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/orderwatch/orderwatch/features"
 )
 
 // PublishFunc sends one encoded event; subject is features.Subject(type) and msgID
@@ -225,16 +227,29 @@ func (d *Demo) deliver(ctx context.Context, ev *Emitted, publish PublishFunc) er
 	return nil
 }
 
-// malformed returns the next deliberately bad message: alternately not JSON and an
-// unknown event type.
+// malformed returns the next deliberately bad message, in turn: not JSON, an
+// unknown event type, a hostile number (an on-time share of 1e308, which once
+// stalled the pipeline) and a ship cutoff in the year 9999.
 func (d *Demo) malformed() (subject, id string, data []byte) {
 	d.bad++
 	id = "e-" + strconv.FormatUint(uint64(d.seed), 36) + "-bad-" + strconv.FormatUint(d.bad, 10)
-	if d.bad%2 == 1 {
-		return evSubjects[evOrderCreated], id, []byte("{not json")
-	}
 	at := d.clock().UTC().Format("2006-01-02T15:04:05.000Z07:00")
-	return "orders.bogus.type", id, []byte(`{"id":"` + id + `","type":"bogus.type","order_id":"SO-000000","occurred_at":"` + at + `","source":"edi","actor":"edi-gw","schema":1,"data":{}}`)
+	envelope := func(typ, orderID, data string) []byte {
+		return []byte(`{"id":"` + id + `","type":"` + typ + `","order_id":"` + orderID + `","occurred_at":"` + at +
+			`","source":"edi","actor":"edi-gw","schema":1,"data":` + data + `}`)
+	}
+	switch d.bad % 4 {
+	case 1:
+		return evSubjects[evOrderCreated], id, []byte("{not json")
+	case 2:
+		return "orders.bogus.type", id, envelope("bogus.type", "SO-000000", "{}")
+	case 3:
+		return features.Subject(features.TypeCarrierPerformance), id,
+			envelope(features.TypeCarrierPerformance, "", `{"carrier":"FDXG","on_time_share":1e308}`)
+	default:
+		return features.Subject(features.TypeOrderChanged), id,
+			envelope(features.TypeOrderChanged, "SO-000000", `{"change":"cutoff","ship_cutoff":"9999-12-31T23:59:59Z"}`)
+	}
 }
 
 // publishRetry publishes one message, retrying failures with exponential backoff.

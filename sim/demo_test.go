@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -125,13 +126,17 @@ func TestDemoBadEvery(t *testing.T) {
 		want := map[string]string{
 			features.ReasonBadJSON:     features.Subject(features.TypeOrderCreated),
 			features.ReasonUnknownType: "orders.bogus.type",
+			features.ReasonOutOfRange:  features.Subject(features.TypeCarrierPerformance),
+			features.ReasonAbsurdTime:  features.Subject(features.TypeOrderChanged),
 		}[de.Reason]
 		if m.subject != want {
 			t.Errorf("bad message %d (%s): subject %q, want %q", i+1, de.Reason, m.subject, want)
 		}
 	}
-	if reasons[features.ReasonBadJSON] != 50 || reasons[features.ReasonUnknownType] != 50 {
-		t.Errorf("bad messages by reason = %v, want 50 bad_json and 50 unknown_type", reasons)
+	want := map[string]int{features.ReasonBadJSON: 25, features.ReasonUnknownType: 25,
+		features.ReasonOutOfRange: 25, features.ReasonAbsurdTime: 25}
+	if !maps.Equal(reasons, want) {
+		t.Errorf("bad messages by reason = %v, want %v", reasons, want)
 	}
 }
 
