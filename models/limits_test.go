@@ -175,6 +175,19 @@ func TestActivateRefusesBadVersions(t *testing.T) {
 			t.Errorf("after activate %q serving %q, want %s", v, got, riskShipped)
 		}
 	}
+	// A version directory that is a symlink out of the models dir is not followed.
+	evil18 := filepath.Join(filepath.Dir(dir), "evil", "cutoff_risk", "1.8.0")
+	copyDir(t, evil, evil18)
+	editBundle(t, evil18, func(m map[string]any) { m["version"] = "1.8.0" })
+	if err := os.Symlink(evil18, filepath.Join(dir, "cutoff_risk", "1.8.0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Activate("cutoff_risk", "1.8.0"); !errors.Is(err, ErrInvalidBundle) {
+		t.Errorf("activate a symlinked version: %v, want ErrInvalidBundle", err)
+	}
+	if got, _ := os.ReadFile(pin); string(got) != string(want) {
+		t.Errorf("after activate a symlinked version the PIN file holds %q", got)
+	}
 	if err := r.Activate("cutoff_risk", "../../evil/cutoff_risk/1.0.0"); !errors.Is(err, ErrInvalidVersion) {
 		t.Errorf("activate a path: %v, want ErrInvalidVersion", err)
 	}

@@ -441,6 +441,12 @@ func (r *Registry) Activate(name, version string) error {
 		return fmt.Errorf("models: activate %s: %w: %q: want a semantic version such as 1.2.0", name, ErrInvalidVersion, version)
 	}
 	dir := filepath.Join(r.opts.Dir, name, version)
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory (a symlink is not followed)")
+		}
+		return fmt.Errorf("models: activate %s %s: %w: %w", name, version, ErrInvalidBundle, err)
+	}
 	fp := fingerprint(dir)
 	var sv *served
 	if cur := s.active.Load(); cur != nil && cur.m.Version() == version && cur.fingerprint == fp {
