@@ -285,3 +285,28 @@ func copyDir(t *testing.T, src, dst string) {
 		}
 	}
 }
+
+// TestTokenizerMustBeInTheBundle: the tokenizer file is named by bundle.json;
+// a path out of the bundle directory is an invalid bundle, and a symlinked
+// tokenizer is not read.
+func TestTokenizerMustBeInTheBundle(t *testing.T) {
+	r, dir, _ := newTestRegistry(t)
+	for _, c := range []struct {
+		version string
+		mangle  func(d string)
+	}{
+		{"1.4.0", func(d string) {
+			editBundle(t, d, func(m map[string]any) { m["tokenizer"] = "../" + classShipped + "/tokenizer.json" })
+		}},
+		{"1.5.0", func(d string) {
+			relink(t, filepath.Join(dir, "exception_class", classShipped, "tokenizer.json"), filepath.Join(d, "tokenizer.json"))
+		}},
+	} {
+		d := copyVersion(t, dir, "exception_class", classShipped, c.version, nil)
+		c.mangle(d)
+		r.Scan()
+		if got := live(r, "exception_class"); got != classShipped {
+			t.Errorf("%s: serving %s, want %s kept", c.version, got, classShipped)
+		}
+	}
+}

@@ -174,6 +174,10 @@ func openTokenizer(b *Bundle, load func(string) (Tokenizer, error)) (Tokenizer, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
 	}
+	// The loader reads the file again: what it loaded must be what was checked.
+	if got := tok.SHA256(); got != b.TokenizerSHA256 {
+		return nil, fmt.Errorf("%w: %s changed while loaded (sha256 %s, bundle.json says %s)", ErrTokenizer, b.Tokenizer, got, b.TokenizerSHA256)
+	}
 	if n := len(tok.Encode([]string{"probe"}, nil)); n != b.Inputs[1].width() {
 		return nil, fmt.Errorf("%w: the tokenizer makes %d ids per order, input %s takes %d", ErrTokenizer, n, b.Inputs[1].Name, b.Inputs[1].width())
 	}
