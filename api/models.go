@@ -2,6 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -16,19 +19,27 @@ type ModelAdmin interface {
 	Validate(dir string) error
 }
 
+// maxModelBody is the largest body the models endpoints read.
+const maxModelBody = 4096
+
 func (s *server) models(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.o.Models.Status())
 }
 
 func (s *server) activateModel(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Version string `json:"version"`
+		Version *string `json:"version"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"version": "1.2.0"} (empty version unpins)`})
+	const want = `want {"version": "1.2.0"} ("" unpins)`
+	if err := decodeStrict(w, r, &body); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error() + ": " + want})
 		return
 	}
-	if err := s.o.Models.Activate(r.PathValue("name"), body.Version); err != nil {
+	if body.Version == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: version is missing: " + want})
+		return
+	}
+	if err := s.o.Models.Activate(r.PathValue("name"), *body.Version); err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
 		return
 	}
@@ -39,8 +50,13 @@ func (s *server) validateModel(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Dir string `json:"dir"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || body.Dir == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"dir": "/path/to/<name>/<version>"}`})
+	const want = `want {"dir": "/path/to/<name>/<version>"}`
+	if err := decodeStrict(w, r, &body); err != nil || body.Dir == "" {
+		msg := "body: dir is missing"
+		if err != nil {
+			msg = err.Error()
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg + ": " + want})
 		return
 	}
 	if err := s.o.Models.Validate(body.Dir); err != nil {
@@ -48,4 +64,22 @@ func (s *server) validateModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"valid": true})
+}
+
+// decodeStrict decodes the request's body, one JSON object of at most
+// maxModelBody bytes, into v: an unknown field (a typo such as "verison" must
+// not pass for an empty version) or data after the object is an error naming it.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxModelBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if mbe := new(http.MaxBytesError); errors.As(err, &mbe) {
+			return fmt.Errorf("body: over %d bytes", maxModelBody)
+		}
+		return fmt.Errorf("body: %w", err) // json: unknown field "verison"
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("body: data after the JSON object")
+	}
+	return nil
 }

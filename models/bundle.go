@@ -7,15 +7,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 )
 
 // Files of a bundle directory.
 const (
 	BundleFile = "bundle.json"
 	ModelFile  = "model.onnx"
+)
+
+// Size limits of a bundle's files, checked before they are read: a larger file is
+// an invalid bundle.
+const (
+	MaxModelBytes     = 64 << 20 // model.onnx
+	MaxBundleBytes    = 1 << 20  // bundle.json, golden rows included
+	MaxTokenizerBytes = 8 << 20  // the tokenizer file
 )
 
 // Roles a bundle can have.
@@ -117,7 +128,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 // loadBundle is LoadBundle that also returns the verified bytes of model.onnx, so
 // that the session is created from the very bytes that were checked.
 func loadBundle(dir string) (*Bundle, []byte, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, BundleFile))
+	raw, err := readBundleFile(dir, BundleFile, MaxBundleBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load bundle %s: %w: %w", dir, ErrInvalidBundle, err)
 	}
@@ -135,7 +146,7 @@ func loadBundle(dir string) (*Bundle, []byte, error) {
 		return nil, nil, fmt.Errorf("load bundle %s: %w: %w", dir, ErrInvalidBundle, err)
 	}
 
-	model, err := os.ReadFile(filepath.Join(dir, ModelFile))
+	model, err := readBundleFile(dir, ModelFile, MaxModelBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load bundle %s: %w: %w", dir, ErrInvalidBundle, err)
 	}
@@ -216,6 +227,9 @@ func (b *Bundle) validate() error {
 		if b.Tokenizer == "" || len(b.TokenizerSHA256) != sha256.Size*2 {
 			return fmt.Errorf("inputs[1] %s: a tokens input needs \"tokenizer\" (the file) and \"tokenizer_sha256\"", t.Name)
 		}
+		if !plainFileName(b.Tokenizer) {
+			return fmt.Errorf("tokenizer %q: want the name of a file in the bundle directory", b.Tokenizer)
+		}
 		tokens = t.width()
 	}
 	if b.Reference != nil && len(b.Reference) != b.Inputs[0].width() {
@@ -249,6 +263,46 @@ func (t TensorSpec) validate() error {
 		return fmt.Errorf("%s: %d features for shape %v", t.Name, len(t.Features), t.Shape)
 	}
 	return nil
+}
+
+// plainFileName reports whether name names a file directly in a directory: no
+// separator, not "." or "..".
+func plainFileName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`) && filepath.Base(name) == name
+}
+
+// readBundleFile reads the file name of the bundle directory dir. It must be a
+// regular file directly in dir, not a symlink (a bundle's files are read from
+// the models dir only), of at most limit bytes; the checks hold for the file
+// actually read (O_NOFOLLOW, then fstat on the open file).
+func readBundleFile(dir, name string, limit int64) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s is a symlink: bundle files must be regular files in the bundle directory", name)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", name, fi.Mode().Type())
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, over the limit of %d", name, fi.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s grew over the limit of %d bytes while read", name, limit)
+	}
+	return data, nil
 }
 
 func isLowerHex(s string) bool {

@@ -53,6 +53,19 @@ var (
 	// ErrLatency is returned by Open when the golden rows score too slowly.
 	ErrLatency = errors.New("models: golden rows score too slowly")
 
+	// ErrMemory is returned by Open when scoring the golden rows or the validation
+	// batch needs more memory than RunMemoryLimit allows.
+	ErrMemory = errors.New("models: model needs too much memory")
+
+	// ErrInvalidVersion is returned by Activate when the version is not a semantic
+	// version such as 1.2.0; no path is built from it.
+	ErrInvalidVersion = errors.New("models: invalid version")
+
+	// ErrBadOutputs is recorded (GET /api/v1/models, the bad_outputs rejection
+	// reason) for a serving version taken out of service because too many of the
+	// rows it scored came out unusable: not finite, or not a probability.
+	ErrBadOutputs = errors.New("models: too many unusable outputs")
+
 	// ErrNoVersion is returned by Active when a models dir holds no version of the
 	// named model.
 	ErrNoVersion = errors.New("models: no model version found")

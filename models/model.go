@@ -8,12 +8,14 @@ package models
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -58,10 +60,19 @@ type OpenOptions struct {
 	// LoadTokenizer loads a text model's tokenizer file; without it a text model
 	// cannot be opened.
 	LoadTokenizer func(path string) (Tokenizer, error)
-	// MaxGoldenLatency bounds the time to score the golden rows (ErrLatency).
+	// MaxGoldenLatency bounds the time to score the golden rows and then the
+	// validation batch (ErrLatency): a run still going at the bound is terminated.
 	// Zero means one second.
 	MaxGoldenLatency time.Duration
+	// ValidationRows is the size of the batch, the golden rows repeated, that a
+	// model must also score within MaxGoldenLatency, reproducing them: the largest
+	// batch it will be given. Zero means ValidationRows.
+	ValidationRows int
 }
+
+// ValidationRows is the default OpenOptions.ValidationRows: the pipeline's
+// default batch size.
+const ValidationRows = 1024
 
 // Open is OpenWith for a model without a tokenizer and the default latency bound.
 func Open(dir, specVersion string, featureNames []string) (*Model, error) {
@@ -112,6 +123,12 @@ func OpenWith(dir string, o OpenOptions) (*Model, error) {
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("open bundle %s: session options: %w", dir, err)
 	}
+	// Every session allocates from the process's one arena, capped at
+	// RunMemoryLimit (InitRuntime): a model that expands its input fails its run
+	// instead of taking the machine's memory.
+	if err := opts.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+		return nil, fmt.Errorf("open bundle %s: session options: %w", dir, err)
+	}
 
 	m := &Model{
 		bundle:    b,
@@ -129,14 +146,12 @@ func OpenWith(dir string, o OpenOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bundle %s: %w: %w", dir, ErrModelMismatch, err)
 	}
-	start := time.Now()
-	if err := m.checkGolden(); err != nil {
+	if o.ValidationRows <= 0 {
+		o.ValidationRows = ValidationRows
+	}
+	if err := m.checkGolden(o.MaxGoldenLatency, o.ValidationRows); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
-	}
-	if d := time.Since(start); d > o.MaxGoldenLatency {
-		m.Close()
-		return nil, fmt.Errorf("open bundle %s: %w: %d golden rows took %v, bound %v", dir, ErrLatency, len(b.Golden), d.Round(time.Millisecond), o.MaxGoldenLatency)
 	}
 	return m, nil
 }
@@ -147,7 +162,7 @@ func openTokenizer(b *Bundle, load func(string) (Tokenizer, error)) (Tokenizer, 
 		return nil, fmt.Errorf("%w: the bundle is a text model and no tokenizer loader is configured", ErrTokenizer)
 	}
 	path := filepath.Join(b.Dir, b.Tokenizer)
-	raw, err := os.ReadFile(path)
+	raw, err := readBundleFile(b.Dir, b.Tokenizer, MaxTokenizerBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
 	}
@@ -158,6 +173,10 @@ func openTokenizer(b *Bundle, load func(string) (Tokenizer, error)) (Tokenizer, 
 	tok, err := load(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTokenizer, err)
+	}
+	// The loader reads the file again: what it loaded must be what was checked.
+	if got := tok.SHA256(); got != b.TokenizerSHA256 {
+		return nil, fmt.Errorf("%w: %s changed while loaded (sha256 %s, bundle.json says %s)", ErrTokenizer, b.Tokenizer, got, b.TokenizerSHA256)
 	}
 	if n := len(tok.Encode([]string{"probe"}, nil)); n != b.Inputs[1].width() {
 		return nil, fmt.Errorf("%w: the tokenizer makes %d ids per order, input %s takes %d", ErrTokenizer, n, b.Inputs[1].Name, b.Inputs[1].width())
@@ -230,28 +249,50 @@ func dtypeOf(s string) ort.TensorElementDataType {
 	return ort.TensorElementDataTypeUndefined
 }
 
-// checkGolden scores the golden rows in one batch and compares them.
-func (m *Model) checkGolden() error {
+// checkGolden scores the golden rows in one batch, then the golden rows repeated
+// to a batch of rows rows, and compares both with the expected outputs. The small
+// batch comes first so that a model that fails does so at the smallest cost. Both
+// runs together must finish within bound: a run still going then is terminated
+// (ErrLatency). A run that needs more memory than RunMemoryLimit fails with
+// ErrMemory.
+func (m *Model) checkGolden(bound time.Duration, rows int) error {
 	g := m.bundle.Golden
-	in := make([]float32, 0, len(g)*m.features)
-	var tokens []int64
-	for _, row := range g {
-		in = append(in, row.Input...)
-		tokens = append(tokens, row.Tokens...)
-	}
-	out := make([]float32, len(g)*m.width)
-	if err := m.run(len(g), in, tokens, out); err != nil {
-		return fmt.Errorf("%w: %w", ErrGolden, err)
-	}
-	for i, row := range g {
-		for j, want := range row.Output {
-			got := out[i*m.width+j]
-			if d := math.Abs(float64(got) - float64(want)); !(d <= GoldenTolerance) {
-				return fmt.Errorf("%w: row %d output %d is %v, want %v (tolerance %g)", ErrGolden, i, j, got, want, GoldenTolerance)
+	deadline := time.Now().Add(bound)
+	for _, n := range []int{len(g), max(rows, len(g))} {
+		in := make([]float32, 0, n*m.features)
+		tokens := make([]int64, 0, n*m.tokens)
+		for i := range n {
+			in = append(in, g[i%len(g)].Input...)
+			tokens = append(tokens, g[i%len(g)].Tokens...)
+		}
+		out := make([]float32, n*m.width)
+		if err := m.runBounded(n, in, tokens, out, deadline); err != nil {
+			switch {
+			case errors.Is(err, ErrLatency):
+				return fmt.Errorf("%w: %d golden rows in a batch of %d still running after %v: terminated", ErrLatency, len(g), n, bound)
+			case isAllocFailure(err):
+				return fmt.Errorf("%w: %d golden rows in a batch of %d need more than the %d MiB ONNX Runtime may use: %w", ErrMemory, len(g), n, RunMemoryLimit>>20, err)
+			}
+			return fmt.Errorf("%w: batch of %d: %w", ErrGolden, n, err)
+		}
+		for i := range n {
+			row := g[i%len(g)]
+			for j, want := range row.Output {
+				got := out[i*m.width+j]
+				if d := math.Abs(float64(got) - float64(want)); !(d <= GoldenTolerance) {
+					return fmt.Errorf("%w: row %d output %d is %v in a batch of %d, want %v (tolerance %g)", ErrGolden, i, j, got, n, want, GoldenTolerance)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// isAllocFailure reports whether a run failed because ONNX Runtime's allocator
+// refused memory (the RunMemoryLimit arena, or the system).
+func isAllocFailure(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Failed to allocate memory") || strings.Contains(msg, "Available memory of") || strings.Contains(msg, "bad_alloc")
 }
 
 // Score scores n rows in one session run. rows holds the rows one after the other,
@@ -292,6 +333,13 @@ func (m *Model) ScoreTexts(rows []float32, texts [][]string, out []float32) erro
 
 // run scores n rows whose inputs are checked.
 func (m *Model) run(n int, rows []float32, tokens []int64, out []float32) error {
+	return m.runBounded(n, rows, tokens, out, time.Time{})
+}
+
+// runBounded is run, terminated at deadline unless it is zero: a run still going
+// then returns an error wrapping ErrLatency. ONNX Runtime checks for termination
+// between the graph's nodes.
+func (m *Model) runBounded(n int, rows []float32, tokens []int64, out []float32, deadline time.Time) error {
 	if n == 0 {
 		return nil
 	}
@@ -322,7 +370,32 @@ func (m *Model) run(n int, rows []float32, tokens []int64, out []float32) error 
 		defer tt.Destroy()
 		inputs = append(inputs, tt)
 	}
-	if err := m.session.Run(inputs, []ort.Value{res}); err != nil {
+	if deadline.IsZero() {
+		if err := m.session.Run(inputs, []ort.Value{res}); err != nil {
+			return fmt.Errorf("models: score %s: %w", m.bundle.Name, err)
+		}
+		return nil
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return fmt.Errorf("models: score %s: run options: %w", m.bundle.Name, err)
+	}
+	defer ro.Destroy()
+	var terminated atomic.Bool
+	stop := make(chan struct{})
+	timer := time.AfterFunc(time.Until(deadline), func() {
+		defer close(stop)
+		terminated.Store(true)
+		ro.Terminate()
+	})
+	err = m.session.RunWithOptions(inputs, []ort.Value{res}, ro)
+	if !timer.Stop() {
+		<-stop // the terminate call is done before ro is destroyed
+	}
+	if terminated.Load() {
+		return fmt.Errorf("models: score %s: %w", m.bundle.Name, ErrLatency)
+	}
+	if err != nil {
 		return fmt.Errorf("models: score %s: %w", m.bundle.Name, err)
 	}
 	return nil

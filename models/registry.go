@@ -29,8 +29,15 @@ const (
 	RejectTokenizer = "tokenizer"
 	RejectGolden    = "golden"
 	RejectLatency   = "latency"
-	RejectOther     = "other"
+	RejectMemory    = "memory"
+	// RejectBadOutputs is a serving version taken out of service: too many of
+	// the rows it scored came out unusable (BadOutputPolicy).
+	RejectBadOutputs = "bad_outputs"
+	RejectOther      = "other"
 )
+
+// rejectReasons are the values of the reason label, each series started at 0.
+var rejectReasons = [...]string{RejectInvalid, RejectChecksum, RejectSpec, RejectModel, RejectTokenizer, RejectGolden, RejectLatency, RejectMemory, RejectBadOutputs, RejectOther}
 
 // RejectReason classifies an Open error into a rejection reason.
 func RejectReason(err error) string {
@@ -39,7 +46,8 @@ func RejectReason(err error) string {
 		reason string
 	}{
 		{ErrChecksum, RejectChecksum}, {ErrSpecMismatch, RejectSpec}, {ErrTokenizer, RejectTokenizer},
-		{ErrGolden, RejectGolden}, {ErrLatency, RejectLatency}, {ErrModelMismatch, RejectModel},
+		{ErrGolden, RejectGolden}, {ErrLatency, RejectLatency}, {ErrMemory, RejectMemory},
+		{ErrBadOutputs, RejectBadOutputs}, {ErrModelMismatch, RejectModel},
 		{ErrInvalidBundle, RejectInvalid},
 	} {
 		if errors.Is(err, c.err) {
@@ -55,7 +63,10 @@ type RegistryOptions struct {
 	Names []string    // the models to serve; required
 	Open  OpenOptions // the running spec and tokenizer loader
 	// Interval between scans of Dir; zero means one second.
-	Interval   time.Duration
+	Interval time.Duration
+	// BadOutputs says when a serving version is taken out of service for
+	// unusable outputs; the zero value means DefaultBadOutputs.
+	BadOutputs BadOutputPolicy
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -68,13 +79,19 @@ type Registry struct {
 	log  *slog.Logger
 
 	slots map[string]*slot // fixed at construction
+	kick  chan struct{}    // asks Run for a scan now (a version was taken out)
 
-	// mu serialises scans and Activate.
+	// scanMu serialises scans and Activate: the slow part (loading and
+	// validating a version) runs under it alone, so Status, Acquire and Report
+	// never wait for a validation.
+	scanMu sync.Mutex
+	// mu guards the slots' tried, pinned and checking, and swaps; held briefly.
 	mu sync.Mutex
 
 	rejections *prometheus.CounterVec
 	swaps      *prometheus.CounterVec
 	info       *prometheus.GaugeVec
+	badOutputs *prometheus.CounterVec
 }
 
 // slot holds one model name's served versions.
@@ -83,8 +100,9 @@ type slot struct {
 	shadow atomic.Pointer[served]
 
 	// Guarded by Registry.mu.
-	tried  map[string]attempt // version → the last attempt to open it
-	pinned string
+	tried    map[string]attempt // version → the last attempt to open it
+	pinned   string
+	checking string // the version being validated, for Status
 }
 
 type attempt struct {
@@ -96,9 +114,11 @@ type attempt struct {
 
 // served is an open model with the lock that keeps it open while batches use it.
 type served struct {
-	m      *Model
-	mu     sync.RWMutex // held shared by users, exclusively to retire
-	closed bool
+	m           *Model
+	fingerprint string       // of its files when it was opened
+	mu          sync.RWMutex // held shared by users, exclusively to retire
+	closed      bool
+	health      outputHealth
 }
 
 // NewRegistry scans the models dir once and serves what is valid. A model with no
@@ -113,10 +133,17 @@ func NewRegistry(opts RegistryOptions) (*Registry, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.BadOutputs == (BadOutputPolicy{}) {
+		opts.BadOutputs = DefaultBadOutputs
+	}
+	if opts.BadOutputs.Limit < 1 || opts.BadOutputs.Window < opts.BadOutputs.Limit {
+		return nil, fmt.Errorf("models: RegistryOptions.BadOutputs %+v: want 1 <= Limit <= Window", opts.BadOutputs)
+	}
 	r := &Registry{
 		opts:  opts,
 		log:   opts.Logger.With("component", "models"),
 		slots: map[string]*slot{},
+		kick:  make(chan struct{}, 1),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_rejections_total",
 			Help: "Model versions rejected at validation, by model and reason; the previous version keeps serving.",
@@ -129,15 +156,19 @@ func NewRegistry(opts RegistryOptions) (*Registry, error) {
 			Name: "orderwatch_model_info",
 			Help: "The model versions serving (value 1), by name, version, role and sha256 of model.onnx.",
 		}, []string{"name", "version", "role", "sha256"}),
+		badOutputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_model_bad_outputs_total",
+			Help: "Rows whose model output was unusable (not finite, not a probability) and was not used, by model, version and role; an active risk model's rows fell back to the rules.",
+		}, []string{"model", "version", "role"}),
 	}
 	for _, n := range opts.Names {
 		r.slots[n] = &slot{tried: map[string]attempt{}}
-		for _, reason := range []string{RejectInvalid, RejectChecksum, RejectSpec, RejectModel, RejectTokenizer, RejectGolden, RejectLatency, RejectOther} {
+		for _, reason := range rejectReasons {
 			r.rejections.WithLabelValues(n, reason)
 		}
 	}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.rejections, r.swaps, r.info} {
+		for _, c := range []prometheus.Collector{r.rejections, r.swaps, r.info, r.badOutputs} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("models: register metrics: %w", err)
 			}
@@ -158,12 +189,16 @@ func (r *Registry) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			r.Scan()
+		case <-r.kick:
+			r.Scan()
 		}
 	}
 }
 
 // Close retires every served model; Acquire returns none afterwards.
 func (r *Registry) Close() error {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.slots {
@@ -176,10 +211,11 @@ func (r *Registry) Close() error {
 // Scan looks at the models dir once: for each model it serves the pinned version,
 // or else the greatest version that opens and validates, and likewise the greatest
 // valid shadow version. Versions that failed are not retried until their files
-// change.
+// change. Versions are loaded and validated without holding the lock that
+// Status and Report take; only the swap is made under it.
 func (r *Registry) Scan() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
 	for _, name := range r.opts.Names {
 		r.scanModel(name, r.slots[name])
 	}
@@ -191,64 +227,124 @@ func (r *Registry) scanModel(name string, s *slot) {
 		r.log.Warn("cannot list model versions", "model", name, "err", err)
 		return
 	}
-	pin, _ := os.ReadFile(filepath.Join(r.opts.Dir, name, PinFile))
-	s.pinned = strings.TrimSpace(string(pin))
+	pinned := r.readPin(name)
+	r.mu.Lock()
+	s.pinned = pinned
+	r.mu.Unlock()
 	for _, role := range []string{RoleActive, RoleShadow} {
-		cur := &s.active
-		if role == RoleShadow {
-			cur = &s.shadow
-		}
 		for i := len(versions) - 1; i >= 0; i-- {
 			v := versions[i]
-			if role == RoleActive && s.pinned != "" && v != s.pinned {
+			if role == RoleActive && pinned != "" && v != pinned {
 				continue
 			}
-			if r.tryServe(name, v, role, s, cur) {
+			if r.tryServe(name, v, role, s) {
 				break
 			}
 		}
 	}
 }
 
-// tryServe keeps or puts version v in service in cur when it has the role and is
-// valid; it reports whether v serves.
-func (r *Registry) tryServe(name, v, role string, s *slot, cur *atomic.Pointer[served]) bool {
+// readPin returns the version pinned for name, or "". A PIN file that does not
+// hold a semantic version is ignored, with a warning.
+func (r *Registry) readPin(name string) string {
+	raw, err := readBundleFile(filepath.Join(r.opts.Dir, name), PinFile, 256)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("pin file ignored", "model", name, "err", err)
+		}
+		return ""
+	}
+	pin := strings.TrimSpace(string(raw))
+	if _, ok := parseVersion(pin); !ok {
+		r.log.Warn("pin file ignored: not a semantic version", "model", name, "pinned", pin)
+		return ""
+	}
+	return pin
+}
+
+func (s *slot) ptr(role string) *atomic.Pointer[served] {
+	if role == RoleShadow {
+		return &s.shadow
+	}
+	return &s.active
+}
+
+// tryServe keeps or puts version v in service in the slot's role when it has
+// the role and is valid; it reports whether v serves. The caller holds scanMu.
+func (r *Registry) tryServe(name, v, role string, s *slot) bool {
 	dir := filepath.Join(r.opts.Dir, name, v)
 	fp := fingerprint(dir)
+	cur := s.ptr(role)
+	r.mu.Lock()
 	old := cur.Load()
-	if old != nil && old.m.Version() == v && s.tried[v].fingerprint == fp {
+	a, tried := s.tried[v]
+	r.mu.Unlock()
+	if old != nil && old.m.Version() == v && old.fingerprint == fp {
 		return true
 	}
-	if a, ok := s.tried[v]; ok && a.fingerprint == fp && (a.err != nil || a.role != role) {
+	if tried && a.fingerprint == fp && (a.err != nil || a.role != role) {
 		return false
 	}
 	b, err := LoadBundle(dir)
 	if err == nil && b.Role != role {
+		r.mu.Lock()
 		s.tried[v] = attempt{fingerprint: fp, role: b.Role, at: time.Now()}
+		r.mu.Unlock()
 		return false
 	}
 	var m *Model
 	if err == nil {
-		m, err = OpenWith(dir, r.opts.Open)
+		m, err = r.open(s, dir, v)
 	}
 	if err != nil {
-		reason := RejectReason(err)
-		s.tried[v] = attempt{fingerprint: fp, err: err, role: role, at: time.Now()}
-		r.rejections.WithLabelValues(name, reason).Inc()
-		r.log.Error("model version rejected, the previous version keeps serving", "model", name, "version", v, "reason", reason, "err", err)
+		r.reject(name, v, role, fp, err)
 		return false
 	}
-	s.tried[v] = attempt{fingerprint: fp, role: role, at: time.Now()}
-	cur.Store(&served{m: m})
+	r.install(name, role, s, &served{m: m, fingerprint: fp})
+	return true
+}
+
+// open validates and opens the bundle in dir, showing it as being checked in
+// Status meanwhile. It does not hold mu while it works.
+func (r *Registry) open(s *slot, dir, v string) (*Model, error) {
+	r.mu.Lock()
+	s.checking = v
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		s.checking = ""
+		r.mu.Unlock()
+	}()
+	return OpenWith(dir, r.opts.Open)
+}
+
+// reject records that version v could not serve in role.
+func (r *Registry) reject(name, v, role, fp string, err error) {
+	reason := RejectReason(err)
+	r.mu.Lock()
+	r.slots[name].tried[v] = attempt{fingerprint: fp, err: err, role: role, at: time.Now()}
+	r.mu.Unlock()
+	r.rejections.WithLabelValues(name, reason).Inc()
+	r.log.Error("model version rejected, the previous version keeps serving", "model", name, "version", v, "reason", reason, "err", err)
+}
+
+// install puts sv in service in role, retiring the version it replaces once the
+// batches using it are done.
+func (r *Registry) install(name, role string, s *slot, sv *served) {
+	m := sv.m
+	r.mu.Lock()
+	s.tried[m.Version()] = attempt{fingerprint: sv.fingerprint, role: role, at: time.Now()}
+	old := s.ptr(role).Swap(sv)
+	r.mu.Unlock()
 	if old != nil {
 		r.info.DeleteLabelValues(name, old.m.Version(), role, old.m.SHA256())
 		// Batches that acquired the old version finish on it; it closes after.
 		go retire(old)
 	}
 	r.info.WithLabelValues(name, m.Version(), role, m.SHA256()).Set(1)
+	r.badOutputs.WithLabelValues(name, m.Version(), role)
 	r.swaps.WithLabelValues(name, role).Inc()
-	r.log.Info("model serving", "model", name, "version", v, "role", role, "sha256", m.SHA256())
-	return true
+	r.log.Info("model serving", "model", name, "version", m.Version(), "role", role, "sha256", m.SHA256())
 }
 
 // fingerprint changes when a bundle's files change: their sizes and times.
@@ -275,13 +371,14 @@ func retire(s *served) {
 // Set is the models a batch scores with: acquired together, kept open until
 // Release, even when newer versions go live meanwhile.
 type Set struct {
+	r    *Registry
 	held []*served
 	by   map[string]*Model
 }
 
 // Acquire returns the models serving now. Call Release when the batch is done.
 func (r *Registry) Acquire() *Set {
-	set := &Set{by: make(map[string]*Model, 2*len(r.slots))}
+	set := &Set{r: r, by: make(map[string]*Model, 2*len(r.slots))}
 	for name, s := range r.slots {
 		for _, p := range []struct {
 			ptr *atomic.Pointer[served]
@@ -321,31 +418,103 @@ func (s *Set) Release() {
 }
 
 // Activate pins a model to a version (rollback), or unpins it when version is
-// empty; the change is applied before Activate returns. The version must exist and
-// validate.
+// empty; the change is applied before Activate returns. The version must be a
+// semantic version (ErrInvalidVersion, checked before any path is built), exist
+// and validate; only then is the PIN file replaced, atomically. A failed
+// activation leaves the PIN file and the serving version as they were.
 func (r *Registry) Activate(name, version string) error {
-	if _, ok := r.slots[name]; !ok {
+	s, ok := r.slots[name]
+	if !ok {
 		return fmt.Errorf("models: %q is not a served model (served: %v)", name, r.opts.Names)
 	}
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
 	pin := filepath.Join(r.opts.Dir, name, PinFile)
 	if version == "" {
 		if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("models: unpin %s: %w", name, err)
 		}
-		r.Scan()
+		r.scanModel(name, s)
 		return nil
 	}
-	if err := r.Validate(filepath.Join(r.opts.Dir, name, version)); err != nil {
-		return fmt.Errorf("models: activate %s %s: %w", name, version, err)
+	if _, ok := parseVersion(version); !ok {
+		return fmt.Errorf("models: activate %s: %w: %q: want a semantic version such as 1.2.0", name, ErrInvalidVersion, version)
 	}
-	if err := os.WriteFile(pin, []byte(version+"\n"), 0o644); err != nil {
+	dir := filepath.Join(r.opts.Dir, name, version)
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory (a symlink is not followed)")
+		}
+		return fmt.Errorf("models: activate %s %s: %w: %w", name, version, ErrInvalidBundle, err)
+	}
+	fp := fingerprint(dir)
+	var sv *served
+	if cur := s.active.Load(); cur != nil && cur.m.Version() == version && cur.fingerprint == fp {
+		sv = cur // serving already: pin it
+	} else {
+		b, err := LoadBundle(dir)
+		if err == nil && b.Role != RoleActive {
+			err = fmt.Errorf("%w: role %q: only an active bundle can be pinned", ErrInvalidBundle, b.Role)
+		}
+		var m *Model
+		if err == nil {
+			m, err = r.open(s, dir, version)
+		}
+		if err != nil {
+			return fmt.Errorf("models: activate %s %s: %w", name, version, err)
+		}
+		sv = &served{m: m, fingerprint: fp}
+	}
+	if err := writeFileAtomic(pin, []byte(version+"\n")); err != nil {
+		if sv != s.active.Load() {
+			sv.m.Close()
+		}
 		return fmt.Errorf("models: pin %s to %s: %w", name, version, err)
 	}
-	r.Scan()
-	if sv := r.slots[name].active.Load(); sv == nil || sv.m.Version() != version {
-		return fmt.Errorf("models: %s %s is pinned but did not go live: see GET /api/v1/models", name, version)
+	r.mu.Lock()
+	s.pinned = version
+	r.mu.Unlock()
+	if sv != s.active.Load() {
+		r.install(name, RoleActive, s, sv)
 	}
 	return nil
+}
+
+// writeFileAtomic replaces name with data: a temporary file beside it, synced,
+// renamed over it, and the directory synced, so a crash leaves the old or the
+// new content, never a part.
+func writeFileAtomic(name string, data []byte) error {
+	dir := filepath.Dir(name)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Validate opens the bundle in dir as a swap would and closes it again.
@@ -361,7 +530,7 @@ func (r *Registry) Validate(dir string) error {
 type VersionStatus struct {
 	Version string    `json:"version"`
 	Role    string    `json:"role,omitempty"`
-	State   string    `json:"state"` // serving, shadow, standby, rejected
+	State   string    `json:"state"` // serving, shadow, standby, rejected, validating
 	Reason  string    `json:"reason,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	At      time.Time `json:"checked_at,omitzero"`
@@ -401,9 +570,12 @@ func (r *Registry) Status() any {
 		}
 		live, shadow := s.active.Load(), s.shadow.Load()
 		st.Live, st.Shadow = ref(live), ref(shadow)
-		versions := make([]string, 0, len(s.tried))
+		versions := make([]string, 0, len(s.tried)+1)
 		for v := range s.tried {
 			versions = append(versions, v)
+		}
+		if _, ok := s.tried[s.checking]; s.checking != "" && !ok {
+			versions = append(versions, s.checking)
 		}
 		slices.SortFunc(versions, func(a, b string) int {
 			va, _ := parseVersion(a)
@@ -411,7 +583,11 @@ func (r *Registry) Status() any {
 			return va.compare(vb)
 		})
 		for _, v := range versions {
-			a := s.tried[v]
+			a, ok := s.tried[v]
+			if !ok || v == s.checking {
+				st.Versions = append(st.Versions, VersionStatus{Version: v, State: "validating", At: time.Now()})
+				continue
+			}
 			vs := VersionStatus{Version: v, Role: a.role, State: "standby", At: a.at}
 			switch {
 			case a.err != nil:

@@ -63,8 +63,34 @@ func InitRuntime(libPath string) error {
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return fmt.Errorf("%w: %s: %s; %s", ErrRuntimeInvalid, lib, explainLoadError(err), runtimeHint)
 	}
+	if err := registerArena(); err != nil {
+		ort.DestroyEnvironment()
+		return fmt.Errorf("%w: %s: memory arena: %w", ErrRuntimeInvalid, lib, err)
+	}
 	ortEnv.lib = lib
 	return nil
+}
+
+// RunMemoryLimit caps the memory ONNX Runtime allocates for all sessions
+// together (their working tensors: the input and output tensors are the
+// caller's): a run that would need more fails, the process stays within it.
+const RunMemoryLimit = 256 << 20
+
+// registerArena gives the environment one CPU arena capped at RunMemoryLimit,
+// which every session uses ("session.use_env_allocators").
+func registerArena() error {
+	// Extend by what is requested (1), not by the next power of two: the cap
+	// holds for what is actually needed.
+	cfg, err := ort.NewArenaCfg(RunMemoryLimit, 1, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer cfg.Destroy()
+	info, err := ort.GetMemoryInfo()
+	if err != nil {
+		return err
+	}
+	return ort.CreateAndRegisterAllocator(info, cfg)
 }
 
 // CloseRuntime destroys the ONNX Runtime environment and unloads the library. Every

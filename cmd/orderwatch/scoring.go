@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"math"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,10 +40,20 @@ func newRegistry(dir string, log *slog.Logger, reg prometheus.Registerer) (*mode
 
 // registryScorer scores each pipeline batch with the models live when the batch
 // starts: cutoff_risk (required), exception_class and a shadow cutoff_risk when
-// they serve.
+// they serve. Every output is checked (models.ValidScore, ValidDistribution)
+// and its bad rows reported to the registry, which takes a version that keeps
+// producing them out of service:
+//   - a risk row that is not a probability falls back to the rules for that row
+//     (Scored.RowDegraded: the decision says degraded, model rules_fallback);
+//   - a shadow row that is not a probability is dropped (NaN in ShadowRisk);
+//   - a class model with any bad row is not used for the batch (no per-row
+//     class model exists in a decision), its good rows counted as scored.
+//
+// Score is called by one pipeline at a time: the buffers are reused.
 type registryScorer struct {
-	r      *models.Registry
-	shadow []float32
+	r        *models.Registry
+	shadow   []float32
+	degraded []bool
 }
 
 var errNoRiskModel = errors.New("no valid cutoff_risk model is serving")
@@ -62,18 +74,69 @@ func (s *registryScorer) Score(rows []float32, texts [][]string, risk, classes [
 		return pipeline.Scored{}, err
 	}
 	sc := pipeline.Scored{Risk: ref(m), Threshold: m.Threshold(), Explain: m.ExplainRows, Release: set.Release}
+	n := len(risk)
+	sc.RowDegraded = s.checkRisk(rows, risk)
+	set.Report(m, n, count(sc.RowDegraded))
 	if c := set.Model(modelClass); c != nil && c.OutputWidth() == len(features.ExceptionClasses) {
-		n := len(risk)
-		if err := c.ScoreTexts(rows, texts, classes[:n*c.OutputWidth()]); err == nil {
-			cr := ref(c)
-			sc.ClassModel, sc.ClassLabels = &cr, c.Bundle().Labels
+		w := c.OutputWidth()
+		if err := c.ScoreTexts(rows, texts, classes[:n*w]); err == nil {
+			var bad int
+			for i := range n {
+				if !models.ValidDistribution(classes[i*w : (i+1)*w]) {
+					bad++
+				}
+			}
+			set.Report(c, n, bad)
+			if bad == 0 {
+				cr := ref(c)
+				sc.ClassModel, sc.ClassLabels = &cr, c.Bundle().Labels
+			}
 		}
 	}
 	if sh := set.Shadow(modelRisk); sh != nil {
 		s.shadow = append(s.shadow[:0], risk...)
 		if err := sh.ScoreTexts(rows, texts, s.shadow); err == nil {
+			var bad int
+			for i, v := range s.shadow {
+				if !models.ValidScore(v) {
+					s.shadow[i] = float32(math.NaN()) // left out of the decision
+					bad++
+				}
+			}
+			set.Report(sh, n, bad)
 			sc.ShadowRisk, sc.Shadow = s.shadow, ref(sh)
 		}
 	}
 	return sc, nil
+}
+
+// checkRisk replaces each risk that is not a probability by the rules
+// fallback's risk for its row and returns the rows replaced, or nil when none
+// was.
+func (s *registryScorer) checkRisk(rows, risk []float32) []bool {
+	var degraded []bool
+	for i, v := range risk {
+		if models.ValidScore(v) {
+			continue
+		}
+		if degraded == nil {
+			s.degraded = slices.Grow(s.degraded[:0], len(risk))[:len(risk)]
+			clear(s.degraded)
+			degraded = s.degraded
+		}
+		degraded[i] = true
+		risk[i] = features.FallbackRisk((*features.Vector)(rows[i*features.NumFeatures : (i+1)*features.NumFeatures]))
+	}
+	return degraded
+}
+
+// count returns the number of true values in b.
+func count(b []bool) int {
+	var n int
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }
