@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -34,7 +35,7 @@ type Options struct {
 	// EventTime runs scoring moments and rescoring timers on the event-time
 	// watermark instead of the wall clock, as replay does.
 	EventTime bool
-	// OnRow receives every scored row (see ProcessorOptions.OnRow).
+	// OnRow receives every scored row (see process.Options.OnRow).
 	OnRow func(*Row)
 	// OnCommitted, when set, receives the messages of each batch after its commit
 	// and acks (the benchmark measures event-to-decision latency with it).
@@ -57,7 +58,7 @@ type Pipeline struct {
 	opts    Options
 	log     *slog.Logger
 	m       *metrics
-	proc    *Processor
+	proc    *process.Processor
 	running atomic.Bool
 	stuck   stuckSet               // messages whose last batch failed, until they commit
 	tickErr atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
@@ -85,10 +86,11 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
 	log := opts.Logger.With("component", "pipeline")
-	proc, err := NewProcessor(ProcessorOptions{
+	proc, err := process.New(process.Options{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
-		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, Logger: log,
-	}, m)
+		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
+		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +264,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			pause()
 			continue
 		}
-		var flight *Flight
+		var flight *process.Flight
 		if err == nil {
 			flight, err = p.proc.Submit(staged)
 		} else {
@@ -295,7 +297,7 @@ type batchBuf struct {
 	ptrs    []*Message
 	pending uint64 // the consumer's pending count when the last message was sent
 	start   time.Time
-	flight  *Flight
+	flight  *process.Flight
 }
 
 // wrap reads the JetStream metadata of the batch's messages. A message without
@@ -319,7 +321,7 @@ func (b *batchBuf) wrap(log *slog.Logger) {
 }
 
 // acked acks a committed batch and tells who wants to know.
-func (p *Pipeline) acked(b *batchBuf, res Result) {
+func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	for _, m := range b.msgs {
 		if err := m.Ack(); err != nil {
 			p.m.ackFailures.Inc()
