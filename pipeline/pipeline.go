@@ -258,7 +258,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			pause()
 			continue
 		}
-		if err != nil && !errors.Is(err, store.ErrBatchTooBig) {
+		// What an error does is decided by its class (process.Classify):
+		// transient, the batch is nak'd and retried after a back-off; too big
+		// or poison, Process applies it in parts, each in its own commit, down
+		// to the message or timer that fails alone, which it isolates.
+		if process.Classify(err) == process.Transient {
 			p.proc.Abort(staged)
 			p.settle(err, b)
 			pause()
@@ -270,8 +274,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		} else {
 			p.proc.Abort(staged)
 		}
-		if errors.Is(err, store.ErrBatchTooBig) {
-			// Process applies it in parts, each in its own commit.
+		if c := process.Classify(err); c == process.TooBig || c == process.Poison {
 			res, err := p.proc.Process(bctx, b.ptrs)
 			if p.settle(err, b) {
 				pause()

@@ -3,7 +3,6 @@ package process
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -42,7 +41,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 			Risk: risk, Degraded: degraded, Model: *model, Features: &row.Vector, State: &rec.State,
 		}
 		top := ""
-		if sc.ClassModel != nil {
+		if sc.ClassModel != nil && usableClasses(p.classes[i*len(sc.ClassLabels):(i+1)*len(sc.ClassLabels)]) {
 			in.Classes, in.ClassModel = make(map[string]float64, len(sc.ClassLabels)), *sc.ClassModel
 			best := float32(-1)
 			for j, label := range sc.ClassLabels {
@@ -53,7 +52,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 				}
 			}
 		}
-		if sc.ShadowRisk != nil && !math.IsNaN(float64(sc.ShadowRisk[i])) {
+		if sc.ShadowRisk != nil && usableRisk(sc.ShadowRisk[i]) {
 			in.Shadow = map[string]float64{sc.Shadow.Name + "@" + sc.Shadow.Version: float64(sc.ShadowRisk[i])}
 		}
 		if !degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
@@ -160,4 +159,15 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		ttl = p.opts.Retention
 	}
 	return batch.PutOrder(rec.State.OrderID, raw, ttl)
+}
+
+// usableClasses reports whether a row's class probabilities are probabilities;
+// a row whose are not is decided without them.
+func usableClasses(probs []float32) bool {
+	for _, pr := range probs {
+		if !usableRisk(pr) {
+			return false
+		}
+	}
+	return true
 }

@@ -107,4 +107,20 @@ func (d *dueIndex) popDue(t time.Time) (dueEntry, bool) {
 	return dueEntry{}, false
 }
 
+// first returns the earliest live entry at or before t without removing it;
+// the replaced entries before it go.
+func (d *dueIndex) first(t time.Time) (dueEntry, bool) {
+	for d.h.Len() > 0 {
+		e := d.h[0]
+		if e.at.After(t) {
+			return dueEntry{}, false
+		}
+		if at, ok := d.next[e.order]; ok && at.Equal(e.at) {
+			return e, true
+		}
+		heap.Pop(&d.h)
+	}
+	return dueEntry{}, false
+}
+
 func (d *dueIndex) len() int { return len(d.next) }

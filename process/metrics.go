@@ -15,6 +15,14 @@ const (
 	resultRedelivery = "redelivered"
 )
 
+// Stages of orderwatch_batch_failures_total.
+const (
+	stageDLQPublish = "dlq_publish"
+	stageCommit     = "commit"
+	stageScore      = "score"
+	stagePoison     = "poison"
+)
+
 type metrics struct {
 	events      *prometheus.CounterVec
 	dlq         *prometheus.CounterVec
@@ -23,6 +31,10 @@ type metrics struct {
 	failures    *prometheus.CounterVec
 	rescored    prometheus.Counter
 	timers      prometheus.Gauge
+
+	timersDropped  prometheus.Counter
+	unreadable     prometheus.Counter
+	unusableScores prometheus.Counter
 
 	openByWH      *prometheus.GaugeVec
 	atRisk        *prometheus.GaugeVec
@@ -53,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_batch_failures_total",
-			Help: "Batches not committed and retried, by stage (dlq_publish, commit, score).",
+			Help: "Batches that failed, by stage: dlq_publish and commit (not committed, retried after a back-off), score (scored by the rules instead), poison (split to isolate the message or timer that fails).",
 		}, []string{"stage"}),
 		rescored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderwatch_rescores_total",
@@ -62,6 +74,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		timers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderwatch_rescoring_timers",
 			Help: "Open orders with a pending rescoring timer.",
+		}),
+		timersDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_rescoring_timers_dropped_total",
+			Help: "Rescoring timers dropped because their order could not be rescored (a poison record or score); the order is rescored again at its next event.",
+		}),
+		unreadable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_order_records_unreadable_total",
+			Help: "Stored order records that did not decode at start: left out of the per-warehouse gauges.",
+		}),
+		unusableScores: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_unusable_scores_total",
+			Help: "Rows whose model risk was not a probability (NaN, infinite, outside [0,1]) without the scorer marking them degraded: scored by the rules fallback instead.",
 		}),
 		openByWH: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "orderwatch_open_orders_by_warehouse",
@@ -96,8 +120,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			m.events.WithLabelValues(t, r)
 		}
 	}
-	for _, r := range features.Reasons {
+	for _, r := range append(features.Reasons[:len(features.Reasons):len(features.Reasons)], ReasonPoison) {
 		m.dlq.WithLabelValues(r)
+	}
+	for _, s := range []string{stageDLQPublish, stageCommit, stageScore, stagePoison} {
+		m.failures.WithLabelValues(s)
 	}
 	for _, ms := range features.Milestones[1:] {
 		m.stays.WithLabelValues(ms)
@@ -108,7 +135,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -94,10 +94,11 @@ type batchState struct {
 	// ids and seqs are the event ids (with their stream sequence) and the
 	// sequences the batch marked: a batch staged while the previous one commits
 	// reads a snapshot without it, and these stand in for its markers.
-	ids    map[string]uint64
-	seqs   map[uint64]bool
-	sc     scored // the models that scored the rows, until decided
-	queued bool   // commands were put in the outbox
+	ids      map[string]uint64
+	seqs     map[uint64]bool
+	sc       scored // the models that scored the rows, until decided
+	fallback []bool // sc.fallback's storage
+	queued   bool   // commands were put in the outbox
 }
 
 // Result summarises a processed batch.
@@ -149,16 +150,28 @@ func New(opts Options) (*Processor, error) {
 		return nil, err
 	}
 	// The per-warehouse gauges start from the stored orders; batches move them.
+	// A record that does not decode is left out: its order's next event is
+	// dead-lettered as poison, its timer dropped (errors.go).
+	var unreadable int
+	var firstErr error
 	err = opts.Store.Orders(func(id string, raw []byte) error {
 		var rec orderRecord
 		if err := decodeRecord(raw, &rec); err != nil {
-			return fmt.Errorf("order %s: %w", id, err)
+			unreadable++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("order %s: %w", id, err)
+			}
+			return nil
 		}
 		m.countOrder(rec.Gauge, 1)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("process: count stored orders: %w", err)
+	}
+	if unreadable > 0 {
+		m.unreadable.Add(float64(unreadable))
+		p.log.Warn("stored order records that do not decode, left out of the order gauges", "records", unreadable, "err", firstErr)
 	}
 	return p, nil
 }
@@ -211,54 +224,6 @@ func (p *Processor) load() error {
 // Watermark returns the greatest event time applied.
 func (p *Processor) Watermark() time.Time { return p.watermark }
 
-// Process applies one batch: dead letters first, then one synced Badger commit for
-// every effect. A batch larger than Badger takes in one commit (a burst of large
-// events) is applied in halves, each in its own commit, so no batch can wedge the
-// consumer. An error means the batch (or its second half) was not committed: the
-// in-memory mirrors are reloaded and the caller must not ack; redelivered messages
-// of a committed half are recognised by their sequence.
-func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error) {
-	res, err := p.process(ctx, msgs)
-	if !errors.Is(err, store.ErrBatchTooBig) {
-		return res, err
-	}
-	if len(msgs) < 2 {
-		// One message too big for a commit: the timers it lets fire go first,
-		// in commits of their own, then the message alone.
-		t, ok := p.firesUntil(msgs)
-		if !ok {
-			return res, err
-		}
-		drained, derr := p.drainDue(t)
-		if derr != nil || !drained.Timers {
-			return drained, errors.Join(err, derr)
-		}
-		again, err := p.process(ctx, msgs)
-		return drained.add(again), err
-	}
-	half := len(msgs) / 2
-	first, err := p.Process(ctx, msgs[:half])
-	if err != nil {
-		return first, err
-	}
-	second, err := p.Process(ctx, msgs[half:])
-	return first.add(second), err
-}
-
-// firesUntil is the time up to which the timers fire when msgs is applied:
-// the wall clock live; in event-time mode, the first message's event time when it
-// moves the watermark.
-func (p *Processor) firesUntil(msgs []*Message) (time.Time, bool) {
-	if !p.opts.EventTime {
-		return p.opts.Clock(), true
-	}
-	var ev features.Event
-	if len(msgs) == 0 || features.Decode(msgs[0].Data, &ev) != nil || !ev.OccurredAt.After(p.watermark) {
-		return time.Time{}, false
-	}
-	return ev.OccurredAt, true
-}
-
 // Staged is a batch applied in memory and scored, not yet decided or written:
 // what Stage returns and Submit takes.
 type Staged struct {
@@ -274,12 +239,13 @@ type Flight struct {
 	done chan error
 }
 
-// process is Stage, Submit and Wait in turn.
-func (p *Processor) process(ctx context.Context, msgs []*Message) (Result, error) {
+// process is Stage, Submit and Wait in turn; with a poison error, msgs (one
+// message) is dead-lettered as poison instead of applied.
+func (p *Processor) process(ctx context.Context, msgs []*Message, poison error) (Result, error) {
 	if p.flight != nil {
 		return Result{}, errors.New("process: Process called while a batch commits: Wait for it first")
 	}
-	s, err := p.Stage(ctx, msgs)
+	s, err := p.stage(ctx, msgs, poison)
 	if err != nil {
 		p.Abort(s)
 		return Result{}, err
@@ -298,17 +264,28 @@ func (p *Processor) process(ctx context.Context, msgs []*Message) (Result, error
 // batch. Whatever Stage returns, the caller must then Submit or Abort it, after
 // the Wait of the batch before.
 func (p *Processor) Stage(ctx context.Context, msgs []*Message) (*Staged, error) {
+	return p.stage(ctx, msgs, nil)
+}
+
+// stage is Stage; with a poison error, every message is dead-lettered with
+// ReasonPoison and the error as detail.
+func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*Staged, error) {
 	p.reset(len(msgs))
 	s := &Staged{st: p.batchState}
 	for i, m := range msgs {
 		it := &p.items[i]
 		it.msg = m
-		if err := features.Decode(m.Data, &it.ev); err != nil {
+		err := features.Decode(m.Data, &it.ev)
+		switch {
+		case poison != nil:
+			it.reason, it.detail = ReasonPoison, poisonDetail(poison)
+		case err == nil:
+		case Classify(err) == Permanent:
 			var de *features.DecodeError
-			if !errors.As(err, &de) {
-				return s, fmt.Errorf("decode message %d: %w", m.Seq, err)
-			}
+			errors.As(err, &de)
 			it.reason, it.detail = de.Reason, de.Detail
+		default:
+			return s, fmt.Errorf("decode message %d: %w", m.Seq, err)
 		}
 	}
 	if err := p.checkSpace(); err != nil {
@@ -388,8 +365,9 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	p.flight = nil
 	f.snap.Discard()
 	if err != nil {
-		p.m.failures.WithLabelValues("commit").Inc()
+		p.m.failures.WithLabelValues(stageCommit).Inc()
 		p.evictTouched(f.st)
+		err = fmt.Errorf("%w: %w", ErrCommit, err)
 		if lerr := p.load(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
@@ -417,7 +395,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 // batch is redelivered.
 func (p *Processor) checkSpace() error {
 	if err := p.opts.Store.Writable(); err != nil {
-		p.m.failures.WithLabelValues("commit").Inc()
+		p.m.failures.WithLabelValues(stageCommit).Inc()
 		return err
 	}
 	return nil

@@ -65,10 +65,12 @@ func (p *Processor) release() {
 	p.sc = scored{}
 }
 
-// scored is Scored with whether the rules fallback stood in for the model.
+// scored is Scored with whether the rules fallback stood in for the model, for
+// the whole batch or (fallback) for some rows.
 type scored struct {
 	Scored
 	degraded bool
+	fallback []bool // per row: the scorer marked it degraded, or its risk was unusable
 }
 
 // fallbackModel names the rules fallback where a model is recorded.
@@ -76,8 +78,11 @@ const fallbackModel = "rules_fallback"
 
 // rowDegraded reports whether row i was scored by the rules fallback alone.
 func (sc *scored) rowDegraded(i int) bool {
-	return sc.degraded || (i < len(sc.RowDegraded) && sc.RowDegraded[i])
+	return sc.degraded || (i < len(sc.fallback) && sc.fallback[i])
 }
+
+// usableRisk reports whether a model's risk is a probability.
+func usableRisk(r float32) bool { return r >= 0 && r <= 1 } // false for NaN
 
 // score fills p.risks (and p.classes when a class model serves) with the models, or
 // p.risks with the rules fallback when there is no risk model or it fails.
@@ -94,13 +99,32 @@ func (p *Processor) score() scored {
 			if sc.Release == nil {
 				sc.Release = noop
 			}
-			return scored{Scored: sc}
+			return p.checkRows(sc)
 		}
-		p.m.failures.WithLabelValues("score").Inc()
+		p.m.failures.WithLabelValues(stageScore).Inc()
 		p.log.Error("model scoring failed, using the rules fallback for this batch", "err", err)
 	}
 	for i := range p.rows {
 		p.risks[i] = features.FallbackRisk(&p.rows[i].Vector)
 	}
 	return scored{Scored: Scored{Risk: actions.ModelRef{Name: fallbackModel, Version: features.SpecVersion}, Release: noop}, degraded: true}
+}
+
+// checkRows takes the scores of a model: a row the scorer marked degraded, or
+// whose risk is not a probability (NaN, infinite, out of [0,1]) though it was
+// not marked, is scored by the rules fallback and decided degraded.
+func (p *Processor) checkRows(res Scored) scored {
+	sc := scored{Scored: res}
+	p.fallback = p.fallback[:0]
+	for i := range p.rows {
+		bad := i < len(res.RowDegraded) && res.RowDegraded[i]
+		if !bad && !usableRisk(p.risks[i]) {
+			bad = true
+			p.risks[i] = features.FallbackRisk(&p.rows[i].Vector)
+			p.m.unusableScores.Inc()
+		}
+		p.fallback = append(p.fallback, bad)
+	}
+	sc.fallback = p.fallback
+	return sc
 }

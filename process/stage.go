@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
@@ -25,8 +26,8 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 			return err
 		}
 		if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
-			p.m.failures.WithLabelValues("dlq_publish").Inc()
-			return err
+			p.m.failures.WithLabelValues(stageDLQPublish).Inc()
+			return fmt.Errorf("%w: message %d: %w", ErrDeadLetter, seq, err)
 		}
 		it.result = resultDeadLetter
 		batch.Add(store.CounterDeadLettered, 1)

@@ -25,10 +25,19 @@ func (p *Processor) Tick() (Result, error) {
 	return p.drainDue(p.opts.Clock())
 }
 
-// drainDue rescoring every order due at or before t, at most maxTimerRows in a
-// commit, fewer when a commit cannot take that many.
+// drainDue rescores every order due at or before t, at most maxTimerRows in a
+// commit, fewer when a commit cannot take that many or fails on poison: a
+// timer that fails alone is dropped (counted, logged once per call) so that it
+// cannot hold up the others and the batches behind them.
 func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 	limit := maxTimerRows
+	var dropped int
+	var dropErr error
+	defer func() {
+		if dropped > 0 {
+			p.log.Warn("rescoring timers dropped: their orders could not be rescored", "timers", dropped, "err", dropErr)
+		}
+	}()
 	for {
 		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
 			return res, nil
@@ -38,14 +47,23 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 			return res, err
 		}
 		queued, err := p.timerCommit(t, limit)
-		if errors.Is(err, store.ErrBatchTooBig) && limit > 1 {
+		switch c := Classify(err); {
+		case c == None:
+			res.Queued = res.Queued || queued
+			continue
+		case c == Transient:
+			return res, err
+		case limit > 1:
+			if c == Poison {
+				p.m.failures.WithLabelValues(stagePoison).Inc()
+			}
 			limit /= 2
 			continue
 		}
-		if err != nil {
-			return res, err
+		if derr := p.dropTimer(t); derr != nil {
+			return res, errors.Join(err, derr)
 		}
-		res.Queued = res.Queued || queued
+		dropped, dropErr, limit = dropped+1, err, maxTimerRows
 	}
 }
 
