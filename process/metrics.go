@@ -42,10 +42,14 @@ type metrics struct {
 	outcomes      *prometheus.CounterVec
 	outcomeRisk   *prometheus.HistogramVec
 	classOutcomes *prometheus.CounterVec
+
+	// warehouses bounds the warehouse label of openByWH and atRisk.
+	warehouses labelSet
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		warehouses: labelSet{max: maxWarehouseLabels, kept: map[string]bool{}},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_events_total",
 			Help: "Messages read from ORDERS by event type and result (applied, duplicate, dead_letter, redelivered).",
@@ -149,11 +153,12 @@ func (m *metrics) countOrder(g gaugeState, delta float64) {
 	if g.Warehouse == "" {
 		return
 	}
+	wh := m.warehouses.label(g.Warehouse)
 	if g.Open {
-		m.openByWH.WithLabelValues(g.Warehouse).Add(delta)
+		m.openByWH.WithLabelValues(wh).Add(delta)
 	}
 	if g.AtRisk {
-		m.atRisk.WithLabelValues(g.Warehouse).Add(delta)
+		m.atRisk.WithLabelValues(wh).Add(delta)
 	}
 }
 
