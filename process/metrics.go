@@ -23,6 +23,10 @@ const (
 	stagePoison     = "poison"
 )
 
+// kindOrder is the kind label of orderwatch_stored_records_unreadable_total for
+// order records; context aggregates use their features kind.
+const kindOrder = "order"
+
 type metrics struct {
 	events      *prometheus.CounterVec
 	dlq         *prometheus.CounterVec
@@ -33,7 +37,7 @@ type metrics struct {
 	timers      prometheus.Gauge
 
 	timersDropped  prometheus.Counter
-	unreadable     prometheus.Counter
+	unreadable     *prometheus.CounterVec
 	unusableScores prometheus.Counter
 
 	openByWH      *prometheus.GaugeVec
@@ -83,10 +87,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_rescoring_timers_dropped_total",
 			Help: "Rescoring timers dropped because their order could not be rescored (a poison record or score); the order is rescored again at its next event.",
 		}),
-		unreadable: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "orderwatch_order_records_unreadable_total",
-			Help: "Stored order records that did not decode at start: left out of the per-warehouse gauges.",
-		}),
+		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_stored_records_unreadable_total",
+			Help: "Stored records that did not decode at start, by kind (order: left out of the per-warehouse gauges, its next event dead-lettered as poison; warehouse, carrier, customer: the context aggregate starts again from its next event).",
+		}, []string{"kind"}),
 		unusableScores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderwatch_unusable_scores_total",
 			Help: "Rows whose model risk was not a probability (NaN, infinite, outside [0,1]) without the scorer marking them degraded: scored by the rules fallback instead.",
@@ -129,6 +133,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, s := range []string{stageDLQPublish, stageCommit, stageScore, stagePoison} {
 		m.failures.WithLabelValues(s)
+	}
+	for _, k := range []string{kindOrder, features.KindWarehouse, features.KindCarrier, features.KindCustomer} {
+		m.unreadable.WithLabelValues(k)
 	}
 	for _, ms := range features.Milestones[1:] {
 		m.stays.WithLabelValues(ms)

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -138,5 +140,42 @@ func TestNonFiniteRiskDoesNotStickTheBatch(t *testing.T) {
 	}
 	if !rec.Degraded || rec.Risk == nil || math.IsNaN(*rec.Risk) {
 		t.Errorf("SO-1 degraded %v, risk %v; want the rules fallback's finite risk, degraded", rec.Degraded, rec.Risk)
+	}
+}
+
+// TestDamagedContextRecordIsSkipped: a stored context aggregate that does not
+// decode stopped the processor from starting (and from reloading after any
+// failed batch). It is left out, counted, and rebuilt by the next event.
+func TestDamagedContextRecordIsSkipped(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := st.NewBatch()
+	if err := b.PutContext(features.KindCarrier, "UPS", []byte(`{"on_time":`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	p, err := New(Options{Store: st, Policy: actions.NewLive(policy), Registerer: reg, EventTime: true,
+		DeadLetter: func(context.Context, *Message, string, string) error { return nil }})
+	if err != nil {
+		t.Fatalf("a damaged context record stops the processor from starting: %v", err)
+	}
+	at := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
+	perf := &Message{Seq: 2, Subject: "orders.carrier.performance", Data: fmt.Appendf(nil,
+		`{"id":"cp-1","type":"carrier.performance","schema":1,"occurred_at":%q,"source":"tms","data":{"carrier":"UPS","on_time_share":0.9}}`, at.Format(time.RFC3339))}
+	if res, err := p.Process(context.Background(), []*Message{createdMsg(1, "SO-1", at), perf}); err != nil || res.Applied != 2 {
+		t.Fatalf("%+v, %v; want both applied", res, err)
+	}
+	if n := counterValue(t, reg, "orderwatch_stored_records_unreadable_total", "kind", features.KindCarrier); n != 1 {
+		t.Errorf("orderwatch_stored_records_unreadable_total{kind=carrier} = %v, want 1", n)
 	}
 }

@@ -146,7 +146,7 @@ func New(opts Options) (*Processor, error) {
 		p.states[i] = batchState{orders: map[string]*orderRecord{}, ids: map[string]uint64{}, seqs: map[uint64]bool{}}
 	}
 	p.batchState = &p.states[0]
-	if err := p.load(); err != nil {
+	if err := p.load(true); err != nil {
 		return nil, err
 	}
 	// The per-warehouse gauges start from the stored orders; batches move them.
@@ -170,34 +170,57 @@ func New(opts Options) (*Processor, error) {
 		return nil, fmt.Errorf("process: count stored orders: %w", err)
 	}
 	if unreadable > 0 {
-		m.unreadable.Add(float64(unreadable))
+		m.unreadable.WithLabelValues(kindOrder).Add(float64(unreadable))
 		p.log.Warn("stored order records that do not decode, left out of the order gauges", "records", unreadable, "err", firstErr)
 	}
 	return p, nil
 }
 
-// load reads the in-memory mirrors from the store.
-func (p *Processor) load() error {
+// load reads the in-memory mirrors from the store. A context aggregate that
+// does not decode is left out (it starts again from its next event): counted
+// and logged at start (first), when New calls it.
+func (p *Processor) load(first bool) error {
 	ctx := features.NewContext()
+	var unreadable int
+	var firstErr error
 	err := p.opts.Store.Contexts(func(kind, id string, v []byte) error {
-		var dst any
+		var err error
 		switch kind {
 		case features.KindWarehouse:
 			w := &features.Warehouse{}
-			ctx.Warehouses[id], dst = w, w
+			if err = json.Unmarshal(v, w); err == nil {
+				ctx.Warehouses[id] = w
+			}
 		case features.KindCarrier:
 			c := &features.Carrier{}
-			ctx.Carriers[id], dst = c, c
+			if err = json.Unmarshal(v, c); err == nil {
+				ctx.Carriers[id] = c
+			}
 		case features.KindCustomer:
 			c := &features.Customer{}
-			ctx.Customers[id], dst = c, c
+			if err = json.Unmarshal(v, c); err == nil {
+				ctx.Customers[id] = c
+			}
 		default:
-			return fmt.Errorf("unknown context kind %q", kind)
+			err = fmt.Errorf("unknown context kind %q", kind)
 		}
-		return json.Unmarshal(v, dst)
+		if err != nil && first {
+			label := kind
+			if kind != features.KindWarehouse && kind != features.KindCarrier && kind != features.KindCustomer {
+				label = labelOther
+			}
+			p.m.unreadable.WithLabelValues(label).Inc()
+			if unreadable++; firstErr == nil {
+				firstErr = fmt.Errorf("%s %s: %w", kind, id, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("process: load context aggregates: %w", err)
+	}
+	if unreadable > 0 {
+		p.log.Warn("stored context aggregates that do not decode, left out", "records", unreadable, "err", firstErr)
 	}
 	dues, err := p.opts.Store.Dues()
 	if err != nil {
@@ -324,7 +347,7 @@ func (p *Processor) Abort(s *Staged) {
 		s.batch.Discard()
 	}
 	p.evictTouched(s.st)
-	if err := p.load(); err != nil {
+	if err := p.load(false); err != nil {
 		p.log.Error("reload the pipeline state after a failed batch", "err", err)
 	}
 }
@@ -368,7 +391,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 		p.m.failures.WithLabelValues(stageCommit).Inc()
 		p.evictTouched(f.st)
 		err = fmt.Errorf("%w: %w", ErrCommit, err)
-		if lerr := p.load(); lerr != nil {
+		if lerr := p.load(false); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
 		return res, err
