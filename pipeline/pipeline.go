@@ -186,7 +186,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		b := inflight
 		inflight = nil
 		res, err := p.proc.Wait(b.flight)
-		if p.settle(err, b) {
+		if p.settle(err, b, backoff) {
 			return false
 		}
 		backoff = 100 * time.Millisecond
@@ -254,7 +254,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if inflight != nil && !land() {
 			// The batch before failed: this one was staged on top of it.
 			p.proc.Abort(staged)
-			p.nak(b.msgs)
+			p.nak(b.msgs, backoff)
 			pause()
 			continue
 		}
@@ -264,7 +264,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// to the message or timer that fails alone, which it isolates.
 		if process.Classify(err) == process.Transient {
 			p.proc.Abort(staged)
-			p.settle(err, b)
+			p.settle(err, b, backoff)
 			pause()
 			continue
 		}
@@ -276,14 +276,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if c := process.Classify(err); c == process.TooBig || c == process.Poison {
 			res, err := p.proc.Process(bctx, b.ptrs)
-			if p.settle(err, b) {
+			if p.settle(err, b, backoff) {
 				pause()
 				continue
 			}
 			p.acked(b, res)
 			continue
 		}
-		if p.settle(err, b) {
+		if p.settle(err, b, backoff) {
 			pause()
 			continue
 		}
@@ -343,23 +343,25 @@ func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	p.m.batchSecs.Observe(time.Since(b.start).Seconds())
 }
 
-// nak returns a batch that was not committed, for redelivery a second later.
-func (p *Pipeline) nak(msgs []jetstream.Msg) {
+// nak returns a batch that was not committed, for redelivery after delay (the
+// back-off, at least a second).
+func (p *Pipeline) nak(msgs []jetstream.Msg, delay time.Duration) {
+	delay = max(delay, time.Second)
 	for _, m := range msgs {
-		_ = m.NakWithDelay(time.Second)
+		_ = m.NakWithDelay(delay)
 	}
 }
 
 // settle records a batch outcome for readiness; on failure it naks the batch so it
-// is redelivered, and reports true.
-func (p *Pipeline) settle(err error, b *batchBuf) bool {
+// is redelivered after delay, and reports true.
+func (p *Pipeline) settle(err error, b *batchBuf, delay time.Duration) bool {
 	if err == nil {
 		p.stuck.committed(b.ptrs)
 		return false
 	}
 	p.stuck.failed(b.ptrs, err.Error(), p.now())
-	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(b.msgs))
-	p.nak(b.msgs)
+	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(b.msgs), "class", process.Classify(err).String())
+	p.nak(b.msgs, delay)
 	return true
 }
 
@@ -372,7 +374,7 @@ func (p *Pipeline) now() time.Time {
 
 // stuckFor is how long a failed message keeps the pipeline not ready without
 // coming back: a nak'd message is redelivered within seconds (the nak delay and
-// the retry backoff, at most 11 s), so one not seen for a minute has left the
+// the retry back-off, 10 s each at most), so one not seen for a minute has left the
 // stream (purged, aged out) and cannot commit any more.
 const stuckFor = time.Minute
 
