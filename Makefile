@@ -62,12 +62,16 @@ run: build ## build and start `orderwatch run --demo` on embedded defaults (RUN_
 FUZZ_DECODE ?= 100000x
 FUZZ_REFERENCE ?= 150000x
 FUZZ_SCOREPOINT ?= 50000x
+# FuzzProcessBatches opens Badger for each input (~30 ms of CPU): 400 inputs are
+# about 7 s; minimizing a new input is bounded the same way (it defaults to 60 s).
+FUZZ_PROCESS ?= 400x
 
 test: $(ORT_LIB) alerts systemd-analyze ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_REFERENCE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzScorePoint$$' -fuzztime $(FUZZ_SCOREPOINT) ./actions
+	$(GO) test -run '^$$' -fuzz '^FuzzProcessBatches$$' -fuzztime $(FUZZ_PROCESS) -fuzzminimizetime 20x ./process
 
 check: fmt vet tidy-check test ## gofmt + vet + go.mod tidy + tests
 

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderwatch/orderwatch/actions"
-	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -138,7 +138,7 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	record, err := pipeline.RecordJSON(v.Record)
+	record, err := process.RecordJSON(v.Record)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -107,7 +108,7 @@ func TestLiveReplayParity(t *testing.T) {
 	model := openShippedModel(t)
 	defer model.Close()
 	var replayed []pipeline.Row
-	stats, err := pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), pipeline.ReplayOptions{
+	stats, err := process.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), process.ReplayOptions{
 		Store: st, Policy: actions.NewLive(policy), Scorer: riskScorer{model}, BatchSize: 64,
 		OnRow: func(r *pipeline.Row) { replayed = append(replayed, *r) },
 	})
@@ -122,7 +123,7 @@ func TestLiveReplayParity(t *testing.T) {
 	defer mu.Unlock()
 	var timers int
 	for _, r := range replayed {
-		if r.Trigger == pipeline.TriggerTimer {
+		if r.Trigger == process.TriggerTimer {
 			timers++
 		}
 	}
@@ -155,7 +156,7 @@ func TestReplayIsPointInTime(t *testing.T) {
 		defer st.Close()
 		policy, _ := actions.LoadPolicy("")
 		var rows []pipeline.Row
-		_, err = pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(ls, []byte("\n"))), pipeline.ReplayOptions{
+		_, err = process.Replay(context.Background(), bytes.NewReader(bytes.Join(ls, []byte("\n"))), process.ReplayOptions{
 			Store: st, Policy: actions.NewLive(policy), OnRow: func(r *pipeline.Row) { rows = append(rows, *r) },
 		})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -34,7 +35,7 @@ type Options struct {
 	// EventTime runs scoring moments and rescoring timers on the event-time
 	// watermark instead of the wall clock, as replay does.
 	EventTime bool
-	// OnRow receives every scored row (see ProcessorOptions.OnRow).
+	// OnRow receives every scored row (see process.Options.OnRow).
 	OnRow func(*Row)
 	// OnCommitted, when set, receives the messages of each batch after its commit
 	// and acks (the benchmark measures event-to-decision latency with it).
@@ -57,7 +58,7 @@ type Pipeline struct {
 	opts    Options
 	log     *slog.Logger
 	m       *metrics
-	proc    *Processor
+	proc    *process.Processor
 	running atomic.Bool
 	stuck   stuckSet               // messages whose last batch failed, until they commit
 	tickErr atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
@@ -85,10 +86,11 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
 	log := opts.Logger.With("component", "pipeline")
-	proc, err := NewProcessor(ProcessorOptions{
+	proc, err := process.New(process.Options{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
-		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention, Logger: log,
-	}, m)
+		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
+		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +186,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		b := inflight
 		inflight = nil
 		res, err := p.proc.Wait(b.flight)
-		if p.settle(err, b) {
+		if p.settle(err, b, backoff) {
 			return false
 		}
 		backoff = 100 * time.Millisecond
@@ -252,33 +254,36 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if inflight != nil && !land() {
 			// The batch before failed: this one was staged on top of it.
 			p.proc.Abort(staged)
-			p.nak(b.msgs)
+			p.nak(b.msgs, backoff)
 			pause()
 			continue
 		}
-		if err != nil && !errors.Is(err, store.ErrBatchTooBig) {
+		// What an error does is decided by its class (process.Classify):
+		// transient, the batch is nak'd and retried after a back-off; too big
+		// or poison, Process applies it in parts, each in its own commit, down
+		// to the message or timer that fails alone, which it isolates.
+		if process.Classify(err) == process.Transient {
 			p.proc.Abort(staged)
-			p.settle(err, b)
+			p.settle(err, b, backoff)
 			pause()
 			continue
 		}
-		var flight *Flight
+		var flight *process.Flight
 		if err == nil {
 			flight, err = p.proc.Submit(staged)
 		} else {
 			p.proc.Abort(staged)
 		}
-		if errors.Is(err, store.ErrBatchTooBig) {
-			// Process applies it in parts, each in its own commit.
+		if c := process.Classify(err); c == process.TooBig || c == process.Poison {
 			res, err := p.proc.Process(bctx, b.ptrs)
-			if p.settle(err, b) {
+			if p.settle(err, b, backoff) {
 				pause()
 				continue
 			}
 			p.acked(b, res)
 			continue
 		}
-		if p.settle(err, b) {
+		if p.settle(err, b, backoff) {
 			pause()
 			continue
 		}
@@ -295,7 +300,7 @@ type batchBuf struct {
 	ptrs    []*Message
 	pending uint64 // the consumer's pending count when the last message was sent
 	start   time.Time
-	flight  *Flight
+	flight  *process.Flight
 }
 
 // wrap reads the JetStream metadata of the batch's messages. A message without
@@ -319,7 +324,7 @@ func (b *batchBuf) wrap(log *slog.Logger) {
 }
 
 // acked acks a committed batch and tells who wants to know.
-func (p *Pipeline) acked(b *batchBuf, res Result) {
+func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	for _, m := range b.msgs {
 		if err := m.Ack(); err != nil {
 			p.m.ackFailures.Inc()
@@ -338,23 +343,25 @@ func (p *Pipeline) acked(b *batchBuf, res Result) {
 	p.m.batchSecs.Observe(time.Since(b.start).Seconds())
 }
 
-// nak returns a batch that was not committed, for redelivery a second later.
-func (p *Pipeline) nak(msgs []jetstream.Msg) {
+// nak returns a batch that was not committed, for redelivery after delay (the
+// back-off, at least a second).
+func (p *Pipeline) nak(msgs []jetstream.Msg, delay time.Duration) {
+	delay = max(delay, time.Second)
 	for _, m := range msgs {
-		_ = m.NakWithDelay(time.Second)
+		_ = m.NakWithDelay(delay)
 	}
 }
 
 // settle records a batch outcome for readiness; on failure it naks the batch so it
-// is redelivered, and reports true.
-func (p *Pipeline) settle(err error, b *batchBuf) bool {
+// is redelivered after delay, and reports true.
+func (p *Pipeline) settle(err error, b *batchBuf, delay time.Duration) bool {
 	if err == nil {
 		p.stuck.committed(b.ptrs)
 		return false
 	}
 	p.stuck.failed(b.ptrs, err.Error(), p.now())
-	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(b.msgs))
-	p.nak(b.msgs)
+	p.log.Error("batch not committed, messages will be redelivered", "err", err, "messages", len(b.msgs), "class", process.Classify(err).String())
+	p.nak(b.msgs, delay)
 	return true
 }
 
@@ -367,7 +374,7 @@ func (p *Pipeline) now() time.Time {
 
 // stuckFor is how long a failed message keeps the pipeline not ready without
 // coming back: a nak'd message is redelivered within seconds (the nak delay and
-// the retry backoff, at most 11 s), so one not seen for a minute has left the
+// the retry back-off, 10 s each at most), so one not seen for a minute has left the
 // stream (purged, aged out) and cannot commit any more.
 const stuckFor = time.Minute
 

@@ -19,6 +19,7 @@ import (
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/models"
 	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -238,7 +239,7 @@ func (h *harness) order(id string) (orderView, bool) {
 		h.t.Fatal(err)
 	}
 	var out orderView
-	rec, err := pipeline.RecordJSON(v.Record)
+	rec, err := process.RecordJSON(v.Record)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -543,14 +544,14 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	// The first checkpoint, about 4 h before the cutoff (spread by order), falls a
 	// second from now.
 	ref := now.Add(24 * time.Hour)
-	first, _ := pipeline.NextCheckpoint("SO-T", ref, ref.Add(-5*time.Hour))
+	first, _ := process.NextCheckpoint("SO-T", ref, ref.Add(-5*time.Hour))
 	offset := ref.Sub(first)
 	h.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(offset+time.Second)))
 	waitFor(t, "a timer row for SO-T", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range rows {
-			if r.OrderID == "SO-T" && r.Trigger == pipeline.TriggerTimer {
+			if r.OrderID == "SO-T" && r.Trigger == process.TriggerTimer {
 				return true
 			}
 		}
@@ -558,7 +559,7 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if rows[0].Trigger != pipeline.TriggerEvent || rows[0].EventID != "t-1" {
+	if rows[0].Trigger != process.TriggerEvent || rows[0].EventID != "t-1" {
 		t.Errorf("first row = %+v, want the order.created event", rows[0])
 	}
 	timer := rows[len(rows)-1]

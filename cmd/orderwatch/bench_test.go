@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/actions"
-	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -73,9 +73,9 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 //	go test -run X -bench Process -benchtime 100000x ./cmd/orderwatch
 func BenchmarkProcess(b *testing.B) {
 	const batchSize = 1024
-	var msgs []*pipeline.Message
+	var msgs []*process.Message
 	err := simulateN(context.Background(), sim.Normal, 1, max(b.N, batchSize), sim.DefaultFaults, func(subject, id string, data []byte) error {
-		msgs = append(msgs, &pipeline.Message{Seq: uint64(len(msgs) + 1), Subject: subject, Data: slices.Clone(data),
+		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: subject, Data: slices.Clone(data),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
 		return nil
 	})
@@ -101,10 +101,10 @@ func BenchmarkProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(pipeline.ProcessorOptions{
+	proc, err := process.New(process.Options{
 		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
-		DeadLetter: func(context.Context, *pipeline.Message, string, string) error { return nil },
-	}, nil)
+		DeadLetter: func(context.Context, *process.Message, string, string) error { return nil },
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func BenchmarkProcess(b *testing.B) {
 	// As the live pipeline does: each batch is staged while the one before
 	// commits.
 	ctx := context.Background()
-	var flight *pipeline.Flight
+	var flight *process.Flight
 	for i := 0; i < b.N; i += batchSize {
 		part := msgs[i:min(i+batchSize, b.N)]
 		staged, err := proc.Stage(ctx, part)

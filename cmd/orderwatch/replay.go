@@ -16,7 +16,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
-	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -66,19 +66,19 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 		}
 		in = f
 	}
-	var labels map[string]pipeline.Label
+	var labels map[string]process.Label
 	if c.Labels != "" {
 		f, err := os.Open(c.Labels)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		labels, err = pipeline.ReadLabels(bufio.NewReader(f))
+		labels, err = process.ReadLabels(bufio.NewReader(f))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("replay: labels %s: %w", c.Labels, err)
 		}
 	}
-	var exp *pipeline.Exporter
+	var exp *process.Exporter
 	if c.Export != "" {
 		f, err := os.Create(c.Export)
 		if err != nil {
@@ -91,9 +91,9 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		exp = pipeline.NewExporter(w, labels, tok)
+		exp = process.NewExporter(w, labels, tok)
 	}
-	var scorer pipeline.Scorer
+	var scorer process.Scorer
 	if c.Models != "" {
 		r, err := newRegistry(c.Models, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
@@ -118,7 +118,7 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 
 	start := time.Now()
 	counting := &countingReader{r: in}
-	opts := pipeline.ReplayOptions{Store: st, Policy: actions.NewLive(policy), Scorer: scorer, BatchSize: c.BatchSize, Logger: slog.New(slog.DiscardHandler)}
+	opts := process.ReplayOptions{Store: st, Policy: actions.NewLive(policy), Scorer: scorer, BatchSize: c.BatchSize, Logger: slog.New(slog.DiscardHandler)}
 	if exp != nil {
 		opts.OnRow = exp.Row
 	}
@@ -136,7 +136,7 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "\rreplay:%s %d lines", pct, lines)
 		}
 	}
-	stats, err := pipeline.Replay(ctx, counting, opts)
+	stats, err := process.Replay(ctx, counting, opts)
 	if opts.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"container/heap"
@@ -12,7 +12,7 @@ var checkpoints = []time.Duration{
 	-4 * time.Hour, -2 * time.Hour, -time.Hour, -30 * time.Minute, -15 * time.Minute, -5 * time.Minute, 0,
 }
 
-// nextCheckpoint returns the order's first checkpoint of cutoff strictly after
+// NextCheckpoint returns the order's first checkpoint of cutoff strictly after
 // moment, or false when the cutoff has passed.
 //
 // Ship cutoffs cluster (a warehouse's orders share its 17:00), so the checkpoints
@@ -22,7 +22,7 @@ var checkpoints = []time.Duration{
 // are then rescored over minutes instead of in one batch that holds up the events
 // behind it, and replay still gives the same moments. The checkpoint at the
 // cutoff itself, where a miss is counted, is exact.
-func nextCheckpoint(order string, cutoff, moment time.Time) (time.Time, bool) {
+func NextCheckpoint(order string, cutoff, moment time.Time) (time.Time, bool) {
 	share := spread(order)
 	for _, c := range checkpoints {
 		at := cutoff.Add(c + time.Duration(float64(c)*share))
@@ -103,6 +103,22 @@ func (d *dueIndex) popDue(t time.Time) (dueEntry, bool) {
 			delete(d.next, e.order)
 			return e, true
 		}
+	}
+	return dueEntry{}, false
+}
+
+// first returns the earliest live entry at or before t without removing it;
+// the replaced entries before it go.
+func (d *dueIndex) first(t time.Time) (dueEntry, bool) {
+	for d.h.Len() > 0 {
+		e := d.h[0]
+		if e.at.After(t) {
+			return dueEntry{}, false
+		}
+		if at, ok := d.next[e.order]; ok && at.Equal(e.at) {
+			return e, true
+		}
+		heap.Pop(&d.h)
 	}
 	return dueEntry{}, false
 }

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"encoding/csv"
@@ -24,15 +24,15 @@ func ReadLabels(r io.Reader) (map[string]Label, error) {
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: read labels header: %w", err)
+		return nil, fmt.Errorf("process: read labels header: %w", err)
 	}
 	want := []string{"order_id", "missed_cutoff", "minutes_late", "exception_class"}
 	if len(head) < len(want) {
-		return nil, fmt.Errorf("pipeline: labels header %v, want %v", head, want)
+		return nil, fmt.Errorf("process: labels header %v, want %v", head, want)
 	}
 	for i, w := range want {
 		if head[i] != w {
-			return nil, fmt.Errorf("pipeline: labels column %d is %q, want %q", i+1, head[i], w)
+			return nil, fmt.Errorf("process: labels column %d is %q, want %q", i+1, head[i], w)
 		}
 	}
 	out := map[string]Label{}
@@ -42,11 +42,11 @@ func ReadLabels(r io.Reader) (map[string]Label, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: labels line %d: %w", line, err)
+			return nil, fmt.Errorf("process: labels line %d: %w", line, err)
 		}
 		late, err := strconv.ParseFloat(rec[2], 64)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: labels line %d: minutes_late %q: %w", line, rec[2], err)
+			return nil, fmt.Errorf("process: labels line %d: minutes_late %q: %w", line, rec[2], err)
 		}
 		out[rec[0]] = Label{MissedCutoff: rec[1] == "1", MinutesLate: late, ExceptionClass: rec[3]}
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"encoding/binary"
@@ -25,6 +25,39 @@ import (
 const recordV1 = 1
 
 var errRecordShort = errors.New("record ends early")
+
+// orderRecord is what the pipeline stores per order: the folded state, the policy's
+// episode memory, the latest score and the next rescoring time.
+type orderRecord struct {
+	State    features.OrderState `json:"state"`
+	Policy   actions.Memory      `json:"policy,omitempty"`
+	Risk     *float64            `json:"risk,omitempty"`
+	ScoredAt time.Time           `json:"scored_at,omitzero"`
+	Model    *actions.ModelRef   `json:"model,omitempty"`
+	Degraded bool                `json:"degraded,omitempty"`
+	NextDue  time.Time           `json:"next_due,omitzero"`
+	// Eval is the prediction the order's outcome will judge: the last scores at
+	// least evalHorizon before the cutoff (or the first, for a late order).
+	Eval *evalScore `json:"eval,omitempty"`
+	// Flags are derived from State when the record is written, for readers of the
+	// API; the fold never reads them.
+	Flags orderFlags `json:"flags"`
+	// Gauge is the warehouse and risk state the order counts under in the open and
+	// at-risk gauges, so a change moves it from one count to the other.
+	Gauge gaugeState `json:"gauge,omitzero"`
+
+	id      string // the key it is stored and cached under
+	wasOpen bool
+	dueSet  time.Time // NextDue when loaded, to replace its index entry
+}
+
+type orderFlags struct {
+	Open            bool `json:"open"`
+	OnCreditHold    bool `json:"on_credit_hold"`
+	PricingOpen     bool `json:"pricing_open"`
+	AllocationShort bool `json:"allocation_short"`
+	InvoiceFailed   bool `json:"invoice_failed"`
+}
 
 // encodeRecord appends the binary form of rec to dst.
 func encodeRecord(dst []byte, rec *orderRecord) []byte {
@@ -202,7 +235,7 @@ func RecordJSON(raw []byte) (json.RawMessage, error) {
 	}
 	var rec orderRecord
 	if err := decodeRecord(raw, &rec); err != nil {
-		return nil, fmt.Errorf("pipeline: decode order record: %w", err)
+		return nil, fmt.Errorf("process: decode order record: %w", err)
 	}
 	return json.Marshal(&rec)
 }

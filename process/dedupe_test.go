@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 // newTestProcessor opens a Processor with the default policy, no model and a
 // dead-letter function that only counts, on a Badger store in a temp dir.
-func newTestProcessor(t *testing.T, so store.Options, po ProcessorOptions) (*Processor, *store.Store, *int) {
+func newTestProcessor(t *testing.T, so store.Options, po Options) (*Processor, *store.Store, *int) {
 	t.Helper()
 	so.Dir = t.TempDir()
 	st, err := store.Open(so)
@@ -27,7 +27,7 @@ func newTestProcessor(t *testing.T, so store.Options, po ProcessorOptions) (*Pro
 	var dead int
 	po.Store, po.Policy = st, actions.NewLive(policy)
 	po.DeadLetter = func(context.Context, *Message, string, string) error { dead++; return nil }
-	p, err := NewProcessor(po, nil)
+	p, err := New(po)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func createdMsg(seq int, order string, when time.Time) *Message {
 // committed (the ack was lost) changes nothing, whether it was applied, a
 // duplicate of an applied event or a dead letter; each message counts once.
 func TestRedeliveriesAreNotCounted(t *testing.T) {
-	p, st, dead := newTestProcessor(t, store.Options{}, ProcessorOptions{})
+	p, st, dead := newTestProcessor(t, store.Options{}, Options{})
 	applied := createdMsg(1, "SO-1", time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC))
 	duplicate := &Message{Seq: 2, Subject: applied.Subject, Data: applied.Data}
 	poison := &Message{Seq: 3, Subject: "orders.order.created", Data: []byte("{not json")}
@@ -76,7 +76,7 @@ func TestRedeliveriesAreNotCounted(t *testing.T) {
 // event, and no row is lost.
 func TestTimerFanOutIsCommittedInParts(t *testing.T) {
 	timers := 0
-	p, _, _ := newTestProcessor(t, store.Options{MemTableSize: 8 << 20}, ProcessorOptions{EventTime: true,
+	p, _, _ := newTestProcessor(t, store.Options{MemTableSize: 8 << 20}, Options{EventTime: true,
 		OnRow: func(r *Row) {
 			if r.Trigger == TriggerTimer {
 				timers++
@@ -104,33 +104,5 @@ func TestTimerFanOutIsCommittedInParts(t *testing.T) {
 	}
 	if want := orders * len(checkpoints); timers != want {
 		t.Errorf("%d timer rows, want %d: every checkpoint of every order", timers, want)
-	}
-}
-
-// TestReadinessWaitsForTheFailedMessages: a batch of other messages committing
-// does not make the pipeline ready while a failed one has not committed since;
-// one that never comes back stops counting after stuckFor.
-func TestReadinessWaitsForTheFailedMessages(t *testing.T) {
-	var s stuckSet
-	t0 := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
-	if why := s.reason(t0); why != "" {
-		t.Fatalf("reason %q before any failure", why)
-	}
-	s.failed([]*Message{{Seq: 7}, {Seq: 8}}, "publish to ORDERS_DLQ: insufficient resources", t0)
-	s.committed([]*Message{{Seq: 9}})
-	if why := s.reason(t0.Add(time.Second)); why != "publish to ORDERS_DLQ: insufficient resources" {
-		t.Fatalf("reason %q after another batch committed, want the failure", why)
-	}
-	s.committed([]*Message{{Seq: 7}})
-	if why := s.reason(t0.Add(2 * time.Second)); why == "" {
-		t.Fatal("ready while message 8 has not committed")
-	}
-	if why := s.reason(t0.Add(stuckFor + time.Second)); why != "" {
-		t.Fatalf("reason %q a minute after message 8 last failed, want it forgotten", why)
-	}
-	s.failed([]*Message{{Seq: 10}}, "commit: disk full", t0)
-	s.committed([]*Message{{Seq: 10}})
-	if why := s.reason(t0); why != "" {
-		t.Fatalf("reason %q after the failed message committed", why)
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"fmt"
@@ -15,21 +15,21 @@ func TestCheckpointsAreSpread(t *testing.T) {
 	first := map[time.Time]bool{}
 	for i := range 500 {
 		order := fmt.Sprintf("SO-%d", i)
-		at, ok := nextCheckpoint(order, cutoff, start)
+		at, ok := NextCheckpoint(order, cutoff, start)
 		if !ok {
 			t.Fatalf("%s: no checkpoint 5 h before its cutoff", order)
 		}
 		if early := cutoff.Add(-4 * time.Hour).Sub(at); early < 0 || early >= 24*time.Minute {
 			t.Fatalf("%s: first checkpoint %v is %v before the 4-hour one, want [0, 24m)", order, at, early)
 		}
-		if again, _ := nextCheckpoint(order, cutoff, start); !again.Equal(at) {
+		if again, _ := NextCheckpoint(order, cutoff, start); !again.Equal(at) {
 			t.Fatalf("%s: checkpoint %v then %v for the same moment", order, at, again)
 		}
 		first[at] = true
 		// Walk every checkpoint: increasing, the last one at the cutoff.
 		last, n := start, 0
 		for {
-			next, ok := nextCheckpoint(order, cutoff, last)
+			next, ok := NextCheckpoint(order, cutoff, last)
 			if !ok {
 				break
 			}

@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
-	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -30,7 +30,7 @@ func TestHugeBatchIsSplit(t *testing.T) {
 		order := fmt.Sprintf("SO-%d", i%40)
 		lines = append(lines, event(fmt.Sprintf("n-%d", i), "note.added", order, at.Add(time.Duration(i)*time.Second), fmt.Sprintf(`{"text":%q}`, text)))
 	}
-	stats, err := pipeline.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), pipeline.ReplayOptions{
+	stats, err := process.Replay(context.Background(), bytes.NewReader(bytes.Join(lines, []byte("\n"))), process.ReplayOptions{
 		Store: st, Policy: actions.NewLive(policy), BatchSize: 1024,
 	})
 	if err != nil {
@@ -42,4 +42,9 @@ func TestHugeBatchIsSplit(t *testing.T) {
 	if s, _ := st.Stats(); s.EventsApplied != int64(len(lines)) {
 		t.Errorf("durable events_applied = %d, want %d", s.EventsApplied, len(lines))
 	}
+}
+
+func event(id, typ, order string, at time.Time, data string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"type":%q,"order_id":%q,"occurred_at":%q,"source":"test","schema":1,"data":%s}`,
+		id, typ, order, at.UTC().Format(time.RFC3339Nano), data)
 }

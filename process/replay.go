@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"bufio"
@@ -51,7 +51,7 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 		opts.BatchSize = 1024
 	}
 	onRow := opts.OnRow
-	proc, err := NewProcessor(ProcessorOptions{
+	proc, err := New(Options{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, EventTime: true, Logger: opts.Logger,
 		OnRow: func(row *Row) {
 			st.Rows++
@@ -63,7 +63,7 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 			st.Reasons[reason]++
 			return nil
 		},
-	}, nil)
+	})
 	if err != nil {
 		return st, err
 	}
@@ -77,7 +77,7 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 		}
 		res, err := proc.Process(ctx, ptrs)
 		if err != nil {
-			return fmt.Errorf("pipeline: replay lines up to %d: %w", st.Lines, err)
+			return fmt.Errorf("process: replay lines up to %d: %w", st.Lines, err)
 		}
 		st.Applied += res.Applied
 		st.Duplicates += res.Duplicates
@@ -109,9 +109,9 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return st, fmt.Errorf("pipeline: replay line %d is longer than %d bytes", st.Lines+1, maxLine)
+			return st, fmt.Errorf("process: replay line %d is longer than %d bytes", st.Lines+1, maxLine)
 		}
-		return st, fmt.Errorf("pipeline: read recorded stream: %w", err)
+		return st, fmt.Errorf("process: read recorded stream: %w", err)
 	}
 	return st, flush()
 }

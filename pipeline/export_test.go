@@ -1,4 +1,0 @@
-package pipeline
-
-// NextCheckpoint exposes the rescoring schedule to the package's external tests.
-var NextCheckpoint = nextCheckpoint

@@ -1,0 +1,173 @@
+package process
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// decide runs the policy over the scored rows in order and writes orders,
+// decisions, outbox entries, timers, context and the watermark into the batch.
+// It reports whether commands were queued.
+func (p *Processor) decide(batch *store.Batch) (bool, error) {
+	sc := p.sc
+	defer p.release()
+	// One policy for the whole batch, even when a reload lands meanwhile.
+	policy := p.opts.Policy.Policy()
+
+	var queued bool
+	for i := range p.rows {
+		row, rec := &p.rows[i], p.rowRecs[i]
+		row.Risk = p.risks[i]
+		risk := float64(row.Risk)
+		degraded, model := sc.degraded, &sc.Risk
+		if !degraded && sc.rowDegraded(i) {
+			degraded, model = true, &actions.ModelRef{Name: fallbackModel, Version: features.SpecVersion}
+		}
+		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, model, degraded
+		if rec.Policy == nil {
+			rec.Policy = actions.Memory{}
+		}
+		trigger := row.EventID
+		if row.Trigger == TriggerTimer {
+			trigger = "timer"
+		}
+		in := &actions.Input{
+			OrderID: row.OrderID, At: row.Moment, TriggerEvent: trigger, TriggerType: row.Trigger,
+			Risk: risk, Degraded: degraded, Model: *model, Features: &row.Vector, State: &rec.State,
+		}
+		top := ""
+		if sc.ClassModel != nil && usableClasses(p.classes[i*len(sc.ClassLabels):(i+1)*len(sc.ClassLabels)]) {
+			in.Classes, in.ClassModel = make(map[string]float64, len(sc.ClassLabels)), *sc.ClassModel
+			best := float32(-1)
+			for j, label := range sc.ClassLabels {
+				pr := p.classes[i*len(sc.ClassLabels)+j]
+				in.Classes[label] = float64(pr)
+				if pr > best {
+					best, top = pr, label
+				}
+			}
+		}
+		if sc.ShadowRisk != nil && usableRisk(sc.ShadowRisk[i]) {
+			in.Shadow = map[string]float64{sc.Shadow.Name + "@" + sc.Shadow.Version: float64(sc.ShadowRisk[i])}
+		}
+		if !degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
+			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
+			if sc.ClassModel != nil {
+				rec.Eval.ClassVer = sc.ClassModel.Version
+			}
+		}
+		first := len(p.decs)
+		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
+		var err error
+		if p.decs, err = policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
+			return false, err
+		}
+		for range len(p.decs) - first {
+			p.decRows = append(p.decRows, i)
+		}
+	}
+	// Reasons for every row that decided something, in one model run; then the
+	// decisions are recorded in order (governance read and wrote its limits and
+	// cooldowns as each was decided).
+	reasons := p.reasons(sc)
+	for j := range p.decs {
+		p.decs[j].Reasons = reasons[p.decRows[j]]
+		if err := policy.Record(batch, &p.decs[j]); err != nil {
+			return false, err
+		}
+		queued = queued || p.decs[j].Queued()
+	}
+	if p.opts.OnRow != nil {
+		for i := range p.rows {
+			p.opts.OnRow(&p.rows[i])
+		}
+	}
+
+	for _, rec := range p.touched {
+		if err := p.writeOrder(batch, rec); err != nil {
+			return false, err
+		}
+	}
+	p.dirty = p.ctx.Dirty(p.dirty[:0])
+	for _, k := range p.dirty {
+		v, err := json.Marshal(p.ctx.Entry(k))
+		if err != nil {
+			return false, fmt.Errorf("encode %s %s: %w", k.Kind, k.ID, err)
+		}
+		if err := batch.PutContext(k.Kind, k.ID, v); err != nil {
+			return false, err
+		}
+	}
+	if !p.watermark.IsZero() {
+		wm, _ := p.watermark.MarshalText()
+		if err := batch.PutMeta("watermark", wm); err != nil {
+			return false, err
+		}
+	}
+	return queued, nil
+}
+
+// writeOrder stores an order record with its open-order count and timer changes.
+// Open orders are kept; closed and orphan ones expire after the retention.
+func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
+	open := rec.State.Open()
+	switch {
+	case open && !rec.wasOpen:
+		batch.Add(store.CounterOpenOrders, 1)
+	case !open && rec.wasOpen:
+		batch.Add(store.CounterOpenOrders, -1)
+	}
+	if !open {
+		rec.NextDue = time.Time{}
+		p.dues.remove(rec.State.OrderID)
+	}
+	if !rec.dueSet.Equal(rec.NextDue) {
+		if !rec.dueSet.IsZero() {
+			if err := batch.DeleteDue(rec.dueSet, rec.State.OrderID); err != nil {
+				return err
+			}
+		}
+		if !rec.NextDue.IsZero() {
+			if err := batch.PutDue(rec.NextDue, rec.State.OrderID); err != nil {
+				return err
+			}
+		}
+	}
+	s := &rec.State
+	rec.Flags = flagsOf(s)
+	g := gaugeState{Warehouse: s.Warehouse, Open: open}
+	if open && rec.Risk != nil {
+		threshold := rec.Eval.threshold()
+		g.AtRisk = *rec.Risk >= threshold
+	}
+	if g != rec.Gauge {
+		p.gauges = append(p.gauges, gaugeDelta{rec.Gauge, g})
+		rec.Gauge = g
+	}
+	// The batch holds the value until it commits: each record gets its own part
+	// of the arena, which the next batch reuses.
+	start := len(p.arena)
+	p.arena = encodeRecord(p.arena, rec)
+	raw := p.arena[start:len(p.arena):len(p.arena)]
+	var ttl time.Duration
+	if !open {
+		ttl = p.opts.Retention
+	}
+	return batch.PutOrder(rec.State.OrderID, raw, ttl)
+}
+
+// usableClasses reports whether a row's class probabilities are probabilities;
+// a row whose are not is decided without them.
+func usableClasses(probs []float32) bool {
+	for _, pr := range probs {
+		if !usableRisk(pr) {
+			return false
+		}
+	}
+	return true
+}

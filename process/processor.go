@@ -1,0 +1,452 @@
+// Package process applies one batch of ORDERS messages: dedupe, fold into the
+// order states and context aggregates, rescoring timers, score, decide and write,
+// in one synced Badger commit. The live pipeline (JetStream consumption, acks,
+// the DLQ stream) and replay both drive a Processor.
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// Options configures a Processor. Zero values mean the defaults.
+type Options struct {
+	Store      *store.Store   // required
+	Policy     *actions.Live  // required; read once per batch
+	DeadLetter DeadLetterFunc // required
+	// Scorer scores orders; nil means the rules fallback and degraded decisions.
+	Scorer Scorer
+	// EventTime drives scoring moments and rescoring timers by the event-time
+	// watermark (the greatest occurred_at seen), for replay: the same stream then
+	// gives the same rows whatever the batching. Otherwise they follow Clock.
+	EventTime bool
+	// Clock is the wall clock in live mode; nil means time.Now.
+	Clock func() time.Time
+	// OnRow, when set, receives every scored row, in stream order.
+	OnRow func(*Row)
+	// Retention is how long closed and orphan orders and timelines are kept. Zero
+	// means 30 days.
+	Retention time.Duration
+	// CachedOrders bounds the order records kept decoded in memory between
+	// batches, so an order's next event needs no read and decode from Badger.
+	// Zero means 200,000; a negative value disables the cache.
+	CachedOrders int
+	Logger       *slog.Logger          // nil means discard
+	Registerer   prometheus.Registerer // nil means the metrics are not registered
+}
+
+// Processor applies batches of messages: the fold, context aggregates, rescoring
+// timers, scoring, policy and one Badger commit per batch. It is the code both the
+// live pipeline and replay run. Not safe for concurrent use.
+type Processor struct {
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	// In-memory mirrors of durable state, reloaded after a failed batch.
+	ctx       *features.Context
+	dues      *dueIndex
+	watermark time.Time
+	// cache holds committed order records by id (see CachedOrders). A batch
+	// changes its records in place; a failed batch evicts the ones it touched.
+	cache map[string]*orderRecord
+
+	// The batch being staged or decided, and the one whose commit is on its way
+	// (nil when none is): two states, used in turn.
+	*batchState
+	states [2]batchState
+	next   int
+	flight *Flight
+}
+
+// batchState is the per-batch buffers of a Processor, reused.
+type batchState struct {
+	items    []item
+	orders   map[string]*orderRecord
+	touched  []*orderRecord
+	rows     []Row
+	rowRecs  []*orderRecord
+	flat     []float32
+	texts    [][]string
+	risks    []float32
+	classes  []float32
+	deltas   []float32
+	exFlat   []float32
+	exTexts  [][]string
+	gauges   []gaugeDelta
+	stays    []milestoneStay
+	decs     []actions.Decision
+	decRows  []int  // the row of each decision
+	explain  []int  // rows to explain
+	arena    []byte // encoded order records of the batch
+	dirty    []features.ContextKey
+	outcomes []outcome
+	// ids and seqs are the event ids (with their stream sequence) and the
+	// sequences the batch marked: a batch staged while the previous one commits
+	// reads a snapshot without it, and these stand in for its markers.
+	ids      map[string]uint64
+	seqs     map[uint64]bool
+	sc       scored // the models that scored the rows, until decided
+	fallback []bool // sc.fallback's storage
+	queued   bool   // commands were put in the outbox
+}
+
+// Result summarises a processed batch.
+type Result struct {
+	Queued                            bool // commands were put in the outbox
+	Applied, Duplicates, DeadLettered int
+	// Timers says that a Tick found rescoring timers due: it committed their
+	// rescoring, or failed to.
+	Timers bool
+}
+
+func (r Result) add(o Result) Result {
+	return Result{Queued: r.Queued || o.Queued, Applied: r.Applied + o.Applied,
+		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered, Timers: r.Timers || o.Timers}
+}
+
+// New loads the durable context, watermark and rescoring index.
+func New(opts Options) (*Processor, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("process: Options.Store is required")
+	case opts.Policy == nil:
+		return nil, errors.New("process: Options.Policy is required")
+	case opts.DeadLetter == nil:
+		return nil, errors.New("process: Options.DeadLetter is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 30 * 24 * time.Hour
+	}
+	if opts.CachedOrders == 0 {
+		opts.CachedOrders = 200_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("process: register metrics: %w", err)
+	}
+	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}}
+	for i := range p.states {
+		p.states[i] = batchState{orders: map[string]*orderRecord{}, ids: map[string]uint64{}, seqs: map[uint64]bool{}}
+	}
+	p.batchState = &p.states[0]
+	if err := p.load(true); err != nil {
+		return nil, err
+	}
+	// The per-warehouse gauges start from the stored orders; batches move them.
+	// A record that does not decode is left out: its order's next event is
+	// dead-lettered as poison, its timer dropped (errors.go).
+	var unreadable int
+	var firstErr error
+	err = opts.Store.Orders(func(id string, raw []byte) error {
+		var rec orderRecord
+		if err := decodeRecord(raw, &rec); err != nil {
+			unreadable++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("order %s: %w", id, err)
+			}
+			return nil
+		}
+		m.countOrder(rec.Gauge, 1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("process: count stored orders: %w", err)
+	}
+	if unreadable > 0 {
+		m.unreadable.WithLabelValues(kindOrder).Add(float64(unreadable))
+		p.log.Warn("stored order records that do not decode, left out of the order gauges", "records", unreadable, "err", firstErr)
+	}
+	return p, nil
+}
+
+// load reads the in-memory mirrors from the store. A context aggregate that
+// does not decode is left out (it starts again from its next event): counted
+// and logged at start (first), when New calls it.
+func (p *Processor) load(first bool) error {
+	ctx := features.NewContext()
+	var unreadable int
+	var firstErr error
+	err := p.opts.Store.Contexts(func(kind, id string, v []byte) error {
+		var err error
+		switch kind {
+		case features.KindWarehouse:
+			w := &features.Warehouse{}
+			if err = json.Unmarshal(v, w); err == nil {
+				ctx.Warehouses[id] = w
+			}
+		case features.KindCarrier:
+			c := &features.Carrier{}
+			if err = json.Unmarshal(v, c); err == nil {
+				ctx.Carriers[id] = c
+			}
+		case features.KindCustomer:
+			c := &features.Customer{}
+			if err = json.Unmarshal(v, c); err == nil {
+				ctx.Customers[id] = c
+			}
+		default:
+			err = fmt.Errorf("unknown context kind %q", kind)
+		}
+		if err != nil && first {
+			label := kind
+			if kind != features.KindWarehouse && kind != features.KindCarrier && kind != features.KindCustomer {
+				label = labelOther
+			}
+			p.m.unreadable.WithLabelValues(label).Inc()
+			if unreadable++; firstErr == nil {
+				firstErr = fmt.Errorf("%s %s: %w", kind, id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("process: load context aggregates: %w", err)
+	}
+	if unreadable > 0 {
+		p.log.Warn("stored context aggregates that do not decode, left out", "records", unreadable, "err", firstErr)
+	}
+	dues, err := p.opts.Store.Dues()
+	if err != nil {
+		return fmt.Errorf("process: load rescoring index: %w", err)
+	}
+	idx := newDueIndex()
+	for _, d := range dues {
+		idx.set(d.Order, d.At)
+	}
+	wm, err := p.opts.Store.Meta("watermark")
+	if err != nil {
+		return err
+	}
+	p.watermark = time.Time{}
+	if wm != nil {
+		if err := p.watermark.UnmarshalText(wm); err != nil {
+			return fmt.Errorf("process: stored watermark %q: %w", wm, err)
+		}
+	}
+	p.ctx, p.dues = ctx, idx
+	return nil
+}
+
+// Watermark returns the greatest event time applied.
+func (p *Processor) Watermark() time.Time { return p.watermark }
+
+// Staged is a batch applied in memory and scored, not yet decided or written:
+// what Stage returns and Submit takes.
+type Staged struct {
+	st    *batchState
+	batch *store.Batch
+}
+
+// Flight is a batch whose commit is on its way: what Submit returns and Wait
+// takes.
+type Flight struct {
+	st   *batchState
+	snap *store.Snapshot // for the batch staged meanwhile; nil once taken
+	done chan error
+}
+
+// process is Stage, Submit and Wait in turn; with a poison error, msgs (one
+// message) is dead-lettered as poison instead of applied.
+func (p *Processor) process(ctx context.Context, msgs []*Message, poison error) (Result, error) {
+	if p.flight != nil {
+		return Result{}, errors.New("process: Process called while a batch commits: Wait for it first")
+	}
+	s, err := p.stage(ctx, msgs, poison)
+	if err != nil {
+		p.Abort(s)
+		return Result{}, err
+	}
+	f, err := p.Submit(s)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Wait(f)
+}
+
+// Stage decodes a batch, applies it to the in-memory state (dead letters are
+// published) and scores its rows; nothing is written to Badger yet. It may run
+// while the previous batch commits (after Submit, before Wait): it then reads a
+// snapshot taken before that commit, through the markers and records of that
+// batch. Whatever Stage returns, the caller must then Submit or Abort it, after
+// the Wait of the batch before.
+func (p *Processor) Stage(ctx context.Context, msgs []*Message) (*Staged, error) {
+	return p.stage(ctx, msgs, nil)
+}
+
+// stage is Stage; with a poison error, every message is dead-lettered with
+// ReasonPoison and the error as detail.
+func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*Staged, error) {
+	p.reset(len(msgs))
+	s := &Staged{st: p.batchState}
+	for i, m := range msgs {
+		it := &p.items[i]
+		it.msg = m
+		err := features.Decode(m.Data, &it.ev)
+		switch {
+		case poison != nil:
+			it.reason, it.detail = ReasonPoison, poisonDetail(poison)
+		case err == nil:
+		case Classify(err) == Permanent:
+			var de *features.DecodeError
+			errors.As(err, &de)
+			it.reason, it.detail = de.Reason, de.Detail
+		default:
+			return s, fmt.Errorf("decode message %d: %w", m.Seq, err)
+		}
+	}
+	if err := p.checkSpace(); err != nil {
+		return s, err
+	}
+	if f := p.flight; f != nil && f.snap != nil {
+		s.batch = p.opts.Store.NewStagedBatch(f.snap)
+		f.snap = nil
+	} else {
+		s.batch = p.opts.Store.NewBatch()
+	}
+	if !p.opts.EventTime {
+		if err := p.fireDue(s.batch, p.opts.Clock()); err != nil {
+			return s, err
+		}
+	}
+	for i := range p.items {
+		if err := p.apply(ctx, s.batch, &p.items[i]); err != nil {
+			return s, err
+		}
+	}
+	p.scoreRows()
+	return s, nil
+}
+
+// Abort gives up a staged batch: the records it changed leave the cache and the
+// in-memory mirrors are read again from the store. Call it after the Wait of
+// the batch before.
+func (p *Processor) Abort(s *Staged) {
+	if s == nil {
+		return
+	}
+	p.batchState = s.st
+	p.release()
+	if s.batch != nil {
+		s.batch.Discard()
+	}
+	p.evictTouched(s.st)
+	if err := p.load(false); err != nil {
+		p.log.Error("reload the pipeline state after a failed batch", "err", err)
+	}
+}
+
+// Submit decides a staged batch (policy, reasons, decisions and outbox), writes
+// everything into its transaction and starts the commit without waiting for it.
+// The batch before must have been waited for. On an error nothing is committed
+// and the batch is aborted.
+func (p *Processor) Submit(s *Staged) (*Flight, error) {
+	p.batchState = s.st
+	fail := func(err error) (*Flight, error) {
+		p.Abort(s)
+		return nil, err
+	}
+	if err := s.batch.Bind(); err != nil {
+		return fail(err)
+	}
+	queued, err := p.decide(s.batch)
+	if err != nil {
+		return fail(err)
+	}
+	p.queued = queued
+	f := &Flight{st: s.st, done: make(chan error, 1)}
+	// The next batch may be staged while this one commits: it reads what was
+	// committed before this commit started.
+	f.snap = p.opts.Store.Snapshot()
+	p.flight = f
+	s.batch.CommitAsync(func(err error) { f.done <- err })
+	return f, nil
+}
+
+// Wait waits for a submitted batch's commit. On success the batch is counted in
+// the metrics and its records are kept in the cache; on failure they leave it and
+// the in-memory mirrors are read again, and a batch staged meanwhile must be
+// aborted.
+func (p *Processor) Wait(f *Flight) (res Result, err error) {
+	err = <-f.done
+	p.flight = nil
+	f.snap.Discard()
+	if err != nil {
+		p.m.failures.WithLabelValues(stageCommit).Inc()
+		p.evictTouched(f.st)
+		err = fmt.Errorf("%w: %w", ErrCommit, err)
+		if lerr := p.load(false); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+		return res, err
+	}
+	p.cacheTouched(f.st)
+	p.observe(f.st)
+	res.Queued = f.st.queued
+	for i := range f.st.items {
+		switch f.st.items[i].result {
+		case resultApplied:
+			res.Applied++
+		case resultDuplicate:
+			res.Duplicates++
+		case resultDeadLetter:
+			res.DeadLettered++
+		}
+	}
+	return res, nil
+}
+
+// checkSpace asks the store whether it takes writes (store.Options.CheckSpace)
+// before a batch or a rescoring tick writes or publishes anything (dead
+// letters), and counts a refusal as a failed commit: nothing is written, and the
+// batch is redelivered.
+func (p *Processor) checkSpace() error {
+	if err := p.opts.Store.Writable(); err != nil {
+		p.m.failures.WithLabelValues(stageCommit).Inc()
+		return err
+	}
+	return nil
+}
+
+// reset takes the batch state the previous batch did not use and empties it.
+func (p *Processor) reset(n int) {
+	p.batchState = &p.states[p.next]
+	p.next ^= 1
+	if cap(p.items) < n {
+		p.items = make([]item, n)
+	}
+	p.items = p.items[:n]
+	for i := range p.items {
+		p.items[i] = item{}
+	}
+	clear(p.orders)
+	clear(p.ids)
+	clear(p.seqs)
+	p.sc = scored{}
+	p.queued = false
+	p.arena = p.arena[:0]
+	p.touched = p.touched[:0]
+	p.rows = p.rows[:0]
+	p.rowRecs = p.rowRecs[:0]
+	p.decs = p.decs[:0]
+	p.decRows = p.decRows[:0]
+	p.outcomes = p.outcomes[:0]
+	p.gauges = p.gauges[:0]
+	p.stays = p.stays[:0]
+}

@@ -1,0 +1,114 @@
+package process
+
+import (
+	"time"
+)
+
+// evalHorizon: a model is judged on its last score at least this long before the
+// cutoff, when there was still time to act.
+const evalHorizon = 2 * time.Hour
+
+type evalScore struct {
+	Model     string  `json:"model"`   // name
+	Version   string  `json:"version"` // of the risk model
+	Risk      float32 `json:"risk"`
+	Threshold float64 `json:"threshold"`
+	Class     string  `json:"class,omitempty"` // most likely exception class
+	ClassVer  string  `json:"class_version,omitempty"`
+}
+
+// atRiskDefault is the risk at or above which an order counts as at risk when its
+// model gave no threshold (the rules fallback).
+const atRiskDefault = 0.5
+
+func (e *evalScore) threshold() float64 {
+	if e == nil || e.Threshold == 0 {
+		return atRiskDefault
+	}
+	return e.Threshold
+}
+
+// outcome is one order's known outcome joined to its evaluated prediction.
+type outcome struct {
+	eval   evalScore
+	missed bool
+	class  string
+}
+
+type gaugeState struct {
+	Warehouse string `json:"warehouse,omitempty"`
+	Open      bool   `json:"open,omitempty"`
+	AtRisk    bool   `json:"at_risk,omitempty"`
+}
+
+// gaugeDelta moves one order between the per-warehouse counts.
+type gaugeDelta struct{ from, to gaugeState }
+
+// milestoneStay is how long an order sat at a milestone before it moved on.
+type milestoneStay struct {
+	milestone string
+	d         time.Duration
+}
+
+// countOutcome records the order's cutoff outcome in its customer's history once
+// it is known, and joins it to the order's evaluated prediction.
+func (p *Processor) countOutcome(rec *orderRecord, moment time.Time) {
+	s := &rec.State
+	if s.MissCounted {
+		return
+	}
+	p.ctx.CountOutcome(s, moment)
+	if !s.MissCounted || rec.Eval == nil {
+		return
+	}
+	missed := s.ShippedAt.IsZero() || s.ShippedAt.After(s.ShipCutoff)
+	p.outcomes = append(p.outcomes, outcome{eval: *rec.Eval, missed: missed, class: s.SeenException()})
+}
+
+// observe counts a committed batch in the metrics.
+func (p *Processor) observe(st *batchState) {
+	for i := range st.items {
+		it := &st.items[i]
+		p.m.events.WithLabelValues(typeLabel(it.ev.Type), it.result).Inc()
+		if it.result == resultDeadLetter {
+			p.m.dlq.WithLabelValues(it.reason).Inc()
+		}
+	}
+	for i := range st.decs {
+		p.m.decisions.WithLabelValues(st.decs[i].Action, st.decs[i].Mode).Inc()
+	}
+	p.m.rescored.Add(float64(countTimers(st.rows)))
+	for _, g := range st.gauges {
+		p.m.countOrder(g.from, -1)
+		p.m.countOrder(g.to, 1)
+	}
+	for _, stay := range st.stays {
+		p.m.stays.WithLabelValues(stay.milestone).Observe(stay.d.Seconds())
+	}
+	for _, o := range st.outcomes {
+		actual := "met"
+		if o.missed {
+			actual = "missed"
+		}
+		predicted := "not_flagged"
+		if float64(o.eval.Risk) >= o.eval.Threshold {
+			predicted = "flagged"
+		}
+		p.m.outcomes.WithLabelValues(o.eval.Model, o.eval.Version, predicted, actual).Inc()
+		p.m.outcomeRisk.WithLabelValues(o.eval.Model, o.eval.Version, actual).Observe(float64(o.eval.Risk))
+		if o.eval.Class != "" {
+			p.m.classOutcomes.WithLabelValues("exception_class", o.eval.ClassVer, o.eval.Class, o.class).Inc()
+		}
+	}
+	p.m.timers.Set(float64(p.dues.len()))
+}
+
+func countTimers(rows []Row) int {
+	n := 0
+	for i := range rows {
+		if rows[i].Trigger == TriggerTimer {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,120 @@
+package process
+
+import (
+	"errors"
+	"time"
+
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// maxTimerRows bounds the rescoring rows of a commit of timers alone: cutoffs
+// cluster, and a watermark jump or a backlog after downtime can make thousands
+// of timers due at once, more than one Badger commit takes.
+const maxTimerRows = 512
+
+// Tick rescoring orders whose timers are due by the wall clock, in commits of its
+// own. Only for live mode; in event-time mode timers fire as the watermark passes
+// them. It must not run while a batch commits.
+func (p *Processor) Tick() (Result, error) {
+	if p.opts.EventTime {
+		return Result{}, nil
+	}
+	if p.flight != nil {
+		return Result{}, errors.New("process: Tick called while a batch commits: Wait for it first")
+	}
+	return p.drainDue(p.opts.Clock())
+}
+
+// drainDue rescores every order due at or before t, at most maxTimerRows in a
+// commit, fewer when a commit cannot take that many or fails on poison: a
+// timer that fails alone is dropped (counted, logged once per call) so that it
+// cannot hold up the others and the batches behind them.
+func (p *Processor) drainDue(t time.Time) (res Result, err error) {
+	limit := maxTimerRows
+	var dropped int
+	var dropErr error
+	defer func() {
+		if dropped > 0 {
+			p.log.Warn("rescoring timers dropped: their orders could not be rescored", "timers", dropped, "err", dropErr)
+		}
+	}()
+	for {
+		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
+			return res, nil
+		}
+		res.Timers = true
+		if err := p.checkSpace(); err != nil {
+			return res, err
+		}
+		queued, err := p.timerCommit(t, limit)
+		switch c := Classify(err); {
+		case c == None:
+			res.Queued = res.Queued || queued
+			continue
+		case c == Transient:
+			return res, err
+		case limit > 1:
+			if c == Poison {
+				p.m.failures.WithLabelValues(stagePoison).Inc()
+			}
+			limit /= 2
+			continue
+		}
+		if derr := p.dropTimer(t); derr != nil {
+			return res, errors.Join(err, derr)
+		}
+		dropped, dropErr, limit = dropped+1, err, maxTimerRows
+	}
+}
+
+// timerCommit fires up to limit timers due at or before t in one commit: a batch
+// without messages, staged, submitted and waited for like any other.
+func (p *Processor) timerCommit(t time.Time, limit int) (bool, error) {
+	p.reset(0)
+	s := &Staged{st: p.batchState, batch: p.opts.Store.NewBatch()}
+	if err := p.fireDueN(s.batch, t, limit); err != nil {
+		p.Abort(s)
+		return false, err
+	}
+	p.scoreRows()
+	f, err := p.Submit(s)
+	if err != nil {
+		return false, err
+	}
+	res, err := p.Wait(f)
+	return res.Queued, err
+}
+
+func (h dueHeap) peek() (dueEntry, bool) {
+	if len(h) == 0 {
+		return dueEntry{}, false
+	}
+	return h[0], true
+}
+
+// fireDue scores every order whose rescoring time is at or before t, at that time.
+func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
+	return p.fireDueN(batch, t, -1)
+}
+
+// fireDueN is fireDue for at most limit orders (no limit when negative): each
+// due order is read and written back, rescored or not.
+func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
+	for n := 0; limit < 0 || n < limit; n++ {
+		e, ok := p.dues.popDue(t)
+		if !ok {
+			return nil
+		}
+		rec, err := p.order(batch, e.order)
+		if err != nil {
+			return err
+		}
+		rec.NextDue = time.Time{}
+		if !rec.State.Open() {
+			continue
+		}
+		p.countOutcome(rec, e.at)
+		p.addRow(rec, e.at, TriggerTimer, "")
+	}
+	return nil
+}
