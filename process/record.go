@@ -105,11 +105,13 @@ func encodeRecord(dst []byte, rec *orderRecord) []byte {
 	}
 	e.bool(s.MissCounted)
 
+	// Rules in id order, so a record's bytes do not depend on map order.
+	var buf [16]ruleEntry
 	e.int(len(rec.Policy))
-	for id, m := range rec.Policy {
-		e.str(id)
-		e.int(m.Episode)
-		e.bool(m.Active)
+	for _, r := range sortedRules(buf[:0], rec.Policy) {
+		e.str(r.id)
+		e.int(r.m.Episode)
+		e.bool(r.m.Active)
 	}
 	e.bool(rec.Risk != nil)
 	if rec.Risk != nil {
@@ -137,6 +139,25 @@ func encodeRecord(dst []byte, rec *orderRecord) []byte {
 	e.bool(rec.Gauge.Open)
 	e.bool(rec.Gauge.AtRisk)
 	return e.b
+}
+
+type ruleEntry struct {
+	id string
+	m  actions.RuleMemory
+}
+
+// sortedRules appends mem's rules to buf, by id. It sorts by insertion: a policy
+// has few rules.
+func sortedRules(buf []ruleEntry, mem actions.Memory) []ruleEntry {
+	for id, m := range mem {
+		buf = append(buf, ruleEntry{id, m})
+	}
+	for i := 1; i < len(buf); i++ {
+		for j := i; j > 0 && buf[j].id < buf[j-1].id; j-- {
+			buf[j], buf[j-1] = buf[j-1], buf[j]
+		}
+	}
+	return buf
 }
 
 // decodeRecord reads a stored order record, binary or (from earlier versions)
