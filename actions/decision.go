@@ -13,13 +13,6 @@ import (
 	"github.com/orderwatch/orderwatch/store"
 )
 
-// ModelRef names the model behind a score.
-type ModelRef struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	SHA256  string `json:"sha256,omitempty"`
-}
-
 // Input is what a decision is based on: one scored order.
 type Input struct {
 	OrderID      string
@@ -100,16 +93,6 @@ const (
 
 // counterSuppressed prefixes the durable counters of suppressed decisions by reason.
 const counterSuppressed = "suppressed:"
-
-// Memory is what the policy remembers of one order between batches: per rule, the
-// current episode and whether its conditions hold. It is stored with the order.
-type Memory map[string]RuleMemory
-
-// RuleMemory is the episode state of one rule for one order.
-type RuleMemory struct {
-	Episode int  `json:"e"`
-	Active  bool `json:"a"`
-}
 
 // rateWindow is the span of the rate limits.
 const rateWindow = time.Hour
