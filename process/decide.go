@@ -152,7 +152,11 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	// The batch holds the value until it commits: each record gets its own part
 	// of the arena, which the next batch reuses.
 	start := len(p.arena)
-	p.arena = encodeRecord(p.arena, rec)
+	arena, err := encodeRecord(p.arena, rec)
+	if err != nil {
+		return fmt.Errorf("encode order record %s: %w", rec.State.OrderID, err)
+	}
+	p.arena = arena
 	raw := p.arena[start:len(p.arena):len(p.arena)]
 	var ttl time.Duration
 	if !open {

@@ -110,7 +110,7 @@ func join(path, name string) string {
 func TestRecordGolden(t *testing.T) {
 	want := goldenRecord()
 	allSet(t, reflect.ValueOf(want), "")
-	got := encodeRecord(nil, &want)
+	got := mustEncode(t, &want)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(goldenRecordFile), 0o755); err != nil {
 			t.Fatal(err)
@@ -136,7 +136,7 @@ func TestRecordGolden(t *testing.T) {
 		t.Errorf("the record encodes to other bytes than %s: the stored format changed\nwant %x\n got %x", goldenRecordFile, golden, got)
 	}
 	for range 20 { // map order is random: the memory must be written in one order
-		if again := encodeRecord(nil, &want); !bytes.Equal(again, got) {
+		if again := mustEncode(t, &want); !bytes.Equal(again, got) {
 			t.Fatalf("the same record encodes to different bytes:\n%x\n%x", got, again)
 		}
 	}
@@ -161,17 +161,20 @@ func TestRecordGoldenJSON(t *testing.T) {
 
 func BenchmarkRecordEncode(b *testing.B) {
 	rec := goldenRecord()
-	buf := encodeRecord(nil, &rec)
+	buf := mustEncode(b, &rec)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = encodeRecord(buf[:0], &rec)
+		var err error
+		if buf, err = encodeRecord(buf[:0], &rec); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
 func BenchmarkRecordDecode(b *testing.B) {
 	rec := goldenRecord()
-	raw := encodeRecord(nil, &rec)
+	raw := mustEncode(b, &rec)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {

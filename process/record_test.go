@@ -55,6 +55,16 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 	}
 }
 
+// mustEncode returns the binary form of rec.
+func mustEncode(tb testing.TB, rec *orderRecord) []byte {
+	tb.Helper()
+	b, err := encodeRecord(nil, rec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // TestRecordRoundTrip fails when a field of the order record (its state, policy
 // memory, scores) is added without its place in the binary form.
 func TestRecordRoundTrip(t *testing.T) {
@@ -63,7 +73,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	fill(t, reflect.ValueOf(&in).Elem(), &n)
 	in.Flags = flagsOf(&in.State) // derived, not stored
 	var out orderRecord
-	if err := decodeRecord(encodeRecord(nil, &in), &out); err != nil {
+	if err := decodeRecord(mustEncode(t, &in), &out); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(in, out) {
@@ -72,7 +82,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the record:\n in %s\nout %s", a, b)
 	}
 	var zero, back orderRecord
-	if err := decodeRecord(encodeRecord(nil, &zero), &back); err != nil || !reflect.DeepEqual(back, orderRecord{Flags: flagsOf(&zero.State)}) {
+	if err := decodeRecord(mustEncode(t, &zero), &back); err != nil || !reflect.DeepEqual(back, orderRecord{Flags: flagsOf(&zero.State)}) {
 		t.Fatalf("zero record: %+v, %v", back, err)
 	}
 }
@@ -103,7 +113,7 @@ func TestRecordRejectsDamage(t *testing.T) {
 	var in orderRecord
 	n := 0
 	fill(t, reflect.ValueOf(&in).Elem(), &n)
-	raw := encodeRecord(nil, &in)
+	raw := mustEncode(t, &in)
 	for i := range len(raw) {
 		var out orderRecord
 		if err := decodeRecord(raw[:i], &out); err == nil {
@@ -115,3 +125,4 @@ func TestRecordRejectsDamage(t *testing.T) {
 		t.Fatal("record of form 9 decoded without error")
 	}
 }
+
