@@ -45,6 +45,11 @@ type runConfig struct {
 	MemLimit    memoryLimit
 	// ReadsNeedToken asks ORDERWATCH_API_TOKEN of the API's reads too.
 	ReadsNeedToken bool
+	// APIMaxInFlight bounds the /api/ requests served at once.
+	APIMaxInFlight int
+	// OrdersRetention is the age limit of ORDERS and ACTIONS when orderwatch
+	// creates them.
+	OrdersRetention retention
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -67,6 +72,9 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	c.MemLimit = memoryLimit{auto: true}
 	fs.Var(&c.MemLimit, "memory-limit", "Go heap soft `limit`: auto (GOMEMLIMIT, else 90% of the container's limit, else none), off, or a size such as 768MiB")
 	fs.BoolVar(&c.ReadsNeedToken, "api-token-for-reads", false, "ask ORDERWATCH_API_TOKEN of every /api/ request, reads too (orders, decisions, policy); /metrics, /healthz and /readyz stay open")
+	c.OrdersRetention = retention(pipeline.DefaultOrdersMaxAge)
+	fs.Var(&c.OrdersRetention, "orders-retention", "how long ORDERS and ACTIONS keep a message when orderwatch creates them: a `duration` such as 720h or 30d, from 1d to 3650d (existing streams are left as they are)")
+	fs.IntVar(&c.APIMaxInFlight, "api-max-inflight", api.DefaultMaxInFlight, "most `requests` to /api/ served at once; more are refused with 503 and Retry-After (/metrics, /healthz, /readyz are not counted)")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -85,6 +93,9 @@ func parseRunFlags(args []string) (runConfig, error) {
 	}
 	if err := c.NATS.check(); err != nil {
 		return c, fmt.Errorf("run: %w", err)
+	}
+	if c.APIMaxInFlight < 1 || c.APIMaxInFlight > 10000 {
+		return c, fmt.Errorf("run: --api-max-inflight %d: want 1 to 10000 requests", c.APIMaxInFlight)
 	}
 	if c.Models == "" {
 		c.Models = filepath.Join(c.Data, "models")
@@ -182,7 +193,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, Logger: log}); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}); err != nil {
 		return err
 	}
 
@@ -243,14 +254,12 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
+		MaxInFlight: cfg.APIMaxInFlight, Registerer: reg}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(apiOpts),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	srv := api.NewServer(api.Handler(apiOpts), api.ServerOptions{Logger: log})
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set --http): %w", cfg.HTTP, err)
