@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/store"
 )
 
 // TestApproveFromTheCommandLine: an order on credit hold near its cutoff waits for
@@ -122,5 +125,64 @@ func TestDemoShowsEveryMode(t *testing.T) {
 		for _, v := range out.Decisions {
 			modes[v.Decision.Mode] = true
 		}
+	}
+}
+
+// TestDecisionsListPagesThroughTheAPI: `orderwatch decisions list --limit N` gets
+// N decisions however many pages of at most api.MaxListLimit that takes, each
+// once, newest first, and says when more exist.
+func TestDecisionsListPagesThroughTheAPI(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const stored = 1100
+	t0 := time.Now().Add(-24 * time.Hour).UTC()
+	b := st.NewBatch()
+	for i := range stored {
+		at := t0.Add(time.Duration(i) * time.Second)
+		id := fmt.Sprintf("%s-%08x", store.DecisionIDPrefix(at), i)
+		rec, _ := json.Marshal(actions.Decision{ID: id, OrderID: fmt.Sprintf("SO-%d", i), At: at, Action: "notify", Mode: "auto"})
+		if err := b.PutDecision(id, fmt.Sprintf("SO-%d", i), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler(api.Options{Store: st}))
+	defer srv.Close()
+
+	for _, limit := range []int{1, 500, 501, 1100, 5000} {
+		var out bytes.Buffer
+		if err := decisionsCmd([]string{"list", "--json", "--limit", fmt.Sprint(limit), "--api", srv.URL}, &out); err != nil {
+			t.Fatalf("decisions list --limit %d: %v", limit, err)
+		}
+		var list struct {
+			Decisions []actions.View
+			Next      string
+		}
+		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+			t.Fatal(err)
+		}
+		want := min(limit, stored)
+		seen := map[string]bool{}
+		for i, v := range list.Decisions {
+			if i > 0 && v.Decision.ID >= list.Decisions[i-1].Decision.ID {
+				t.Fatalf("--limit %d: %s after %s, want newest first", limit, v.Decision.ID, list.Decisions[i-1].Decision.ID)
+			}
+			seen[v.Decision.ID] = true
+		}
+		if len(list.Decisions) != want || len(seen) != want {
+			t.Errorf("--limit %d: %d decisions (%d distinct), want %d", limit, len(list.Decisions), len(seen), want)
+		}
+		if more := list.Next != ""; more != (limit < stored) {
+			t.Errorf("--limit %d: next %q, want one only when more exist", limit, list.Next)
+		}
+	}
+	var out bytes.Buffer
+	if err := decisionsCmd([]string{"list", "--limit", "3", "--api", srv.URL}, &out); err != nil || !strings.Contains(out.String(), "more exist") {
+		t.Errorf("decisions list --limit 3 = %q, %v; want a table that says more exist", out.String(), err)
 	}
 }
