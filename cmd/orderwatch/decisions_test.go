@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -114,15 +116,11 @@ func TestDemoShowsEveryMode(t *testing.T) {
 			t.Fatalf("after a minute of the demo the decisions show modes %v, want all of %v", modes, actions.Modes)
 		}
 		time.Sleep(500 * time.Millisecond)
-		code, body := get(base + "/api/v1/decisions?limit=10000")
-		if code != 200 {
+		decisions, err := allDecisions(base)
+		if err != nil {
 			continue
 		}
-		var out struct{ Decisions []actions.View }
-		if err := json.Unmarshal([]byte(body), &out); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range out.Decisions {
+		for _, v := range decisions {
 			modes[v.Decision.Mode] = true
 		}
 	}
@@ -185,4 +183,28 @@ func TestDecisionsListPagesThroughTheAPI(t *testing.T) {
 	if err := decisionsCmd([]string{"list", "--limit", "3", "--api", srv.URL}, &out); err != nil || !strings.Contains(out.String(), "more exist") {
 		t.Errorf("decisions list --limit 3 = %q, %v; want a table that says more exist", out.String(), err)
 	}
+}
+
+// allDecisions reads every decision of a running instance, page after page.
+func allDecisions(base string) ([]actions.View, error) {
+	var all []actions.View
+	cursor := ""
+	for range 10000 {
+		code, body := get(base + "/api/v1/decisions?limit=500&cursor=" + url.QueryEscape(cursor))
+		if code != 200 {
+			return nil, fmt.Errorf("GET /api/v1/decisions: %d %.300s", code, body)
+		}
+		var page struct {
+			Decisions []actions.View
+			Next      string
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			return nil, fmt.Errorf("decode decisions: %w: %.300s", err, body)
+		}
+		all = append(all, page.Decisions...)
+		if cursor = page.Next; cursor == "" {
+			return all, nil
+		}
+	}
+	return nil, errors.New("GET /api/v1/decisions: more than 10000 pages")
 }
