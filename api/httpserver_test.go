@@ -135,3 +135,37 @@ func TestSlowAndIdleConnectionsAreClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowReaderIsCutOff: a client that asks for a big answer and does not read
+// it holds its handler only until the write timeout; the handler's writes then
+// fail and it returns.
+func TestSlowReaderIsCutOff(t *testing.T) {
+	returned := make(chan error, 1)
+	big := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 1024 { // 64 MiB, far above the sockets' buffers
+			if _, err := w.Write(chunk); err != nil {
+				returned <- err
+				return
+			}
+		}
+		returned <- nil
+	})
+	addr := serveWith(t, big, api.ServerOptions{WriteTimeout: time.Second})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Error("64 MiB written to a client that reads nothing")
+		}
+	case <-time.After(heldOpen):
+		t.Fatalf("the handler was still writing to a client that reads nothing after %v", heldOpen)
+	}
+}
