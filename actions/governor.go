@@ -343,41 +343,54 @@ func readOpen(b *store.Batch, id string) (OpenItem, error) {
 // first), ordered by how long they have waited; kind filters by what they wait for
 // (OpenApproval, OpenAck) unless empty. It also returns how many wait in all.
 func (g *Governor) Waiting(kind string, limit int) ([]View, int, error) {
+	vs, total, _, err := g.WaitingPage(kind, "", limit)
+	return vs, total, err
+}
+
+// WaitingPage is Waiting from the decision after (the next of the page before;
+// "" starts at the oldest): it also returns the next page's after, "" when this
+// page is the last.
+func (g *Governor) WaitingPage(kind, after string, limit int) (page []View, total int, next string, err error) {
 	items, err := g.opts.Store.OpenItems()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	now := g.opts.Clock()
 	out := []View{}
-	total := 0
+	last := ""
 	for _, oi := range items {
 		var it OpenItem
 		if err := json.Unmarshal(oi.Value, &it); err != nil {
-			return nil, 0, fmt.Errorf("decode open item of %s: %w", oi.Decision, err)
+			return nil, 0, "", fmt.Errorf("decode open item of %s: %w", oi.Decision, err)
 		}
 		if kind != "" && it.Kind != kind {
 			continue
 		}
-		if total++; len(out) >= limit {
+		if total++; oi.Decision <= after {
 			continue
 		}
+		if len(out) >= limit {
+			next = last
+			continue
+		}
+		last = oi.Decision
 		dv, err := g.opts.Store.Decision(oi.Decision)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		v, err := NewView(dv, now)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		if v.Waiting != nil {
 			out = append(out, v)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Waiting.Since.Before(out[j].Waiting.Since) })
-	return out, total, nil
+	return out, total, next, nil
 }
 
 // KillSwitch returns the runtime kill switch's state and whether the policy's

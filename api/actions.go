@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -14,19 +13,17 @@ import (
 	"github.com/orderwatch/orderwatch/store"
 )
 
-// decisionsList serves GET /api/v1/decisions?order=ID&since=T&limit=N: decisions
-// with their state, newest first.
+// decisionsList serves GET /api/v1/decisions?order=ID&since=T&limit=N&cursor=C:
+// a page of decisions with their state, newest first, and in "next" the cursor
+// of the next page, "" on the last.
 func (s *server) decisionsList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	dq := store.DecisionsQuery{Order: q.Get("order"), Limit: 100}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
-			return
-		}
-		dq.Limit = n
+	limit, after, err := pageParams(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
+	dq := store.DecisionsQuery{Order: q.Get("order"), Limit: limit}
 	if since := q.Get("since"); since != "" {
 		t, err := parseSince(since, time.Now())
 		if err != nil {
@@ -35,7 +32,7 @@ func (s *server) decisionsList(w http.ResponseWriter, r *http.Request) {
 		}
 		dq.Since = t
 	}
-	dvs, err := s.o.Store.FindDecisions(dq)
+	dvs, next, err := s.o.Store.DecisionsPage(dq, after)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -45,7 +42,7 @@ func (s *server) decisionsList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"decisions": views})
+	writeJSON(w, http.StatusOK, map[string]any{"decisions": views, "next": encodeCursor(next)})
 }
 
 // parseSince reads an RFC 3339 time or a duration back from now ("2h").
@@ -97,9 +94,9 @@ func (s *server) writeDecision(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// approvals serves GET /api/v1/approvals?waiting=approval|ack|all&limit=N:
-// decisions that wait for a person, oldest first, with their age, and how many wait
-// in all.
+// approvals serves GET /api/v1/approvals?waiting=approval|ack|all&limit=N&cursor=C:
+// a page of decisions that wait for a person, oldest first, with their age, how
+// many wait in all, and in "next" the cursor of the next page ("" on the last).
 func (s *server) approvals(w http.ResponseWriter, r *http.Request) {
 	kind := r.URL.Query().Get("waiting")
 	switch kind {
@@ -112,21 +109,17 @@ func (s *server) approvals(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "waiting must be approval, ack or all")
 		return
 	}
-	limit := 100
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
-			return
-		}
-		limit = n
+	limit, after, err := pageParams(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	vs, total, err := s.o.Governor.Waiting(kind, limit)
+	vs, total, next, err := s.o.Governor.WaitingPage(kind, after, limit)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": vs, "total": total})
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": vs, "total": total, "next": encodeCursor(next)})
 }
 
 // answerBody is the body of approve, reject and ack.

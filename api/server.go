@@ -41,7 +41,12 @@ type Options struct {
 	// policy, …): for an instance whose port is reachable beyond the operators.
 	// /metrics, /healthz and /readyz stay open for Prometheus and probes.
 	TokenForReads bool
-	Logger        *slog.Logger // nil means discard
+	// MaxInFlight bounds the requests to /api/ served at once; beyond it they are
+	// refused with 503 and Retry-After. 0 means DefaultMaxInFlight.
+	MaxInFlight int
+	// Registerer takes the API's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil means discard
 }
 
 // PolicyAdmin shows the policy in force and reloads its file.
@@ -88,10 +93,14 @@ func Handler(o Options) http.Handler {
 		mux.HandleFunc("GET /api/v1/policy", s.policy)
 		mux.HandleFunc("POST /api/v1/policy/reload", s.requireToken(s.reloadPolicy))
 	}
+	var h http.Handler = mux
 	if o.TokenForReads {
-		return s.readsNeedToken(mux)
+		h = s.readsNeedToken(mux)
 	}
-	return mux
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	return limit(h, o.MaxInFlight, newLimitMetrics(o.Registerer))
 }
 
 type server struct {

@@ -108,3 +108,75 @@ func TestEnsureStreamsRefusesAStreamWithoutOurSubjects(t *testing.T) {
 		t.Errorf("EnsureStreams with ORDERS on erp.orders.> and orders.>: %v", err)
 	}
 }
+
+// TestEnsureStreamsSetsRetention: ORDERS and ACTIONS are created with the age
+// limit asked for (30 days when none is), so the events that Badger keeps a copy
+// of do not also pile up in JetStream for ever; ORDERS_DLQ keeps its messages
+// until someone has looked. An ORDERS that exists with no limit at all is left as
+// it is, with a warning that says how to give it one; one with any limit is not
+// warned about.
+func TestEnsureStreamsSetsRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	maxAges := func(js jetstream.JetStream) map[string]time.Duration {
+		t.Helper()
+		out := map[string]time.Duration{}
+		for _, name := range []string{pipeline.StreamOrders, pipeline.StreamDLQ, pipeline.StreamActions} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = s.CachedInfo().Config.MaxAge
+		}
+		return out
+	}
+	for _, c := range []struct {
+		asked, want time.Duration
+	}{{0, 30 * 24 * time.Hour}, {48 * time.Hour, 48 * time.Hour}} {
+		js := natstest.JetStream(t, startSingle(t))
+		if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{OrdersMaxAge: c.asked}); err != nil {
+			t.Fatal(err)
+		}
+		got := maxAges(js)
+		want := map[string]time.Duration{pipeline.StreamOrders: c.want, pipeline.StreamActions: c.want, pipeline.StreamDLQ: 0}
+		for name, w := range want {
+			if got[name] != w {
+				t.Errorf("OrdersMaxAge %v: %s created with MaxAge %v, want %v", c.asked, name, got[name], w)
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		cfg  jetstream.StreamConfig
+		warn bool
+	}{
+		{"no limit", jetstream.StreamConfig{}, true},
+		{"max bytes", jetstream.StreamConfig{MaxBytes: 1 << 30}, false},
+		{"max msgs", jetstream.StreamConfig{MaxMsgs: 1e6}, false},
+		{"max age", jetstream.StreamConfig{MaxAge: 7 * 24 * time.Hour}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			js := natstest.JetStream(t, startSingle(t))
+			cfg := c.cfg
+			cfg.Name, cfg.Subjects = pipeline.StreamOrders, []string{pipeline.SubjectsOrders}
+			if _, err := js.CreateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			var logged bytes.Buffer
+			if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{OrdersMaxAge: 72 * time.Hour, Logger: slog.New(slog.NewTextHandler(&logged, nil))}); err != nil {
+				t.Fatal(err)
+			}
+			if got := maxAges(js)[pipeline.StreamOrders]; got != c.cfg.MaxAge {
+				t.Errorf("existing ORDERS edited: MaxAge %v, want %v as it was", got, c.cfg.MaxAge)
+			}
+			warned := strings.Contains(logged.String(), "level=WARN") && strings.Contains(logged.String(), "stream=ORDERS")
+			if warned != c.warn {
+				t.Errorf("warned %v, want %v: %s", warned, c.warn, logged.String())
+			}
+			if c.warn && !strings.Contains(logged.String(), `"nats stream edit ORDERS --max-age=72h"`) {
+				t.Errorf("the warning does not say how to set the limit: %s", logged.String())
+			}
+		})
+	}
+}

@@ -134,6 +134,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, s := range []string{stageDLQPublish, stageCommit, stageScore, stagePoison} {
 		m.failures.WithLabelValues(s)
 	}
+	// The warehouses are known only from orders; the one label value known at
+	// start is the one past the cap, so the gauges exist before the first order.
+	m.openByWH.WithLabelValues(labelOther)
+	m.atRisk.WithLabelValues(labelOther)
 	for _, k := range []string{kindOrder, features.KindWarehouse, features.KindCarrier, features.KindCustomer} {
 		m.unreadable.WithLabelValues(k)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -266,4 +267,58 @@ func (s *Store) Orders(fn func(id string, rec []byte) error) error {
 		return fmt.Errorf("store: read orders: %w", err)
 	}
 	return nil
+}
+
+// DecisionsPage returns a page of the decisions q selects, newest first: at most
+// q.Limit (zero: 100) decided before the decision id after ("" starts at the
+// newest), and the id to pass as after for the next page, "" when there is none.
+// It seeks to after and reads only the page, so a deep page costs what the first
+// one does.
+func (s *Store) DecisionsPage(q DecisionsQuery, after string) (page []DecisionView, next string, err error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	floor := ""
+	if !q.Since.IsZero() {
+		floor = DecisionIDPrefix(q.Since)
+	}
+	prefix := []byte(pDecision)
+	if q.Order != "" {
+		prefix = key(pOrderDec, q.Order, "")
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Reverse = true
+		o.Prefix = prefix
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := append(slices.Clip(prefix), "\xff"...)
+		if after != "" {
+			start = append(slices.Clip(prefix), after...)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if id == after {
+				continue
+			}
+			if id < floor {
+				break
+			}
+			if len(page) == q.Limit {
+				next = page[len(page)-1].ID
+				break
+			}
+			d, err := readDecision(txn, id)
+			if err != nil {
+				return fmt.Errorf("decision %s: %w", id, err)
+			}
+			page = append(page, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: find decisions: %w", err)
+	}
+	return page, next, nil
 }

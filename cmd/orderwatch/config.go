@@ -41,6 +41,8 @@ type fileConfig struct {
 	LogLevel     *string `yaml:"log-level"`
 	MemLimit     *string `yaml:"memory-limit"`
 	APIReads     *string `yaml:"api-token-for-reads"`
+	APIInFlight  *string `yaml:"api-max-inflight"`
+	Retention    *string `yaml:"orders-retention"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

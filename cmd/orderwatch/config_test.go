@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -94,6 +95,8 @@ log-format: json
 log-level: debug
 memory-limit: 768MiB
 api-token-for-reads: true
+api-max-inflight: 4
+orders-retention: 7d
 `, func(k string) string { return files[k] }))
 	got, err := parseRunFlags([]string{"--config", p})
 	if err != nil {
@@ -107,6 +110,7 @@ api-token-for-reads: true
 		NATSSync: "1s", Models: "/srv/models",
 		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
 		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20}, ReadsNeedToken: true,
+		APIMaxInFlight: 4, OrdersRetention: retention(7 * 24 * time.Hour),
 	}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -146,6 +150,11 @@ func TestConfigFileErrors(t *testing.T) {
 		{"key of another command", "config: other.yaml\n", []string{`unknown key "config"`}},
 		{"bad number", "batch-size: many\n", []string{"batch-size", `"many"`}},
 		{"bad bool", "demo: maybe\n", []string{"demo", `"maybe"`}},
+		{"retention not a duration", "orders-retention: forever\n", []string{"orders-retention", `"forever"`, "30d"}},
+		{"retention zero", "orders-retention: 0s\n", []string{"orders-retention", "from 1d to 3650d"}},
+		{"retention negative", "orders-retention: -720h\n", []string{"orders-retention", "from 1d to 3650d"}},
+		{"retention too short", "orders-retention: 1h\n", []string{"orders-retention", "from 1d to 3650d"}},
+		{"retention absurd", "orders-retention: 36500d\n", []string{"orders-retention", "from 1d to 3650d"}},
 		{"not a scalar", "data:\n  dir: x\n", []string{"line 2", "!!map"}},
 		{"not a mapping", "- data\n", []string{"!!seq"}},
 		{"not YAML", "data: [\n", []string{"yaml"}},
@@ -162,6 +171,17 @@ func TestConfigFileErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+	for _, args := range [][]string{{"--api-max-inflight", "0"}, {"--api-max-inflight", "-3"}, {"--api-max-inflight", "100000"}} {
+		if _, err := parseRunFlags(args); err == nil || !strings.Contains(err.Error(), "--api-max-inflight") {
+			t.Errorf("run %v: %v, want an error naming --api-max-inflight", args, err)
+		}
+	}
+	for arg, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "36h": 36 * time.Hour, "3650d": 3650 * 24 * time.Hour} {
+		c, err := parseRunFlags([]string{"--orders-retention", arg})
+		if err != nil || time.Duration(c.OrdersRetention) != want {
+			t.Errorf("--orders-retention %s: %v, %v; want %v", arg, time.Duration(c.OrdersRetention), err, want)
+		}
 	}
 	t.Run("missing file", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "nope.yaml")

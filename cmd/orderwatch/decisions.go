@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/api"
 )
 
 const decisionsUsage = `usage:
@@ -61,10 +62,9 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 				q.Set(k, v)
 			}
 		}
-		q.Set("limit", fmt.Sprint(*limit))
-		return c.views("/api/v1/decisions?"+q.Encode(), "decisions", *asJSON, stdout)
+		return c.views("/api/v1/decisions", q, *limit, "decisions", *asJSON, stdout)
 	case sub == "pending" && len(pos) == 0:
-		return c.views(fmt.Sprintf("/api/v1/approvals?waiting=%s&limit=%d", url.QueryEscape(*waiting), *limit), "approvals", *asJSON, stdout)
+		return c.views("/api/v1/approvals", url.Values{"waiting": {*waiting}}, *limit, "approvals", *asJSON, stdout)
 	case sub == "show" && len(pos) == 1:
 		return c.do(http.MethodGet, "/api/v1/decisions/"+url.PathEscape(pos[0]), nil, stdout)
 	case sub == "ack" && len(pos) == 1:
@@ -132,23 +132,58 @@ func (c apiClient) answer(path, past, by, reason string, reasonRequired bool, st
 	return err
 }
 
-// views fetches a list of decisions and prints it as a table, or as JSON.
-func (c apiClient) views(path, field string, asJSON bool, stdout io.Writer) error {
-	var buf bytes.Buffer
-	if err := c.do(http.MethodGet, path, nil, &buf); err != nil {
-		return err
+// views fetches up to limit items of a list, page after page (the API answers
+// at most 500 a page), and prints them as a table, or as JSON.
+func (c apiClient) views(path string, q url.Values, limit int, field string, asJSON bool, stdout io.Writer) error {
+	if limit < 1 {
+		return fmt.Errorf("--limit %d: want at least 1", limit)
+	}
+	var (
+		items []json.RawMessage
+		next  string
+		total json.RawMessage
+	)
+	for len(items) < limit {
+		q.Set("limit", fmt.Sprint(min(limit-len(items), api.MaxListLimit)))
+		if next != "" {
+			q.Set("cursor", next)
+		}
+		var buf bytes.Buffer
+		if err := c.do(http.MethodGet, path+"?"+q.Encode(), nil, &buf); err != nil {
+			return err
+		}
+		var page map[string]json.RawMessage
+		var got []json.RawMessage
+		if err := json.Unmarshal(buf.Bytes(), &page); err != nil {
+			return fmt.Errorf("decode %s: %w", path, err)
+		}
+		if err := json.Unmarshal(page[field], &got); err != nil {
+			return fmt.Errorf("decode %s of %s: %w", field, path, err)
+		}
+		items, total, next = append(items, got...), page["total"], ""
+		if n := page["next"]; n != nil {
+			if err := json.Unmarshal(n, &next); err != nil {
+				return fmt.Errorf("decode next of %s: %w", path, err)
+			}
+		}
+		if next == "" || len(got) == 0 {
+			break
+		}
 	}
 	if asJSON {
-		_, err := stdout.Write(buf.Bytes())
-		return err
+		out := map[string]any{field: items, "next": next}
+		if total != nil {
+			out["total"] = total
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
 	}
-	var out map[string]json.RawMessage
-	var views []actions.View
-	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	if err := json.Unmarshal(out[field], &views); err != nil {
-		return fmt.Errorf("decode %s of %s: %w", field, path, err)
+	views := make([]actions.View, len(items))
+	for i, raw := range items {
+		if err := json.Unmarshal(raw, &views[i]); err != nil {
+			return fmt.Errorf("decode %s of %s: %w", field, path, err)
+		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAT\tORDER\tRULE\tACTION\tMODE\tSTATE")
@@ -160,9 +195,11 @@ func (c apiClient) views(path, field string, asJSON bool, stdout io.Writer) erro
 	if len(views) == 0 {
 		fmt.Fprintln(tw, "(none)")
 	}
-	var total int
-	if json.Unmarshal(out["total"], &total) == nil && total > len(views) {
-		fmt.Fprintf(tw, "(%d of %d shown; --json for all fields)\n", len(views), total)
+	var n int
+	if json.Unmarshal(total, &n) == nil && n > len(views) {
+		fmt.Fprintf(tw, "(%d of %d shown; --limit for more, --json for all fields)\n", len(views), n)
+	} else if next != "" {
+		fmt.Fprintf(tw, "(%d shown, more exist; --limit for more)\n", len(views))
 	}
 	return tw.Flush()
 }

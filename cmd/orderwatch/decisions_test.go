@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/store"
 )
 
 // TestApproveFromTheCommandLine: an order on credit hold near its cutoff waits for
@@ -111,16 +116,95 @@ func TestDemoShowsEveryMode(t *testing.T) {
 			t.Fatalf("after a minute of the demo the decisions show modes %v, want all of %v", modes, actions.Modes)
 		}
 		time.Sleep(500 * time.Millisecond)
-		code, body := get(base + "/api/v1/decisions?limit=10000")
-		if code != 200 {
+		decisions, err := allDecisions(base)
+		if err != nil {
 			continue
 		}
-		var out struct{ Decisions []actions.View }
-		if err := json.Unmarshal([]byte(body), &out); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range out.Decisions {
+		for _, v := range decisions {
 			modes[v.Decision.Mode] = true
 		}
 	}
+}
+
+// TestDecisionsListPagesThroughTheAPI: `orderwatch decisions list --limit N` gets
+// N decisions however many pages of at most api.MaxListLimit that takes, each
+// once, newest first, and says when more exist.
+func TestDecisionsListPagesThroughTheAPI(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const stored = 1100
+	t0 := time.Now().Add(-24 * time.Hour).UTC()
+	b := st.NewBatch()
+	for i := range stored {
+		at := t0.Add(time.Duration(i) * time.Second)
+		id := fmt.Sprintf("%s-%08x", store.DecisionIDPrefix(at), i)
+		rec, _ := json.Marshal(actions.Decision{ID: id, OrderID: fmt.Sprintf("SO-%d", i), At: at, Action: "notify", Mode: "auto"})
+		if err := b.PutDecision(id, fmt.Sprintf("SO-%d", i), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler(api.Options{Store: st}))
+	defer srv.Close()
+
+	for _, limit := range []int{1, 500, 501, 1100, 5000} {
+		var out bytes.Buffer
+		if err := decisionsCmd([]string{"list", "--json", "--limit", fmt.Sprint(limit), "--api", srv.URL}, &out); err != nil {
+			t.Fatalf("decisions list --limit %d: %v", limit, err)
+		}
+		var list struct {
+			Decisions []actions.View
+			Next      string
+		}
+		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+			t.Fatal(err)
+		}
+		want := min(limit, stored)
+		seen := map[string]bool{}
+		for i, v := range list.Decisions {
+			if i > 0 && v.Decision.ID >= list.Decisions[i-1].Decision.ID {
+				t.Fatalf("--limit %d: %s after %s, want newest first", limit, v.Decision.ID, list.Decisions[i-1].Decision.ID)
+			}
+			seen[v.Decision.ID] = true
+		}
+		if len(list.Decisions) != want || len(seen) != want {
+			t.Errorf("--limit %d: %d decisions (%d distinct), want %d", limit, len(list.Decisions), len(seen), want)
+		}
+		if more := list.Next != ""; more != (limit < stored) {
+			t.Errorf("--limit %d: next %q, want one only when more exist", limit, list.Next)
+		}
+	}
+	var out bytes.Buffer
+	if err := decisionsCmd([]string{"list", "--limit", "3", "--api", srv.URL}, &out); err != nil || !strings.Contains(out.String(), "more exist") {
+		t.Errorf("decisions list --limit 3 = %q, %v; want a table that says more exist", out.String(), err)
+	}
+}
+
+// allDecisions reads every decision of a running instance, page after page.
+func allDecisions(base string) ([]actions.View, error) {
+	var all []actions.View
+	cursor := ""
+	for range 10000 {
+		code, body := get(base + "/api/v1/decisions?limit=500&cursor=" + url.QueryEscape(cursor))
+		if code != 200 {
+			return nil, fmt.Errorf("GET /api/v1/decisions: %d %.300s", code, body)
+		}
+		var page struct {
+			Decisions []actions.View
+			Next      string
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			return nil, fmt.Errorf("decode decisions: %w: %.300s", err, body)
+		}
+		all = append(all, page.Decisions...)
+		if cursor = page.Next; cursor == "" {
+			return all, nil
+		}
+	}
+	return nil, errors.New("GET /api/v1/decisions: more than 10000 pages")
 }

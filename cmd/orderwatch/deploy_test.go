@@ -269,3 +269,49 @@ func githubAnchor(heading string) string {
 	}
 	return b.String()
 }
+
+// usedMetrics returns every orderwatch_* name an alert or a dashboard panel uses,
+// with where.
+func usedMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	used := map[string][]string{}
+	for _, r := range loadAlertRules(t) {
+		for _, m := range metricName.FindAllString(r.Expr, -1) {
+			used[m] = append(used[m], "alert "+r.Alert)
+		}
+	}
+	for _, q := range dashboardQueries(t) {
+		for _, m := range metricName.FindAllString(q, -1) {
+			used[m] = append(used[m], "dashboard")
+		}
+	}
+	return used
+}
+
+// TestMetricsAtStartShowEverySeriesUsed: a fresh `orderwatch run` (a real
+// process on its embedded NATS, no traffic) already exports every orderwatch_*
+// name the alerts and the dashboard use, so that an alert on a failure counter
+// can fire on its first failure (rate() needs a sample before it) and no panel
+// says "no data" on a healthy instance.
+func TestMetricsAtStartShowEverySeriesUsed(t *testing.T) {
+	used := usedMetrics(t)
+	if len(used) < 10 {
+		t.Fatalf("found %d metric names; the parsing of %s or %s is broken", len(used), alertsFile, dashboardFile)
+	}
+	child := startChild(t, freeAddr(t), "--data", t.TempDir(), "--nats-listen", freeAddr(t))
+	code, body := get(child.base + "/metrics")
+	if code != 200 {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	have := scrapedNames(body)
+	var missing []string
+	for _, m := range slices.Sorted(maps.Keys(used)) {
+		if !have[m] {
+			missing = append(missing, fmt.Sprintf("%s (%s)", m, strings.Join(slices.Compact(used[m]), ", ")))
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("a fresh orderwatch does not export %d names the alerts and the dashboard use:\n%s", len(missing), strings.Join(missing, "\n"))
+	}
+	child.stop()
+}

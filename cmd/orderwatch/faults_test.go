@@ -532,10 +532,10 @@ func TestKillNineMidStream(t *testing.T) {
 func commandsOnce(t *testing.T, child *runChild, prod *producer) (decisions, executed, commands int) {
 	t.Helper()
 	waitFor(t, "the outbox empty", func() bool { return child.metric("orderwatch_outbox_depth", "") == 0 })
-	_, body := get(child.base + "/api/v1/decisions?limit=10000")
 	var list struct{ Decisions []actions.View }
-	if err := json.Unmarshal([]byte(body), &list); err != nil {
-		t.Fatalf("decisions: %v: %.300s", err, body)
+	var err error
+	if list.Decisions, err = allDecisions(child.base); err != nil {
+		t.Fatal(err)
 	}
 	st, _ := child.stats()
 	if int64(len(list.Decisions)) != st.Decisions || st.Decisions == 0 {

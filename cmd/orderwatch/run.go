@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,11 @@ type runConfig struct {
 	MemLimit    memoryLimit
 	// ReadsNeedToken asks ORDERWATCH_API_TOKEN of the API's reads too.
 	ReadsNeedToken bool
+	// APIMaxInFlight bounds the /api/ requests served at once.
+	APIMaxInFlight int
+	// OrdersRetention is the age limit of ORDERS and ACTIONS when orderwatch
+	// creates them.
+	OrdersRetention retention
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -67,6 +73,9 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	c.MemLimit = memoryLimit{auto: true}
 	fs.Var(&c.MemLimit, "memory-limit", "Go heap soft `limit`: auto (GOMEMLIMIT, else 90% of the container's limit, else none), off, or a size such as 768MiB")
 	fs.BoolVar(&c.ReadsNeedToken, "api-token-for-reads", false, "ask ORDERWATCH_API_TOKEN of every /api/ request, reads too (orders, decisions, policy); /metrics, /healthz and /readyz stay open")
+	c.OrdersRetention = retention(pipeline.DefaultOrdersMaxAge)
+	fs.Var(&c.OrdersRetention, "orders-retention", "how long ORDERS and ACTIONS keep a message when orderwatch creates them: a `duration` such as 720h or 30d, from 1d to 3650d (existing streams are left as they are)")
+	fs.IntVar(&c.APIMaxInFlight, "api-max-inflight", api.DefaultMaxInFlight, "most `requests` to /api/ served at once; more are refused with 503 and Retry-After (/metrics, /healthz, /readyz are not counted)")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -85,6 +94,9 @@ func parseRunFlags(args []string) (runConfig, error) {
 	}
 	if err := c.NATS.check(); err != nil {
 		return c, fmt.Errorf("run: %w", err)
+	}
+	if c.APIMaxInFlight < 1 || c.APIMaxInFlight > 10000 {
+		return c, fmt.Errorf("run: --api-max-inflight %d: want 1 to 10000 requests", c.APIMaxInFlight)
 	}
 	if c.Models == "" {
 		c.Models = filepath.Join(c.Data, "models")
@@ -110,9 +122,8 @@ func runCmd(args []string) error {
 	return run(ctx, cfg, log)
 }
 
-// run wires the parts and runs them until ctx is done. Shutdown goes in reverse:
-// stop fetching, finish the batch in flight, flush the outbox, close NATS, close
-// Badger last.
+// run wires the parts and runs them until ctx is done, then stops them in order
+// (stopInOrder) and closes NATS, the models and Badger last.
 func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	token := os.Getenv("ORDERWATCH_API_TOKEN")
 	if cfg.ReadsNeedToken && token == "" {
@@ -156,8 +167,6 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	registry, modelErr := newRegistry(cfg.Models, log, reg)
 	if modelErr != nil {
 		log.Error("models unusable: scoring with the rules fallback, decisions are marked degraded", "err", modelErr)
-	} else {
-		defer closeLogged(log, "models", registry.Close)
 	}
 
 	conn := cfg.NATS
@@ -178,11 +187,15 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
+	if modelErr == nil {
+		// Closed before NATS and Badger (deferred calls run last first).
+		defer closeLogged(log, "models", registry.Close)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, Logger: log}); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}); err != nil {
 		return err
 	}
 
@@ -214,7 +227,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 
+	var shuttingDown atomic.Bool
 	ready := map[string]api.Check{
+		"shutdown": func() (bool, string) {
+			if shuttingDown.Load() {
+				return false, "shutting down"
+			}
+			return true, ""
+		},
 		"consumer": pipe.Ready,
 		"model": func() (bool, string) {
 			if modelErr != nil {
@@ -243,14 +263,20 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader, Targets: exec}
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
+		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(apiOpts),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	// handlers counts the requests being served, so that shutdown can wait for
+	// the last one even when it had to close their connections.
+	handlers := new(sync.WaitGroup)
+	apiHandler := api.Handler(apiOpts)
+	srv := api.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		apiHandler.ServeHTTP(w, r)
+	}), api.ServerOptions{Logger: log})
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set --http): %w", cfg.HTTP, err)
@@ -263,57 +289,102 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
 
-	// Each part runs until ctx is done; the first to fail stops the others.
+	// The parts run in stages, each with its own context, so that they stop in
+	// order (stopInOrder); the first to fail stops them all.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
-	start := func(name string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", name, err) })
-				cancel()
-			}
-		}()
-	}
-	start("http", func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-			defer c()
-			_ = srv.Shutdown(sctx)
-		}()
-		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
+	fail := func(name string, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", name, err) })
+			cancel()
 		}
-		return nil
-	})
-	start("pipeline", pipe.Run)
-	if registry != nil {
-		start("models", registry.Run)
 	}
-	start("lag", lag.Run)
-	start("executor", exec.Run)
-	start("governor", gov.Run)
-	start("badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
-	start("policy-reload", reloader.onSIGHUP)
+	ingest, execution := newStage(fail), newStage(fail)
+	ingest.start("pipeline", pipe.Run)
+	ingest.start("governor", gov.Run)
+	if registry != nil {
+		ingest.start("models", registry.Run)
+	}
+	ingest.start("lag", lag.Run)
+	ingest.start("badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
+	ingest.start("policy-reload", reloader.onSIGHUP)
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
 		// start: it is part of every event and order id, which must not collide with
 		// an earlier run's in the same data dir.
 		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Drill: demoDrill, Logger: log})
-		start("demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
+		ingest.start("demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
 	}
-	<-ctx.Done()
+	execution.start("executor", exec.Run)
+	served := make(chan error, 1)
+	go func() { served <- serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		fail("http", fmt.Errorf("serve stopped: %w", err))
+		served <- nil
+	}
 	log.Info("shutting down")
-	wg.Wait()
+	shuttingDown.Store(true)
+	stopInOrder(log, ingest, srv, handlers, served, execution)
+	log.Info("stopped")
 	return firstErr
+}
+
+// stopInOrder stops the parts of run so that nothing writes Badger once it is
+// closed and nothing accepted is left behind: first what reads and decides (the
+// pipeline finishes its batch in flight and returns; the governor, the demo feed
+// and the watchers stop), then HTTP (no new approval; Shutdown is waited for, and
+// every handler with it), then the executor, whose final pass over the outbox
+// sends what the last batch and the last approvals queued. NATS, the models and
+// Badger are closed by run's deferred calls after it returns.
+func stopInOrder(log *slog.Logger, ingest *stage, srv *http.Server, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
+	ingest.stop()
+	sctx, c := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer c()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http requests still running at shutdown; closing their connections", "err", err, "waited", httpShutdownTimeout)
+		_ = srv.Close()
+	}
+	<-served
+	handlers.Wait() // after a Close, the handlers that were running
+	execution.stop()
+}
+
+// httpShutdownTimeout is how long shutdown waits for HTTP requests in flight
+// before it closes their connections.
+const httpShutdownTimeout = 10 * time.Second
+
+// stage is a group of parts of run that stop together: each runs until the
+// stage's context is done, and stop waits until they have all returned.
+type stage struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	fail   func(name string, err error)
+}
+
+func newStage(fail func(name string, err error)) *stage {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &stage{ctx: ctx, cancel: cancel, fail: fail}
+}
+
+func (s *stage) start(name string, fn func(context.Context) error) {
+	s.wg.Go(func() { s.fail(name, fn(s.ctx)) })
+}
+
+func (s *stage) stop() {
+	s.cancel()
+	s.wg.Wait()
 }
 
 // policyReloader reloads the policy file on SIGHUP and on POST
