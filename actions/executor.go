@@ -42,8 +42,11 @@ type ExecutorOptions struct {
 	Interval time.Duration
 	// PublishTimeout bounds one JetStream publish. Zero means 10s.
 	PublishTimeout time.Duration
-	Logger         *slog.Logger          // nil means discard
-	Registerer     prometheus.Registerer // nil means no metrics
+	// ShutdownGrace bounds the final pass over the outbox once Run's ctx is
+	// done. Zero means 5s.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger          // nil means discard
+	Registerer    prometheus.Registerer // nil means no metrics
 }
 
 // Breaker settings of the JetStream subject targets (a webhook has its own, in
@@ -55,8 +58,8 @@ const (
 	natsMaxBackoff = 30 * time.Second
 )
 
-// shutdownGrace bounds the final outbox pass once Run's ctx is done.
-const shutdownGrace = 5 * time.Second
+// defaultShutdownGrace bounds the final outbox pass once Run's ctx is done.
+const defaultShutdownGrace = 5 * time.Second
 
 // Executor drains the outbox: it publishes each queued command to JetStream and
 // posts the webhook deliveries, recording every attempt and the final outcome.
@@ -105,8 +108,11 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 	if opts.PublishTimeout == 0 {
 		opts.PublishTimeout = 10 * time.Second
 	}
-	if opts.Interval < 0 || opts.PublishTimeout < 0 {
-		return nil, fmt.Errorf("actions: ExecutorOptions.Interval and .PublishTimeout must not be negative")
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = defaultShutdownGrace
+	}
+	if opts.Interval < 0 || opts.PublishTimeout < 0 || opts.ShutdownGrace < 0 {
+		return nil, fmt.Errorf("actions: ExecutorOptions.Interval, .PublishTimeout and .ShutdownGrace must not be negative")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -214,11 +220,18 @@ func (e *Executor) Targets() []TargetStatus {
 }
 
 // Run drains the outbox until ctx is done, then makes one last pass, bounded by
-// a few seconds, so commands of the last batch go out before shutdown. It returns
-// once every worker has stopped.
+// ShutdownGrace, so commands of the last batch go out before shutdown. It
+// returns once every worker has stopped.
+//
+// Our own shutdown is no failure of a target. The attempts run on a context of
+// their own, not cancelled by ctx: one in flight when ctx is done finishes within
+// the grace, and the last pass delivers what is queued behind it. An attempt still
+// running when the grace is over is cut, and nothing of it is recorded or
+// counted: its entry stays in the outbox as it was, for the next start. The last
+// pass does not try a target that is failing (an open circuit, or a back-off
+// after its last failure), nor record anything of it failed: its deliveries stay
+// in the outbox as well.
 func (e *Executor) Run(ctx context.Context) error {
-	// Attempts run on their own context: one in flight when ctx is done may
-	// finish within the grace of the last pass.
 	actx, stopAttempts := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAttempts()
 	stopping := make(chan struct{})
@@ -233,7 +246,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e.work(actx, t, stopping)
+				e.work(actx, t, ctx.Done(), stopping)
 			}()
 		}
 	}
@@ -243,12 +256,13 @@ func (e *Executor) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			grace := time.AfterFunc(shutdownGrace, stopAttempts)
+			grace := time.AfterFunc(e.opts.ShutdownGrace, stopAttempts)
 			defer grace.Stop()
 			e.scan(actx)
 			spawn()
 			close(stopping)
 			wg.Wait()
+			e.logLeft(actx.Err() != nil)
 			return nil
 		case <-e.wake:
 		case <-tick.C:
@@ -256,6 +270,31 @@ func (e *Executor) Run(ctx context.Context) error {
 		e.scan(ctx)
 		spawn()
 	}
+}
+
+// logLeft says what the last pass left in the outbox for the next start, once
+// every worker has stopped, and why: targets failing, the outbox held (kill
+// switch, store taking no writes), or the grace over (graceOver).
+func (e *Executor) logLeft(graceOver bool) {
+	left, failing := 0, 0
+	for _, t := range e.all() {
+		t.mu.Lock()
+		n := len(t.queue)
+		if t.inflight != nil {
+			n++
+		}
+		if n > 0 && t.failures > 0 {
+			failing++
+		}
+		left += n
+		t.mu.Unlock()
+	}
+	if left == 0 {
+		e.log.Info("final outbox pass over", "left", 0)
+		return
+	}
+	e.log.Warn("final outbox pass over: deliveries left in the outbox for the next start", "left", left,
+		"failing_targets", failing, "held", e.held || e.full, "grace_over", graceOver, "grace", e.opts.ShutdownGrace)
 }
 
 // all returns the targets.
@@ -472,13 +511,20 @@ func (e *Executor) hold(on *bool, why error, started, ended string) bool {
 const idle = -1
 
 // work is the worker of target t: it delivers the target's queue until ctx is
-// done, or, once stopping is closed, until it would have to wait.
-func (e *Executor) work(ctx context.Context, t *target, stopping <-chan struct{}) {
+// done, or, once stopping is closed, until it would have to wait. Once final is
+// closed (Run's ctx is done) its steps are those of the last pass.
+func (e *Executor) work(ctx context.Context, t *target, final, stopping <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopped := false
 	for {
-		wait := e.step(ctx, t)
+		last := false
+		select {
+		case <-final:
+			last = true
+		default:
+		}
+		wait := e.step(ctx, t, last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -512,6 +558,7 @@ const (
 	resDone  result = iota // the entry is finished: delivered, or failed for good; the target answered
 	resRetry               // the target failed; the entry waits
 	resStore               // the store did not take the record: try again soon, the target is not to blame
+	resCut                 // the attempt was cut by our shutdown: nothing recorded, the target is not to blame
 )
 
 // breaker returns the settings of t's circuit: attempts failed in a row that
@@ -527,15 +574,16 @@ func (e *Executor) breaker(t *target) (openAfter int, base, ceiling time.Duratio
 
 // step does one thing for t: an attempt of its oldest delivery, or recording it
 // failed when it has waited longer than max_outage. It returns how long to wait
-// before the next step: 0 for none, idle until woken.
-func (e *Executor) step(ctx context.Context, t *target) time.Duration {
+// before the next step: 0 for none, idle until woken. In the last pass (last) a
+// failing target is left as it is, its deliveries in the outbox.
+func (e *Executor) step(ctx context.Context, t *target, last bool) time.Duration {
 	if e.halted() != nil || e.opts.Store.Writable() != nil {
 		return idle // scan logs it
 	}
 	openAfter, base, ceiling := e.breaker(t)
 	maxOutage := e.maxOutage()
 	t.mu.Lock()
-	if len(t.queue) == 0 {
+	if len(t.queue) == 0 || last && t.failures > 0 {
 		t.mu.Unlock()
 		return idle
 	}
@@ -575,13 +623,16 @@ func (e *Executor) step(ctx context.Context, t *target) time.Duration {
 		t.failures, t.down, t.next, t.probe, t.expired = 0, time.Time{}, time.Time{}, time.Time{}, 0
 		t.setState(StateClosed)
 		return 0
-	case res == resStore || ctx.Err() != nil:
+	case res == resCut:
 		t.insert(q)
 		if t.state == StateHalfOpen {
 			t.setState(StateOpen)
 		}
-		if ctx.Err() != nil {
-			return 0
+		return 0
+	case res == resStore:
+		t.insert(q)
+		if t.state == StateHalfOpen {
+			t.setState(StateOpen)
 		}
 		e.log.Error("delivery done but its record not taken: tried again", "target", t.name, "err", why)
 		t.next = time.Now().Add(time.Second)
@@ -650,6 +701,10 @@ func (e *Executor) publish(ctx context.Context, t *target, q *queued, now time.T
 	pctx, cancel := context.WithTimeout(ctx, e.opts.PublishTimeout)
 	err := e.opts.Publish(pctx, subject, q.job.MsgID, q.job.Command)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		// Cut by our shutdown, not an answer of JetStream.
+		return resCut, ""
+	}
 	att := Attempt{At: now, Entry: entry, Target: TargetNATS, N: n, OK: err == nil, Seconds: time.Since(start).Seconds()}
 	if err != nil {
 		e.failed.WithLabelValues(q.job.Action).Inc()
@@ -680,6 +735,10 @@ func (e *Executor) deliver(ctx context.Context, t *target, q *queued, now time.T
 	t.mu.Unlock()
 	start := time.Now()
 	status, err := post(ctx, e.opts.Client, h, &q.job, entry, n, now)
+	if err != nil && status == 0 && ctx.Err() != nil {
+		// Cut by our shutdown before the receiver answered.
+		return resCut, ""
+	}
 	att := Attempt{At: now, Entry: entry, Target: TargetWebhook, N: n, OK: err == nil, HTTPStatus: status, Seconds: time.Since(start).Seconds()}
 	out := Outcome{Entry: entry, Target: TargetWebhook, URL: h.URL, At: now, Attempts: n}
 	if err == nil {

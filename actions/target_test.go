@@ -157,14 +157,7 @@ func onceInOrder(accepted, keys []string) error {
 	return nil
 }
 
-func targetState(d *daemon, name string) actions.TargetStatus {
-	for _, s := range d.exec.Targets() {
-		if s.Target == name {
-			return s
-		}
-	}
-	return actions.TargetStatus{}
-}
+func targetState(d *daemon, name string) actions.TargetStatus { return statusOf(d.exec, name) }
 
 // TestTargetDownThenBackLosesNothing is the must-show: webhook A is down
 // (503) for five minutes, then back. Meanwhile B gets its deliveries; afterwards A
