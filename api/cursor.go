@@ -35,7 +35,11 @@ func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	id, ok := strings.CutPrefix(string(b), cursorVersion)
 	if err != nil || !ok || id == "" || len(id) > 256 {
-		return "", fmt.Errorf("cursor %q is not one this server gave: pass the \"next\" of the page before, or no cursor for the first page", c)
+		shown := c
+		if len(shown) > 64 {
+			shown = shown[:64] + "…" // it is echoed back: not the whole of a hostile one
+		}
+		return "", fmt.Errorf("cursor %q is not one this server gave: pass the \"next\" of the page before, or no cursor for the first page", shown)
 	}
 	return id, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,11 @@ func TestListsArePagedWithACursor(t *testing.T) {
 		if code, body := e.do("GET", path, "", ""); code != 400 {
 			t.Errorf("GET %s = %d %s, want 400", path, code, body)
 		}
+	}
+	// A hostile cursor is refused without being echoed back whole.
+	hostile := strings.Repeat("QUFB", 1000)
+	if code, body := e.do("GET", "/api/v1/decisions?cursor="+hostile, "", ""); code != 400 || len(body) > 512 {
+		t.Errorf("GET a 4000-byte cursor = %d with %d bytes, want 400 in a short answer", code, len(body))
 	}
 	if code, body := e.do("GET", "/api/v1/decisions?limit=500", "", ""); code != 200 {
 		t.Errorf("GET limit=500 = %d %s, want 200", code, body)
