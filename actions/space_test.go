@@ -28,9 +28,8 @@ rules:
 			}
 			return nil
 		},
-		// The first publish times out after 300 ms (longer than the store keeps
-		// an answer about space), and the disk fills meanwhile: the command stays
-		// in the outbox, due again 100 ms later.
+		// The first publish times out after 300 ms, and the disk fills
+		// meanwhile: the command stays in the outbox, due again 100 ms later.
 		wrap: func(publish actions.PublishFunc) actions.PublishFunc {
 			return func(ctx context.Context, subject, msgID string, data []byte) error {
 				if calls.Add(1) == 1 {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -36,7 +35,11 @@ type Options struct {
 	// write returns an error wrapping ErrNoSpace. Badger writes through
 	// memory-mapped files and dies of SIGBUS on a full disk instead of returning
 	// an error, so every writer must stop before the disk is full, not only the
-	// pipeline. Its answer is kept for a quarter of a second.
+	// pipeline. It is asked at every write, never answered from a cache (an
+	// answer kept 250 ms let batches commit and be acked after the disk had
+	// crossed the reserve; a statfs costs microseconds, a synced commit
+	// milliseconds), and from several goroutines at once: it must be safe for
+	// concurrent use.
 	CheckSpace func() error
 	// Logger receives Badger's warnings and errors. Nil means discard.
 	Logger *slog.Logger
@@ -48,7 +51,8 @@ type Store struct {
 	db        *badger.DB
 	markerTTL time.Duration
 	log       *slog.Logger
-	space     spaceGate
+	// checkSpace is Options.CheckSpace.
+	checkSpace func() error
 }
 
 // Open opens (or creates) the store.
@@ -95,38 +99,20 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
-	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger, space: spaceGate{check: opts.CheckSpace}}, nil
+	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger, checkSpace: opts.CheckSpace}, nil
 }
 
 // Writable reports whether writes are taken: nil, or an error wrapping ErrNoSpace
 // with the reason. A writer with work outside the store that must be recorded
 // (publishing a command, then its outcome) asks before it starts.
-func (s *Store) Writable() error { return s.space.writable(time.Now()) }
-
-// spaceCacheFor is how long an answer of Options.CheckSpace is kept.
-const spaceCacheFor = 250 * time.Millisecond
-
-// spaceGate runs Options.CheckSpace at most every spaceCacheFor.
-type spaceGate struct {
-	check func() error
-	mu    sync.Mutex
-	at    time.Time
-	err   error
-}
-
-func (g *spaceGate) writable(now time.Time) error {
-	if g.check == nil {
+func (s *Store) Writable() error {
+	if s.checkSpace == nil {
 		return nil
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.at.IsZero() || now.Sub(g.at) >= spaceCacheFor || now.Before(g.at) {
-		g.at, g.err = now, nil
-		if err := g.check(); err != nil {
-			g.err = noSpace{err}
-		}
+	if err := s.checkSpace(); err != nil {
+		return noSpace{err}
 	}
-	return g.err
+	return nil
 }
 
 // Close flushes and closes Badger. It is idempotent.

@@ -815,14 +815,14 @@ func TestBadgerDiskFull(t *testing.T) {
 		t.Errorf("stats while the disk is full: %+v (%v), want them unchanged from %+v", st, err, held)
 	}
 	if st.EventsApplied+st.Duplicates+st.DeadLettered != before.EventsApplied+before.Duplicates+before.DeadLettered {
-		t.Errorf("messages counted while the disk is full: %+v, want those of the drain %+v", st, before)
+		t.Errorf("messages counted while the disk is full: %+v, want those of the drain %+v: a batch published after the disk crossed the reserve was committed", st, before)
 	}
 	ci, err := consumerInfo(prod.js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if counted := uint64(before.EventsApplied + before.Duplicates + before.DeadLettered); ci.AckFloor.Stream != counted {
-		t.Errorf("consumer ack floor at %d while the disk is full, want %d: a batch not committed was acked", ci.AckFloor.Stream, counted)
+		t.Errorf("consumer ack floor at %d while the disk is full, want %d: a batch published after the disk crossed the reserve was acked", ci.AckFloor.Stream, counted)
 	}
 
 	release()
