@@ -303,24 +303,25 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			cancel()
 		}
 	}
-	ingest, execution := newStage(fail), newStage(fail)
-	ingest.start("pipeline", pipe.Run)
-	ingest.start("governor", gov.Run)
+	ingest, ictx := newStage(fail)
+	execution, ectx := newStage(fail)
+	ingest.start(ictx, "pipeline", pipe.Run)
+	ingest.start(ictx, "governor", gov.Run)
 	if registry != nil {
-		ingest.start("models", registry.Run)
+		ingest.start(ictx, "models", registry.Run)
 	}
-	ingest.start("lag", lag.Run)
-	ingest.start("badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
-	ingest.start("policy-reload", reloader.onSIGHUP)
+	ingest.start(ictx, "lag", lag.Run)
+	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
+	ingest.start(ictx, "policy-reload", reloader.onSIGHUP)
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
 		// start: it is part of every event and order id, which must not collide with
 		// an earlier run's in the same data dir.
 		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Drill: demoDrill, Logger: log})
-		ingest.start("demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
+		ingest.start(ictx, "demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
 	}
-	execution.start("executor", exec.Run)
+	execution.start(ectx, "executor", exec.Run)
 	served := make(chan error, 1)
 	go func() { served <- serve(ln) }()
 
@@ -365,21 +366,21 @@ func stopInOrder(log *slog.Logger, ingest *stage, srv *http.Server, handlers *sy
 const httpShutdownTimeout = 10 * time.Second
 
 // stage is a group of parts of run that stop together: each runs until the
-// stage's context is done, and stop waits until they have all returned.
+// context newStage returned is done, and stop waits until they have all returned.
 type stage struct {
-	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	fail   func(name string, err error)
 }
 
-func newStage(fail func(name string, err error)) *stage {
+// newStage returns a stage and the context its parts run under (stop cancels it).
+func newStage(fail func(name string, err error)) (*stage, context.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &stage{ctx: ctx, cancel: cancel, fail: fail}
+	return &stage{cancel: cancel, fail: fail}, ctx
 }
 
-func (s *stage) start(name string, fn func(context.Context) error) {
-	s.wg.Go(func() { s.fail(name, fn(s.ctx)) })
+func (s *stage) start(ctx context.Context, name string, fn func(context.Context) error) {
+	s.wg.Go(func() { s.fail(name, fn(ctx)) })
 }
 
 func (s *stage) stop() {
