@@ -486,8 +486,31 @@ func (e *Executor) place(en store.OutboxEntry, now time.Time) (*target, error) {
 		}
 		return nil, nil
 	}
-	t.add(&queued{entry: entry, job: j, seen: now, attempts: n})
+	q := &queued{entry: entry, job: j, seen: now, attempts: n}
+	if n > 0 {
+		if q.first, err = e.firstAttempt(entry); err != nil {
+			return nil, err
+		}
+	}
+	t.add(q)
 	return t, nil
+}
+
+// firstAttempt returns the time of the first attempt of entry recorded in the
+// store, a failed one as the entry is still in the outbox; zero when none, or
+// when its record does not say (the wait then starts afresh, never shorter).
+func (e *Executor) firstAttempt(entry string) (time.Time, error) {
+	v, err := e.opts.Store.FirstAttempt(entry)
+	if err != nil || v == nil {
+		return time.Time{}, err
+	}
+	var a struct {
+		At time.Time `json:"at"`
+	}
+	if json.Unmarshal(v, &a) != nil {
+		return time.Time{}, nil
+	}
+	return a.At, nil
 }
 
 // hold reports whether the outbox must wait because of why, and logs when such a
@@ -641,7 +664,12 @@ func (e *Executor) step(ctx context.Context, t *target, last bool) time.Duration
 	t.insert(q)
 	t.failures++
 	if t.failures == 1 {
+		// A delivery that failed before a restart says since when the target
+		// fails, as far as anyone knows.
 		t.down = now
+		if !q.first.IsZero() && q.first.Before(now) {
+			t.down = q.first
+		}
 	}
 	t.lastErr, t.lastAt = why, now
 	wait := backoff(base, ceiling, t.failures)

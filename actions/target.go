@@ -46,11 +46,15 @@ type TargetStatus struct {
 	// Queued counts the deliveries waiting for the target, the one in flight
 	// included.
 	Queued int `json:"queued"`
-	// OldestSince is when this process found the longest-queued of them in the
-	// outbox (zero when none is queued).
+	// OldestSince is since when the longest-waiting of them waits: its first
+	// failed attempt as recorded in the store (before a restart too), or when this
+	// process found it in the outbox if it was never attempted before (zero when
+	// none is queued).
 	OldestSince         time.Time `json:"oldest_since,omitzero"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
-	// DownSince is the time of the first of the failures in a row.
+	// DownSince is the time of the first of the failures in a row; when the first
+	// of them in this process was of a delivery that had failed before a restart,
+	// the time of that delivery's first failed attempt.
 	DownSince   time.Time `json:"down_since,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
@@ -66,6 +70,9 @@ type queued struct {
 	entry string
 	job   job
 	seen  time.Time // when this process found it in the outbox (executor clock)
+	// first is the time of its first failed attempt recorded in the store before
+	// this process found it (zero when none): its wait goes on across restarts.
+	first time.Time
 	// attempts recorded so far; -1 until read from the store.
 	attempts int
 }
@@ -153,8 +160,8 @@ func (t *target) status() TargetStatus {
 		all = append([]*queued{t.inflight}, t.queue...)
 	}
 	for _, q := range all {
-		if s.OldestSince.IsZero() || q.seen.Before(s.OldestSince) {
-			s.OldestSince = q.seen
+		if since := q.since(); s.OldestSince.IsZero() || since.Before(s.OldestSince) {
+			s.OldestSince = since
 		}
 	}
 	if t.failures > 0 {
@@ -163,11 +170,27 @@ func (t *target) status() TargetStatus {
 	return s
 }
 
-// waitStart is since when q waits for the target: since it was found, or since the
-// target started failing if that is later. t.mu is held.
-func (t *target) waitStart(q *queued) time.Time {
-	if t.failures > 0 && t.down.After(q.seen) {
-		return t.down
+// since is since when q waits: its first failed attempt before this process,
+// else when this process found it.
+func (q *queued) since() time.Time {
+	if !q.first.IsZero() && q.first.Before(q.seen) {
+		return q.first
 	}
 	return q.seen
+}
+
+// waitStart is since when q waits for the target, as max_outage counts it: since
+// its first failed attempt recorded before this process found it (the wait
+// survives a restart); else since it was found, or since the target started
+// failing if that is later (a delivery never attempted starts afresh after a
+// restart: its decision's time may be long past, replayed). t.mu is held.
+func (t *target) waitStart(q *queued) time.Time {
+	start := q.seen
+	if t.failures > 0 && t.down.After(start) {
+		start = t.down
+	}
+	if !q.first.IsZero() && q.first.Before(start) {
+		start = q.first
+	}
+	return start
 }

@@ -402,6 +402,32 @@ func (s *Store) Attempts(entry string) (int, error) {
 	return n, nil
 }
 
+// FirstAttempt returns the first recorded attempt of an outbox entry (the one
+// with the lowest number), or nil when none is recorded. While the entry waits
+// in the outbox every recorded attempt is a failed one: its time is when the
+// entry started waiting for its failing target, across restarts.
+func (s *Store) FirstAttempt(entry string) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = key(pAttempt, entry, "")
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		it.Rewind()
+		if !it.Valid() {
+			return nil
+		}
+		var err error
+		v, err = it.Item().ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read first attempt of %s: %w", entry, err)
+	}
+	return v, nil
+}
+
 // RecordAttempt appends attempt n of an outbox entry that did not finish it.
 func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
 	if err := s.Writable(); err != nil {

@@ -123,17 +123,27 @@ func TestActionRecords(t *testing.T) {
 		if len(p1) != 2 || len(p2) != 1 || p1[0].DecisionID != d1 || p1[1].DecisionID != d1+"~webhook" || p2[0].DecisionID != d3 {
 			t.Fatalf("pages %+v %+v", p1, p2)
 		}
+		if v, err := s.FirstAttempt(d1 + "~webhook"); err != nil || v != nil {
+			t.Errorf("first attempt of an entry never attempted = %q, %v; want nil", v, err)
+		}
 		must(s.RecordAttempt(d1+"~webhook", 1, []byte("a1")))
+		must(s.RecordAttempt(d1+"~webhook", 256, []byte("a256")))
+		if v, err := s.FirstAttempt(d1 + "~webhook"); err != nil || string(v) != "a1" {
+			t.Errorf("first attempt = %q, %v; want a1", v, err)
+		}
+		if v, _ := s.FirstAttempt(d1); v != nil {
+			t.Errorf("first attempt of %s = %q, want none: its webhook's attempts are not its own", d1, v)
+		}
 		must(s.FinishOutbox(d1+"~webhook", 2, []byte("a2"), []byte("out"), false))
-		if n, _ := s.Attempts(d1 + "~webhook"); n != 2 {
-			t.Errorf("attempts = %d, want 2", n)
+		if n, _ := s.Attempts(d1 + "~webhook"); n != 3 {
+			t.Errorf("attempts = %d, want 3", n)
 		}
 		if err := s.FinishOutbox(d1+"~webhook", 3, []byte("a3"), []byte("out"), false); err == nil {
 			t.Error("finishing an entry twice succeeded, want an error")
 		}
 		must(s.FinishOutbox(d1, 1, []byte("a1"), []byte("published"), true))
 		v, _ := s.Decision(d1)
-		if len(v.Queued) != 0 || string(v.Outcomes[""]) != "published" || string(v.Outcomes["~webhook"]) != "out" || len(v.Attempts) != 3 {
+		if len(v.Queued) != 0 || string(v.Outcomes[""]) != "published" || string(v.Outcomes["~webhook"]) != "out" || len(v.Attempts) != 4 {
 			t.Errorf("d1 after finishing: %+v", v)
 		}
 		if st, _ := s.Stats(); st.ActionsPublished != 1 {
