@@ -47,20 +47,18 @@ func restart(t *testing.T, d *daemon, dir string, o daemonOptions) *daemon {
 	return d2
 }
 
-// TestMaxOutageSurvivesRestart: both webhooks answer 503 for 50 minutes of a 1 h
-// max_outage, orderwatch restarts, 15 more minutes pass: the deliveries have
-// waited 65 minutes since their first failed attempt and are failed for good;
-// the restart gives them no new hour. GET /api/v1/targets' oldest_since and
-// down_since still say since when, after the restart.
-func TestMaxOutageSurvivesRestart(t *testing.T) {
-	a, b := newTarget("down"), newTarget("down")
+// startOutage starts the parts on a new dir with webhooks a (notify customer
+// service) and b (flag finance), a 1 h max_outage and a manual clock at t0, and
+// creates an order that makes a decision for each.
+func startOutage(t *testing.T, a, b *target) (d *daemon, dir string, o daemonOptions, clock *manualClock, t0 time.Time) {
+	t.Helper()
 	srvA, srvB := httptest.NewServer(a), httptest.NewServer(b)
-	defer srvA.Close()
-	defer srvB.Close()
-	t0 := time.Now().UTC().Truncate(time.Second)
-	clock := &manualClock{t: t0}
-	dir := t.TempDir()
-	o := daemonOptions{policy: twoTargetsPolicy(srvA.URL, srvB.URL, "5s"), getenv: hookEnv, clock: clock.Now}
+	t.Cleanup(srvA.Close)
+	t.Cleanup(srvB.Close)
+	t0 = time.Now().UTC().Truncate(time.Second)
+	clock = &manualClock{t: t0}
+	dir = t.TempDir()
+	o = daemonOptions{policy: twoTargetsPolicy(srvA.URL, srvB.URL, "5s"), getenv: hookEnv, clock: clock.Now}
 	d, err := startDaemon(dir, o)
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +66,17 @@ func TestMaxOutageSurvivesRestart(t *testing.T) {
 	if err := d.createOrder("e-1", "SO-1", t0, t0.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	return d, dir, o, clock, t0
+}
+
+// TestMaxOutageSurvivesRestart: both webhooks answer 503 for 50 minutes of a 1 h
+// max_outage, orderwatch restarts, 15 more minutes pass: the deliveries have
+// waited 65 minutes since their first failed attempt and are failed for good;
+// the restart gives them no new hour. GET /api/v1/targets' oldest_since and
+// down_since still say since when, after the restart.
+func TestMaxOutageSurvivesRestart(t *testing.T) {
+	a, b := newTarget("down"), newTarget("down")
+	d, dir, o, clock, t0 := startOutage(t, a, b)
 	orders := []string{"SO-1"}
 	names := []string{"webhook:" + actions.ActionNotifyCS, "webhook:" + actions.ActionFlagFinance}
 	for _, name := range names {
@@ -115,20 +124,7 @@ func TestMaxOutageSurvivesRestart(t *testing.T) {
 // failed at once, only once they too have waited max_outage.
 func TestRestartNeverAttemptedStartsFresh(t *testing.T) {
 	a, b := newTarget("down"), newTarget("up")
-	srvA, srvB := httptest.NewServer(a), httptest.NewServer(b)
-	defer srvA.Close()
-	defer srvB.Close()
-	t0 := time.Now().UTC().Truncate(time.Second)
-	clock := &manualClock{t: t0}
-	dir := t.TempDir()
-	o := daemonOptions{policy: twoTargetsPolicy(srvA.URL, srvB.URL, "5s"), getenv: hookEnv, clock: clock.Now}
-	d, err := startDaemon(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.createOrder("e-1", "SO-1", t0, t0.Add(3*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	d, dir, o, clock, t0 := startOutage(t, a, b)
 	orders := publishOrders(t, d, 3)
 	keysA, _ := keysOf(t, d, actions.ActionNotifyCS, orders)
 	name := "webhook:" + actions.ActionNotifyCS

@@ -29,15 +29,7 @@ import (
 func TestDeadLetterNearMaxPayload(t *testing.T) {
 	const maxPayload = 128 << 10
 	ns := natstest.Start(t, func(o *server.Options) { o.MaxPayload = maxPayload })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
@@ -85,7 +77,7 @@ func TestDeadLetterNearMaxPayload(t *testing.T) {
 		}
 	}()
 
-	h := &harness{t: t, js: js, nc: nc, st: st, reg: reg}
+	h := &harness{t: t, js: js, nc: js.Conn(), st: st, reg: reg}
 	var s store.Stats
 	deadline := time.Now().Add(20 * time.Second)
 	for {
