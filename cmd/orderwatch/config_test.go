@@ -153,6 +153,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"retention not a duration", "orders-retention: forever\n", []string{"orders-retention", `"forever"`, "30d"}},
 		{"retention zero", "orders-retention: 0s\n", []string{"orders-retention", "from 1d to 3650d"}},
 		{"retention negative", "orders-retention: -720h\n", []string{"orders-retention", "from 1d to 3650d"}},
+		{"retention days that wrap", "orders-retention: 213534d\n", []string{"orders-retention", "from 1d to 3650d"}},
 		{"retention too short", "orders-retention: 1h\n", []string{"orders-retention", "from 1d to 3650d"}},
 		{"retention absurd", "orders-retention: 36500d\n", []string{"orders-retention", "from 1d to 3650d"}},
 		{"not a scalar", "data:\n  dir: x\n", []string{"line 2", "!!map"}},

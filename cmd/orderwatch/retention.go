@@ -33,6 +33,10 @@ func (r *retention) Set(s string) error {
 		if err != nil {
 			return fmt.Errorf("%q: want a duration such as 720h or a number of days such as 30d", s)
 		}
+		if n > uint64(maxRetention/(24*time.Hour)) {
+			// Before the product, which wraps past 292 years (213534d was 30 days).
+			return fmt.Errorf("%q: want from 1d to 3650d: JetStream deletes older messages whether orderwatch has read them or not", s)
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		var err error
