@@ -82,12 +82,6 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 		queued = queued || p.decs[j].Queued()
 	}
-	if p.opts.OnRow != nil {
-		for i := range p.rows {
-			p.opts.OnRow(&p.rows[i])
-		}
-	}
-
 	for _, rec := range p.touched {
 		if err := p.writeOrder(batch, rec); err != nil {
 			return false, err

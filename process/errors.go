@@ -73,6 +73,10 @@ func Classify(err error) Class {
 	switch {
 	case err == nil:
 		return None
+	case errors.Is(err, store.ErrBatchTooBig):
+		// Before the transient classes: a commit too big fails wrapped in
+		// ErrCommit, and must be split, not retried as it is.
+		return TooBig
 	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrConflict),
 		errors.Is(err, ErrDeadLetter), errors.Is(err, ErrCommit),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
@@ -80,8 +84,6 @@ func Classify(err error) Class {
 		return Transient
 	case errors.As(err, &de):
 		return Permanent
-	case errors.Is(err, store.ErrBatchTooBig):
-		return TooBig
 	default:
 		return Poison
 	}

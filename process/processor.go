@@ -398,6 +398,13 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	}
 	p.cacheTouched(f.st)
 	p.observe(f.st)
+	if p.opts.OnRow != nil {
+		// After the commit: a batch that fails is applied again (or in parts),
+		// and its rows must reach replay's export once.
+		for i := range f.st.rows {
+			p.opts.OnRow(&f.st.rows[i])
+		}
+	}
 	res.Queued = f.st.queued
 	for i := range f.st.items {
 		switch f.st.items[i].result {
