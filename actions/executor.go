@@ -621,5 +621,12 @@ func (e *Executor) retry(q *queued, a *Attempt, err error) (result, string) {
 func (e *Executor) finish(entry string, a Attempt, o Outcome, published bool) error {
 	av, _ := json.Marshal(a)
 	ov, _ := json.Marshal(o)
-	return e.opts.Store.FinishOutbox(entry, a.N, av, ov, published)
+	err := e.opts.Store.FinishOutbox(entry, a.N, av, ov, published)
+	if errors.Is(err, store.ErrNotFound) {
+		// Finished already, its outcome recorded: retrying would deliver it
+		// again every second for ever.
+		e.log.Warn("outbox entry finished already: nothing more recorded", "entry", entry)
+		return nil
+	}
+	return err
 }

@@ -169,7 +169,7 @@ func (e *Executor) step(ctx context.Context, t *target, last bool) time.Duration
 // expire records q, the in-flight delivery of t, failed for good with why: it
 // waited longer than max_outage. The circuit stays as it is.
 func (e *Executor) expire(t *target, q *queued, now time.Time, why string) time.Duration {
-	out := Outcome{Entry: q.entry, Target: t.kind, Status: OutcomeFailed, At: now, Attempts: q.attempts, Error: why}
+	out := Outcome{Entry: q.entry, Target: t.kind, Status: OutcomeFailed, At: now, Attempts: q.attempts + 1, Error: why}
 	if t.kind == TargetNATS {
 		out.Subject = t.name
 	}

@@ -444,7 +444,8 @@ func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
 // and removes it from the outbox, in one synced commit. published says whether it
 // counts as a published action (actions_published). Safe to call from several
 // goroutines for different entries: a commit that conflicts on the shared counter
-// is tried again.
+// is tried again. It returns ErrNotFound when the entry is no longer in the
+// outbox: it was finished already.
 func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, published bool) error {
 	if err := s.Writable(); err != nil {
 		return fmt.Errorf("store: finish outbox entry %s: %w", entry, err)
@@ -452,7 +453,7 @@ func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, publi
 	var err error
 	for range 32 { // bounded: each retry means another entry's commit went through
 		err = s.db.Update(func(txn *badger.Txn) error {
-			if _, err := txn.Get(key(pOutbox, entry)); err != nil {
+			if _, err := get(txn, key(pOutbox, entry)); err != nil {
 				return fmt.Errorf("outbox entry: %w", err)
 			}
 			if err := txn.Set(attemptKey(entry, n), attempt); err != nil {
