@@ -64,6 +64,22 @@ func limit(next http.Handler, maxInFlight int, m *limitMetrics) http.Handler {
 			tooLarge(w, m)
 			return
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// The body is read whole before the request takes one of the API's
+			// slots, so a client trickling one holds a connection (until the
+			// server's ReadTimeout), never a slot. The read is bounded: 64 KiB;
+			// a chunked body's size is known only once read.
+			b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+				return
+			}
+			if len(b) > MaxBodyBytes {
+				tooLarge(w, m)
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		}
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			select {
 			case sem <- struct{}{}:
@@ -78,20 +94,6 @@ func limit(next http.Handler, maxInFlight int, m *limitMetrics) http.Handler {
 				m.inFlight.Dec()
 				<-sem
 			}()
-		}
-		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
-			// Chunked: its size is known once read. The read is bounded, and, for
-			// the API, done inside the bound of requests in flight.
-			b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "read body: "+err.Error())
-				return
-			}
-			if len(b) > MaxBodyBytes {
-				tooLarge(w, m)
-				return
-			}
-			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next.ServeHTTP(w, r)

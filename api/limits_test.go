@@ -203,3 +203,38 @@ func TestEveryPOSTRefusesABigBody(t *testing.T) {
 		t.Errorf("the decision was answered by a refused request: %+v", v)
 	}
 }
+
+// TestTricklingBodyHoldsNoSlot: a client that sends a POST body a trickle at a
+// time, with no token, must not hold one of the API's slots while it does:
+// with every slot so held, approvals and the kill switch would get 503.
+func TestTricklingBodyHoldsNoSlot(t *testing.T) {
+	st := openStore(t)
+	srv := httptest.NewServer(api.Handler(api.Options{Store: st, MaxInFlight: 1}))
+	defer srv.Close()
+	for _, chunked := range []bool{false, true} {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/policy/reload", pr)
+		if !chunked {
+			req.ContentLength = 1000
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		_, _ = pw.Write([]byte(`{"x":`)) // and nothing more for now
+		time.Sleep(100 * time.Millisecond)
+		resp, err := http.Get(srv.URL + "/api/v1/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /api/v1/stats while a body trickles in (chunked %v) = %d, want 200", chunked, resp.StatusCode)
+		}
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+		<-done
+	}
+}
