@@ -111,7 +111,13 @@ func (r *Registry) takeOut(sv *served) {
 	removed := s.ptr(role).CompareAndSwap(sv, nil)
 	r.mu.Unlock()
 	r.rejections.WithLabelValues(name, RejectBadOutputs).Inc()
-	r.log.Error("model version taken out of service: too many unusable outputs", "model", name, "version", v, "role", role, "reason", RejectBadOutputs, "err", err)
+	if !removed {
+		// Replaced meanwhile (a batch still held it): it is refused from now
+		// on, but it was not serving.
+		r.log.Error("model version refused after it left service: too many unusable outputs", "model", name, "version", v, "role", role, "reason", RejectBadOutputs, "err", err)
+	} else {
+		r.log.Error("model version taken out of service: too many unusable outputs", "model", name, "version", v, "role", role, "reason", RejectBadOutputs, "err", err)
+	}
 	if removed {
 		r.info.DeleteLabelValues(name, v, role, m.SHA256())
 		go retire(sv)
