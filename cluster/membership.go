@@ -66,8 +66,9 @@ type observed struct {
 
 // holding is a lease this member holds.
 type holding struct {
-	epoch uint64
-	rev   uint64 // the revision we last wrote
+	epoch    uint64
+	previous string // the holder before us, kept in every renewal
+	rev      uint64 // the revision we last wrote
 	// validUntil is when the last successful renewal was sent + LeaseTTL - Guard.
 	validUntil time.Time
 	// unconfirmed is when the first renewal since the last confirmed one whose
@@ -225,6 +226,7 @@ type loop struct {
 	reconnects  uint64 // of the connection, when the watch started
 	unreachable bool   // the last tick could not reach JetStream
 	errs        int    // failed requests since the last time we logged them
+	statsBad    bool   // Options.Stats returned invalid JSON once (logged)
 }
 
 func (l *loop) run(ctx context.Context) {
@@ -449,11 +451,7 @@ func (l *loop) renew(ctx context.Context) bool {
 		if h == nil {
 			continue
 		}
-		val := leaseRecord{Holder: m.opts.Member, Epoch: h.epoch, At: rfc3339(m.opts.Clock())}
-		m.mu.Lock()
-		val.Previous = m.leases[p].lease.Previous
-		m.mu.Unlock()
-		b, _ := json.Marshal(val)
+		b, _ := json.Marshal(leaseRecord{Holder: m.opts.Member, Epoch: h.epoch, Previous: h.previous, At: rfc3339(m.opts.Clock())})
 		send := m.opts.Clock()
 		octx, cancel := l.opCtx(ctx)
 		rev, err := m.kv.Update(octx, m.keys.lease(p), b, h.rev)
@@ -508,8 +506,12 @@ func (l *loop) putMember(ctx context.Context) bool {
 	}
 	m.mu.Unlock()
 	if m.opts.Stats != nil {
-		if s := m.opts.Stats(); json.Valid(s) {
+		switch s := m.opts.Stats(); {
+		case json.Valid(s):
 			rec.Stats = s
+		case !l.statsBad:
+			l.statsBad = true
+			m.log.Warn("Options.Stats returned invalid JSON; member records go without stats", "stats_bytes", len(s))
 		}
 	}
 	b, _ := json.Marshal(rec)
@@ -648,7 +650,7 @@ func (l *loop) take(ctx context.Context, c candidate) bool {
 		return false
 	}
 	m.mu.Lock()
-	m.held[c.p] = &holding{epoch: val.Epoch, rev: rev, validUntil: send.Add(m.opts.LeaseTTL - m.opts.Guard)}
+	m.held[c.p] = &holding{epoch: val.Epoch, previous: val.Previous, rev: rev, validUntil: send.Add(m.opts.LeaseTTL - m.opts.Guard)}
 	m.changes.push(ch)
 	m.mu.Unlock()
 	if c.reason == ReasonExpired || c.reason == ReasonReleased && c.obs.lease.ReleasedBy != me {

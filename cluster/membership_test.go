@@ -162,6 +162,7 @@ func counts(ms ...*member) []int {
 type exclusivity struct {
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once
 
 	mu         sync.Mutex
 	members    []*member
@@ -216,11 +217,12 @@ func (e *exclusivity) sample() {
 // end stops sampling and fails the test if any partition had two owners.
 func (e *exclusivity) end(t *testing.T) {
 	t.Helper()
-	select {
-	case <-e.stop:
-	default:
-		close(e.stop)
-	}
+	e.once.Do(func() { e.report(t) })
+}
+
+func (e *exclusivity) report(t *testing.T) {
+	t.Helper()
+	close(e.stop)
 	<-e.done
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -362,6 +364,26 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 		}
 		if got := a2.metric("orderwatch_cluster_takeovers_total"); got != 0 {
 			t.Errorf("takeovers = %v, want 0 (its own releases)", got)
+		}
+	})
+	t.Run("a restarted member does not resume what another held since", func(t *testing.T) {
+		js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
+		a := startMember(t, js, "a")
+		b := startMember(t, js, "b")
+		waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+		a.stop()
+		waitFor(t, testDeadline, "b owns all 16", func() bool { return len(b.m.Owned()) == testParts })
+		a2 := startMember(t, js, "a")
+		ex := watchExclusivity(t, a2, b)
+		waitFor(t, testDeadline, "a and b own 8 each again", func() bool { return slices.Equal(counts(a2, b), []int{8, 8}) })
+		ex.end(t)
+		for _, c := range a2.changesSince(0) {
+			if !c.Owned || c.Reason != ReasonReleased || c.Resume || c.Previous != "b" {
+				t.Errorf("restarted a's change %+v, want owned, released by b, no resume", c)
+			}
+		}
+		if got := a2.metric("orderwatch_cluster_takeovers_total"); got != 8 {
+			t.Errorf("takeovers = %v, want 8 (released by b)", got)
 		}
 	})
 }
