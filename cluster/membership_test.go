@@ -385,6 +385,30 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 		if got := a2.metric("orderwatch_cluster_takeovers_total"); got != 8 {
 			t.Errorf("takeovers = %v, want 8 (released by b)", got)
 		}
+		// Renewals keep the previous holder the take wrote.
+		p := a2.m.Owned()[0]
+		kv, err := js.KeyValue(context.Background(), "orderwatch_orderwatch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := kv.Get(context.Background(), newKeys(testParts).lease(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec leaseRecord
+		waitFor(t, testDeadline, "a renewed its lease", func() bool {
+			e, err := kv.Get(context.Background(), newKeys(testParts).lease(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				t.Fatal(err)
+			}
+			return e.Revision() > first.Revision()
+		})
+		if rec.Holder != "a" || rec.Previous != "b" {
+			t.Errorf("lease %d after renewals: %+v, want holder a, previous b", p, rec)
+		}
 	})
 }
 
