@@ -45,12 +45,16 @@ type member struct {
 	changes []Change
 }
 
-func startMember(t *testing.T, js jetstream.JetStream, id string) *member {
+func startMember(t *testing.T, js jetstream.JetStream, id string, with ...func(*Options)) *member {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := New(Options{JetStream: js, Member: id, Partitions: testParts, API: "http://" + id,
+	opts := Options{JetStream: js, Member: id, Partitions: testParts, API: "http://" + id,
 		LeaseTTL: testTTL, Renew: testRenew, Guard: testGuard, HandoffWait: testHandoff,
-		Registerer: reg, Stats: func() json.RawMessage { return json.RawMessage(`{"lag":0}`) }})
+		Registerer: reg, Stats: func() json.RawMessage { return json.RawMessage(`{"lag":0}`) }}
+	for _, w := range with {
+		w(&opts)
+	}
+	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,6 +460,7 @@ func TestKilledMemberExpires(t *testing.T) {
 	if len(a.m.Owned()) != 0 {
 		t.Errorf("a still owns %v", a.m.Owned())
 	}
+	a.stop() // returns although a cannot reach NATS to release (stop fails the test if not)
 }
 
 // proxy forwards TCP connections on 127.0.0.1 to target until severed.
@@ -623,5 +628,25 @@ func TestThirdMemberJoins(t *testing.T) {
 		waitFor(t, testDeadline, "3 members in "+mb.m.Member()+"'s metric", func() bool {
 			return mb.metric("orderwatch_cluster_members") == 3
 		})
+	}
+}
+
+// TestReplicatedBucket runs two members on an R3 JetStream cluster, each on
+// another server, with the bucket replicated three times.
+func TestReplicatedBucket(t *testing.T) {
+	servers := natstest.Cluster(t, 3)
+	r3 := func(o *Options) { o.Replicas = 3 }
+	js := natstest.JetStream(t, servers[0].ClientURL())
+	a := startMember(t, js, "a", r3)
+	b := startMember(t, natstest.JetStream(t, servers[1].ClientURL()), "b", r3)
+	ex := watchExclusivity(t, a, b)
+	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	ex.end(t)
+	s, err := js.Stream(t.Context(), "KV_orderwatch_orderwatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Errorf("bucket replicas = %d, want 3", r)
 	}
 }
