@@ -205,7 +205,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	pumped := make(chan struct{})
 	go func() { defer close(pumped); m.changes.pump(stopPump) }()
 
-	l := &loop{m: m}
+	l := &loop{m: m, lostRev: make(map[int]uint64)}
 	l.run(ctx)
 	l.shutdown()
 
@@ -227,6 +227,13 @@ type loop struct {
 	unreachable bool   // the last tick could not reach JetStream
 	errs        int    // failed requests since the last time we logged them
 	statsBad    bool   // Options.Stats returned invalid JSON once (logged)
+	// lostRev is, per partition, the revision of our own record of a lease
+	// this process stopped owning without releasing it: a record still at that
+	// revision may be taken back at once, any other naming us (another process
+	// with our id, or us before a restart) only once it expired.
+	lostRev   map[int]uint64
+	memberRev uint64 // of our last member record put
+	dupWarned bool   // another process with our member id was logged
 }
 
 func (l *loop) run(ctx context.Context) {
@@ -332,6 +339,9 @@ func (l *loop) tick(ctx context.Context) {
 // failed notes a request that failed for a reason other than a revision
 // mismatch; it logs when JetStream becomes unreachable, not per request.
 func (l *loop) failed(err error) {
+	if errors.Is(err, context.Canceled) {
+		return // Run is stopping
+	}
 	l.errs++
 	if !l.unreachable {
 		l.unreachable = true
@@ -396,6 +406,11 @@ func (l *loop) observe(e jetstream.KeyValueEntry) {
 		o.member = memberRecord{Member: member}
 	}
 	m.members[member] = o
+	if member == m.opts.Member && e.Revision() > l.memberRev && o.member.Started != rfc3339(m.started) && !l.dupWarned {
+		l.dupWarned = true
+		m.log.Error("another process writes this member's record: give every instance its own member id, or they take each other's leases",
+			"other_started", o.member.Started, "other_api", o.member.API)
+	}
 }
 
 // refresh reads key p's lease after a revision mismatch, as the watch may lag.
@@ -418,6 +433,7 @@ func (l *loop) lostLocked(p int, reason string) {
 	m := l.m
 	h := m.held[p]
 	m.held[p] = nil
+	l.lostRev[p] = h.rev
 	if h.releasing {
 		return
 	}
@@ -517,10 +533,12 @@ func (l *loop) putMember(ctx context.Context) bool {
 	b, _ := json.Marshal(rec)
 	octx, cancel := l.opCtx(ctx)
 	defer cancel()
-	if _, err := m.kv.Put(octx, memberKey(m.opts.Member), b); err != nil {
+	rev, err := m.kv.Put(octx, memberKey(m.opts.Member), b)
+	if err != nil {
 		l.failed(fmt.Errorf("cluster: put member record: %w", err))
 		return false
 	}
+	l.memberRev = rev
 	return true
 }
 
@@ -591,12 +609,12 @@ func (l *loop) balance(ctx context.Context) {
 			case o.lease.Holder == "":
 				c.reason = ReasonReleased
 				c.mine = o.lease.ReleasedBy == m.opts.Member
+			case now.Sub(o.seen) < m.opts.LeaseTTL && !(o.lease.Holder == m.opts.Member && l.lostRev[p] == o.rev):
+				continue // held, by another or by our id in another process
 			case o.lease.Holder == m.opts.Member:
 				c.reason, c.mine = ReasonOwn, true
-			case now.Sub(o.seen) >= m.opts.LeaseTTL:
-				c.reason = ReasonExpired
 			default:
-				continue
+				c.reason = ReasonExpired
 			}
 			c.mine = c.mine || o.present && o.lease.Previous == m.opts.Member
 			cands = append(cands, c)

@@ -650,3 +650,34 @@ func TestReplicatedBucket(t *testing.T) {
 		t.Errorf("bucket replicas = %d, want 3", r)
 	}
 }
+
+// TestCrashedMemberRestarts restarts a member with the same id while the old
+// process, cut off, may still think it owns its partitions: the new one waits
+// for the leases to expire, then resumes them as its own.
+func TestCrashedMemberRestarts(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ajs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startMember(t, ajs, "a")
+	waitFor(t, testDeadline, "a owns all 16", func() bool { return len(a.m.Owned()) == testParts })
+	epochs := map[int]uint64{}
+	for _, c := range a.changesSince(0) {
+		epochs[c.Partition] = c.Epoch
+	}
+	nc.Close() // crashed: no release
+	a2 := startMember(t, natstest.JetStream(t, ns.ClientURL()), "a")
+	ex := watchExclusivity(t, a, a2)
+	waitFor(t, testDeadline, "restarted a owns all 16", func() bool { return len(a2.m.Owned()) == testParts })
+	ex.end(t)
+	for _, c := range a2.changesSince(0) {
+		if !c.Owned || c.Reason != ReasonOwn || !c.Resume || c.PrevEpoch != epochs[c.Partition] || c.Previous != "a" {
+			t.Errorf("restarted a's change %+v, want owned, own, resume from epoch %d", c, epochs[c.Partition])
+		}
+	}
+}
