@@ -23,7 +23,8 @@ type Change struct {
 	Previous string
 	// Reason says why: when Owned, "free" (no record), "released" (released
 	// gracefully), "expired" (its holder stopped renewing) or "own" (the record
-	// still named this member, e.g. after a restart); when not, "lost-expired"
+	// still named this member: expired, e.g. after a crash and restart, or the
+	// very record this process let run out); when not, "lost-expired"
 	// (not renewed in time), "lost-taken" (another member holds it), "rebalance"
 	// (given up for a fair share) or "shutdown" (Run is stopping).
 	Reason string

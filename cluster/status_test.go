@@ -55,3 +55,16 @@ func TestUnownedSeconds(t *testing.T) {
 		t.Errorf("partition 4 after its validity: %+v, want not alive", l)
 	}
 }
+
+// TestOwnsDoesNotAllocate: Owns is on the per-event path.
+func TestOwnsDoesNotAllocate(t *testing.T) {
+	now := time.Now()
+	m := &Membership{opts: Options{Clock: func() time.Time { return now }}, held: make([]*holding, 4)}
+	m.held[1] = &holding{validUntil: now.Add(time.Second)}
+	if !m.Owns(1) || m.Owns(2) || m.Owns(-1) || m.Owns(4) {
+		t.Fatalf("Owns = %v %v %v %v, want true false false false", m.Owns(1), m.Owns(2), m.Owns(-1), m.Owns(4))
+	}
+	if n := testing.AllocsPerRun(100, func() { m.Owns(1) }); n != 0 {
+		t.Errorf("Owns allocates %v times, want 0", n)
+	}
+}
