@@ -150,6 +150,38 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// settled reports whether every member's reader has got the changes that led
+// to what it owns now.
+func settled(ms ...*member) bool {
+	for _, mb := range ms {
+		owned := map[int]bool{}
+		for _, c := range mb.changesSince(0) {
+			owned[c.Partition] = c.Owned
+		}
+		for _, p := range mb.m.Owned() {
+			if !owned[p] {
+				return false
+			}
+			delete(owned, p)
+		}
+		for _, o := range owned {
+			if o {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// converge waits until the members own want partitions each and their readers
+// got the changes that say so.
+func converge(t *testing.T, want []int, ms ...*member) {
+	t.Helper()
+	waitFor(t, testDeadline, fmt.Sprintf("members own %v", want), func() bool {
+		return slices.Equal(counts(ms...), want) && settled(ms...)
+	})
+}
+
 // counts returns how many partitions each member owns now.
 func counts(ms ...*member) []int {
 	n := make([]int, len(ms))
@@ -249,7 +281,7 @@ func all() []int {
 func TestOneMemberOwnsAll(t *testing.T) {
 	js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
 	a := startMember(t, js, "a")
-	waitFor(t, testDeadline, "a owns all 16 partitions", func() bool { return len(a.m.Owned()) == testParts })
+	converge(t, []int{testParts}, a)
 	if got := a.m.Owned(); !slices.Equal(got, all()) {
 		t.Fatalf("Owned() = %v, want all", got)
 	}
@@ -292,7 +324,7 @@ func TestTwoMembersSplitEvenly(t *testing.T) {
 	a := startMember(t, js, "a")
 	b := startMember(t, js, "b")
 	ex := watchExclusivity(t, a, b)
-	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	// Stay a few ticks: no thrash, still exclusive.
 	n := a.nchanges() + b.nchanges()
 	time.Sleep(5 * testRenew)
@@ -315,7 +347,7 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 		a := startMember(t, js, "a")
 		b := startMember(t, js, "b")
 		ex := watchExclusivity(t, a, b)
-		waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+		converge(t, []int{8, 8}, a, b)
 		had := a.m.Owned()
 		na, nb := a.nchanges(), b.nchanges()
 		a.stop()
@@ -327,7 +359,7 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 		if got := len(a.changesSince(na)); got != len(had) {
 			t.Errorf("a sent %d changes at shutdown, want %d", got, len(had))
 		}
-		waitFor(t, testDeadline, "b owns all 16", func() bool { return len(b.m.Owned()) == testParts })
+		converge(t, []int{testParts}, b)
 		ex.end(t)
 		took := map[int]Change{}
 		for _, c := range b.changesSince(nb) {
@@ -353,14 +385,14 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 	t.Run("a restarted member resumes its own leases", func(t *testing.T) {
 		js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
 		a := startMember(t, js, "a")
-		waitFor(t, testDeadline, "a owns all 16", func() bool { return len(a.m.Owned()) == testParts })
+		converge(t, []int{testParts}, a)
 		a.stop()
 		epochs := map[int]uint64{}
 		for _, c := range a.changesSince(0) {
 			epochs[c.Partition] = c.Epoch
 		}
 		a2 := startMember(t, js, "a")
-		waitFor(t, testDeadline, "restarted a owns all 16", func() bool { return len(a2.m.Owned()) == testParts })
+		converge(t, []int{testParts}, a2)
 		for _, c := range a2.changesSince(0) {
 			if !c.Owned || c.Reason != ReasonReleased || !c.Resume || c.Previous != "a" || c.PrevEpoch != epochs[c.Partition] || c.Epoch != c.PrevEpoch+1 {
 				t.Errorf("restarted a's change %+v, want owned, released, resume, prev epoch %d", c, epochs[c.Partition])
@@ -374,12 +406,12 @@ func TestGracefulReleaseAndResume(t *testing.T) {
 		js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
 		a := startMember(t, js, "a")
 		b := startMember(t, js, "b")
-		waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+		converge(t, []int{8, 8}, a, b)
 		a.stop()
-		waitFor(t, testDeadline, "b owns all 16", func() bool { return len(b.m.Owned()) == testParts })
+		converge(t, []int{testParts}, b)
 		a2 := startMember(t, js, "a")
 		ex := watchExclusivity(t, a2, b)
-		waitFor(t, testDeadline, "a and b own 8 each again", func() bool { return slices.Equal(counts(a2, b), []int{8, 8}) })
+		converge(t, []int{8, 8}, a2, b)
 		ex.end(t)
 		for _, c := range a2.changesSince(0) {
 			if !c.Owned || c.Reason != ReasonReleased || c.Resume || c.Previous != "b" {
@@ -430,12 +462,12 @@ func TestKilledMemberExpires(t *testing.T) {
 	a := startMember(t, ajs, "a")
 	b := startMember(t, js, "b")
 	ex := watchExclusivity(t, a, b)
-	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	had := a.m.Owned()
 	nb := b.nchanges()
 	nc.Close() // a can neither renew nor release
 	killed := time.Now()
-	waitFor(t, testDeadline, "b owns all 16", func() bool { return len(b.m.Owned()) == testParts })
+	converge(t, []int{testParts}, b)
 	// Not a wall-clock assertion: a bound on how long the group waits that the
 	// test can state, LeaseTTL after the last renewal plus a generous margin.
 	if took := time.Since(killed); took > testTTL+10*testRenew+5*time.Second {
@@ -546,7 +578,7 @@ func TestCutOffMemberStopsBeforeTakeover(t *testing.T) {
 	a := startMember(t, ajs, "a")
 	b := startMember(t, js, "b")
 	ex := watchExclusivity(t, a, b)
-	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	had := a.m.Owned()
 	na, nb := a.nchanges(), b.nchanges()
 
@@ -598,7 +630,7 @@ func TestCutOffMemberStopsBeforeTakeover(t *testing.T) {
 	}
 
 	px.restore()
-	waitFor(t, testDeadline, "a and b own 8 each again", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	ex.end(t)
 	for _, c := range a.changesSince(na + len(had)) {
 		if c.Owned && c.Reason != ReasonReleased && c.Reason != ReasonOwn {
@@ -612,10 +644,10 @@ func TestThirdMemberJoins(t *testing.T) {
 	a := startMember(t, js, "a")
 	b := startMember(t, js, "b")
 	ex := watchExclusivity(t, a, b)
-	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	c := startMember(t, js, "c")
 	ex.add(c)
-	waitFor(t, testDeadline, "a, b, c own 6, 5, 5", func() bool { return slices.Equal(counts(a, b, c), []int{6, 5, 5}) })
+	converge(t, []int{6, 5, 5}, a, b, c)
 	ex.end(t)
 	seen := map[int]bool{}
 	for _, mb := range []*member{a, b, c} {
@@ -640,7 +672,7 @@ func TestReplicatedBucket(t *testing.T) {
 	a := startMember(t, js, "a", r3)
 	b := startMember(t, natstest.JetStream(t, servers[1].ClientURL()), "b", r3)
 	ex := watchExclusivity(t, a, b)
-	waitFor(t, testDeadline, "a and b own 8 each", func() bool { return slices.Equal(counts(a, b), []int{8, 8}) })
+	converge(t, []int{8, 8}, a, b)
 	ex.end(t)
 	s, err := js.Stream(t.Context(), "KV_orderwatch_orderwatch")
 	if err != nil {
@@ -665,7 +697,7 @@ func TestCrashedMemberRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startMember(t, ajs, "a")
-	waitFor(t, testDeadline, "a owns all 16", func() bool { return len(a.m.Owned()) == testParts })
+	converge(t, []int{testParts}, a)
 	epochs := map[int]uint64{}
 	for _, c := range a.changesSince(0) {
 		epochs[c.Partition] = c.Epoch
@@ -673,7 +705,7 @@ func TestCrashedMemberRestarts(t *testing.T) {
 	nc.Close() // crashed: no release
 	a2 := startMember(t, natstest.JetStream(t, ns.ClientURL()), "a")
 	ex := watchExclusivity(t, a, a2)
-	waitFor(t, testDeadline, "restarted a owns all 16", func() bool { return len(a2.m.Owned()) == testParts })
+	converge(t, []int{testParts}, a2)
 	ex.end(t)
 	for _, c := range a2.changesSince(0) {
 		if !c.Owned || c.Reason != ReasonOwn || !c.Resume || c.PrevEpoch != epochs[c.Partition] || c.Previous != "a" {
