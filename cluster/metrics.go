@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,4 +55,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// updateMetrics sets the gauges from the current view.
+func (l *loop) updateMetrics() {
+	m := l.m
+	now := m.opts.Clock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	owned := 0
+	for p := range m.held {
+		if m.ownsLocked(p, now) {
+			owned++
+		}
+	}
+	m.met.owned.Set(float64(owned))
+	m.met.members.Set(float64(len(l.aliveLocked(now))))
+	unowned, longest := 0, time.Duration(0)
+	for p := range m.leases {
+		if d, ok := m.unownedForLocked(p, now); ok {
+			unowned++
+			longest = max(longest, d)
+		}
+	}
+	m.met.unowned.Set(float64(unowned))
+	m.met.unownedLongest.Set(longest.Seconds())
 }
