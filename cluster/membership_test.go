@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ type member struct {
 	cancel context.CancelFunc
 	done   chan error
 	read   chan struct{} // closed when Changes was closed
+	// noHandoff: the reader never calls Handoff (a user that hangs); set for a
+	// member started with API "hang".
+	noHandoff bool
 
 	stopOnce sync.Once
 
@@ -59,14 +63,14 @@ func startMember(t *testing.T, js jetstream.JetStream, id string, with ...func(*
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mb := &member{t: t, m: m, reg: reg, cancel: cancel, done: make(chan error, 1), read: make(chan struct{})}
+	mb := &member{t: t, m: m, reg: reg, cancel: cancel, done: make(chan error, 1), read: make(chan struct{}), noHandoff: opts.API == "hang"}
 	go func() {
 		defer close(mb.read)
 		for c := range m.Changes() {
 			mb.mu.Lock()
 			mb.changes = append(mb.changes, c)
 			mb.mu.Unlock()
-			if !c.Owned {
+			if !c.Owned && !mb.noHandoff {
 				m.Handoff(c.Partition)
 			}
 		}
@@ -306,6 +310,15 @@ func TestOneMemberOwnsAll(t *testing.T) {
 		t.Errorf("takeovers = %v, want 0 (all were free)", got)
 	}
 	st := a.m.Status()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"group"`, `"member"`, `"partitions"`, `"members"`, `"leases"`, `"api"`, `"alive"`, `"seen_ago_seconds"`, `"stats":{"lag":0}`, `"partition"`, `"holder"`, `"epoch"`, `"revision"`, `"unowned_seconds"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("Status JSON has no %s: %s", key, b)
+		}
+	}
 	if st.Group != DefaultGroup || st.Member != "a" || st.Partitions != testParts || len(st.Leases) != testParts {
 		t.Fatalf("Status() = %+v", st)
 	}
@@ -711,5 +724,27 @@ func TestCrashedMemberRestarts(t *testing.T) {
 		if !c.Owned || c.Reason != ReasonOwn || !c.Resume || c.PrevEpoch != epochs[c.Partition] || c.Previous != "a" {
 			t.Errorf("restarted a's change %+v, want owned, own, resume from epoch %d", c, epochs[c.Partition])
 		}
+	}
+}
+
+// TestReleaseWithoutHandoff: a member whose user never hands a partition off
+// releases it after HandoffWait, having stopped owning it first.
+func TestReleaseWithoutHandoff(t *testing.T) {
+	js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
+	a := startMember(t, js, "a", func(o *Options) { o.API = "hang" })
+	converge(t, []int{testParts}, a)
+	b := startMember(t, js, "b")
+	ex := watchExclusivity(t, a, b)
+	converge(t, []int{8, 8}, a, b)
+	ex.end(t)
+	var given []int
+	for _, c := range a.changesSince(testParts) {
+		if c.Owned || c.Reason != ReasonRebalance {
+			t.Errorf("a's change %+v, want not owned, rebalance", c)
+		}
+		given = append(given, c.Partition)
+	}
+	if want := []int{8, 9, 10, 11, 12, 13, 14, 15}; !slices.Equal(given, want) {
+		t.Errorf("a gave up %v, want its highest-numbered %v", given, want)
 	}
 }
