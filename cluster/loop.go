@@ -75,6 +75,7 @@ func (l *loop) connected() bool {
 	return nc == nil || nc.Status() == nats.CONNECTED
 }
 
+// startWatch watches every key of the bucket; the loop reads the updates.
 func (l *loop) startWatch() {
 	m := l.m
 	if nc := m.opts.JetStream.Conn(); nc != nil {
@@ -95,13 +96,28 @@ func (l *loop) startWatch() {
 	m.mu.Unlock()
 }
 
+// stopWatch stops the watch and drains what it still delivers, so that its
+// delivery goroutine (blocked on a full channel) can end; at most a second.
 func (l *loop) stopWatch() {
 	if l.watcher == nil {
 		return
 	}
 	_ = l.watcher.Stop()
 	l.watchCancel()
+	updates := l.watcher.Updates()
 	l.watcher, l.watchCancel = nil, nil
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case _, ok := <-updates:
+			if !ok {
+				return
+			}
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 // tick is the periodic work: expire, renew, advertise, balance, clean up.

@@ -25,6 +25,7 @@ func (l *loop) putMember(ctx context.Context) bool {
 	m.mu.Unlock()
 	if m.opts.Stats != nil {
 		switch s := m.opts.Stats(); {
+		case len(s) == 0: // none this time
 		case json.Valid(s):
 			rec.Stats = s
 		case !l.statsBad:
