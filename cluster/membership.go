@@ -125,11 +125,15 @@ func (m *Membership) Member() string { return m.opts.Member }
 func (m *Membership) Changes() <-chan Change { return m.changes.out }
 
 // Handoff tells the membership that the user stopped acting on partition p
-// after a Change with Owned false, so that its lease can be released now rather
-// than after HandoffWait. Calls for partitions not being released do nothing.
+// after a Change with Owned false, or for good (shutting down), so that its lease
+// can be released now rather than after HandoffWait. A call for a partition not
+// held does nothing.
 func (m *Membership) Handoff(p int) {
 	m.mu.Lock()
-	if p >= 0 && p < len(m.held) && m.held[p] != nil && m.held[p].releasing {
+	// A handoff before the release is asked (the user stopped for good, as at
+	// shutdown) counts too: the holding is new at each take, so it cannot
+	// outlive the ownership it was said of.
+	if p >= 0 && p < len(m.held) && m.held[p] != nil {
 		m.held[p].handedOff = true
 	}
 	m.mu.Unlock()
