@@ -28,7 +28,7 @@ func startBoundsPipeline(t *testing.T, before func(*store.Store)) (jetstream.Jet
 	ns := natstest.Start(t, nil)
 	js := natstest.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

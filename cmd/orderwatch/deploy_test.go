@@ -179,7 +179,7 @@ func TestAlertsAndDashboardUseExistingMetrics(t *testing.T) {
 	})
 
 	// Streams back, so the process recovers and stops quickly.
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -943,7 +943,7 @@ func TestBurstLagGrowsMemoryBoundedDrains(t *testing.T) {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	const batch, heapBound = 64, 32 << 20
 	prod := newProducer(t, "nats://"+natsAddr)
-	if err := pipeline.EnsureStreams(context.Background(), prod.js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(context.Background(), prod.js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	msgs := simStream(t, 14, 1300, 0)

@@ -234,7 +234,7 @@ func newJSSink(ctx context.Context, conn natsFlags, window int, stderr io.Writer
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas}); err != nil {
 		nc.Close()
 		return nil, err
 	}
