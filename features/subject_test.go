@@ -217,3 +217,18 @@ func TestCheckSubject(t *testing.T) {
 		t.Errorf("CheckSubject of agreeing subjects: %v allocations, want 0", allocs)
 	}
 }
+
+// BenchmarkCheckSubject is the subject check each message of ORDERS gets at
+// decode, on an agreeing stored subject.
+//
+//	go test -run X -bench CheckSubject ./features
+func BenchmarkCheckSubject(b *testing.B) {
+	ev := &Event{ID: "e-1", Type: TypePickConfirmed, OrderID: "SO-1-100231", Schema: 1}
+	subj := "orders.7.pick.confirmed.SO-1-100231"
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := CheckSubject(subj, ev); r != "" {
+			b.Fatal(r)
+		}
+	}
+}
