@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -68,7 +69,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	if err := pipeline.EnsureStreams(ctx, d.js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, d.js, pipeline.StreamOptions{}); err != nil {
 		return nil, err
 	}
 	if d.st, err = store.Open(store.Options{Dir: filepath.Join(dir, "badger"), CheckSpace: o.space}); err != nil {
@@ -163,7 +164,7 @@ func (d *daemon) stop() error {
 func (d *daemon) publishEvent(id, typ, order string, at time.Time, data string) error {
 	msg := fmt.Appendf(nil, `{"id":%q,"type":%q,"order_id":%q,"occurred_at":%q,"source":"test","actor":"tester","schema":1,"data":%s}`,
 		id, typ, order, at.UTC().Format(time.RFC3339Nano), data)
-	_, err := d.js.Publish(context.Background(), "orders."+typ, msg, jetstream.WithMsgID(id))
+	_, err := d.js.Publish(context.Background(), features.Subject(typ, order), msg, jetstream.WithMsgID(id))
 	return err
 }
 

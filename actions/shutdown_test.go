@@ -232,7 +232,7 @@ func TestShutdownCutsNoDelivery(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
-			if err := pipeline.EnsureStreams(context.Background(), js, pipeline.StreamOptions{}); err != nil {
+			if _, err := pipeline.EnsureStreams(context.Background(), js, pipeline.StreamOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			st, err := store.Open(store.Options{Dir: t.TempDir()})
@@ -365,7 +365,7 @@ func TestShutdownCutsNoDelivery(t *testing.T) {
 // delivered.
 func TestShutdownLeavesAFailingTargetAlone(t *testing.T) {
 	js := natstest.JetStream(t, natstest.Start(t, nil).ClientURL())
-	if err := pipeline.EnsureStreams(context.Background(), js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(context.Background(), js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(store.Options{Dir: t.TempDir()})

@@ -23,6 +23,13 @@ const (
 	// ReasonOutOfRange: a number in data lies outside its documented range
 	// (bounds.go); the detail names the field and the range.
 	ReasonOutOfRange = "out_of_range"
+	// ReasonSubjectMismatch: the subject the event was read from names another
+	// type or order than the event, or has no shape of the contract
+	// (CheckSubject); the detail says which.
+	ReasonSubjectMismatch = "subject_mismatch"
+	// ReasonUnpartitioned: an order event published to orders.<type>, without
+	// its order in the subject, so in no partition (CheckSubject).
+	ReasonUnpartitioned = "unpartitioned"
 )
 
 // maxIDBytes bounds event and order ids; they become parts of store keys.
@@ -33,6 +40,7 @@ var Reasons = []string{
 	ReasonBadJSON, ReasonInvalidUTF8, ReasonOversize, ReasonWrongSchema,
 	ReasonUnknownType, ReasonMissingID, ReasonMissingTime, ReasonAbsurdTime,
 	ReasonMissingOrderID, ReasonMissingField, ReasonBadID, ReasonOutOfRange,
+	ReasonSubjectMismatch, ReasonUnpartitioned,
 }
 
 // DecodeError says why an encoded event was rejected. It is permanent: the same bytes

@@ -77,8 +77,8 @@ func TestDecodeFields(t *testing.T) {
 	if !ev.OccurredAt.Equal(want) || ev.Data.Warehouse != "DAL" || ev.Data.Lines != 2 || ev.Data.Units != 7 || ev.Data.Value != 99.5 || ev.Data.CustomerTier != "gold" {
 		t.Errorf("decoded %+v", ev)
 	}
-	if Subject(ev.Type) != "orders.order.created" {
-		t.Errorf("Subject = %q", Subject(ev.Type))
+	if Subject(ev.Type, ev.OrderID) != "orders.order.created.SO-1" {
+		t.Errorf("Subject = %q", Subject(ev.Type, ev.OrderID))
 	}
 }
 

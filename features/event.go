@@ -124,7 +124,3 @@ func KnownType(t string) bool { return knownTypes[t] }
 func IsContext(t string) bool {
 	return t == TypeWarehouseLoad || t == TypeCarrierPerformance
 }
-
-// Subject returns the JetStream subject an event of type t is published to:
-// "orders." followed by the type, whose dots become subject tokens.
-func Subject(t string) string { return "orders." + t }

@@ -32,7 +32,7 @@ func TestDeadLetterNearMaxPayload(t *testing.T) {
 	js := natstest.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true})
@@ -57,9 +57,9 @@ func TestDeadLetterNearMaxPayload(t *testing.T) {
 	const good = 10
 	for i := range good {
 		id := fmt.Sprintf("g-%d", i)
-		publish("orders.order.created", id, created(id, fmt.Sprintf("SO-G%d", i), now, now.Add(4*time.Hour)))
+		publish(features.Subject("order.created", fmt.Sprintf("SO-G%d", i)), id, created(id, fmt.Sprintf("SO-G%d", i), now, now.Add(4*time.Hour)))
 		if i == good/2 {
-			publish("orders.note.added", "big-1", big)
+			publish(features.Subject("note.added", "SO-G0"), "big-1", big)
 		}
 	}
 

@@ -54,7 +54,7 @@ func newRig(t *testing.T, eo pipeline.EmbeddedOptions) *rig {
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.EnsureStreams(context.Background(), r.js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(context.Background(), r.js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if r.st, err = store.Open(store.Options{Dir: r.dir + "/badger"}); err != nil {
@@ -164,11 +164,11 @@ func TestHugeTextsBurstThroughJetStream(t *testing.T) {
 	const orders, notes = 3, 180
 	for i := range orders {
 		id := fmt.Sprintf("h-c-%d", i)
-		r.publish("orders.order.created", id, created(id, fmt.Sprintf("SO-H%d", i), now, now.Add(5*time.Hour)))
+		r.publish(features.Subject("order.created", fmt.Sprintf("SO-H%d", i)), id, created(id, fmt.Sprintf("SO-H%d", i), now, now.Add(5*time.Hour)))
 	}
 	for i := range notes {
 		id := "h-n-" + strconv.Itoa(i)
-		r.publish("orders.carrier.status", id, event(id, "carrier.status", fmt.Sprintf("SO-H%d", i%orders), now.Add(time.Duration(i)*time.Second),
+		r.publish(features.Subject("carrier.status", fmt.Sprintf("SO-H%d", i%orders)), id, event(id, "carrier.status", fmt.Sprintf("SO-H%d", i%orders), now.Add(time.Duration(i)*time.Second),
 			fmt.Sprintf(`{"text":%q}`, text)))
 	}
 	r.start(func(o *pipeline.Options) { o.BatchSize = 256 })
@@ -237,7 +237,7 @@ func poisonCases(now time.Time) []poisonCase {
 		{"wrong field type", "orders.order.created", with(good("p-13"), `"lines":3`, `"lines":"three"`), features.ReasonBadJSON},
 		{"raw control char in string", "orders.note.added", note("p-14", "{\"text\":\"a\x01b\"}"), features.ReasonBadJSON},
 		{"unknown type", "orders.order.teleported", with(good("p-15"), `"order.created"`, `"order.teleported"`), features.ReasonUnknownType},
-		{"empty type", "orders.x", with(good("p-16"), `"order.created"`, `""`), features.ReasonUnknownType},
+		{"empty type", "orders.x.y", with(good("p-16"), `"order.created"`, `""`), features.ReasonUnknownType},
 		{"missing id", "orders.order.created", with(good("p-17"), `"id":"p-17",`, ``), features.ReasonMissingID},
 		{"missing occurred_at", "orders.order.created", with(good("p-18"), `"occurred_at":"`+at+`",`, ``), features.ReasonMissingTime},
 		{"missing order_id", "orders.pick.confirmed", event("p-19", "pick.confirmed", "", now, `{}`), features.ReasonMissingOrderID},
@@ -273,10 +273,10 @@ func TestPoisonOfEveryKindNeverStopsTheStream(t *testing.T) {
 	var good int
 	for i, c := range cases {
 		id := fmt.Sprintf("ok-%d", i)
-		h.publish("orders.order.created", id, created(id, fmt.Sprintf("SO-OK%d", i), now, now.Add(4*time.Hour)))
+		h.publish(features.Subject("order.created", fmt.Sprintf("SO-OK%d", i)), id, created(id, fmt.Sprintf("SO-OK%d", i), now, now.Add(4*time.Hour)))
 		h.publish(c.subject, fmt.Sprintf("poison-%d", i), c.data)
 		id = fmt.Sprintf("ok-%d-note", i)
-		h.publish("orders.note.added", id, event(id, "note.added", fmt.Sprintf("SO-OK%d", i), now.Add(time.Second), `{"text":"still here"}`))
+		h.publish(features.Subject("note.added", fmt.Sprintf("SO-OK%d", i)), id, event(id, "note.added", fmt.Sprintf("SO-OK%d", i), now.Add(time.Second), `{"text":"still here"}`))
 		good += 2
 	}
 	st := h.drained()
@@ -345,7 +345,7 @@ func TestJetStreamStoreFullReportsAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	// An open order whose first rescoring falls due an hour from now.
 	now := time.Now()
-	r.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(5*time.Hour)))
+	r.publish(features.Subject("order.created", "SO-T"), "t-1", created("t-1", "SO-T", now, now.Add(5*time.Hour)))
 	r.start()
 	r.drained(10 * time.Second)
 	r.stop()
@@ -357,7 +357,7 @@ func TestJetStreamStoreFullReportsAndRecovers(t *testing.T) {
 	cases := poisonCases(now)[:5]
 	for i, c := range cases {
 		id := fmt.Sprintf("ok-%d", i)
-		r.publish("orders.order.created", id, created(id, fmt.Sprintf("SO-F%d", i), now, now.Add(4*time.Hour)))
+		r.publish(features.Subject("order.created", fmt.Sprintf("SO-F%d", i)), id, created(id, fmt.Sprintf("SO-F%d", i), now, now.Add(4*time.Hour)))
 		r.publish(c.subject, fmt.Sprintf("poison-%d", i), c.data)
 	}
 	block := make([]byte, 32<<10)

@@ -45,7 +45,7 @@ func TestLagMonitorReportsPendingAndAckPending(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -60,7 +60,7 @@ func TestLagMonitorReportsPendingAndAckPending(t *testing.T) {
 	// Before the pipeline created its consumer the monitor keeps polling quietly.
 	const n = 10
 	for i := range n {
-		if _, err := js.Publish(ctx, "orders.note.added", []byte("{}"), jetstream.WithMsgID(fmt.Sprint("lag-", i))); err != nil {
+		if _, err := js.Publish(ctx, "orders.note.added.SO-L", []byte("{}"), jetstream.WithMsgID(fmt.Sprint("lag-", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

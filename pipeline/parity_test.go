@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
@@ -95,7 +96,11 @@ func TestLiveReplayParity(t *testing.T) {
 		}
 	})
 	for i, l := range lines {
-		h.publish("orders.any", ids[i], l)
+		var ev features.Event
+		if err := features.Decode(l, &ev); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		h.publish(features.Subject(ev.Type, ev.OrderID), ids[i], l)
 	}
 	h.drained()
 

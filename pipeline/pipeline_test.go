@@ -51,7 +51,7 @@ func newHarness(t *testing.T, withModel bool, mods ...func(*pipeline.Options)) *
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(store.Options{Dir: dir + "/badger"})
@@ -260,8 +260,8 @@ func (h *harness) order(id string) (orderView, bool) {
 func TestOrderCreatedIsFoldedAndScored(t *testing.T) {
 	h := newHarness(t, true)
 	now := time.Now()
-	h.publish("orders.order.created", "e-1", created("e-1", "SO-1", now, now.Add(6*time.Hour)))
-	h.publish("orders.pick.released", "e-2", event("e-2", "pick.released", "SO-1", now.Add(time.Minute), `{}`))
+	h.publish(features.Subject("order.created", "SO-1"), "e-1", created("e-1", "SO-1", now, now.Add(6*time.Hour)))
+	h.publish(features.Subject("pick.released", "SO-1"), "e-2", event("e-2", "pick.released", "SO-1", now.Add(time.Minute), `{}`))
 
 	var v orderView
 	waitFor(t, "order SO-1 with two events", func() bool {
@@ -306,12 +306,14 @@ func TestBadInputGoesToDLQWithReason(t *testing.T) {
 		{"invalid utf8", "orders.note.added", []byte("{\"id\":\"b-6\",\"text\":\"\xff\xfe\"}"), features.ReasonInvalidUTF8},
 		{"absurd time", "orders.note.added", []byte(`{"id":"b-7","type":"note.added","order_id":"SO-9","occurred_at":"1970-01-01T00:00:00Z","schema":1,"data":{}}`), features.ReasonAbsurdTime},
 		{"oversize", "orders.note.added", event("b-8", "note.added", "SO-9", now, fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", features.MaxEventBytes))), features.ReasonOversize},
+		{"order event without its order in the subject", "orders.note.added", event("b-9", "note.added", "SO-9", now, `{}`), features.ReasonUnpartitioned},
+		{"another order in the subject", features.Subject("note.added", "SO-8"), event("b-10", "note.added", "SO-9", now, `{}`), features.ReasonSubjectMismatch},
 	}
 	for i, c := range cases {
 		h.publish(c.subject, fmt.Sprintf("bad-%d", i), c.data)
 	}
 	// The pipeline keeps going after poison.
-	h.publish("orders.order.created", "good-1", created("good-1", "SO-2", now, now.Add(3*time.Hour)))
+	h.publish(features.Subject("order.created", "SO-2"), "good-1", created("good-1", "SO-2", now, now.Add(3*time.Hour)))
 
 	st := h.drained()
 	if st.DeadLettered != int64(len(cases)) || st.EventsApplied != 1 {
@@ -342,8 +344,8 @@ func TestBadInputGoesToDLQWithReason(t *testing.T) {
 			if string(m.Data()) != string(c.data) {
 				t.Error("the original bytes were not kept")
 			}
-			if got := m.Headers().Get(pipeline.HeaderOriginalSubject); got != c.subject {
-				t.Errorf("original subject header = %q, want %q", got, c.subject)
+			if got := m.Headers().Get(pipeline.HeaderOriginalSubject); got != storedSubject(c.subject) {
+				t.Errorf("original subject header = %q, want %q", got, storedSubject(c.subject))
 			}
 			if m.Headers().Get(pipeline.HeaderDetail) == "" {
 				t.Error("no detail header")
@@ -365,9 +367,9 @@ func TestDuplicateEventIDAppliedOnce(t *testing.T) {
 	ev := created("e-dup", "SO-3", now, now.Add(5*time.Hour))
 	// Distinct Nats-Msg-Ids get past JetStream's dedupe window, as a replayed
 	// producer beyond two minutes would; our own event-id check must catch it.
-	h.publish("orders.order.created", "m-1", ev)
-	h.publish("orders.order.created", "m-2", ev)
-	h.publish("orders.note.added", "m-3", event("e-note", "note.added", "SO-3", now, `{"text":"call before delivery"}`))
+	h.publish(features.Subject("order.created", "SO-3"), "m-1", ev)
+	h.publish(features.Subject("order.created", "SO-3"), "m-2", ev)
+	h.publish(features.Subject("note.added", "SO-3"), "m-3", event("e-note", "note.added", "SO-3", now, `{"text":"call before delivery"}`))
 	st := h.drained()
 	if st.EventsApplied != 2 || st.Duplicates != 1 {
 		t.Errorf("stats = %+v, want 2 applied, 1 duplicate", st)
@@ -381,13 +383,13 @@ func TestDuplicateEventIDAppliedOnce(t *testing.T) {
 func TestEventBeforeCreatedIsKept(t *testing.T) {
 	h := newHarness(t, true)
 	now := time.Now()
-	h.publish("orders.credit.hold", "e-h", event("e-h", "credit.hold", "SO-4", now, `{"reason":"over_limit"}`))
+	h.publish(features.Subject("credit.hold", "SO-4"), "e-h", event("e-h", "credit.hold", "SO-4", now, `{"reason":"over_limit"}`))
 	h.drained()
 	v, ok := h.order("SO-4")
 	if !ok || !v.Record.State.OnCreditHold() || v.Record.State.Known {
 		t.Fatalf("early credit.hold: state %+v found=%v, want kept as unknown order on hold", v.Record.State, ok)
 	}
-	h.publish("orders.order.created", "e-c", created("e-c", "SO-4", now.Add(-time.Minute), now.Add(2*time.Hour)))
+	h.publish(features.Subject("order.created", "SO-4"), "e-c", created("e-c", "SO-4", now.Add(-time.Minute), now.Add(2*time.Hour)))
 	h.drained()
 	v, _ = h.order("SO-4")
 	if !v.Record.State.Known || !v.Record.State.OnCreditHold() || v.Record.Risk == nil {
@@ -406,10 +408,10 @@ func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 			// every hour.
 			now := time.Date(2026, 11, 18, 15, 7, 0, 0, time.UTC)
 			h := newHarness(t, withModel, func(o *pipeline.Options) { o.Clock = func() time.Time { return now } })
-			h.publish("orders.credit.hold", "r-2", event("r-2", "credit.hold", "SO-5", now.Add(-2*time.Hour), `{"reason":"over_limit"}`))
-			h.publish("orders.order.created", "r-1", created("r-1", "SO-5", now.Add(-3*time.Hour), now.Add(20*time.Minute)))
-			h.publish("orders.allocation.short", "r-3", event("r-3", "allocation.short", "SO-5", now.Add(-time.Hour), `{"short_units":4}`))
-			h.publish("orders.integration.error", "r-4", event("r-4", "integration.error", "SO-5", now.Add(-time.Hour), `{"system":"edi","text":"855 map fail"}`))
+			h.publish(features.Subject("credit.hold", "SO-5"), "r-2", event("r-2", "credit.hold", "SO-5", now.Add(-2*time.Hour), `{"reason":"over_limit"}`))
+			h.publish(features.Subject("order.created", "SO-5"), "r-1", created("r-1", "SO-5", now.Add(-3*time.Hour), now.Add(20*time.Minute)))
+			h.publish(features.Subject("allocation.short", "SO-5"), "r-3", event("r-3", "allocation.short", "SO-5", now.Add(-time.Hour), `{"short_units":4}`))
+			h.publish(features.Subject("integration.error", "SO-5"), "r-4", event("r-4", "integration.error", "SO-5", now.Add(-time.Hour), `{"system":"edi","text":"855 map fail"}`))
 			h.drained()
 
 			var v orderView
@@ -483,7 +485,7 @@ func TestRestartKeepsStateAndCountsOnce(t *testing.T) {
 		nc, _ := nats.Connect(ns.ClientURL())
 		js, _ := jetstream.New(nc)
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+		if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		st, err := store.Open(store.Options{Dir: dir + "/badger"})
@@ -513,14 +515,14 @@ func TestRestartKeepsStateAndCountsOnce(t *testing.T) {
 	h, stop := start()
 	for i := range 50 {
 		id := fmt.Sprintf("e-%d", i)
-		h.publish("orders.order.created", id, created(id, fmt.Sprintf("SO-%d", i%10), now, now.Add(4*time.Hour)))
+		h.publish(features.Subject("order.created", fmt.Sprintf("SO-%d", i%10)), id, created(id, fmt.Sprintf("SO-%d", i%10), now, now.Add(4*time.Hour)))
 	}
 	first := h.drained()
 	stop()
 
 	h, stop = start()
 	defer stop()
-	h.publish("orders.order.created", "e-50", created("e-50", "SO-50", now, now.Add(4*time.Hour)))
+	h.publish(features.Subject("order.created", "SO-50"), "e-50", created("e-50", "SO-50", now, now.Add(4*time.Hour)))
 	st := h.drained()
 	if first.EventsApplied != 50 || st.EventsApplied != 51 || st.Duplicates != 0 || st.OpenOrders != 11 {
 		t.Errorf("stats before restart %+v, after %+v: want 50 then 51 applied, no duplicates, 11 open orders", first, st)
@@ -546,7 +548,7 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	ref := now.Add(24 * time.Hour)
 	first, _ := process.NextCheckpoint("SO-T", ref, ref.Add(-5*time.Hour))
 	offset := ref.Sub(first)
-	h.publish("orders.order.created", "t-1", created("t-1", "SO-T", now, now.Add(offset+time.Second)))
+	h.publish(features.Subject("order.created", "SO-T"), "t-1", created("t-1", "SO-T", now, now.Add(offset+time.Second)))
 	waitFor(t, "a timer row for SO-T", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -581,10 +583,10 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 func TestClosedOrdersExpire(t *testing.T) {
 	h := newHarness(t, true, func(o *pipeline.Options) { o.Retention = time.Second })
 	now := time.Now()
-	h.publish("orders.order.created", "x-1", created("x-1", "SO-X", now, now.Add(3*time.Hour)))
-	h.publish("orders.order.created", "x-2", created("x-2", "SO-OPEN", now, now.Add(3*time.Hour)))
-	h.publish("orders.shipment.confirmed", "x-3", event("x-3", "shipment.confirmed", "SO-X", now.Add(time.Minute), `{}`))
-	h.publish("orders.note.added", "x-4", event("x-4", "note.added", "SO-ORPHAN", now, `{"text":"no order yet"}`))
+	h.publish(features.Subject("order.created", "SO-X"), "x-1", created("x-1", "SO-X", now, now.Add(3*time.Hour)))
+	h.publish(features.Subject("order.created", "SO-OPEN"), "x-2", created("x-2", "SO-OPEN", now, now.Add(3*time.Hour)))
+	h.publish(features.Subject("shipment.confirmed", "SO-X"), "x-3", event("x-3", "shipment.confirmed", "SO-X", now.Add(time.Minute), `{}`))
+	h.publish(features.Subject("note.added", "SO-ORPHAN"), "x-4", event("x-4", "note.added", "SO-ORPHAN", now, `{"text":"no order yet"}`))
 	st := h.drained()
 	if st.OpenOrders != 1 {
 		t.Errorf("open orders = %d, want 1", st.OpenOrders)
@@ -595,4 +597,14 @@ func TestClosedOrdersExpire(t *testing.T) {
 			t.Errorf("%s stored after its retention: %v, want %v", id, ok, want)
 		}
 	}
+}
+
+// storedSubject is the subject ORDERS (DefaultPartitions) stores a message
+// published to subj under: orders.<type>.<token> gets the token's partition.
+func storedSubject(subj string) string {
+	tokens := strings.Split(subj, ".")
+	if len(tokens) != 4 {
+		return subj
+	}
+	return fmt.Sprintf("orders.%d.%s", features.Partition(tokens[3], pipeline.DefaultPartitions), strings.Join(tokens[1:], "."))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/process"
 )
@@ -32,9 +33,9 @@ func TestPoisonRecordIsDeadLetteredAndTheRestApplied(t *testing.T) {
 	const good = 40
 	for i := range good {
 		id := fmt.Sprintf("g-%d", i)
-		r.publish("orders.order.created", id, created(id, fmt.Sprintf("SO-G%d", i), now, now.Add(4*time.Hour)))
+		r.publish(features.Subject("order.created", fmt.Sprintf("SO-G%d", i)), id, created(id, fmt.Sprintf("SO-G%d", i), now, now.Add(4*time.Hour)))
 		if i == good/2 {
-			r.publish("orders.note.added", "bad-1", event("bad-1", "note.added", "SO-BAD", now, `{"text":"hello"}`))
+			r.publish(features.Subject("note.added", "SO-BAD"), "bad-1", event("bad-1", "note.added", "SO-BAD", now, `{"text":"hello"}`))
 		}
 	}
 	st := r.drained(30 * time.Second)

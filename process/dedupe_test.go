@@ -37,7 +37,7 @@ func newTestProcessor(t *testing.T, so store.Options, po Options) (*Processor, *
 // createdMsg is message seq of ORDERS: order.created of order at when, its cutoff
 // 8 h later.
 func createdMsg(seq int, order string, when time.Time) *Message {
-	return &Message{Seq: uint64(seq), Subject: "orders.order.created", Data: []byte(fmt.Sprintf(
+	return &Message{Seq: uint64(seq), Subject: storedSubject("order.created", order), Data: []byte(fmt.Sprintf(
 		`{"id":"e-%d","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":%q,"data":{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-1","lines":1,"units":1,"value":10}}`,
 		seq, when.Format(time.RFC3339), order, when.Add(8*time.Hour).Format(time.RFC3339)))}
 }

@@ -197,7 +197,8 @@ func FuzzProcessBatches(f *testing.F) {
 				batch = append(batch, m)
 			default:
 				at = at.Add(time.Duration(in.next()) * time.Minute)
-				m := &Message{Seq: uint64(len(stream) + 1), Subject: "orders.fuzz", Data: fuzzEvent(op, in.next(), len(stream)+1, at, in)}
+				data := fuzzEvent(op, in.next(), len(stream)+1, at, in)
+				m := &Message{Seq: uint64(len(stream) + 1), Subject: subjectOf(data), Data: data}
 				stream = append(stream, m)
 				batch = append(batch, m)
 			}

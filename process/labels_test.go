@@ -30,7 +30,7 @@ func TestWarehouseLabelsAreBounded(t *testing.T) {
 			// not a label: non-ASCII.
 			wh = strings.Repeat("é", 25) + wh
 		}
-		msgs = append(msgs, &Message{Seq: uint64(i + 1), Subject: "orders.order.created", Data: fmt.Appendf(nil,
+		msgs = append(msgs, &Message{Seq: uint64(i + 1), Subject: storedSubject("order.created", fmt.Sprint("SO-", i)), Data: fmt.Appendf(nil,
 			`{"id":"e-%d","type":"order.created","schema":1,"occurred_at":%q,"source":"erp","order_id":"SO-%d","data":{"warehouse":%q,"ship_cutoff":%q}}`,
 			i, at.Format(time.RFC3339), i, wh, at.Add(8*time.Hour).Format(time.RFC3339))})
 	}

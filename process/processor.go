@@ -303,6 +303,7 @@ func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*
 		case poison != nil:
 			it.reason, it.detail = ReasonPoison, poisonDetail(poison)
 		case err == nil:
+			it.reason, it.detail = features.CheckSubject(m.Subject, &it.ev)
 		case Classify(err) == Permanent:
 			var de *features.DecodeError
 			errors.As(err, &de)

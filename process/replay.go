@@ -9,7 +9,6 @@ import (
 	"log/slog"
 
 	"github.com/orderwatch/orderwatch/actions"
-	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -99,7 +98,7 @@ func Replay(ctx context.Context, r io.Reader, opts ReplayOptions) (ReplayStats, 
 		}
 		m := &msgs[len(ptrs)]
 		// The scanner reuses its buffer: keep a copy for the batch.
-		*m = Message{Seq: uint64(st.Lines), Subject: features.Subject("replay"), Data: append(m.Data[:0], line...)}
+		*m = Message{Seq: uint64(st.Lines), Data: append(m.Data[:0], line...)}
 		ptrs = append(ptrs, m)
 		if len(ptrs) == opts.BatchSize {
 			if err := flush(); err != nil {

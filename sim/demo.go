@@ -10,7 +10,7 @@ import (
 	"github.com/orderwatch/orderwatch/features"
 )
 
-// PublishFunc sends one encoded event; subject is features.Subject(type) and msgID
+// PublishFunc sends one encoded event; subject is features.Subject(type, order) and msgID
 // the event id (the Nats-Msg-Id). data is valid only during the call. It may be
 // called again with the same arguments after it returned an error.
 type PublishFunc func(ctx context.Context, subject, msgID string, data []byte) error
@@ -240,17 +240,20 @@ func (d *Demo) malformed() (subject, id string, data []byte) {
 	}
 	switch d.bad % 4 {
 	case 1:
-		return evSubjects[evOrderCreated], id, []byte("{not json")
+		return features.Subject(features.TypeOrderCreated, badOrder), id, []byte("{not json")
 	case 2:
-		return "orders.bogus.type", id, envelope("bogus.type", "SO-000000", "{}")
+		return "orders.bogus.type." + badOrder, id, envelope("bogus.type", badOrder, "{}")
 	case 3:
-		return features.Subject(features.TypeCarrierPerformance), id,
+		return features.Subject(features.TypeCarrierPerformance, ""), id,
 			envelope(features.TypeCarrierPerformance, "", `{"carrier":"FDXG","on_time_share":1e308}`)
 	default:
-		return features.Subject(features.TypeOrderChanged), id,
-			envelope(features.TypeOrderChanged, "SO-000000", `{"change":"cutoff","ship_cutoff":"9999-12-31T23:59:59Z"}`)
+		return features.Subject(features.TypeOrderChanged, badOrder), id,
+			envelope(features.TypeOrderChanged, badOrder, `{"change":"cutoff","ship_cutoff":"9999-12-31T23:59:59Z"}`)
 	}
 }
+
+// badOrder is the order of the demo's malformed events.
+const badOrder = "SO-000000"
 
 // publishRetry publishes one message, retrying failures with exponential backoff.
 func (d *Demo) publishRetry(ctx context.Context, publish PublishFunc, subject, id string, data []byte) error {

@@ -81,7 +81,7 @@ func TestDemoBacklog(t *testing.T) {
 		if err := features.Decode(m.data, &ev); err != nil {
 			t.Fatalf("demo event %s does not decode: %v", m.id, err)
 		}
-		if ev.ID != m.id || m.subject != features.Subject(ev.Type) {
+		if ev.ID != m.id || m.subject != features.Subject(ev.Type, ev.OrderID) {
 			t.Fatalf("message %s: subject %s for %s", m.id, m.subject, ev.ID)
 		}
 		if ev.OccurredAt.After(now) {
@@ -124,10 +124,10 @@ func TestDemoBadEvery(t *testing.T) {
 		}
 		reasons[de.Reason]++
 		want := map[string]string{
-			features.ReasonBadJSON:     features.Subject(features.TypeOrderCreated),
-			features.ReasonUnknownType: "orders.bogus.type",
-			features.ReasonOutOfRange:  features.Subject(features.TypeCarrierPerformance),
-			features.ReasonAbsurdTime:  features.Subject(features.TypeOrderChanged),
+			features.ReasonBadJSON:     "orders.order.created.SO-000000",
+			features.ReasonUnknownType: "orders.bogus.type.SO-000000",
+			features.ReasonOutOfRange:  "orders.carrier.performance",
+			features.ReasonAbsurdTime:  "orders.order.changed.SO-000000",
 		}[de.Reason]
 		if m.subject != want {
 			t.Errorf("bad message %d (%s): subject %q, want %q", i+1, de.Reason, m.subject, want)

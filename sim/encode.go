@@ -47,9 +47,12 @@ var evNames = [numEvTypes]string{
 	features.TypeOrderCancelled, features.TypeWarehouseLoad, features.TypeCarrierPerformance,
 }
 
+// evSubjects are the subjects of the context events, indexed by type.
 var evSubjects = func() (s [numEvTypes]string) {
 	for i, n := range evNames {
-		s[i] = features.Subject(n)
+		if features.IsContext(n) {
+			s[i] = features.Subject(n, "")
+		}
 	}
 	return s
 }()

@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/orderwatch/orderwatch/features"
 )
 
 // Faults sets the delivery faults of a real bus, each a share of the events. They
@@ -72,9 +75,31 @@ type Emitted struct {
 // ID returns the event's id (its Nats-Msg-Id). It allocates.
 func (e *Emitted) ID() string { return string(e.Data[len(idPrefix) : len(idPrefix)+e.idLen]) }
 
-// Subject returns the JetStream subject of the event, features.Subject(e.Type),
-// without allocating.
-func (e *Emitted) Subject() string { return evSubjects[e.typ] }
+// Subject returns the JetStream subject of the event, features.Subject(e.Type,
+// order id): orders.<type>.<order> for an order event, orders.<type> for a
+// context event. It allocates for an order event.
+func (e *Emitted) Subject() string {
+	oid := e.orderID()
+	if oid == nil {
+		return evSubjects[e.typ]
+	}
+	return features.Subject(e.Type, string(oid))
+}
+
+// orderID returns the order id in Data, nil for a context event: the encoder
+// writes it right after the id and the type (head).
+func (e *Emitted) orderID() []byte {
+	const typeKey, orderKey = `","type":"`, `","order_id":"`
+	rest := e.Data[min(len(idPrefix)+e.idLen+len(typeKey)+len(evNames[e.typ]), len(e.Data)):]
+	if !bytes.HasPrefix(rest, []byte(orderKey)) {
+		return nil
+	}
+	rest = rest[len(orderKey):]
+	if end := bytes.IndexByte(rest, '"'); end > 0 {
+		return rest[:end]
+	}
+	return nil
+}
 
 // EmitFunc receives the simulator's events in delivery order. An error stops the
 // simulation and is returned by Run.

@@ -81,7 +81,7 @@ func TestEventsValid(t *testing.T) {
 		if err := features.Decode(em.Data, &ev); err != nil {
 			return fmt.Errorf("event %d does not decode: %v\n%s", n, err, em.Data)
 		}
-		if ev.ID != em.ID() || ev.Type != em.Type || em.Subject() != features.Subject(ev.Type) {
+		if ev.ID != em.ID() || ev.Type != em.Type || em.Subject() != features.Subject(ev.Type, ev.OrderID) {
 			return fmt.Errorf("event %s: id %q type %q subject %q", ev.ID, em.ID(), em.Type, em.Subject())
 		}
 		if !ev.OccurredAt.Equal(em.OccurredAt) || em.EmittedAt.Before(em.OccurredAt) {

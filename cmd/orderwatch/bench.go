@@ -26,7 +26,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/actions"
-	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
@@ -140,7 +139,7 @@ func benchServer(ctx context.Context, dir, syncPolicy string) (jetstream.JetStre
 		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
-	for _, cfg := range pipeline.StreamConfigs() {
+	for _, cfg := range pipeline.StreamConfigs(0) {
 		if err != nil {
 			break
 		}
@@ -169,7 +168,7 @@ func simulateN(ctx context.Context, scenario sim.Scenario, seed uint64, n int, f
 			return errEnough
 		}
 		count++
-		return emit(features.Subject(ev.Type), eventID(ev.Data), ev.Data)
+		return emit(ev.Subject(), eventID(ev.Data), ev.Data)
 	})
 	if errors.Is(err, errEnough) || (err == nil && count == n) {
 		return nil

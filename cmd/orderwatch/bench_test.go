@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
@@ -75,7 +78,7 @@ func BenchmarkProcess(b *testing.B) {
 	const batchSize = 1024
 	var msgs []*process.Message
 	err := simulateN(context.Background(), sim.Normal, 1, max(b.N, batchSize), sim.DefaultFaults, func(subject, id string, data []byte) error {
-		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: subject, Data: slices.Clone(data),
+		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: storedSubject(subject), Data: slices.Clone(data),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
 		return nil
 	})
@@ -151,4 +154,15 @@ func BenchmarkProcess(b *testing.B) {
 	var n, size int
 	_ = st.Orders(func(_ string, rec []byte) error { n++; size += len(rec); return nil })
 	b.ReportMetric(float64(size)/float64(max(n, 1)), "record_bytes")
+}
+
+// storedSubject is the subject ORDERS (DefaultPartitions) stores a message
+// published to subject under: orders.<type>.<token> gets the token's partition
+// in front, orders.<type> stays.
+func storedSubject(subject string) string {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) != 4 {
+		return subject
+	}
+	return fmt.Sprintf("orders.%d.%s", features.Partition(tokens[3], pipeline.DefaultPartitions), strings.Join(tokens[1:], "."))
 }

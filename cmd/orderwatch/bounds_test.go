@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -28,7 +29,7 @@ func startBoundsPipeline(t *testing.T, before func(*store.Store)) (jetstream.Jet
 	ns := natstest.Start(t, nil)
 	js := natstest.JetStream(t, ns.ClientURL())
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -79,11 +80,21 @@ func startBoundsPipeline(t *testing.T, before func(*store.Store)) (jetstream.Jet
 // publishEvent publishes an event as a producer does, with its id as Nats-Msg-Id.
 func publishEvent(t *testing.T, js jetstream.JetStream, typ, id string, body []byte) {
 	t.Helper()
-	msg := &nats.Msg{Subject: features.Subject(typ), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: features.Subject(typ, orderIDOf(body)), Data: body, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatalf("publish %s: %v", id, err)
 	}
+}
+
+// orderIDOf is the order_id of an encoded event, "" when it has none or is not
+// JSON.
+func orderIDOf(body []byte) string {
+	var env struct {
+		OrderID string `json:"order_id"`
+	}
+	_ = json.Unmarshal(body, &env)
+	return env.OrderID
 }
 
 // publishOrders publishes order.created for SO-0..SO-n-1 of carrier UPS, cutoffs

@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -40,7 +41,7 @@ func TestApproveFromTheCommandLine(t *testing.T) {
 	} {
 		var env struct{ ID, Type string }
 		_ = json.Unmarshal([]byte(ev), &env)
-		if err := nc.PublishMsg(&nats.Msg{Subject: "orders." + env.Type, Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: features.Subject(env.Type, orderIDOf([]byte(ev))), Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

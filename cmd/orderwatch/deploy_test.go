@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 )
 
@@ -153,7 +154,7 @@ func TestAlertsAndDashboardUseExistingMetrics(t *testing.T) {
 		id := fmt.Sprintf("dep-%d", n)
 		ev := fmt.Sprintf(`{"id":%q,"type":"order.created","order_id":"SO-DEP-%d","occurred_at":%q,"source":"erp","schema":1,"data":{"warehouse":"TST","ship_cutoff":%q,"customer_id":"C-DEP-%d","customer_tier":"gold","lines":2,"value":300}}`,
 			id, n, now.Add(-26*time.Hour).Format(time.RFC3339), now.Add(-24*time.Hour).Format(time.RFC3339), n)
-		if err := nc.PublishMsg(&nats.Msg{Subject: "orders.order.created", Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}}); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: features.Subject(features.TypeOrderCreated, fmt.Sprintf("SO-DEP-%d", n)), Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +172,7 @@ func TestAlertsAndDashboardUseExistingMetrics(t *testing.T) {
 	if err := js.DeleteStream(ctx, pipeline.StreamDLQ); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Publish("orders.order.created", []byte("{not json")); err != nil {
+	if err := nc.Publish("orders.order.created.SO-DEP-0", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a batch failing at dlq_publish once ORDERS_DLQ is gone", func() bool {
@@ -179,7 +180,7 @@ func TestAlertsAndDashboardUseExistingMetrics(t *testing.T) {
 	})
 
 	// Streams back, so the process recovers and stops quickly.
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -190,15 +190,17 @@ func poisonMsgs() []faultMsg {
 	}
 	return []faultMsg{
 		poison("orders.order.created", []byte(`{"id":"x-1","type":"order.created",`), "bad_json"),
-		poison("orders.order.teleported", ev("x-2", "order.teleported", "SO-X", `{}`), "unknown_type"),
-		poison("orders.order.created", ev("x-3", "order.created", "SO-X", `{"warehouse":"DAL"}`), "missing_field"),
+		poison("orders.order.teleported.SO-X", ev("x-2", "order.teleported", "SO-X", `{}`), "unknown_type"),
+		poison("orders.order.created.SO-X", ev("x-3", "order.created", "SO-X", `{"warehouse":"DAL"}`), "missing_field"),
 		poison("orders.pick.confirmed", ev("x-4", "pick.confirmed", "", `{}`), "missing_order_id"),
-		poison("orders.note.added", ev("x-5", "note.added", "SO-X", `{"text":"`+strings.Repeat("y", 70<<10)+`"}`), "oversize"),
+		poison("orders.note.added.SO-X", ev("x-5", "note.added", "SO-X", `{"text":"`+strings.Repeat("y", 70<<10)+`"}`), "oversize"),
 		poison("orders.note.added", ev("x-6", "note.added", "SO-X", "{\"text\":\"caf\xe9\"}"), "invalid_utf8"),
 		poison("orders.note.added", bytes.Replace(ev("x-7", "note.added", "SO-X", `{}`), []byte(at), []byte("1970-01-01T00:00:00Z"), 1), "absurd_occurred_at"),
 		poison("orders.note.added", bytes.Replace(ev("x-8", "note.added", "SO-X", `{}`), []byte(`"schema":1`), []byte(`"schema":3`), 1), "wrong_schema"),
 		poison("orders.note.added", bytes.Replace(ev("x-9", "note.added", "SO-X", `{}`), []byte(`"x-9"`), []byte(`"x-9\u0007"`), 1), "bad_id"),
-		poison("orders.note.added", nil, "bad_json"),
+		poison("orders.note.added.SO-X", nil, "bad_json"),
+		poison("orders.note.added", ev("x-10", "note.added", "SO-X", `{}`), "unpartitioned"),
+		poison("orders.note.added.SO-Y", ev("x-11", "note.added", "SO-X", `{}`), "subject_mismatch"),
 	}
 }
 
@@ -943,7 +945,7 @@ func TestBurstLagGrowsMemoryBoundedDrains(t *testing.T) {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	const batch, heapBound = 64, 32 << 20
 	prod := newProducer(t, "nats://"+natsAddr)
-	if err := pipeline.EnsureStreams(context.Background(), prod.js, pipeline.StreamOptions{}); err != nil {
+	if _, err := pipeline.EnsureStreams(context.Background(), prod.js, pipeline.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	msgs := simStream(t, 14, 1300, 0)

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/pipeline"
 )
@@ -248,7 +249,7 @@ func publishHandwritten(t *testing.T, nc *nats.Conn) int {
 		if err := json.Unmarshal([]byte(line), &env); err != nil {
 			t.Fatal(err)
 		}
-		msg := &nats.Msg{Subject: "orders." + env.Type, Data: []byte(strings.TrimSpace(line)), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}
+		msg := &nats.Msg{Subject: features.Subject(env.Type, orderIDOf([]byte(line))), Data: []byte(strings.TrimSpace(line)), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}
 		if err := nc.PublishMsg(msg); err != nil {
 			t.Fatal(err)
 		}

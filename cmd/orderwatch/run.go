@@ -195,7 +195,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}); err != nil {
 		return err
 	}
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/orderwatch/orderwatch/features"
 )
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
@@ -102,12 +104,12 @@ func TestHandwrittenEventsThroughTheWholeProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Plain core NATS publish, as the simplest producer would do it.
-		if err := nc.PublishMsg(&nats.Msg{Subject: "orders." + env.Type, Data: sc.Bytes(), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: features.Subject(env.Type, orderIDOf(sc.Bytes())), Data: sc.Bytes(), Header: nats.Header{"Nats-Msg-Id": {env.ID}}}); err != nil {
 			t.Fatal(err)
 		}
 		n++
 	}
-	if err := nc.Publish("orders.order.created", []byte("{not json")); err != nil {
+	if err := nc.Publish("orders.order.created.SO-BAD", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {

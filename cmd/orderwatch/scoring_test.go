@@ -84,7 +84,7 @@ func TestShadowBadPastCutoffKeepsThePipelineGoing(t *testing.T) {
 					}
 					ev := fmt.Sprintf(`{"id":"sh-%d","type":"order.created","order_id":"SO-SH-%d","occurred_at":%q,"source":"erp","schema":1,"data":{"warehouse":"DAL","ship_cutoff":%q}}`,
 						i, i, now.Format(time.RFC3339Nano), cutoff.Format(time.RFC3339))
-					if err := nc.PublishMsg(&nats.Msg{Subject: "orders.order.created", Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("sh-%d", i)}}}); err != nil {
+					if err := nc.PublishMsg(&nats.Msg{Subject: features.Subject(features.TypeOrderCreated, fmt.Sprintf("SO-SH-%d", i)), Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("sh-%d", i)}}}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -61,7 +62,7 @@ func TestSIGTERMDuringApprovals(t *testing.T) {
 	now := time.Now().UTC()
 	publish := func(id, typ, order, data string, at time.Time) error {
 		ev := fmt.Sprintf(`{"id":%q,"type":%q,"order_id":%q,"occurred_at":%q,"source":"erp","schema":1,"data":%s}`, id, typ, order, at.Format(time.RFC3339Nano), data)
-		return nc.PublishMsg(&nats.Msg{Subject: "orders." + typ, Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}})
+		return nc.PublishMsg(&nats.Msg{Subject: features.Subject(typ, order), Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}})
 	}
 	created := func(order string) string {
 		return fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q,"customer_id":"C-%s","customer_tier":"gold","lines":2,"value":300}`,

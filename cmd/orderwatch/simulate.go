@@ -32,9 +32,12 @@ type simulateConfig struct {
 	Scale    float64
 	Out      string
 	NATS     natsFlags
-	Rate     float64
-	Labels   string
-	Faults   sim.Faults
+	// Partitions of ORDERS when simulate creates it; 0 means the existing
+	// stream's, or pipeline.DefaultPartitions.
+	Partitions int
+	Rate       float64
+	Labels     string
+	Faults     sim.Faults
 }
 
 func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error) {
@@ -51,7 +54,8 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 	fs.StringVar(&scname, "scenario", string(sim.Normal), "`scenario`: normal, peak, carrier-disruption or warehouse-outage")
 	fs.Float64Var(&c.Scale, "scale", 1, "network `size`: order volume, pickers, customers, trailers")
 	fs.StringVar(&c.Out, "out", "", "write NDJSON events to `file` (default stdout unless --nats-url)")
-	c.NATS.register(fs, "publish to JetStream at `url` instead (subject orders.<type>, Nats-Msg-Id = id)")
+	c.NATS.register(fs, "publish to JetStream at `url` instead (subject orders.<type>.<order_id>, Nats-Msg-Id = id)")
+	fs.IntVar(&c.Partitions, "partitions", 0, "with --nats-url: `n` partitions of ORDERS if it is created (0 = an existing stream's, else 16)")
 	fs.Float64Var(&c.Rate, "rate", 0, "with --nats-url: at most `n` events per second (0 = as fast as possible)")
 	fs.StringVar(&c.Labels, "labels", "", "write the ground truth to `file` (CSV: order_id,missed_cutoff,minutes_late,exception_class)")
 	fs.Float64Var(&c.Faults.Duplicates, "duplicates", sim.DefaultFaults.Duplicates, "`share` of events delivered twice (same id)")
@@ -83,6 +87,10 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 		return c, fmt.Errorf("--rate %v: want >= 0", c.Rate)
 	case c.Rate > 0 && c.NATS.URL == "":
 		return c, errors.New("--rate needs --nats-url")
+	case c.Partitions < 0 || c.Partitions > pipeline.MaxPartitions:
+		return c, fmt.Errorf("--partitions %d: want 1..%d, or 0", c.Partitions, pipeline.MaxPartitions)
+	case c.Partitions > 0 && c.NATS.URL == "":
+		return c, errors.New("--partitions needs --nats-url")
 	}
 	return c, nil
 }
@@ -126,7 +134,7 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 	var pub *jsSink
 	var out *bufio.Writer
 	if cfg.NATS.URL != "" {
-		pub, err = newJSSink(ctx, cfg.NATS, 4096, stderr)
+		pub, err = newJSSink(ctx, cfg.NATS, cfg.Partitions, 4096, stderr)
 		if err != nil {
 			return err
 		}
@@ -224,7 +232,7 @@ type jsSink struct {
 	deduped int64 // acked as duplicates within the stream's dedupe window
 }
 
-func newJSSink(ctx context.Context, conn natsFlags, window int, stderr io.Writer) (*jsSink, error) {
+func newJSSink(ctx context.Context, conn natsFlags, partitions, window int, stderr io.Writer) (*jsSink, error) {
 	nc, err := conn.connect("orderwatch-simulate", slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, err
@@ -234,7 +242,7 @@ func newJSSink(ctx context.Context, conn natsFlags, window int, stderr io.Writer
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas}); err != nil {
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, Partitions: partitions}); err != nil {
 		nc.Close()
 		return nil, err
 	}

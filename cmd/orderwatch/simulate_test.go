@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/natstest"
+	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 )
 
@@ -34,6 +37,8 @@ func TestParseSimulateFlags(t *testing.T) {
 		{"--start", "yesterday"},
 		{"--out", "x.ndjson", "--nats-url", "nats://127.0.0.1:4222"},
 		{"--rate", "100"},
+		{"--partitions", "4"},
+		{"--partitions", "-1", "--nats-url", "nats://127.0.0.1:4222"},
 		{"extra"},
 	} {
 		if _, err := parseSimulateFlags(args, &stderr); err == nil {
@@ -117,7 +122,7 @@ func TestSimulatedFileThroughRun(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &env); err != nil {
 			t.Fatal(err)
 		}
-		ack, err := js.Publish(ctx, features.Subject(env.Type), sc.Bytes(), jetstream.WithMsgID(env.ID))
+		ack, err := js.Publish(ctx, features.Subject(env.Type, orderIDOf(sc.Bytes())), sc.Bytes(), jetstream.WithMsgID(env.ID))
 		if err != nil {
 			t.Fatalf("publish line %d: %v", lines, err)
 		}
@@ -137,5 +142,57 @@ func TestSimulatedFileThroughRun(t *testing.T) {
 	}
 	if st["open_orders"] != 0 {
 		t.Errorf("stats %v: every simulated order finishes, want 0 open", st)
+	}
+}
+
+// TestSimulatePublishesPartitioned: simulate --nats-url --partitions 4 creates
+// ORDERS with 4 partitions and publishes every order event with its order in
+// the subject, so JetStream stores it in the order's partition; context events
+// stay on orders.<type>. Nothing it publishes is refused by the subject check.
+func TestSimulatePublishesPartitioned(t *testing.T) {
+	url := startNATS(t, nil)
+	cfg, err := parseSimulateFlags([]string{"--nats-url", url, "--orders", "20", "--warmup", "0s", "--partitions", "4"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := simulate(context.Background(), cfg, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	js := natstest.JetStream(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pipeline.StreamPartitions(s.CachedInfo().Config); err != nil || n != 4 {
+		t.Fatalf("ORDERS has %d partitions (%v), want 4", n, err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := s.CachedInfo().State.Msgs
+	parts := map[int]int{}
+	for range total {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev features.Event
+		if err := features.Decode(m.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if reason, detail := features.CheckSubject(m.Subject(), &ev); reason != "" {
+			t.Fatalf("%s on %s: %s: %s", ev.ID, m.Subject(), reason, detail)
+		}
+		p, _, tok, _ := features.ParseStoredSubject(m.Subject())
+		if !features.IsContext(ev.Type) && p != features.Partition(tok, 4) {
+			t.Fatalf("%s stored as %s, want partition %d", ev.ID, m.Subject(), features.Partition(tok, 4))
+		}
+		parts[p]++
+	}
+	if total < 100 || len(parts) != 5 {
+		t.Errorf("%d messages, by partition (-1: context) %v; want all four partitions and context events", total, parts)
 	}
 }
