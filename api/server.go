@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,9 @@ type Options struct {
 	// Targets describes the delivery targets; nil means GET /api/v1/targets
 	// answers 404.
 	Targets TargetLister
+	// Group is the group of instances this one belongs to; nil answers 404 on
+	// GET /api/v1/cluster and /api/v1/stats?scope=group.
+	Group Group
 	// Token is the bearer token of mutating requests; empty refuses them all.
 	Token string
 	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
@@ -76,6 +80,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/decisions", s.decisionsList)
 	mux.HandleFunc("GET /api/v1/decisions/{id}", s.decisionShow)
 	mux.HandleFunc("GET /api/v1/targets", s.targets)
+	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	if g := o.Governor; g != nil {
 		mux.HandleFunc("GET /api/v1/approvals", s.approvals)
 		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.answer(actions.TrailApproved, true, g.Approve)))
@@ -122,7 +127,16 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
+func (s *server) stats(w http.ResponseWriter, r *http.Request) {
+	switch scope := r.URL.Query().Get("scope"); scope {
+	case "", "instance":
+	case "group":
+		s.groupStats(w)
+		return
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "scope " + strconv.Quote(scope) + " is not known: use instance (the default) or group"})
+		return
+	}
 	st, err := s.o.Store.Stats()
 	if err != nil {
 		s.fail(w, err)

@@ -14,6 +14,9 @@ import (
 // LagOptions configures a LagMonitor. Zero values mean the defaults.
 type LagOptions struct {
 	JetStream jetstream.JetStream // required
+	// Consumers returns the consumers to sum (Pipeline.Consumers); nil means
+	// none yet.
+	Consumers func() []string
 	// Interval between two reads of the consumer's info. Zero means 1s.
 	Interval   time.Duration
 	Logger     *slog.Logger          // nil means discard
@@ -103,13 +106,25 @@ func (l *LagMonitor) ObservePending(pending uint64) { l.pending.Set(float64(pend
 func (l *LagMonitor) poll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(l.opts.Interval, time.Second))
 	defer cancel()
-	// Consumer fetches the consumer's info from the server; CachedInfo is that answer.
-	c, err := l.opts.JetStream.Consumer(ctx, StreamOrders, ConsumerName)
-	if err != nil {
-		return fmt.Errorf("pipeline: consumer %s on %s: %w", ConsumerName, StreamOrders, err)
+	if l.opts.Consumers == nil {
+		return nil
 	}
-	info := c.CachedInfo()
-	l.pending.Set(float64(info.NumPending))
-	l.ackPending.Set(float64(info.NumAckPending))
+	// The lag of an instance is the sum over the consumers of the partitions
+	// it owns; Consumer fetches each one's info from the server.
+	var pending, ackPending uint64
+	for _, name := range l.opts.Consumers() {
+		c, err := l.opts.JetStream.Consumer(ctx, StreamOrders, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // given up meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline: consumer %s on %s: %w", name, StreamOrders, err)
+		}
+		info := c.CachedInfo()
+		pending += info.NumPending
+		ackPending += uint64(info.NumAckPending)
+	}
+	l.pending.Set(float64(pending))
+	l.ackPending.Set(float64(ackPending))
 	return nil
 }

@@ -50,7 +50,8 @@ func TestLagMonitorReportsPendingAndAckPending(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Interval: 20 * time.Millisecond, Registerer: reg})
+	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Interval: 20 * time.Millisecond, Registerer: reg,
+		Consumers: func() []string { return []string{pipeline.ConsumerName} }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,10 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	ackFailures prometheus.Counter
 	running     prometheus.Gauge
+	// Partitions taken over and given up.
+	notOwned         prometheus.Counter
+	takeoverFailures prometheus.Counter
+	takeoverSecs     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,9 +36,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_consumer_running",
 			Help: "1 while the JetStream consumer is fetching.",
 		}),
+		notOwned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_partition_messages_not_owned_total",
+			Help: "Messages delivered for a partition this instance no longer owned when it staged or acked them: left unacked for the partition's next owner.",
+		}),
+		takeoverFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_partition_takeover_failures_total",
+			Help: "Partitions leased but not started: their state could not be rebuilt or their consumer created (see the log).",
+		}),
+		takeoverSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderwatch_partition_takeover_seconds",
+			Help:    "Time from a partition's lease to reading it: forgetting the old state, rebuilding it from ORDERS, creating the consumer.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.batchSecs, m.batchSize, m.ackFailures, m.running} {
+		for _, c := range []prometheus.Collector{m.batchSecs, m.batchSize, m.ackFailures, m.running, m.notOwned, m.takeoverFailures, m.takeoverSecs} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -33,7 +34,9 @@ type Options struct {
 	// AckWait is the consumer's redelivery timeout. Zero means 30s.
 	AckWait time.Duration
 	// EventTime runs scoring moments and rescoring timers on the event-time
-	// watermark instead of the wall clock, as replay does.
+	// watermark instead of the wall clock, as replay does, and reads ORDERS
+	// whole in stream order with one consumer ("<group>-ordered"), so that the
+	// same stream gives the same rows; Ownership must be nil.
 	EventTime bool
 	// OnRow receives every scored row (see process.Options.OnRow).
 	OnRow func(*Row)
@@ -46,6 +49,15 @@ type Options struct {
 	OnPending func(pending uint64)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
+	// Partitions is the number of order partitions of ORDERS; zero reads it
+	// from the stream's subject transform.
+	Partitions int
+	// Group names the consumers ("<group>-p<NN>-e<epoch>"); "" means
+	// ConsumerName. Member names this instance's follower of the context
+	// subjects ("<group>-follow-<member>"); "" means "local".
+	Group, Member string
+	// Ownership says which partitions are this instance's; nil owns them all.
+	Ownership Ownership
 	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -55,13 +67,18 @@ type Options struct {
 // Pipeline consumes ORDERS and applies each batch in one Badger commit before it
 // acks. Run blocks; Ready may be called from any goroutine.
 type Pipeline struct {
-	opts    Options
-	log     *slog.Logger
-	m       *metrics
-	proc    *process.Processor
-	running atomic.Bool
-	stuck   stuckSet               // messages whose last batch failed, until they commit
-	tickErr atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
+	opts        Options
+	log         *slog.Logger
+	m           *metrics
+	proc        *process.Processor
+	parts       int
+	sources     sourceSet
+	in          chan inMsg    // what every source's reader delivers
+	ctrl        chan func()   // work run on the loop between batches (manage)
+	stopReaders chan struct{} // closed when Run returns: readers stop handing over
+	running     atomic.Bool
+	stuck       stuckSet               // messages whose last batch failed, until they commit
+	tickErr     atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
 }
 
 // New validates opts, loads the processor's durable state and builds a pipeline.
@@ -81,20 +98,46 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.OnCommit == nil {
 		opts.OnCommit = func() {}
 	}
+	if opts.Group == "" {
+		opts.Group = ConsumerName
+	}
+	if opts.EventTime && opts.Ownership != nil {
+		return nil, errors.New("pipeline: EventTime reads ORDERS whole in stream order, on one instance: it takes no Ownership")
+	}
+	if opts.Member == "" {
+		opts.Member = "local"
+	}
+	if opts.Partitions <= 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := opts.JetStream.Stream(ctx, StreamOrders)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: look up stream %s for its partitions: %w", StreamOrders, err)
+		}
+		if opts.Partitions, err = StreamPartitions(s.CachedInfo().Config); err != nil {
+			return nil, err
+		}
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
 	log := opts.Logger.With("component", "pipeline")
+	p := &Pipeline{opts: opts, log: log, m: m, parts: opts.Partitions,
+		in: make(chan inMsg, opts.BatchSize), ctrl: make(chan func()), stopReaders: make(chan struct{})}
+	n := opts.Partitions
 	proc, err := process.New(process.Options{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
 		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
+		Partitions: n, PartitionOf: func(order string) int { return features.Partition(features.OrderToken(order), n) },
+		Owns:   p.active,
 		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{opts: opts, log: log, m: m, proc: proc}, nil
+	p.proc = proc
+	return p, nil
 }
 
 // Ready reports whether the consumer is running and the last batch did not fail,
@@ -112,52 +155,44 @@ func (p *Pipeline) Ready() (bool, string) {
 	return true, ""
 }
 
-// Run consumes until ctx is done. On cancellation it stops fetching, finishes the
-// batch in flight (commit and ack), naks what was buffered but not started so it is
-// redelivered at once on restart, and returns nil.
+// Run consumes until ctx is done: the partitions this instance owns (all of
+// them without an Ownership), taken and given up as the leases move, and the
+// context subjects. On cancellation it stops fetching, finishes the batch in
+// flight (commit and ack), naks what was buffered but not started so it is
+// redelivered at once, and returns nil.
 func (p *Pipeline) Run(ctx context.Context) error {
-	cons, err := p.opts.JetStream.CreateOrUpdateConsumer(ctx, StreamOrders, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "orderwatch pipeline: acks only after the Badger commit",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.opts.AckWait,
-		MaxAckPending: 8 * p.opts.BatchSize,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: SubjectsOrders,
-	})
-	if err != nil {
-		return fmt.Errorf("pipeline: create consumer %s on %s: %w", ConsumerName, StreamOrders, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.opts.BatchSize))
-	if err != nil {
-		return fmt.Errorf("pipeline: start fetching from %s: %w", StreamOrders, err)
-	}
-	msgs := make(chan jetstream.Msg, p.opts.BatchSize)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		defer close(msgs)
-		for {
-			msg, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			if err != nil {
-				// Missed heartbeats while the server restarts: the iterator
-				// re-pulls by itself.
-				p.log.Warn("fetch from consumer", "err", err)
-				continue
-			}
-			msgs <- msg
+	mctx, stopManage := context.WithCancel(ctx)
+	manageDone := make(chan struct{})
+	if p.opts.EventTime {
+		// Event time wants one order over every partition: one reader.
+		if err := p.ordered(ctx); err != nil {
+			stopManage()
+			return err
 		}
+		close(manageDone)
+	} else {
+		if err := p.follow(ctx); err != nil {
+			stopManage()
+			return err
+		}
+		go func() {
+			defer close(manageDone)
+			p.manage(mctx)
+		}()
+	}
+	defer func() {
+		stopManage()
+		<-manageDone
 	}()
 	p.running.Store(true)
 	p.m.running.Set(1)
-	p.log.Info("consuming", "stream", StreamOrders, "consumer", ConsumerName, "batch", p.opts.BatchSize, "event_time", p.opts.EventTime)
+	p.log.Info("consuming", "stream", StreamOrders, "group", p.opts.Group, "member", p.opts.Member,
+		"partitions", p.parts, "batch", p.opts.BatchSize, "event_time", p.opts.EventTime)
 	defer func() {
 		p.running.Store(false)
 		p.m.running.Set(0)
 	}()
+	msgs := p.in
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -165,7 +200,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// (decoded, folded and scored); each has its own buffers.
 	var bufs [2]batchBuf
 	for i := range bufs {
-		bufs[i] = batchBuf{msgs: make([]jetstream.Msg, 0, p.opts.BatchSize),
+		bufs[i] = batchBuf{msgs: make([]inMsg, 0, p.opts.BatchSize),
 			wrapped: make([]Message, p.opts.BatchSize), ptrs: make([]*Message, 0, p.opts.BatchSize)}
 	}
 	var (
@@ -208,7 +243,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if inflight != nil {
 				land()
 			}
-			return p.shutdown(it, msgs, readerDone)
+			stopManage()
+			<-manageDone
+			return p.shutdown()
+		case op := <-p.ctrl:
+			if inflight != nil && !land() {
+				pause()
+			}
+			op()
+			continue
 		case <-tick.C:
 			if inflight != nil && !land() {
 				pause()
@@ -225,28 +268,21 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				p.opts.OnCommit()
 			}
 			continue
-		case m, ok := <-msgs:
-			if !ok {
-				if inflight != nil {
-					land()
-				}
-				return errors.New("pipeline: message iterator closed unexpectedly")
-			}
+		case m := <-msgs:
 			b.msgs = append(b.msgs, m)
 		}
 	fill:
 		for len(b.msgs) < p.opts.BatchSize {
 			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
+			case m := <-msgs:
 				b.msgs = append(b.msgs, m)
 			default:
 				break fill
 			}
 		}
-		b.wrap(p.log)
+		if b.wrap(p); len(b.msgs) == 0 {
+			continue
+		}
 		b.start = time.Now()
 		// The batch in flight finishes even when ctx is cancelled meanwhile.
 		bctx := context.WithoutCancel(ctx)
@@ -295,7 +331,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // batchBuf holds one batch of messages through staging, commit and ack.
 type batchBuf struct {
-	msgs    []jetstream.Msg
+	msgs    []inMsg
 	wrapped []Message
 	ptrs    []*Message
 	pending uint64 // the consumer's pending count when the last message was sent
@@ -306,27 +342,44 @@ type batchBuf struct {
 // wrap reads the JetStream metadata of the batch's messages. A message without
 // any (impossible for a pull consumer's message) is logged and left out, never
 // acked: the server redelivers it.
-func (b *batchBuf) wrap(log *slog.Logger) {
+func (b *batchBuf) wrap(p *Pipeline) {
 	b.ptrs = b.ptrs[:0]
 	kept := b.msgs[:0]
-	for _, m := range b.msgs {
+	for _, in := range b.msgs {
+		// A message of a partition given up (or of a source stopped) is left
+		// unacked: the partition's next owner reads after what was acked.
+		if !p.keep(in) {
+			p.m.notOwned.Inc()
+			continue
+		}
+		m := in.msg
 		meta, err := m.Metadata()
 		if err != nil {
-			log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
+			p.log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
 			continue
 		}
 		b.pending = meta.NumPending
-		b.wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers()}
+		part := in.src.part
+		if part == allParts {
+			part = partOf(m.Subject())
+		}
+		b.wrapped[len(kept)] = Message{Seq: meta.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), Header: m.Headers(),
+			Partition: part, Mode: in.src.mode}
 		b.ptrs = append(b.ptrs, &b.wrapped[len(kept)])
-		kept = append(kept, m)
+		kept = append(kept, in)
 	}
 	b.msgs = kept
 }
 
-// acked acks a committed batch and tells who wants to know.
+// acked acks a committed batch and tells who wants to know. A message of a
+// partition lost meanwhile is not acked: its next owner rebuilds from what was.
 func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	for _, m := range b.msgs {
-		if err := m.Ack(); err != nil {
+		if !p.keep(m) {
+			p.m.notOwned.Inc()
+			continue
+		}
+		if err := m.msg.Ack(); err != nil {
 			p.m.ackFailures.Inc()
 		}
 	}
@@ -345,10 +398,10 @@ func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 
 // nak returns a batch that was not committed, for redelivery after delay (the
 // back-off, at least a second).
-func (p *Pipeline) nak(msgs []jetstream.Msg, delay time.Duration) {
+func (p *Pipeline) nak(msgs []inMsg, delay time.Duration) {
 	delay = max(delay, time.Second)
 	for _, m := range msgs {
-		_ = m.NakWithDelay(delay)
+		_ = m.msg.NakWithDelay(delay)
 	}
 }
 
@@ -438,22 +491,39 @@ func (p *Pipeline) settleTick(err error) {
 	p.log.Error("rescoring not committed, retried at the next tick", "err", err)
 }
 
-func (p *Pipeline) shutdown(it jetstream.MessagesContext, msgs chan jetstream.Msg, readerDone chan struct{}) error {
-	it.Stop()
+// shutdown stops every source and naks what was delivered but not staged, so it
+// is redelivered at once; the partitions' local state is kept, to resume.
+func (p *Pipeline) shutdown() error {
+	close(p.stopReaders)
+	srcs := p.sources.all()
+	for _, src := range srcs {
+		p.stop(src)
+	}
 	var naked int
 	for {
 		select {
-		case m, ok := <-msgs:
-			if !ok {
-				<-readerDone
-				p.log.Info("consumer stopped", "returned_unprocessed", naked)
-				return nil
-			}
-			_ = m.Nak()
+		case m := <-p.in:
+			_ = m.msg.Nak()
 			naked++
-		case <-time.After(5 * time.Second):
-			p.log.Warn("message reader did not stop within 5s")
-			return nil
+			continue
+		default:
+		}
+		break
+	}
+	if p.opts.Ownership != nil {
+		for _, src := range srcs {
+			if src.part >= 0 && src.part < p.parts {
+				p.opts.Ownership.Handoff(src.part)
+			}
 		}
 	}
+	p.log.Info("consumer stopped", "returned_unprocessed", naked)
+	return nil
 }
+
+// Consumers returns the names of the consumers the pipeline reads for its
+// partitions and the context account, for the lag monitor.
+func (p *Pipeline) Consumers() []string { return p.sources.names() }
+
+// Partitions returns the number of order partitions of ORDERS.
+func (p *Pipeline) Partitions() int { return p.parts }

@@ -112,9 +112,9 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	open := rec.State.Open()
 	switch {
 	case open && !rec.wasOpen:
-		batch.Add(store.CounterOpenOrders, 1)
+		batch.Add(p.countersOf(p.opts.PartitionOf(rec.id)).open, 1)
 	case !open && rec.wasOpen:
-		batch.Add(store.CounterOpenOrders, -1)
+		batch.Add(p.countersOf(p.opts.PartitionOf(rec.id)).open, -1)
 	}
 	if !open {
 		rec.NextDue = time.Time{}

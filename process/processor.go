@@ -41,8 +41,16 @@ type Options struct {
 	// batches, so an order's next event needs no read and decode from Badger.
 	// Zero means 200,000; a negative value disables the cache.
 	CachedOrders int
-	Logger       *slog.Logger          // nil means discard
-	Registerer   prometheus.Registerer // nil means the metrics are not registered
+	// Partitions is the number of order partitions of ORDERS; zero means 1.
+	Partitions int
+	// PartitionOf returns the partition of an order; nil puts every order in
+	// partition 0.
+	PartitionOf func(order string) int
+	// Owns reports whether this instance owns a partition now; nil owns all.
+	// Rescoring timers of an order in a partition not owned do not fire.
+	Owns       func(part int) bool
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means the metrics are not registered
 }
 
 // Processor applies batches of messages: the fold, context aggregates, rescoring
@@ -57,6 +65,11 @@ type Processor struct {
 	ctx       *features.Context
 	dues      *dueIndex
 	watermark time.Time
+	// counters are the names of each partition's counters, ctxCounters those of
+	// the context subjects.
+	counters    []partCounters
+	ctxCounters partCounters
+
 	// cache holds committed order records by id (see CachedOrders). A batch
 	// changes its records in place; a failed batch evicts the ones it touched.
 	cache map[string]*orderRecord
@@ -94,8 +107,8 @@ type batchState struct {
 	// ids and seqs are the event ids (with their stream sequence) and the
 	// sequences the batch marked: a batch staged while the previous one commits
 	// reads a snapshot without it, and these stand in for its markers.
-	ids      map[string]uint64
-	seqs     map[uint64]bool
+	ids      map[partID]uint64
+	seqs     map[partSeq]bool
 	sc       scored // the models that scored the rows, until decided
 	fallback []bool // sc.fallback's storage
 	queued   bool   // commands were put in the outbox
@@ -137,13 +150,25 @@ func New(opts Options) (*Processor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Partitions = max(opts.Partitions, 1)
+	if opts.PartitionOf == nil {
+		opts.PartitionOf = func(string) int { return 0 }
+	}
+	if opts.Owns == nil {
+		opts.Owns = func(int) bool { return true }
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
 	}
 	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}}
+	p.counters = make([]partCounters, opts.Partitions)
+	for i := range p.counters {
+		p.counters[i] = newPartCounters(i)
+	}
+	p.ctxCounters = newPartCounters(store.ContextPart)
 	for i := range p.states {
-		p.states[i] = batchState{orders: map[string]*orderRecord{}, ids: map[string]uint64{}, seqs: map[uint64]bool{}}
+		p.states[i] = batchState{orders: map[string]*orderRecord{}, ids: map[partID]uint64{}, seqs: map[partSeq]bool{}}
 	}
 	p.batchState = &p.states[0]
 	if err := p.load(true); err != nil {

@@ -69,6 +69,9 @@ func (p *Processor) countOutcome(rec *orderRecord, moment time.Time) {
 func (p *Processor) observe(st *batchState) {
 	for i := range st.items {
 		it := &st.items[i]
+		if m := it.msg.Mode; m == ModeFollow || m == ModeRebuild {
+			continue // counted where the message is owned, live
+		}
 		p.m.events.WithLabelValues(typeLabel(it.ev.Type), it.result).Inc()
 		if it.result == resultDeadLetter {
 			p.m.dlq.WithLabelValues(it.reason).Inc()

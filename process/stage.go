@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
@@ -19,18 +20,25 @@ type item struct {
 
 // apply handles one message within the batch.
 func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) error {
-	seq := it.msg.Seq
+	seq, part, mode := it.msg.Seq, it.msg.Partition, it.msg.Mode
+	names := p.countersOf(part)
 	if it.reason != "" {
-		if done, err := p.claimSeq(batch, seq); err != nil || done {
+		if done, err := p.claimSeq(batch, part, seq); err != nil || done {
 			it.result = resultRedelivery
 			return err
 		}
-		if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
-			p.m.failures.WithLabelValues(stageDLQPublish).Inc()
-			return fmt.Errorf("%w: message %d: %w", ErrDeadLetter, seq, err)
+		// Only the owner of the message, live, publishes its dead letter; a
+		// rebuild or a follower counts it.
+		if mode == ModeLive || mode == ModeAccount {
+			if err := p.opts.DeadLetter(ctx, it.msg, it.reason, it.detail); err != nil {
+				p.m.failures.WithLabelValues(stageDLQPublish).Inc()
+				return fmt.Errorf("%w: message %d: %w", ErrDeadLetter, seq, err)
+			}
 		}
 		it.result = resultDeadLetter
-		batch.Add(store.CounterDeadLettered, 1)
+		if mode != ModeFollow {
+			batch.Add(names.deadLettered, 1)
+		}
 		return nil
 	}
 	// A valid event is marked by its id, with the sequence it came from: the same
@@ -38,7 +46,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	// duplicate is marked by its own sequence, so its redelivery is not counted
 	// twice.
 	ev := &it.ev
-	prev, seen, err := p.eventSeq(batch, ev.ID)
+	prev, seen, err := p.eventSeq(batch, part, ev.ID)
 	switch {
 	case err != nil:
 		return err
@@ -46,20 +54,35 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		it.result = resultRedelivery
 		return nil
 	case seen:
-		if done, err := p.claimSeq(batch, seq); err != nil || done {
+		if done, err := p.claimSeq(batch, part, seq); err != nil || done {
 			it.result = resultRedelivery
 			return err
 		}
 		it.result = resultDuplicate
-		batch.Add(store.CounterDuplicates, 1)
+		if mode != ModeFollow {
+			batch.Add(names.duplicates, 1)
+		}
 		return nil
 	}
-	if err := batch.MarkEvent(ev.ID, seq); err != nil {
+	if err := batch.MarkEvent(part, ev.ID, seq); err != nil {
 		return err
 	}
-	p.ids[ev.ID] = seq
+	p.ids[partID{part, ev.ID}] = seq
 	it.result = resultApplied
-	batch.Add(store.CounterEventsApplied, 1)
+	switch mode {
+	case ModeRebuild:
+		batch.Add(names.applied, 1)
+		return p.rebuild(batch, it)
+	case ModeFollow:
+		if features.IsContext(ev.Type) {
+			p.ctx.Apply(ev)
+		}
+		return nil
+	case ModeAccount:
+		batch.Add(names.applied, 1)
+		return nil
+	}
+	batch.Add(names.applied, 1)
 
 	if ev.OccurredAt.After(p.watermark) {
 		if p.opts.EventTime {
@@ -96,6 +119,35 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	}
 	if rec.State.Open() {
 		p.addRow(rec, moment, TriggerEvent, ev.ID)
+	}
+	return nil
+}
+
+// rebuild folds an event of a partition taken over: the state, the timeline and
+// the next rescoring, as the previous owner had them, without scoring or
+// deciding.
+func (p *Processor) rebuild(batch *store.Batch, it *item) error {
+	ev := &it.ev
+	if features.IsContext(ev.Type) {
+		return nil
+	}
+	rec, err := p.order(batch, ev.OrderID)
+	if err != nil {
+		return err
+	}
+	rec.State.Apply(ev)
+	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, p.opts.Retention); err != nil {
+		return err
+	}
+	if !rec.State.Open() {
+		return nil
+	}
+	if next, ok := NextCheckpoint(rec.State.OrderID, rec.State.ShipCutoff, p.opts.Clock().UTC()); ok {
+		rec.NextDue = next
+		p.dues.set(rec.State.OrderID, next)
+	} else {
+		rec.NextDue = time.Time{}
+		p.dues.remove(rec.State.OrderID)
 	}
 	return nil
 }

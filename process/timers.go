@@ -100,10 +100,23 @@ func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
 // fireDueN is fireDue for at most limit orders (no limit when negative): each
 // due order is read and written back, rescored or not.
 func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
+	// An order of a partition this instance no longer owns is not rescored: its
+	// entry is put back, and goes when the partition is dropped.
+	var skipped []dueEntry
+	defer func() {
+		for _, e := range skipped {
+			p.dues.set(e.order, e.at)
+		}
+	}()
 	for n := 0; limit < 0 || n < limit; n++ {
 		e, ok := p.dues.popDue(t)
 		if !ok {
 			return nil
+		}
+		if !p.opts.Owns(p.opts.PartitionOf(e.order)) {
+			skipped = append(skipped, e)
+			n--
+			continue
 		}
 		rec, err := p.order(batch, e.order)
 		if err != nil {

@@ -165,25 +165,27 @@ func (b *Batch) prepareCommit() error {
 // Add adds delta to a durable counter when the batch commits.
 func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
 
-// SeqCommitted reports whether the message at stream sequence seq already had its
+// SeqCommitted reports whether the message at stream sequence seq, of partition
+// part, already had its
 // effect committed (a redelivery after a lost ack). Dead letters and duplicates
 // are marked by sequence; an applied event's marker (MarkEvent) holds its
 // sequence instead.
-func (b *Batch) SeqCommitted(seq uint64) (bool, error) {
-	_, err := b.reader().Get(seqKey(seq))
+func (b *Batch) SeqCommitted(part int, seq uint64) (bool, error) {
+	_, err := b.reader().Get(seqKey(part, seq))
 	return found(err)
 }
 
-// MarkSeq records that the message at stream sequence seq is handled by this batch.
-func (b *Batch) MarkSeq(seq uint64) error {
-	return b.setEntry(badger.NewEntry(seqKey(seq), nil).WithTTL(b.s.markerTTL))
+// MarkSeq records that the message at stream sequence seq, of partition part, is
+// handled by this batch.
+func (b *Batch) MarkSeq(part int, seq uint64) error {
+	return b.setEntry(badger.NewEntry(seqKey(part, seq), nil).WithTTL(b.s.markerTTL))
 }
 
 // EventSeq returns the stream sequence an event with this id was applied from, and
 // whether it was applied before. The same sequence means a redelivery of the same
 // message; another one, a duplicate published again.
-func (b *Batch) EventSeq(id string) (uint64, bool, error) {
-	item, err := b.reader().Get(key(pEventID, id))
+func (b *Batch) EventSeq(part int, id string) (uint64, bool, error) {
+	item, err := b.reader().Get(eventKey(part, id))
 	if ok, err := found(err); !ok || err != nil {
 		return 0, false, err
 	}
@@ -200,10 +202,11 @@ func (b *Batch) EventSeq(id string) (uint64, bool, error) {
 	return seq, true, nil
 }
 
-// MarkEvent records that the event id was applied from stream sequence seq.
-func (b *Batch) MarkEvent(id string, seq uint64) error {
+// MarkEvent records that the event id was applied in partition part from stream
+// sequence seq.
+func (b *Batch) MarkEvent(part int, id string, seq uint64) error {
 	v := binary.BigEndian.AppendUint64(nil, seq)
-	return b.setEntry(badger.NewEntry(key(pEventID, id), v).WithTTL(b.s.markerTTL))
+	return b.setEntry(badger.NewEntry(eventKey(part, id), v).WithTTL(b.s.markerTTL))
 }
 
 // Order returns the stored record of an order, or nil when there is none.

@@ -23,12 +23,14 @@ import "encoding/binary"
 //	n/<order>\x00<action>          cooldown: when the action last fired for the order (TTL)
 //	v/<order>\x00<nanos BE>        score point of an order at a scoring moment (TTL)
 //	g/<name>                       governance setting changed at run time (the kill switch)
-//	s/<seq BE>                     stream sequence already committed (TTL)
-//	e/<event id>                   event id already applied, value its stream seq (TTL)
-//	c/<name>                       durable counter, uint64 BE
+//	s/<part BE2><seq BE>           stream sequence already committed, by partition (TTL)
+//	e/<part BE2><event id>         event id already applied in a partition, value its stream seq (TTL)
+//	c/<name>                       durable counter, uint64 BE; the counters of the stream's
+//	                               messages are per partition, c/<name>@<part> (partition.go)
 //	u/<due nanos BE><order>        rescoring due for an order at that time
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
-//	m/<name>                       pipeline metadata (the watermark)
+//	m/<name>                       pipeline metadata (the watermark, m/part@<part>: the
+//	                               lease epoch the partition's local state is current for)
 //
 // An outbox entry id is the decision id for the decision's JetStream command, and
 // the decision id with a suffix for the other deliveries it causes: "~webhook" (its
@@ -81,12 +83,20 @@ func key(prefix string, parts ...string) []byte {
 	return b
 }
 
-func seqKey(seq uint64) []byte {
-	b := make([]byte, len(pSeq)+8)
-	copy(b, pSeq)
-	binary.BigEndian.PutUint64(b[len(pSeq):], seq)
-	return b
+func seqKey(part int, seq uint64) []byte {
+	b := make([]byte, 0, len(pSeq)+2+8)
+	b = appendPart(append(b, pSeq...), part)
+	return binary.BigEndian.AppendUint64(b, seq)
 }
+
+func eventKey(part int, id string) []byte {
+	b := make([]byte, 0, len(pEventID)+2+len(id))
+	b = appendPart(append(b, pEventID...), part)
+	return append(b, id...)
+}
+
+// appendPart appends a partition number as two bytes, big endian.
+func appendPart(b []byte, part int) []byte { return binary.BigEndian.AppendUint16(b, uint16(part)) }
 
 func timelineKey(order string, nanos int64, eventID string) []byte {
 	b := make([]byte, 0, len(pTimeline)+len(order)+1+8+len(eventID))

@@ -22,28 +22,26 @@ type Stats struct {
 	ActionsPublished int64 `json:"actions_published"`
 }
 
-// Stats reads the durable counters.
+// Stats reads the durable counters; those kept per partition are summed.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
 	err := s.db.View(func(txn *badger.Txn) error {
-		for _, c := range []struct {
-			name string
-			dst  *int64
-		}{
-			{CounterEventsApplied, &st.EventsApplied},
-			{CounterDuplicates, &st.Duplicates},
-			{CounterDeadLettered, &st.DeadLettered},
-			{CounterOpenOrders, &st.OpenOrders},
-			{CounterDecisions, &st.Decisions},
-			{CounterActionsPublished, &st.ActionsPublished},
-		} {
-			v, err := readInt(txn, key(pCounter, c.name))
-			if err != nil {
-				return fmt.Errorf("read counter %s: %w", c.name, err)
+		return eachCounter(txn, func(name string, _ int, v int64) {
+			switch name {
+			case CounterEventsApplied:
+				st.EventsApplied += v
+			case CounterDuplicates:
+				st.Duplicates += v
+			case CounterDeadLettered:
+				st.DeadLettered += v
+			case CounterOpenOrders:
+				st.OpenOrders += v
+			case CounterDecisions:
+				st.Decisions += v
+			case CounterActionsPublished:
+				st.ActionsPublished += v
 			}
-			*c.dst = v
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("store: stats: %w", err)

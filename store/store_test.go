@@ -21,10 +21,10 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	b := s.NewBatch()
-	if err := b.MarkSeq(7); err != nil {
+	if err := b.MarkSeq(0, 7); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.MarkEvent("e-1", 7); err != nil {
+	if err := b.MarkEvent(0, "e-1", 7); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.PutOrder("SO-1", []byte(`{"v":1}`), 0); err != nil {
@@ -85,16 +85,16 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	}
 	r := s.NewBatch()
 	defer r.Discard()
-	if done, _ := r.SeqCommitted(7); !done {
+	if done, _ := r.SeqCommitted(0, 7); !done {
 		t.Error("stream sequence 7 not remembered")
 	}
-	if done, _ := r.SeqCommitted(8); done {
+	if done, _ := r.SeqCommitted(0, 8); done {
 		t.Error("stream sequence 8 remembered but never marked")
 	}
-	if seq, seen, _ := r.EventSeq("e-1"); !seen || seq != 7 {
+	if seq, seen, _ := r.EventSeq(0, "e-1"); !seen || seq != 7 {
 		t.Errorf("event e-1: seq %d, seen %v; want seq 7 remembered", seq, seen)
 	}
-	if _, seen, _ := r.EventSeq("e-2"); seen {
+	if _, seen, _ := r.EventSeq(0, "e-2"); seen {
 		t.Error("event e-2 remembered but never marked")
 	}
 

@@ -43,6 +43,9 @@ type fileConfig struct {
 	APIReads     *string `yaml:"api-token-for-reads"`
 	APIInFlight  *string `yaml:"api-max-inflight"`
 	Retention    *string `yaml:"orders-retention"`
+	Partitions   *string `yaml:"partitions"`
+	Group        *string `yaml:"group"`
+	Member       *string `yaml:"member"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

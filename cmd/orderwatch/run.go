@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/cluster"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
@@ -51,6 +55,13 @@ type runConfig struct {
 	// OrdersRetention is the age limit of ORDERS and ACTIONS when orderwatch
 	// creates them.
 	OrdersRetention retention
+	// Partitions of ORDERS when orderwatch creates it; PartitionsSet says the
+	// flag was given (then an existing stream must have as many).
+	Partitions    int
+	PartitionsSet bool
+	// Group is the group of instances sharing the partitions; Member this
+	// instance's id in it ("" = kept in the data dir).
+	Group, Member string
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -76,6 +87,9 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	c.OrdersRetention = retention(pipeline.DefaultOrdersMaxAge)
 	fs.Var(&c.OrdersRetention, "orders-retention", "how long ORDERS and ACTIONS keep a message when orderwatch creates them: a `duration` such as 720h or 30d, from 1d to 3650d (existing streams are left as they are)")
 	fs.IntVar(&c.APIMaxInFlight, "api-max-inflight", api.DefaultMaxInFlight, "most `requests` to /api/ served at once; more are refused with 503 and Retry-After (/metrics, /healthz, /readyz are not counted)")
+	fs.IntVar(&c.Partitions, "partitions", pipeline.DefaultPartitions, "order `partitions` of ORDERS, fixed when orderwatch creates the stream (README: changing it)")
+	fs.StringVar(&c.Group, "group", "orderwatch", "`name` of the group of instances that share the partitions of ORDERS")
+	fs.StringVar(&c.Member, "member", "", "this instance's `id` in its group, [A-Za-z0-9_-] (default: the host name and a random suffix, kept in the data dir)")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -94,6 +108,10 @@ func parseRunFlags(args []string) (runConfig, error) {
 	}
 	if err := c.NATS.check(); err != nil {
 		return c, fmt.Errorf("run: %w", err)
+	}
+	fs.Visit(func(f *flag.Flag) { c.PartitionsSet = c.PartitionsSet || f.Name == "partitions" })
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		return c, fmt.Errorf("run: --partitions %d: want 1 to 1024", c.Partitions)
 	}
 	if c.APIMaxInFlight < 1 || c.APIMaxInFlight > 10000 {
 		return c, fmt.Errorf("run: --api-max-inflight %d: want 1 to 10000 requests", c.APIMaxInFlight)
@@ -195,8 +213,19 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}); err != nil {
+	sopts := pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}
+	if cfg.PartitionsSet {
+		sopts.Partitions = cfg.Partitions
+	}
+	parts, err := pipeline.EnsureStreams(ctx, js, sopts)
+	if err != nil {
 		return err
+	}
+	member := cfg.Member
+	if member == "" {
+		if member, err = st.MemberID(hostToken(), randomToken); err != nil {
+			return err
+		}
 	}
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
@@ -211,18 +240,34 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Logger: log, Registerer: reg})
+	group, err := cluster.New(cluster.Options{
+		JetStream: js, Group: cfg.Group, Member: member, Partitions: parts, Replicas: conn.Replicas,
+		Stats: func() json.RawMessage {
+			raw, err := api.ReadMemberStats(st)
+			if err != nil {
+				log.Warn("read stats for the member record", "err", err)
+				return nil
+			}
+			return raw
+		},
+		Logger: log, Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}
 	popts := pipeline.Options{
-		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake, OnPending: lag.ObservePending,
-		BatchSize: cfg.BatchSize, Logger: log, Registerer: reg,
+		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake,
+		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group,
+		Logger: log, Registerer: reg,
 	}
 	if registry != nil {
 		popts.Scorer = &registryScorer{r: registry}
 	}
 	pipe, err := pipeline.New(popts)
+	if err != nil {
+		return err
+	}
+	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Consumers: pipe.Consumers, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -264,7 +309,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		ready["jetstream"] = embedded.Ready
 	}
 	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
-		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg}
+		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
@@ -303,8 +348,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 			cancel()
 		}
 	}
+	membership, mctx := newStage(fail)
 	ingest, ictx := newStage(fail)
 	execution, ectx := newStage(fail)
+	membership.start(mctx, "cluster", group.Run)
 	ingest.start(ictx, "pipeline", pipe.Run)
 	ingest.start(ictx, "governor", gov.Run)
 	if registry != nil {
@@ -336,7 +383,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	log.Info("shutting down")
 	shuttingDown.Store(true)
-	stopInOrder(log, ingest, srv, handlers, served, execution)
+	stopInOrder(log, ingest, membership, srv, handlers, served, execution)
 	log.Info("stopped")
 	return firstErr
 }
@@ -344,12 +391,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 // stopInOrder stops the parts of run so that nothing writes Badger once it is
 // closed and nothing accepted is left behind: first what reads and decides (the
 // pipeline finishes its batch in flight and returns; the governor, the demo feed
-// and the watchers stop), then HTTP (no new approval; Shutdown is waited for, and
+// and the watchers stop), then the group membership, which gives the partitions'
+// leases back for the other members to take at once, then HTTP (no new approval; Shutdown is waited for, and
 // every handler with it), then the executor, whose final pass over the outbox
 // sends what the last batch and the last approvals queued. NATS, the models and
 // Badger are closed by run's deferred calls after it returns.
-func stopInOrder(log *slog.Logger, ingest *stage, srv *http.Server, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
+func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
 	ingest.stop()
+	membership.stop()
 	sctx, c := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	defer c()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -465,3 +514,22 @@ func closeLogged(log *slog.Logger, what string, fn func() error) {
 		log.Error("close", "part", what, "err", err)
 	}
 }
+
+// hostToken is the host name as a member id's start: [A-Za-z0-9_-] only.
+func hostToken() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "orderwatch"
+	}
+	h = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, h)
+	return h[:min(len(h), 48)]
+}
+
+// randomToken is 8 random letters and digits.
+func randomToken() string { return strings.ToLower(rand.Text()[:8]) }

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/cluster"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/natstest"
+	"github.com/orderwatch/orderwatch/pipeline"
+)
+
+// groupStats reads GET /api/v1/stats?scope=group of an instance.
+func (c *runChild) groupStats() (api.GroupStats, error) {
+	code, body := get(c.base + "/api/v1/stats?scope=group")
+	var st api.GroupStats
+	if code != 200 {
+		return st, fmt.Errorf("GET /api/v1/stats?scope=group: %d %s", code, body)
+	}
+	return st, json.Unmarshal([]byte(body), &st)
+}
+
+// clusterStatus reads GET /api/v1/cluster of an instance.
+func (c *runChild) clusterStatus() (cluster.Status, error) {
+	code, body := get(c.base + "/api/v1/cluster")
+	var st cluster.Status
+	if code != 200 {
+		return st, fmt.Errorf("GET /api/v1/cluster: %d %s", code, body)
+	}
+	return st, json.Unmarshal([]byte(body), &st)
+}
+
+// consumersIdle reports whether every consumer of ORDERS has nothing pending
+// and nothing delivered unacked, and how many there are.
+func consumersIdle(js jetstream.JetStream) (bool, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		return false, "", err
+	}
+	lister := s.ListConsumers(ctx)
+	var busy []string
+	n := 0
+	for ci := range lister.Info() {
+		n++
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			busy = append(busy, fmt.Sprintf("%s(pending %d, ack pending %d)", ci.Name, ci.NumPending, ci.NumAckPending))
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return false, "", err
+	}
+	return len(busy) == 0 && n > 0, strings.Join(busy, " "), nil
+}
+
+// waitGroupDrained waits until the group's stats count every message of ORDERS
+// once, every partition has a live owner, and no consumer has anything left.
+func waitGroupDrained(t *testing.T, c *runChild, js jetstream.JetStream, within time.Duration) (api.GroupStats, uint64) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msgs := streamInfo(t, js, pipeline.StreamOrders).State.Msgs
+		st, err := c.groupStats()
+		idle, busy, cerr := consumersIdle(js)
+		if err == nil && cerr == nil && idle && st.PartitionsUnowned == 0 &&
+			uint64(st.EventsApplied+st.Duplicates+st.DeadLettered) == msgs {
+			// Member records lag a renewal behind: the same sums twice, a
+			// renewal apart, are the drained ones.
+			time.Sleep(2500 * time.Millisecond)
+			again, err := c.groupStats()
+			if err == nil && again == st {
+				return st, msgs
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group not drained within %v: ORDERS holds %d, group stats %+v (%v), busy consumers %s (%v)", within, msgs, st, err, busy, cerr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// referenceStates folds ORDERS as one instance would, from the stream itself:
+// in sequence order, each event id once, what the pipeline would dead-letter
+// left out.
+func referenceStates(t *testing.T, js jetstream.JetStream) map[string]*features.OrderState {
+	t.Helper()
+	out := map[string]*features.OrderState{}
+	seen := map[string]bool{}
+	for _, m := range streamMsgs(t, js, pipeline.StreamOrders) {
+		var ev features.Event
+		if err := features.Decode(m.Data, &ev); err != nil {
+			continue
+		}
+		if reason, _ := features.CheckSubject(m.Subject, &ev); reason != "" {
+			continue
+		}
+		if seen[ev.ID] {
+			continue
+		}
+		seen[ev.ID] = true
+		if features.IsContext(ev.Type) {
+			continue
+		}
+		s := out[ev.OrderID]
+		if s == nil {
+			s = &features.OrderState{}
+			out[ev.OrderID] = s
+		}
+		s.Apply(&ev)
+	}
+	return out
+}
+
+// orderState reads an order's state from one instance: found is false on 404.
+func (c *runChild) orderState(id string) (state json.RawMessage, found bool, err error) {
+	code, body := get(c.base + "/api/v1/orders/" + url.PathEscape(id))
+	switch code {
+	case 404:
+		return nil, false, nil
+	case 200:
+	default:
+		return nil, false, fmt.Errorf("GET /api/v1/orders/%s: %d %s", id, code, body)
+	}
+	var v struct {
+		Record struct {
+			State json.RawMessage `json:"state"`
+		} `json:"record"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		return nil, false, err
+	}
+	return v.Record.State, true, nil
+}
+
+// checkOwnedOnce checks that every order of the reference is held by exactly one
+// instance, with the reference's state.
+func checkOwnedOnce(t *testing.T, ref map[string]*features.OrderState, children ...*runChild) {
+	t.Helper()
+	held := make([]int, len(children))
+	for id, want := range ref {
+		wantJSON, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var owners []int
+		var got json.RawMessage
+		for i, c := range children {
+			s, found, err := c.orderState(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found {
+				owners = append(owners, i)
+				got = s
+				held[i]++
+			}
+		}
+		if len(owners) != 1 {
+			t.Errorf("order %s is held by instances %v, want exactly one", id, owners)
+			continue
+		}
+		if diff := jsonDiff(t, got, wantJSON); diff != "" {
+			t.Errorf("order %s on instance %d differs from one instance's fold: %s", id, owners[0], diff)
+		}
+	}
+	t.Logf("orders held per instance: %v (of %d)", held, len(ref))
+	for i, n := range held {
+		if n == 0 {
+			t.Errorf("instance %d holds no order: the work is not shared", i)
+		}
+	}
+}
+
+// jsonDiff names the top-level fields where two JSON objects differ, with both
+// values; "" when they are equal.
+func jsonDiff(t *testing.T, got, want []byte) string {
+	t.Helper()
+	var x, y map[string]any
+	if err := json.Unmarshal(got, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(want, &y); err != nil {
+		t.Fatal(err)
+	}
+	// miss_counted is not the fold's: it is set when the order's outcome is
+	// counted in its customer's history, at a wall-clock moment.
+	delete(x, "miss_counted")
+	delete(y, "miss_counted")
+	var diffs []string
+	for k := range mergeKeys(x, y) {
+		a, _ := json.Marshal(utcTimes(x[k]))
+		b, _ := json.Marshal(utcTimes(y[k]))
+		if string(a) != string(b) {
+			diffs = append(diffs, fmt.Sprintf("%s: got %s, want %s", k, a, b))
+		}
+	}
+	slices.Sort(diffs)
+	return strings.Join(diffs, "; ")
+}
+
+// utcTimes writes every time of a decoded JSON value in UTC: a record stores
+// instants, the fold keeps the producer's offset.
+func utcTimes(v any) any {
+	switch v := v.(type) {
+	case string:
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t.UTC().Format(time.RFC3339Nano)
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = utcTimes(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = utcTimes(e)
+		}
+	}
+	return v
+}
+
+func mergeKeys(x, y map[string]any) map[string]bool {
+	out := map[string]bool{}
+	for k := range x {
+		out[k] = true
+	}
+	for k := range y {
+		out[k] = true
+	}
+	return out
+}
+
+// TestTwoInstancesShareOneServer is the case of the issue: two `orderwatch run
+// --nats-url` on one standalone nats-server. They split the partitions, each
+// order's state is on exactly one of them and equal to what one instance
+// computes from the same stream, and the group counts every message of ORDERS
+// once. One of them is killed with SIGKILL mid-stream and restarted: the other
+// takes its partitions over, then gives their share back.
+func TestTwoInstancesShareOneServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two orderwatch processes")
+	}
+	ns := natstest.Start(t, nil)
+	url := ns.ClientURL()
+	js := natstest.JetStream(t, url)
+	policy := writePolicy(t, killPolicy)
+	start := func(member, data, addr string) *runChild {
+		return startChild(t, addr, "--nats-url", url, "--data", data, "--member", member, "--batch-size", "64", "--policy", policy)
+	}
+	dataA, dataB := t.TempDir(), t.TempDir()
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := start("a", dataA, addrA)
+	b := start("b", dataB, addrB)
+
+	// Both own partitions before the stream starts.
+	waitShare(t, a, 2, 30*time.Second)
+
+	msgs := simStream(t, 21, 80, 97)
+	prod := newProducer(t, url)
+	third := len(msgs) / 3
+	ctx := context.Background()
+	if err := <-prod.publishAll(ctx, msgs[:third]); err != nil {
+		t.Fatal(err)
+	}
+	b.kill()
+	if err := <-prod.publishAll(ctx, msgs[third:2*third]); err != nil {
+		t.Fatal(err)
+	}
+	// a takes b's partitions once their leases run out, and carries on.
+	waitShare(t, a, 1, 60*time.Second)
+	b = start("b", dataB, addrB)
+	if err := <-prod.publishAll(ctx, msgs[2*third:]); err != nil {
+		t.Fatal(err)
+	}
+	waitShare(t, a, 2, 60*time.Second)
+
+	st, n := waitGroupDrained(t, a, js, 120*time.Second)
+	wantEvents, wantDups, wantPoison := counts(msgs)
+	t.Logf("ORDERS %d messages; group %+v; published %d events, %d duplicates, %d poison", n, st, wantEvents, wantDups, wantPoison)
+	if st.DeadLettered < wantPoison {
+		t.Errorf("group dead-lettered %d, want at least the %d poison messages", st.DeadLettered, wantPoison)
+	}
+	sa, err := a.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.EventsApplied == 0 || sb.EventsApplied == 0 {
+		t.Errorf("events applied a=%d b=%d: the work is not shared", sa.EventsApplied, sb.EventsApplied)
+	}
+	if got := sa.EventsApplied + sb.EventsApplied; got != st.EventsApplied {
+		t.Errorf("instance stats sum to %d events applied, the group's to %d", got, st.EventsApplied)
+	}
+	checkOwnedOnce(t, referenceStates(t, js), a, b)
+	a.stop()
+	b.stop()
+}
+
+// waitShare waits until the group has members alive members and every partition
+// has a live owner, with the partitions spread evenly (at most one apart).
+func waitShare(t *testing.T, c *runChild, members int, within time.Duration) cluster.Status {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := c.clusterStatus()
+		if err == nil && evenlyOwned(st, members) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not shared by %d members within %v: %+v (%v)", members, within, st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func evenlyOwned(st cluster.Status, members int) bool {
+	count := map[string]int{}
+	for _, l := range st.Leases {
+		if !l.Alive || l.Holder == "" {
+			return false
+		}
+		count[l.Holder]++
+	}
+	if len(st.Leases) != st.Partitions || len(count) != members {
+		return false
+	}
+	lo, hi := st.Partitions, 0
+	for _, n := range count {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	return hi-lo <= 1
+}

@@ -1,0 +1,603 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderwatch/orderwatch/cluster"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/process"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// Ownership says which partitions of ORDERS this instance owns: a
+// cluster.Membership, or nil for an instance that owns every partition alone.
+type Ownership interface {
+	// Changes reports each partition taken or lost, in order.
+	Changes() <-chan cluster.Change
+	// Owns reports whether the lease of a partition is held and valid now.
+	Owns(part int) bool
+	// Handoff says the pipeline stopped acting on a partition it lost or gave.
+	Handoff(part int)
+}
+
+// source is one consumer the pipeline reads: an order partition's, the context
+// subjects' account (owned with partition 0), or this instance's follower of the
+// context subjects.
+type source struct {
+	part    int // partition, store.ContextPart or process.FollowPart
+	mode    process.Mode
+	name    string // durable consumer name
+	it      jetstream.MessagesContext
+	stopped atomic.Bool
+	done    chan struct{} // the reader returned
+}
+
+// inMsg is a message with the source it came from.
+type inMsg struct {
+	msg jetstream.Msg
+	src *source
+}
+
+// sourceSet is the pipeline's sources by partition number. The run loop and the
+// manager read it; active is read by the processor's timers too.
+type sourceSet struct {
+	mu     sync.Mutex
+	byPart map[int]*source
+}
+
+func (s *sourceSet) get(part int) *source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byPart[part]
+}
+
+func (s *sourceSet) put(src *source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byPart == nil {
+		s.byPart = map[int]*source{}
+	}
+	s.byPart[src.part] = src
+}
+
+func (s *sourceSet) remove(part int) *source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.byPart[part]
+	delete(s.byPart, part)
+	return src
+}
+
+func (s *sourceSet) all() []*source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*source, 0, len(s.byPart))
+	for _, src := range s.byPart {
+		out = append(out, src)
+	}
+	return out
+}
+
+// names returns the consumer names of the sources that count toward the lag:
+// the partitions and the context account.
+func (s *sourceSet) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.byPart))
+	for _, src := range s.byPart {
+		if src.mode != process.ModeFollow {
+			out = append(out, src.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// consumerPrefix is the name prefix of a partition's consumers: one per lease
+// epoch, "<group>-p<NN>-e<epoch>", the context account's "<group>-ctx-e<epoch>".
+func (p *Pipeline) consumerPrefix(part int) string {
+	if part == store.ContextPart {
+		return p.opts.Group + "-ctx-e"
+	}
+	return fmt.Sprintf("%s-p%0*d-e", p.opts.Group, len(strconv.Itoa(p.parts-1)), part)
+}
+
+// filterOf is the subject filter of a partition's consumer.
+func filterOf(part int) string {
+	if part == store.ContextPart || part == process.FollowPart {
+		return features.ContextSubject
+	}
+	return features.PartitionSubject(part)
+}
+
+// allParts is the part of the one source of event-time mode: ORDERS whole, in
+// stream order, each message's partition read from its subject.
+const allParts = -2
+
+// ordered starts the one source of event-time mode.
+func (p *Pipeline) ordered(ctx context.Context) error {
+	name := p.opts.Group + "-ordered"
+	cfg := p.consumerConfig(name, allParts)
+	cfg.FilterSubject = SubjectsOrders
+	return p.start(ctx, &source{part: allParts, mode: process.ModeLive, name: name}, cfg)
+}
+
+// partOf is the partition of a message of the event-time source, from its
+// stored subject.
+func partOf(subject string) int {
+	if part, _, _, ok := features.ParseStoredSubject(subject); ok && part >= 0 {
+		return part
+	}
+	return store.ContextPart
+}
+
+// active reports whether the pipeline acts on a partition now: its lease is
+// valid and its state is rebuilt (its source started).
+func (p *Pipeline) active(part int) bool {
+	if p.opts.EventTime {
+		return true
+	}
+	if !p.owns(part) {
+		return false
+	}
+	src := p.sources.get(part)
+	return src != nil && !src.stopped.Load()
+}
+
+func (p *Pipeline) owns(part int) bool {
+	if p.opts.Ownership == nil {
+		return true
+	}
+	return p.opts.Ownership.Owns(part)
+}
+
+// keep reports whether a delivered message may be staged: its source still
+// reads, and its partition is still owned (the context follower always is).
+func (p *Pipeline) keep(m inMsg) bool {
+	if m.src.stopped.Load() {
+		return false
+	}
+	switch m.src.part {
+	case process.FollowPart, allParts:
+		return true
+	case store.ContextPart:
+		return p.owns(0)
+	}
+	return p.owns(m.src.part)
+}
+
+// start creates (or opens) a consumer and starts reading it into msgs.
+func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.ConsumerConfig) error {
+	cons, err := p.opts.JetStream.CreateOrUpdateConsumer(ctx, StreamOrders, cfg)
+	if err != nil {
+		return fmt.Errorf("pipeline: create consumer %s on %s: %w", cfg.Durable, StreamOrders, err)
+	}
+	perSource := max(2*p.opts.BatchSize/(p.parts+2), 64)
+	it, err := cons.Messages(jetstream.PullMaxMessages(perSource))
+	if err != nil {
+		return fmt.Errorf("pipeline: start fetching from %s: %w", cfg.Durable, err)
+	}
+	src.it, src.done = it, make(chan struct{})
+	p.sources.put(src)
+	go func() {
+		defer close(src.done)
+		for {
+			msg, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if err != nil {
+				if src.stopped.Load() {
+					return
+				}
+				// Missed heartbeats while the server restarts: the iterator
+				// re-pulls by itself. A consumer deleted by the partition's new
+				// owner ends here too; the lease's loss stops the source.
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+					p.log.Warn("consumer gone", "consumer", src.name, "err", err)
+					return
+				}
+				p.log.Warn("fetch from consumer", "consumer", src.name, "err", err)
+				continue
+			}
+			select {
+			case p.in <- inMsg{msg, src}:
+			case <-p.stopReaders:
+				_ = msg.Nak()
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// stop stops reading a source; what it delivered and was not staged is left
+// unacked (another owner's consumer starts after what was acked).
+func (p *Pipeline) stop(src *source) {
+	if src == nil || src.stopped.Swap(true) {
+		return
+	}
+	src.it.Stop()
+	select {
+	case <-src.done:
+	case <-time.After(5 * time.Second):
+		p.log.Warn("message reader did not stop within 5s", "consumer", src.name)
+	}
+}
+
+func (p *Pipeline) consumerConfig(name string, part int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "orderwatch pipeline: acks only after the Badger commit",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.opts.AckWait,
+		MaxAckPending: 2 * p.opts.BatchSize,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: filterOf(part),
+	}
+}
+
+// follow starts this instance's follower of the context subjects: every
+// instance applies every context event to its own aggregates.
+func (p *Pipeline) follow(ctx context.Context) error {
+	name := p.opts.Group + "-follow-" + p.opts.Member
+	src := &source{part: process.FollowPart, mode: process.ModeFollow, name: name}
+	return p.start(ctx, src, p.consumerConfig(name, process.FollowPart))
+}
+
+// manage handles the ownership changes, one at a time, until ctx is done.
+func (p *Pipeline) manage(ctx context.Context) {
+	if p.opts.Ownership == nil {
+		for part := range p.parts {
+			if err := p.take(ctx, cluster.Change{Partition: part, Owned: true, Reason: "solo"}); err != nil && ctx.Err() == nil {
+				p.log.Error("start partition", "partition", part, "err", err)
+			}
+		}
+		return
+	}
+	changes := p.opts.Ownership.Changes()
+	// A takeover that fails (the stream unreachable, a consumer refused) is
+	// tried again while the lease is held, backing off to 30s.
+	retry := make(chan cluster.Change, p.parts)
+	backoff := map[int]time.Duration{}
+	for {
+		var ch cluster.Change
+		select {
+		case <-ctx.Done():
+			return
+		case ch = <-changes:
+		case ch = <-retry:
+			if !p.owns(ch.Partition) {
+				continue
+			}
+		}
+		if !ch.Owned {
+			delete(backoff, ch.Partition)
+			p.lose(ctx, ch)
+			continue
+		}
+		err := p.take(ctx, ch)
+		if err == nil || ctx.Err() != nil {
+			delete(backoff, ch.Partition)
+			continue
+		}
+		d := min(max(2*backoff[ch.Partition], time.Second), 30*time.Second)
+		backoff[ch.Partition] = d
+		p.m.takeoverFailures.Inc()
+		p.log.Error("take over partition failed; tried again", "partition", ch.Partition, "in", d, "err", err)
+		time.AfterFunc(d, func() {
+			select {
+			case retry <- ch:
+			case <-ctx.Done():
+			}
+		})
+	}
+}
+
+// take starts acting on a partition this instance has just leased. When the
+// local state is current for the lease's previous epoch (this instance held it
+// last), it resumes its consumer; otherwise it forgets what it had of the
+// partition, rebuilds it from ORDERS up to what the previous owner acked, and
+// reads on from there with a consumer of its own epoch. Taking partition 0 takes
+// the context subjects' account with it.
+func (p *Pipeline) take(ctx context.Context, ch cluster.Change) error {
+	parts := []int{ch.Partition}
+	if ch.Partition == 0 {
+		parts = append(parts, store.ContextPart)
+	}
+	for _, part := range parts {
+		if p.sources.get(part) != nil {
+			continue // taken by an earlier try
+		}
+		if err := p.takePart(ctx, part, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) error {
+	start := time.Now()
+	mode := process.ModeLive
+	if part == store.ContextPart {
+		mode = process.ModeAccount
+	}
+	names, err := p.consumersOf(ctx, part)
+	if err != nil {
+		return err
+	}
+	resume := ch.Reason == "solo"
+	if !resume && ch.Resume && len(names) > 0 {
+		epoch, ok, err := p.opts.Store.PartitionEpoch(part)
+		if err != nil {
+			return err
+		}
+		resume = ok && epoch == ch.PrevEpoch
+	}
+	if resume {
+		name := p.consumerPrefix(part) + strconv.FormatUint(ch.Epoch, 10)
+		if len(names) > 0 {
+			name = names[len(names)-1] // the newest epoch's, this instance's
+		}
+		if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
+			return err
+		}
+		src := &source{part: part, mode: mode, name: name}
+		if err := p.start(ctx, src, p.consumerConfig(name, part)); err != nil {
+			return err
+		}
+		p.log.Info("partition resumed", "partition", partLabel(part), "epoch", ch.Epoch, "consumer", name)
+		return nil
+	}
+	// The previous owner's consumer says how far it got: everything up to its
+	// ack floor was committed by it, and is rebuilt here; the rest is read anew.
+	var floor uint64
+	if len(names) > 0 {
+		c, err := p.opts.JetStream.Consumer(ctx, StreamOrders, names[len(names)-1])
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("pipeline: read consumer %s: %w", names[len(names)-1], err)
+		}
+		if err == nil {
+			floor = c.CachedInfo().AckFloor.Stream
+		}
+	}
+	var dropped int
+	if err := p.do(ctx, func() error {
+		var err error
+		if part == store.ContextPart {
+			err = p.opts.Store.DropPartition(part, nil)
+		} else {
+			dropped, err = p.proc.DropPartition(part)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	rebuilt, err := p.rebuild(ctx, part, floor)
+	if err != nil {
+		return err
+	}
+	name := p.consumerPrefix(part) + strconv.FormatUint(ch.Epoch, 10)
+	cfg := p.consumerConfig(name, part)
+	if floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
+		return err
+	}
+	src := &source{part: part, mode: mode, name: name}
+	if err := p.start(ctx, src, cfg); err != nil {
+		return err
+	}
+	// The previous owner's consumers go: one still reading (cut off, its lease
+	// run out) can no longer ack or be delivered anything.
+	for _, old := range names {
+		if old == name {
+			continue
+		}
+		if err := p.opts.JetStream.DeleteConsumer(ctx, StreamOrders, old); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			p.log.Warn("delete previous owner's consumer", "consumer", old, "err", err)
+		}
+	}
+	took := time.Since(start)
+	if part != store.ContextPart {
+		p.m.takeoverSecs.Observe(took.Seconds())
+	}
+	p.log.Info("partition taken over", "partition", partLabel(part), "epoch", ch.Epoch, "previous", ch.Previous,
+		"reason", ch.Reason, "ack_floor", floor, "rebuilt_messages", rebuilt, "dropped_orders", dropped, "took", took.Round(time.Millisecond))
+	return nil
+}
+
+// consumersOf lists the consumers of a partition on ORDERS, oldest epoch first.
+func (p *Pipeline) consumersOf(ctx context.Context, part int) ([]string, error) {
+	s, err := p.opts.JetStream.Stream(ctx, StreamOrders)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: look up stream %s: %w", StreamOrders, err)
+	}
+	prefix := p.consumerPrefix(part)
+	var names []string
+	lister := s.ConsumerNames(ctx)
+	for name := range lister.Name() {
+		if strings.HasPrefix(name, prefix) {
+			if _, err := strconv.ParseUint(name[len(prefix):], 10, 64); err == nil {
+				names = append(names, name)
+			}
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("pipeline: list consumers of %s: %w", StreamOrders, err)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		x, _ := strconv.ParseUint(a[len(prefix):], 10, 64)
+		y, _ := strconv.ParseUint(b[len(prefix):], 10, 64)
+		return int(x) - int(y)
+	})
+	return names, nil
+}
+
+// rebuild replays the partition's messages up to floor into the processor, in
+// ModeRebuild batches, and returns how many it read.
+func (p *Pipeline) rebuild(ctx context.Context, part int, floor uint64) (int, error) {
+	if floor == 0 {
+		return 0, nil
+	}
+	oc, err := p.opts.JetStream.OrderedConsumer(ctx, StreamOrders, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filterOf(part)}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
+	}
+	var (
+		read    int
+		wrapped = make([]Message, 0, p.opts.BatchSize)
+		ptrs    = make([]*Message, 0, p.opts.BatchSize)
+	)
+	flush := func() error {
+		if len(wrapped) == 0 {
+			return nil
+		}
+		ptrs = ptrs[:0]
+		for i := range wrapped {
+			ptrs = append(ptrs, &wrapped[i])
+		}
+		for attempt := 0; ; attempt++ {
+			if !p.owns(partOwner(part)) {
+				return fmt.Errorf("pipeline: partition %s lost while rebuilding it", partLabel(part))
+			}
+			err := p.do(ctx, func() error {
+				_, err := p.proc.Process(context.WithoutCancel(ctx), ptrs)
+				return err
+			})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || attempt >= 5 {
+				return fmt.Errorf("pipeline: rebuild partition %s: %w", partLabel(part), err)
+			}
+			p.log.Warn("rebuild batch failed, retried", "partition", partLabel(part), "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second << attempt):
+			}
+		}
+		wrapped = wrapped[:0]
+		return nil
+	}
+	for {
+		batch, err := oc.Fetch(p.opts.BatchSize, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return read, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
+		}
+		var n int
+		last := false
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			seq := meta.Sequence.Stream
+			if seq > floor {
+				last = true
+				break
+			}
+			data := append([]byte(nil), m.Data()...)
+			wrapped = append(wrapped, Message{Seq: seq, Subject: m.Subject(), Data: data, Header: m.Headers(),
+				Partition: part, Mode: process.ModeRebuild})
+			read++
+			if len(wrapped) == cap(wrapped) {
+				if err := flush(); err != nil {
+					return read, err
+				}
+			}
+			// The last message wanted: the fetch would wait out its MaxWait
+			// for more.
+			if seq == floor || meta.NumPending == 0 {
+				last = true
+				break
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			return read, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
+		}
+		if ctx.Err() != nil {
+			return read, ctx.Err()
+		}
+		if last || n == 0 {
+			return read, flush()
+		}
+	}
+}
+
+// partOwner is the lease that covers a partition number: the context account
+// goes with partition 0.
+func partOwner(part int) int {
+	if part == store.ContextPart {
+		return 0
+	}
+	return part
+}
+
+// lose stops acting on a partition whose lease is gone: its source stops, and
+// its local state is forgotten (its next owner rebuilds it) unless the instance
+// is shutting down (it keeps it, to resume). Then the lease may move.
+func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
+	parts := []int{ch.Partition}
+	if ch.Partition == 0 {
+		parts = append(parts, store.ContextPart)
+	}
+	keep := ch.Reason == cluster.ReasonShutdown
+	for _, part := range parts {
+		src := p.sources.remove(part)
+		p.stop(src)
+		if keep {
+			continue
+		}
+		err := p.do(ctx, func() error {
+			if part == store.ContextPart {
+				return p.opts.Store.DropPartition(part, nil)
+			}
+			_, err := p.proc.DropPartition(part)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			p.log.Error("forget lost partition", "partition", partLabel(part), "err", err)
+		}
+	}
+	p.log.Info("partition given up", "partition", ch.Partition, "epoch", ch.Epoch, "reason", ch.Reason)
+	p.opts.Ownership.Handoff(ch.Partition)
+}
+
+func partLabel(part int) string {
+	if part == store.ContextPart {
+		return "ctx"
+	}
+	return strconv.Itoa(part)
+}
+
+// do runs fn on the run loop, between batches, and returns its error.
+func (p *Pipeline) do(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	select {
+	case p.ctrl <- func() { done <- fn() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
