@@ -39,6 +39,10 @@ type Options struct {
 	// Group is the group of instances this one belongs to; nil answers 404 on
 	// GET /api/v1/cluster and /api/v1/stats?scope=group.
 	Group Group
+	// Peers forwards what another member of the group answers for: an order to
+	// its owner, a decision to the member that made it, lists to every member;
+	// nil answers from this instance alone.
+	Peers Peers
 	// Token is the bearer token of mutating requests; empty refuses them all.
 	Token string
 	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
@@ -76,16 +80,16 @@ func Handler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/stats", s.stats)
-	mux.HandleFunc("GET /api/v1/orders/{id}", s.order)
-	mux.HandleFunc("GET /api/v1/decisions", s.decisionsList)
-	mux.HandleFunc("GET /api/v1/decisions/{id}", s.decisionShow)
+	mux.HandleFunc("GET /api/v1/orders/{id}", s.toOwner(s.order))
+	mux.HandleFunc("GET /api/v1/decisions", s.merged("decisions", s.decisionsList))
+	mux.HandleFunc("GET /api/v1/decisions/{id}", s.orPeers(s.decisionShow))
 	mux.HandleFunc("GET /api/v1/targets", s.targets)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	if g := o.Governor; g != nil {
-		mux.HandleFunc("GET /api/v1/approvals", s.approvals)
-		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.answer(actions.TrailApproved, true, g.Approve)))
-		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.requireToken(s.answer(actions.TrailRejected, true, g.Reject)))
-		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.requireToken(s.answer(actions.TrailAcknowledged, false, g.Ack)))
+		mux.HandleFunc("GET /api/v1/approvals", s.merged("approvals", s.approvals))
+		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.orPeers(s.answer(actions.TrailApproved, true, g.Approve))))
+		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.requireToken(s.orPeers(s.answer(actions.TrailRejected, true, g.Reject))))
+		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.requireToken(s.orPeers(s.answer(actions.TrailAcknowledged, false, g.Ack))))
 		mux.HandleFunc("GET /api/v1/killswitch", s.killSwitch)
 		mux.HandleFunc("POST /api/v1/killswitch", s.requireToken(s.setKillSwitch))
 	}

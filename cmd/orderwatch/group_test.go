@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -122,9 +124,27 @@ func referenceStates(t *testing.T, js jetstream.JetStream) map[string]*features.
 	return out
 }
 
-// orderState reads an order's state from one instance: found is false on 404.
+// getLocal is a GET answered by this instance alone, as if another member had
+// forwarded it: what it holds itself.
+func getLocal(u string) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set(cluster.HeaderForwarded, "test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// orderState reads an order's state from one instance, held there itself:
+// found is false on 404.
 func (c *runChild) orderState(id string) (state json.RawMessage, found bool, err error) {
-	code, body := get(c.base + "/api/v1/orders/" + url.PathEscape(id))
+	code, body := getLocal(c.base + "/api/v1/orders/" + url.PathEscape(id))
 	switch code {
 	case 404:
 		return nil, false, nil
@@ -250,6 +270,7 @@ func TestTwoInstancesShareOneServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two orderwatch processes")
 	}
+	t.Setenv("ORDERWATCH_API_TOKEN", groupToken)
 	ns := natstest.Start(t, nil)
 	url := ns.ClientURL()
 	js := natstest.JetStream(t, url)
@@ -304,10 +325,118 @@ func TestTwoInstancesShareOneServer(t *testing.T) {
 	if got := sa.EventsApplied + sb.EventsApplied; got != st.EventsApplied {
 		t.Errorf("instance stats sum to %d events applied, the group's to %d", got, st.EventsApplied)
 	}
-	checkOwnedOnce(t, referenceStates(t, js), a, b)
+	ref := referenceStates(t, js)
+	checkOwnedOnce(t, ref, a, b)
+	checkOneAPI(t, ref, a, b)
 	a.stop()
 	b.stop()
 }
+
+// checkOneAPI checks that every instance answers for every order (forwarded to
+// its owner), lists every member's waiting approvals, and approves a decision
+// another member made.
+func checkOneAPI(t *testing.T, ref map[string]*features.OrderState, children ...*runChild) {
+	t.Helper()
+	n := 0
+	for id := range ref {
+		if n++; n > 20 {
+			break
+		}
+		for i, c := range children {
+			code, body := get(c.base + "/api/v1/orders/" + url.PathEscape(id))
+			if code != 200 {
+				t.Errorf("GET /api/v1/orders/%s on instance %d: %d %s, want the owner's answer", id, i, code, body)
+			}
+		}
+	}
+	// Each instance's own waiting approvals, and the group's as every one lists it.
+	own := map[string]int{}
+	for i, c := range children {
+		for _, id := range approvalIDs(t, c, true) {
+			own[id] = i
+		}
+	}
+	if len(own) == 0 {
+		t.Fatal("no decision waits for approval: the test's policy should make some")
+	}
+	for i, c := range children {
+		listed := approvalIDs(t, c, false)
+		if len(listed) != len(own) {
+			t.Errorf("instance %d lists %d waiting approvals for the group, the members hold %d", i, len(listed), len(own))
+		}
+		for _, id := range listed {
+			if _, ok := own[id]; !ok {
+				t.Errorf("instance %d lists %s, which no member holds", i, id)
+			}
+		}
+	}
+	// Approve, through instance 0, a decision another instance made.
+	for id, holder := range own {
+		if holder == 0 {
+			continue
+		}
+		req, _ := http.NewRequest(http.MethodPost, children[0].base+"/api/v1/approvals/"+id+"/approve",
+			strings.NewReader(`{"by":"ops@example.com","reason":"group test"}`))
+		req.Header.Set("Authorization", "Bearer "+groupToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("approve %s (made by instance %d) through instance 0: %d %s", id, holder, resp.StatusCode, b)
+		}
+		for _, still := range approvalIDs(t, children[holder], true) {
+			if still == id {
+				t.Errorf("%s still waits on instance %d after it was approved through instance 0", id, holder)
+			}
+		}
+		return
+	}
+	t.Log("every waiting approval was made by instance 0: nothing to approve across")
+}
+
+// approvalIDs lists the ids of the decisions waiting for approval on an
+// instance: its own (local), or the group's.
+func approvalIDs(t *testing.T, c *runChild, local bool) []string {
+	t.Helper()
+	fetch := get
+	if local {
+		fetch = getLocal
+	}
+	var ids []string
+	cursor := ""
+	for range 100 {
+		code, body := fetch(c.base + "/api/v1/approvals?limit=500&cursor=" + url.QueryEscape(cursor))
+		if code != 200 {
+			t.Fatalf("GET /api/v1/approvals: %d %s", code, body)
+		}
+		var page struct {
+			Approvals []struct {
+				Decision struct {
+					ID string `json:"id"`
+				} `json:"decision"`
+			} `json:"approvals"`
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page.Approvals {
+			ids = append(ids, a.Decision.ID)
+		}
+		if cursor = page.Next; cursor == "" {
+			return ids
+		}
+	}
+	t.Fatal("more than 100 pages of approvals")
+	return nil
+}
+
+// groupToken is the API token the group test's instances share.
+const groupToken = "group-test-token"
 
 // waitShare waits until the group has members alive members and every partition
 // has a live owner, with the partitions spread evenly (at most one apart).

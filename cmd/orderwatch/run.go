@@ -26,6 +26,7 @@ import (
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
 	"github.com/orderwatch/orderwatch/cluster"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
@@ -267,6 +268,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	peers := cluster.NewPeers(nc, group, func(order string) int {
+		return features.Partition(features.OrderToken(order), parts)
+	}, log)
 	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Consumers: pipe.Consumers, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
@@ -309,7 +313,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		ready["jetstream"] = embedded.Ready
 	}
 	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
-		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group}
+		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
@@ -317,11 +321,16 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	// the last one even when it had to close their connections.
 	handlers := new(sync.WaitGroup)
 	apiHandler := api.Handler(apiOpts)
-	srv := api.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
 		defer handlers.Done()
 		apiHandler.ServeHTTP(w, r)
-	}), api.ServerOptions{Logger: log})
+	})
+	srv := api.NewServer(counted, api.ServerOptions{Logger: log})
+	// The other members of the group forward here what this member answers for.
+	if err := peers.Serve(counted); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set --http): %w", cfg.HTTP, err)
@@ -383,7 +392,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	log.Info("shutting down")
 	shuttingDown.Store(true)
-	stopInOrder(log, ingest, membership, srv, handlers, served, execution)
+	stopInOrder(log, ingest, membership, srv, peers, handlers, served, execution)
 	log.Info("stopped")
 	return firstErr
 }
@@ -396,9 +405,12 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 // every handler with it), then the executor, whose final pass over the outbox
 // sends what the last batch and the last approvals queued. NATS, the models and
 // Badger are closed by run's deferred calls after it returns.
-func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
+func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, peers *cluster.Peers, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
 	ingest.stop()
 	membership.stop()
+	if err := peers.Stop(); err != nil {
+		log.Warn("stop answering the group's forwarded requests", "err", err)
+	}
 	sctx, c := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	defer c()
 	if err := srv.Shutdown(sctx); err != nil {
