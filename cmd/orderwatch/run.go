@@ -243,6 +243,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	group, err := cluster.New(cluster.Options{
 		JetStream: js, Group: cfg.Group, Member: member, Partitions: parts, Replicas: conn.Replicas,
+		API: advertisedAPI(cfg),
 		Stats: func() json.RawMessage {
 			raw, err := api.ReadMemberStats(st)
 			if err != nil {
@@ -545,3 +546,22 @@ func hostToken() string {
 
 // randomToken is 8 random letters and digits.
 func randomToken() string { return strings.ToLower(rand.Text()[:8]) }
+
+// advertisedAPI is the API address a member shows the group in its record: the
+// --http address, with the host name when it listens on every interface.
+func advertisedAPI(cfg runConfig) string {
+	scheme := "http"
+	if cfg.HTTPTLSCert != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTP)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil {
+			return ""
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
