@@ -99,10 +99,6 @@ func (l *LagMonitor) Run(ctx context.Context) error {
 	}
 }
 
-// ObservePending sets the pending count from a delivered message's metadata,
-// between two polls: the pipeline reports it after each batch.
-func (l *LagMonitor) ObservePending(pending uint64) { l.pending.Set(float64(pending)) }
-
 func (l *LagMonitor) poll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(l.opts.Interval, time.Second))
 	defer cancel()

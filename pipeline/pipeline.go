@@ -43,10 +43,6 @@ type Options struct {
 	// OnCommitted, when set, receives the messages of each batch after its commit
 	// and acks (the benchmark measures event-to-decision latency with it).
 	OnCommitted func(msgs []*Message)
-	// OnPending, when set, receives after each batch how many messages the
-	// consumer had not yet delivered when its last message was sent (the
-	// LagMonitor's ObservePending), so the lag shows between two polls.
-	OnPending func(pending uint64)
 	// Retention of closed orders and timelines; zero means 30 days.
 	Retention time.Duration
 	// Partitions is the number of order partitions of ORDERS; zero reads it
@@ -334,7 +330,6 @@ type batchBuf struct {
 	msgs    []inMsg
 	wrapped []Message
 	ptrs    []*Message
-	pending uint64 // the consumer's pending count when the last message was sent
 	start   time.Time
 	flight  *process.Flight
 }
@@ -358,7 +353,6 @@ func (b *batchBuf) wrap(p *Pipeline) {
 			p.log.Error("message without JetStream metadata, not acked", "err", err, "subject", m.Subject())
 			continue
 		}
-		b.pending = meta.NumPending
 		part := in.src.part
 		if part == allParts {
 			part = partOf(m.Subject())
@@ -388,9 +382,6 @@ func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	}
 	if p.opts.OnCommitted != nil {
 		p.opts.OnCommitted(b.ptrs)
-	}
-	if p.opts.OnPending != nil && len(b.msgs) > 0 {
-		p.opts.OnPending(b.pending)
 	}
 	p.m.batchSize.Observe(float64(len(b.msgs)))
 	p.m.batchSecs.Observe(time.Since(b.start).Seconds())
