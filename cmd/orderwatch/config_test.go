@@ -97,6 +97,9 @@ memory-limit: 768MiB
 api-token-for-reads: true
 api-max-inflight: 4
 orders-retention: 7d
+partitions: 8
+group: ops-eu
+member: ow-1
 `, func(k string) string { return files[k] }))
 	got, err := parseRunFlags([]string{"--config", p})
 	if err != nil {
@@ -111,6 +114,7 @@ orders-retention: 7d
 		Policy: "/etc/orderwatch/policy.yaml", Demo: true, DemoRate: 12.5, BatchSize: 64,
 		LogFormat: "json", LogLevel: "debug", MemLimit: memoryLimit{bytes: 768 << 20}, ReadsNeedToken: true,
 		APIMaxInFlight: 4, OrdersRetention: retention(7 * 24 * time.Hour),
+		Partitions: 8, Group: "ops-eu", Member: "ow-1",
 	}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -56,10 +56,9 @@ type runConfig struct {
 	// OrdersRetention is the age limit of ORDERS and ACTIONS when orderwatch
 	// creates them.
 	OrdersRetention retention
-	// Partitions of ORDERS when orderwatch creates it; PartitionsSet says the
-	// flag was given (then an existing stream must have as many).
-	Partitions    int
-	PartitionsSet bool
+	// Partitions of ORDERS: 0 is 16 when orderwatch creates the stream and the
+	// existing stream's otherwise; another value must be the existing stream's.
+	Partitions int
 	// Group is the group of instances sharing the partitions; Member this
 	// instance's id in it ("" = kept in the data dir).
 	Group, Member string
@@ -88,7 +87,7 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	c.OrdersRetention = retention(pipeline.DefaultOrdersMaxAge)
 	fs.Var(&c.OrdersRetention, "orders-retention", "how long ORDERS and ACTIONS keep a message when orderwatch creates them: a `duration` such as 720h or 30d, from 1d to 3650d (existing streams are left as they are)")
 	fs.IntVar(&c.APIMaxInFlight, "api-max-inflight", api.DefaultMaxInFlight, "most `requests` to /api/ served at once; more are refused with 503 and Retry-After (/metrics, /healthz, /readyz are not counted)")
-	fs.IntVar(&c.Partitions, "partitions", pipeline.DefaultPartitions, "order `partitions` of ORDERS, fixed when orderwatch creates the stream (README: changing it)")
+	fs.IntVar(&c.Partitions, "partitions", 0, "order `partitions` of ORDERS, fixed when orderwatch creates the stream: 0 is 16 then, and the existing stream's number otherwise (README: changing it)")
 	fs.StringVar(&c.Group, "group", "orderwatch", "`name` of the group of instances that share the partitions of ORDERS")
 	fs.StringVar(&c.Member, "member", "", "this instance's `id` in its group, [A-Za-z0-9_-] (default: the host name and a random suffix, kept in the data dir)")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
@@ -110,9 +109,8 @@ func parseRunFlags(args []string) (runConfig, error) {
 	if err := c.NATS.check(); err != nil {
 		return c, fmt.Errorf("run: %w", err)
 	}
-	fs.Visit(func(f *flag.Flag) { c.PartitionsSet = c.PartitionsSet || f.Name == "partitions" })
-	if c.Partitions < 1 || c.Partitions > 1024 {
-		return c, fmt.Errorf("run: --partitions %d: want 1 to 1024", c.Partitions)
+	if c.Partitions < 0 || c.Partitions > pipeline.MaxPartitions {
+		return c, fmt.Errorf("run: --partitions %d: want 1 to %d, or 0 for the existing stream's (16 for a new one)", c.Partitions, pipeline.MaxPartitions)
 	}
 	if c.APIMaxInFlight < 1 || c.APIMaxInFlight > 10000 {
 		return c, fmt.Errorf("run: --api-max-inflight %d: want 1 to 10000 requests", c.APIMaxInFlight)
@@ -214,10 +212,8 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	sopts := pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention), Logger: log}
-	if cfg.PartitionsSet {
-		sopts.Partitions = cfg.Partitions
-	}
+	sopts := pipeline.StreamOptions{Replicas: conn.Replicas, OrdersMaxAge: time.Duration(cfg.OrdersRetention),
+		Partitions: cfg.Partitions, Logger: log}
 	parts, err := pipeline.EnsureStreams(ctx, js, sopts)
 	if err != nil {
 		return err
