@@ -128,7 +128,7 @@ const allParts = -2
 func (p *Pipeline) ordered(ctx context.Context) error {
 	name := p.opts.Group + "-ordered"
 	cfg := p.consumerConfig(name, allParts)
-	cfg.FilterSubject = SubjectsOrders
+	cfg.FilterSubject, cfg.MaxAckPending = SubjectsOrders, 8*p.opts.BatchSize
 	return p.start(ctx, &source{part: allParts, mode: process.ModeLive, name: name}, cfg)
 }
 
@@ -182,8 +182,7 @@ func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.Consume
 	if err != nil {
 		return fmt.Errorf("pipeline: create consumer %s on %s: %w", cfg.Durable, StreamOrders, err)
 	}
-	perSource := max(2*p.opts.BatchSize/(p.parts+2), 64)
-	it, err := cons.Messages(jetstream.PullMaxMessages(perSource))
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.MaxAckPending))
 	if err != nil {
 		return fmt.Errorf("pipeline: start fetching from %s: %w", cfg.Durable, err)
 	}
@@ -241,10 +240,18 @@ func (p *Pipeline) consumerConfig(name string, part int) jetstream.ConsumerConfi
 		Description:   "orderwatch pipeline: acks only after the Badger commit",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.opts.AckWait,
-		MaxAckPending: 2 * p.opts.BatchSize,
+		MaxAckPending: p.perSource(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: filterOf(part),
 	}
+}
+
+// perSource is the most messages one consumer has delivered and not acked:
+// together the sources (every partition, the context account and follower)
+// hold at most 8 batches, as one consumer of the whole stream did, so the
+// memory a backlog takes stays bounded however many partitions a member owns.
+func (p *Pipeline) perSource() int {
+	return max(8*p.opts.BatchSize/(p.parts+2), 16)
 }
 
 // follow starts this instance's follower of the context subjects: every
