@@ -397,14 +397,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 // stopInOrder stops the parts of run so that nothing writes Badger once it is
 // closed and nothing accepted is left behind: first what reads and decides (the
 // pipeline finishes its batch in flight and returns; the governor, the demo feed
-// and the watchers stop), then the group membership, which gives the partitions'
-// leases back for the other members to take at once, then HTTP (no new approval; Shutdown is waited for, and
-// every handler with it), then the executor, whose final pass over the outbox
-// sends what the last batch and the last approvals queued. NATS, the models and
+// and the watchers stop), then HTTP and the requests other members forward (no
+// new approval; Shutdown is waited for, and every handler with it), then the
+// group membership, which gives the partitions' leases back for the others to
+// take at once, then the executor, whose final pass over the outbox sends what
+// the last batch and the last approvals queued. NATS, the models and
 // Badger are closed by run's deferred calls after it returns.
 func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, peers *cluster.Peers, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
 	ingest.stop()
-	membership.stop()
 	if err := peers.Stop(); err != nil {
 		log.Warn("stop answering the group's forwarded requests", "err", err)
 	}
@@ -416,6 +416,7 @@ func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, 
 	}
 	<-served
 	handlers.Wait() // after a Close, the handlers that were running
+	membership.stop()
 	execution.stop()
 }
 
