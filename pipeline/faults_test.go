@@ -467,7 +467,7 @@ func consumersProgress(ctx context.Context, js jetstream.JetStream, follow bool)
 	lister := s.ListConsumers(ctx)
 	n := 0
 	for ci := range lister.Info() {
-		if !follow && strings.Contains(ci.Name, "-follow-") {
+		if ci.Config.Durable == "" || (!follow && strings.Contains(ci.Name, "-follow-")) {
 			continue
 		}
 		n++

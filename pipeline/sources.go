@@ -460,10 +460,19 @@ func (p *Pipeline) rebuild(ctx context.Context, part int, floor uint64) (int, er
 	}
 	oc, err := p.opts.JetStream.OrderedConsumer(ctx, StreamOrders, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filterOf(part)}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
 	}
+	// The reader goes with the rebuild, rather than when the server notices it idle.
+	defer func() {
+		if info := oc.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = p.opts.JetStream.DeleteConsumer(dctx, StreamOrders, info.Name)
+		}
+	}()
 	var (
 		read    int
 		wrapped = make([]Message, 0, p.opts.BatchSize)

@@ -383,6 +383,9 @@ func consumerInfo(js jetstream.JetStream) (*consumersState, error) {
 	n := 0
 	lister := s.ListConsumers(ctx)
 	for ci := range lister.Info() {
+		if ci.Config.Durable == "" {
+			continue // a rebuild's ordered reader, gone with it
+		}
 		if strings.Contains(ci.Name, "-follow-") {
 			cs.FollowBehind += ci.NumPending + uint64(ci.NumAckPending)
 			continue

@@ -54,6 +54,9 @@ func consumersIdle(js jetstream.JetStream) (bool, string, error) {
 	var busy []string
 	n := 0
 	for ci := range lister.Info() {
+		if ci.Config.Durable == "" {
+			continue // a rebuild's ordered reader, gone with it
+		}
 		n++
 		if ci.NumPending > 0 || ci.NumAckPending > 0 {
 			busy = append(busy, fmt.Sprintf("%s(pending %d, ack pending %d)", ci.Name, ci.NumPending, ci.NumAckPending))
