@@ -67,7 +67,7 @@ FUZZ_SCOREPOINT ?= 50000x
 FUZZ_PROCESS ?= 400x
 
 test: $(ORT_LIB) alerts systemd-analyze ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_REFERENCE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzScorePoint$$' -fuzztime $(FUZZ_SCOREPOINT) ./actions
