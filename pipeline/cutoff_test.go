@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/cluster"
@@ -51,6 +52,7 @@ type cutInstance struct {
 	st   *store.Store
 	m    *cluster.Membership
 	p    *pipeline.Pipeline
+	reg  *prometheus.Registry
 
 	mu      sync.Mutex
 	commits []commit
@@ -68,9 +70,9 @@ func startCutInstance(t *testing.T, js jetstream.JetStream, member string, score
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &cutInstance{name: member, st: st, m: m}
+	in := &cutInstance{name: member, st: st, m: m, reg: prometheus.NewRegistry()}
 	in.p, err = pipeline.New(pipeline.Options{JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer,
-		BatchSize: 64, Partitions: cutParts, Member: member, Ownership: m, OnCommitted: in.committed})
+		BatchSize: 64, Partitions: cutParts, Member: member, Ownership: m, OnCommitted: in.committed, Registerer: in.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,8 +336,16 @@ func cutWaitFor(t *testing.T, what string, cond func() bool) {
 // before b owns any of them, commit and decide nothing of them once its leases
 // ended, b must take every partition, and when a comes back the group must
 // rebalance and hold every order once, as one instance folds it, its counters
-// summing to the stream.
+// summing to the stream, with no order decided on the same event by both.
+// In "back before its loop" a's connection and its share of the leases come
+// back while its loop is still held: what its old consumers delivered before
+// the cut must not be acted on under the leases it took anew.
 func TestCutoffInstanceStopsActingAndComesBack(t *testing.T) {
+	t.Run("released while cut off", func(t *testing.T) { testCutoff(t, false) })
+	t.Run("back before its loop", func(t *testing.T) { testCutoff(t, true) })
+}
+
+func testCutoff(t *testing.T, backWhileHeld bool) {
 	ns := natstest.Start(t, nil)
 	js := natstest.JetStream(t, ns.ClientURL())
 	ctx := context.Background()
@@ -450,31 +460,44 @@ func TestCutoffInstanceStopsActingAndComesBack(t *testing.T) {
 		return true
 	})
 
-	// a's loop goes on, still cut off: it must give up what it lost and act on
-	// none of it.
-	decisionsBefore := len(a.decisions(t))
-	close(release)
-	if err := <-holdDone; err != nil {
-		t.Fatal(err)
-	}
-	cutWaitFor(t, "a stops reading every partition it lost", func() bool { return len(a.p.Consumers()) == 0 })
-	restoreAt := time.Now()
-	var late []commit
-	for _, c := range a.commitsFrom(heldAt) {
-		if c.part != process.FollowPart {
-			late = append(late, c)
+	var restoreAt time.Time
+	if backWhileHeld {
+		// a's connection comes back while its loop is held, and with it its
+		// share of the partitions, leased anew.
+		restoreAt = time.Now()
+		px.restore()
+		cutWaitFor(t, "a leases 8 partitions again, its loop held", func() bool { return len(a.m.Owned()) == 8 })
+		close(release)
+		if err := <-holdDone; err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(late) > 0 {
-		t.Errorf("a committed %d messages of partitions it had lost after its leases ended (cut off), first: partition %d seq %d",
-			len(late), late[0].part, late[0].seq)
-	}
-	if n := len(a.decisions(t)); n != decisionsBefore {
-		t.Errorf("a decided %d times after its leases ended (cut off)", n-decisionsBefore)
+	} else {
+		// a's loop goes on, still cut off: it must give up what it lost and
+		// act on none of it.
+		decisionsBefore := len(a.decisions(t))
+		close(release)
+		if err := <-holdDone; err != nil {
+			t.Fatal(err)
+		}
+		cutWaitFor(t, "a stops reading every partition it lost", func() bool { return len(a.p.Consumers()) == 0 })
+		restoreAt = time.Now()
+		var late []commit
+		for _, c := range a.commitsFrom(heldAt) {
+			if c.part != process.FollowPart {
+				late = append(late, c)
+			}
+		}
+		if len(late) > 0 {
+			t.Errorf("a committed %d messages of partitions it had lost after its leases ended (cut off), first: partition %d seq %d",
+				len(late), late[0].part, late[0].seq)
+		}
+		if n := len(a.decisions(t)); n != decisionsBefore {
+			t.Errorf("a decided %d times after its leases ended (cut off)", n-decisionsBefore)
+		}
+		px.restore()
 	}
 
-	// a comes back: it rejoins, the group rebalances evenly.
-	px.restore()
+	// a is back: it rejoins, the group rebalances evenly.
 	cutWaitFor(t, "a rejoins: a and b own and read 8 partitions each", func() bool { return a.settled(8) && b.settled(8) })
 	steps := pub.steps.Load()
 	cutWaitFor(t, "100 more orders published after the rebalance", func() bool { return pub.steps.Load() >= steps+100 })
@@ -532,6 +555,10 @@ func TestCutoffInstanceStopsActingAndComesBack(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages, %d orders: a holds %d, b %d", msgs, len(ref), held0[0], held0[1])
+	for _, in := range []*cutInstance{a, b} {
+		t.Logf("%s: %v messages not staged or acked as not owned, %v ack failures", in.name,
+			metricSum(t, in.reg, "orderwatch_partition_messages_not_owned_total"), metricSum(t, in.reg, "orderwatch_ack_failures_total"))
+	}
 
 	// a never decided on a partition between the end of its lease and its
 	// return, nor ever after on one b holds now.
@@ -549,6 +576,21 @@ func TestCutoffInstanceStopsActingAndComesBack(t *testing.T) {
 	}
 	if len(wrong) > 0 {
 		t.Errorf("a decided %d times on partitions after its lease ended, first: %s", len(wrong), wrong[0])
+	}
+	// The same event decided on by both is an action taken twice.
+	byTrigger := map[string]actions.Decision{}
+	for _, d := range a.decisions(t) {
+		byTrigger[d.OrderID+" "+d.RuleID+" "+d.TriggerEvent] = d
+	}
+	var twice []string
+	for _, d := range b.decisions(t) {
+		if ad, ok := byTrigger[d.OrderID+" "+d.RuleID+" "+d.TriggerEvent]; ok {
+			twice = append(twice, fmt.Sprintf("order %s partition %d, event %s: a at %s, b at %s", d.OrderID,
+				features.Partition(features.OrderToken(d.OrderID), cutParts), d.TriggerEvent, ad.At.Format(time.StampMicro), d.At.Format(time.StampMicro)))
+		}
+	}
+	if len(twice) > 0 {
+		t.Errorf("%d events decided on by both a and b, first: %s", len(twice), twice[0])
 	}
 }
 

@@ -372,10 +372,14 @@ func (b *batchBuf) wrap(p *Pipeline) {
 }
 
 // acked acks a committed batch and tells who wants to know. A message of a
-// partition lost meanwhile is not acked: its next owner rebuilds from what was.
+// partition no longer owned is held back: lose acks it when the partition was
+// given up, or leaves it to the next owner when the lease was lost.
 func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	for _, m := range b.msgs {
 		if !p.keep(m) {
+			if len(m.src.held) < 4*p.opts.BatchSize {
+				m.src.held = append(m.src.held, m.msg)
+			}
 			p.m.notOwned.Inc()
 			continue
 		}

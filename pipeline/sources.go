@@ -40,6 +40,9 @@ type source struct {
 	it      jetstream.MessagesContext
 	stopped atomic.Bool
 	done    chan struct{} // the reader returned
+	// held are messages committed after the partition stopped being owned,
+	// not acked; lose settles them. Touched on the run loop only.
+	held []jetstream.Msg
 }
 
 // inMsg is a message with the source it came from.
@@ -558,13 +561,19 @@ func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
 		parts = append(parts, store.ContextPart)
 	}
 	keep := ch.Reason == cluster.ReasonShutdown
+	given := keep || ch.Reason == cluster.ReasonRebalance
 	for _, part := range parts {
 		src := p.sources.remove(part)
 		p.stop(src)
-		if keep {
-			continue
-		}
 		err := p.do(ctx, func() error {
+			// On the loop, the batches in flight landed: what they committed
+			// of a partition given up is acked before the handoff.
+			if src != nil {
+				p.settleHeld(ctx, src, given)
+			}
+			if keep {
+				return nil
+			}
 			if part == store.ContextPart {
 				return p.opts.Store.DropPartition(part, nil)
 			}
@@ -577,6 +586,31 @@ func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
 	}
 	p.log.Info("partition given up", "partition", ch.Partition, "epoch", ch.Epoch, "reason", ch.Reason)
 	p.opts.Ownership.Handoff(ch.Partition)
+}
+
+// settleHeld acks what was committed of a source's partition after it stopped
+// being owned when the partition was given up: its lease is held until the
+// handoff, and its next owner then reads after it instead of deciding on it
+// again. The last is acked synchronously, so the acks are in before the
+// handoff. When the lease was lost they are forgotten: the next owner may have
+// read the ack floor already, and reads them anew.
+func (p *Pipeline) settleHeld(ctx context.Context, src *source, given bool) {
+	held := src.held
+	src.held = nil
+	if !given || len(held) == 0 {
+		return
+	}
+	for _, m := range held[:len(held)-1] {
+		if err := m.Ack(); err != nil {
+			p.m.ackFailures.Inc()
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := held[len(held)-1].DoubleAck(actx); err != nil {
+		p.m.ackFailures.Inc()
+		p.log.Warn("ack of a partition given up not confirmed; its next owner reads the rest anew", "consumer", src.name, "err", err)
+	}
 }
 
 func partLabel(part int) string {
