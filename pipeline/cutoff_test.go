@@ -372,8 +372,11 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startCutInstance(t, ajs, "a", scorer, policy)
+	// b first: a joins and gets b's highest partitions, which b hands back
+	// to a after the cut, so that a leases again the partitions it had.
 	b := startCutInstance(t, js, "b", scorer, policy)
+	cutWaitFor(t, "b owns and reads every partition", func() bool { return b.settled(cutParts) })
+	a := startCutInstance(t, ajs, "a", scorer, policy)
 	ex := watchCutExclusivity(a, b)
 	pub := startCutPublisher(t, natstest.JetStream(t, ns.ClientURL()))
 
@@ -467,6 +470,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 		restoreAt = time.Now()
 		px.restore()
 		cutWaitFor(t, "a leases 8 partitions again, its loop held", func() bool { return len(a.m.Owned()) == 8 })
+		t.Logf("a had %v before the cut, leased %v again while held", had, a.m.Owned())
 		close(release)
 		if err := <-holdDone; err != nil {
 			t.Fatal(err)
