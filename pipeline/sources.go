@@ -34,7 +34,8 @@ type Ownership interface {
 // subjects' account (owned with partition 0), or this instance's follower of the
 // context subjects.
 type source struct {
-	part    int // partition, store.ContextPart or process.FollowPart
+	part    int    // partition, store.ContextPart or process.FollowPart
+	epoch   uint64 // of the lease it was started under; 0 alone
 	mode    process.Mode
 	name    string // durable consumer name
 	it      jetstream.MessagesContext
@@ -154,7 +155,18 @@ func (p *Pipeline) active(part int) bool {
 		return false
 	}
 	src := p.sources.get(part)
-	return src != nil && !src.stopped.Load()
+	return src != nil && !src.stopped.Load() && !p.fenced(src)
+}
+
+// fenced reports whether the lease a source was started under is gone: a
+// loss of its epoch (or a later one) was reported, though the partition may be
+// owned again, under a newer lease that has its own source.
+func (p *Pipeline) fenced(src *source) bool {
+	if src.part < 0 || src.part >= p.parts && src.part != store.ContextPart {
+		return false
+	}
+	lost := p.lostEpoch[partOwner(src.part)].Load()
+	return lost != 0 && src.epoch <= lost
 }
 
 func (p *Pipeline) owns(part int) bool {
@@ -167,7 +179,7 @@ func (p *Pipeline) owns(part int) bool {
 // keep reports whether a delivered message may be staged: its source still
 // reads, and its partition is still owned (the context follower always is).
 func (p *Pipeline) keep(m inMsg) bool {
-	if m.src.stopped.Load() {
+	if m.src.stopped.Load() || p.fenced(m.src) {
 		return false
 	}
 	switch m.src.part {
@@ -268,7 +280,7 @@ func (p *Pipeline) manage(ctx context.Context) {
 		}
 		return
 	}
-	changes := p.opts.Ownership.Changes()
+	changes := p.fence(ctx, p.opts.Ownership.Changes())
 	// A takeover that fails (the stream unreachable, a consumer refused) is
 	// tried again while the lease is held, backing off to 30s.
 	retry := make(chan cluster.Change, p.parts)
@@ -305,6 +317,36 @@ func (p *Pipeline) manage(ctx context.Context) {
 			}
 		})
 	}
+}
+
+// fence reads the ownership changes as they come and passes them on: a lease
+// lost or given up fences the sources started under it at once, even while
+// manage is still busy with an earlier change (a reader to stop, a run loop
+// that is held), so that what they delivered is never staged under a newer
+// lease of the same partition.
+func (p *Pipeline) fence(ctx context.Context, in <-chan cluster.Change) <-chan cluster.Change {
+	out := make(chan cluster.Change, 16*p.parts)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ch, ok := <-in:
+				if !ok {
+					return
+				}
+				if l := p.lostEpoch; !ch.Owned && ch.Partition >= 0 && ch.Partition < p.parts && ch.Epoch > l[ch.Partition].Load() {
+					l[ch.Partition].Store(ch.Epoch) // this goroutine is the only writer
+				}
+				select {
+				case out <- ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // take starts acting on a partition this instance has just leased. When the
@@ -355,7 +397,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 		if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
 			return err
 		}
-		src := &source{part: part, mode: mode, name: name}
+		src := &source{part: part, epoch: ch.Epoch, mode: mode, name: name}
 		if err := p.start(ctx, src, p.consumerConfig(name, part)); err != nil {
 			return err
 		}
@@ -398,7 +440,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 	if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
 		return err
 	}
-	src := &source{part: part, mode: mode, name: name}
+	src := &source{part: part, epoch: ch.Epoch, mode: mode, name: name}
 	if err := p.start(ctx, src, cfg); err != nil {
 		return err
 	}
