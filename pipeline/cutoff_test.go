@@ -538,7 +538,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 	// Every order is held by exactly one instance, the owner of its partition,
 	// with what one instance folds from ORDERS.
 	ref := cutReference(t, js)
-	held0 := []int{0, 0}
+	holds := []int{0, 0}
 	for id, want := range ref {
 		part := features.Partition(features.OrderToken(id), cutParts)
 		var owners []string
@@ -547,7 +547,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 			if s, ok := recordState(t, in.st, id); ok {
 				owners = append(owners, in.name)
 				got = s
-				held0[i]++
+				holds[i]++
 				if !in.m.Owns(part) {
 					t.Errorf("order %s of partition %d is held by %s, which does not own it", id, part, in.name)
 				}
@@ -565,7 +565,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 			t.Errorf("order %s held by %s:\n%s\nwant one instance's fold:\n%s", id, owners[0], got, wantJSON)
 		}
 	}
-	t.Logf("%d messages, %d orders: a holds %d, b %d", msgs, len(ref), held0[0], held0[1])
+	t.Logf("%d messages, %d orders: a holds %d, b %d", msgs, len(ref), holds[0], holds[1])
 	for _, in := range []*cutInstance{a, b} {
 		t.Logf("%s: %v messages not staged or acked as not owned, %v ack failures", in.name,
 			metricSum(t, in.reg, "orderwatch_partition_messages_not_owned_total"), metricSum(t, in.reg, "orderwatch_ack_failures_total"))
