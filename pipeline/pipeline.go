@@ -69,9 +69,10 @@ type Pipeline struct {
 	proc        *process.Processor
 	parts       int
 	sources     sourceSet
-	in          chan inMsg    // what every source's reader delivers
-	ctrl        chan func()   // work run on the loop between batches (manage)
-	stopReaders chan struct{} // closed when Run returns: readers stop handing over
+	lostEpoch   []atomic.Uint64 // per partition, the newest lease epoch lost or given up
+	in          chan inMsg      // what every source's reader delivers
+	ctrl        chan func()     // work run on the loop between batches (manage)
+	stopReaders chan struct{}   // closed when Run returns: readers stop handing over
 	running     atomic.Bool
 	stuck       stuckSet               // messages whose last batch failed, until they commit
 	tickErr     atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
@@ -119,7 +120,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
 	log := opts.Logger.With("component", "pipeline")
-	p := &Pipeline{opts: opts, log: log, m: m, parts: opts.Partitions,
+	p := &Pipeline{opts: opts, log: log, m: m, parts: opts.Partitions, lostEpoch: make([]atomic.Uint64, opts.Partitions),
 		in: make(chan inMsg, opts.BatchSize), ctrl: make(chan func()), stopReaders: make(chan struct{})}
 	n := opts.Partitions
 	proc, err := process.New(process.Options{
@@ -366,10 +367,14 @@ func (b *batchBuf) wrap(p *Pipeline) {
 }
 
 // acked acks a committed batch and tells who wants to know. A message of a
-// partition lost meanwhile is not acked: its next owner rebuilds from what was.
+// partition no longer owned is held back: lose acks it when the partition was
+// given up, or leaves it to the next owner when the lease was lost.
 func (p *Pipeline) acked(b *batchBuf, res process.Result) {
 	for _, m := range b.msgs {
 		if !p.keep(m) {
+			if len(m.src.held) < 4*p.opts.BatchSize {
+				m.src.held = append(m.src.held, m.msg)
+			}
 			p.m.notOwned.Inc()
 			continue
 		}

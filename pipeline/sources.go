@@ -34,12 +34,16 @@ type Ownership interface {
 // subjects' account (owned with partition 0), or this instance's follower of the
 // context subjects.
 type source struct {
-	part    int // partition, store.ContextPart or process.FollowPart
+	part    int    // partition, store.ContextPart or process.FollowPart
+	epoch   uint64 // of the lease it was started under; 0 alone
 	mode    process.Mode
 	name    string // durable consumer name
 	it      jetstream.MessagesContext
 	stopped atomic.Bool
 	done    chan struct{} // the reader returned
+	// held are messages committed after the partition stopped being owned,
+	// not acked; lose settles them. Touched on the run loop only.
+	held []jetstream.Msg
 }
 
 // inMsg is a message with the source it came from.
@@ -151,7 +155,18 @@ func (p *Pipeline) active(part int) bool {
 		return false
 	}
 	src := p.sources.get(part)
-	return src != nil && !src.stopped.Load()
+	return src != nil && !src.stopped.Load() && !p.fenced(src)
+}
+
+// fenced reports whether the lease a source was started under is gone: a
+// loss of its epoch (or a later one) was reported, though the partition may be
+// owned again, under a newer lease that has its own source.
+func (p *Pipeline) fenced(src *source) bool {
+	if src.part < 0 || src.part >= p.parts && src.part != store.ContextPart {
+		return false
+	}
+	lost := p.lostEpoch[partOwner(src.part)].Load()
+	return lost != 0 && src.epoch <= lost
 }
 
 func (p *Pipeline) owns(part int) bool {
@@ -164,7 +179,7 @@ func (p *Pipeline) owns(part int) bool {
 // keep reports whether a delivered message may be staged: its source still
 // reads, and its partition is still owned (the context follower always is).
 func (p *Pipeline) keep(m inMsg) bool {
-	if m.src.stopped.Load() {
+	if m.src.stopped.Load() || p.fenced(m.src) {
 		return false
 	}
 	switch m.src.part {
@@ -272,7 +287,7 @@ func (p *Pipeline) manage(ctx context.Context) {
 		}
 		return
 	}
-	changes := p.opts.Ownership.Changes()
+	changes := p.fence(ctx, p.opts.Ownership.Changes())
 	// A takeover that fails (the stream unreachable, a consumer refused) is
 	// tried again while the lease is held, backing off to 30s.
 	retry := make(chan cluster.Change, p.parts)
@@ -309,6 +324,36 @@ func (p *Pipeline) manage(ctx context.Context) {
 			}
 		})
 	}
+}
+
+// fence reads the ownership changes as they come and passes them on: a lease
+// lost or given up fences the sources started under it at once, even while
+// manage is still busy with an earlier change (a reader to stop, a run loop
+// that is held), so that what they delivered is never staged under a newer
+// lease of the same partition.
+func (p *Pipeline) fence(ctx context.Context, in <-chan cluster.Change) <-chan cluster.Change {
+	out := make(chan cluster.Change, 16*p.parts)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ch, ok := <-in:
+				if !ok {
+					return
+				}
+				if l := p.lostEpoch; !ch.Owned && ch.Partition >= 0 && ch.Partition < p.parts && ch.Epoch > l[ch.Partition].Load() {
+					l[ch.Partition].Store(ch.Epoch) // this goroutine is the only writer
+				}
+				select {
+				case out <- ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // take starts acting on a partition this instance has just leased. When the
@@ -359,7 +404,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 		if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
 			return err
 		}
-		src := &source{part: part, mode: mode, name: name}
+		src := &source{part: part, epoch: ch.Epoch, mode: mode, name: name}
 		if err := p.start(ctx, src, p.consumerConfig(name, part)); err != nil {
 			return err
 		}
@@ -402,7 +447,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 	if err := p.opts.Store.SetPartitionEpoch(part, ch.Epoch); err != nil {
 		return err
 	}
-	src := &source{part: part, mode: mode, name: name}
+	src := &source{part: part, epoch: ch.Epoch, mode: mode, name: name}
 	if err := p.start(ctx, src, cfg); err != nil {
 		return err
 	}
@@ -574,13 +619,19 @@ func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
 		parts = append(parts, store.ContextPart)
 	}
 	keep := ch.Reason == cluster.ReasonShutdown
+	given := keep || ch.Reason == cluster.ReasonRebalance
 	for _, part := range parts {
 		src := p.sources.remove(part)
 		p.stop(src)
-		if keep {
-			continue
-		}
 		err := p.do(ctx, func() error {
+			// On the loop, the batches in flight landed: what they committed
+			// of a partition given up is acked before the handoff.
+			if src != nil {
+				p.settleHeld(ctx, src, given)
+			}
+			if keep {
+				return nil
+			}
 			if part == store.ContextPart {
 				return p.opts.Store.DropPartition(part, nil)
 			}
@@ -593,6 +644,31 @@ func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
 	}
 	p.log.Info("partition given up", "partition", ch.Partition, "epoch", ch.Epoch, "reason", ch.Reason)
 	p.opts.Ownership.Handoff(ch.Partition)
+}
+
+// settleHeld acks what was committed of a source's partition after it stopped
+// being owned when the partition was given up: its lease is held until the
+// handoff, and its next owner then reads after it instead of deciding on it
+// again. The last is acked synchronously, so the acks are in before the
+// handoff. When the lease was lost they are forgotten: the next owner may have
+// read the ack floor already, and reads them anew.
+func (p *Pipeline) settleHeld(ctx context.Context, src *source, given bool) {
+	held := src.held
+	src.held = nil
+	if !given || len(held) == 0 {
+		return
+	}
+	for _, m := range held[:len(held)-1] {
+		if err := m.Ack(); err != nil {
+			p.m.ackFailures.Inc()
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := held[len(held)-1].DoubleAck(actx); err != nil {
+		p.m.ackFailures.Inc()
+		p.log.Warn("ack of a partition given up not confirmed; its next owner reads the rest anew", "consumer", src.name, "err", err)
+	}
 }
 
 func partLabel(part int) string {
