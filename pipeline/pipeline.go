@@ -143,6 +143,12 @@ func (p *Pipeline) Ready() (bool, string) {
 	if !p.running.Load() {
 		return false, "consumer not running"
 	}
+	// Alone, it owns every partition from the start: ready once it reads them all.
+	if p.opts.Ownership == nil && !p.opts.EventTime {
+		if n := len(p.sources.names()); n < p.parts+1 {
+			return false, fmt.Sprintf("starting the consumers of the partitions: %d of %d", n, p.parts+1)
+		}
+	}
 	if why := p.stuck.reason(p.now()); why != "" {
 		return false, why
 	}
