@@ -453,10 +453,23 @@ func (p *Pipeline) rebuild(ctx context.Context, part int, floor uint64) (int, er
 	}
 	oc, err := p.opts.JetStream.OrderedConsumer(ctx, StreamOrders, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filterOf(part)}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Gone soon if this process dies while rebuilding (the default is 5 min).
+		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
 	}
+	// Each Fetch replaces the ordered consumer by a new one, but nothing deletes
+	// the last: it would stay on ORDERS, its pending growing with the partition.
+	defer func() {
+		if ci := oc.CachedInfo(); ci != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := p.opts.JetStream.DeleteConsumer(dctx, StreamOrders, ci.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				p.log.Warn("delete rebuild consumer", "partition", partLabel(part), "consumer", ci.Name, "err", err)
+			}
+		}
+	}()
 	var (
 		read    int
 		wrapped = make([]Message, 0, p.opts.BatchSize)
