@@ -28,6 +28,8 @@ type Ownership interface {
 	Owns(part int) bool
 	// Handoff says the pipeline stopped acting on a partition it lost or gave.
 	Handoff(part int)
+	// LeaseEpoch is the epoch of a partition's lease, whoever holds it; 0 if none.
+	LeaseEpoch(part int) uint64
 }
 
 // source is one consumer the pipeline reads: an order partition's, the context
@@ -270,11 +272,16 @@ func (p *Pipeline) manage(ctx context.Context) {
 	// tried again while the lease is held, backing off to 30s.
 	retry := make(chan cluster.Change, p.parts)
 	backoff := map[int]time.Duration{}
+	stale := time.NewTicker(2 * time.Second)
+	defer stale.Stop()
 	for {
 		var ch cluster.Change
 		select {
 		case <-ctx.Done():
 			return
+		case <-stale.C:
+			p.forgetStale(ctx)
+			continue
 		case ch = <-changes:
 		case ch = <-retry:
 			if !p.owns(ch.Partition) {
@@ -301,6 +308,43 @@ func (p *Pipeline) manage(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		})
+	}
+}
+
+// forgetStale forgets the local state of the partitions another member took
+// since this instance last owned them (it held them before it stopped, and did
+// not get them back): their orders are the other member's now. Run it between
+// the changes, in manage.
+func (p *Pipeline) forgetStale(ctx context.Context) {
+	for part := range p.parts + 1 {
+		if part == p.parts {
+			part = store.ContextPart
+		}
+		lease := partOwner(part)
+		if p.owns(lease) || p.sources.get(part) != nil {
+			continue
+		}
+		epoch, ok, err := p.opts.Store.PartitionEpoch(part)
+		if err != nil || !ok || p.opts.Ownership.LeaseEpoch(lease) <= epoch {
+			continue
+		}
+		var dropped int
+		err = p.do(ctx, func() error {
+			if part == store.ContextPart {
+				return p.opts.Store.DropPartition(part, nil)
+			}
+			n, err := p.proc.DropPartition(part)
+			dropped = n
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("forget stale partition", "partition", partLabel(part), "err", err)
+			}
+			continue
+		}
+		p.log.Info("stale partition forgotten", "partition", partLabel(part), "epoch", epoch,
+			"lease_epoch", p.opts.Ownership.LeaseEpoch(lease), "dropped_orders", dropped)
 	}
 }
 
