@@ -16,6 +16,7 @@ import (
 // TestRejoinForgetsPartitionsTakenMeanwhile: a member stops, another takes its
 // partitions, and it comes back on its own data. Of the partitions it does not
 // get back it forgets what it had, so each order is held by one member only.
+// The rebuilds of the takeovers leave no consumer behind on ORDERS.
 func TestRejoinForgetsPartitionsTakenMeanwhile(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	js := natstest.JetStream(t, ns.ClientURL())
@@ -71,4 +72,36 @@ func TestRejoinForgetsPartitionsTakenMeanwhile(t *testing.T) {
 			t.Errorf("order %s of partition %d missing on b, its owner", id, kept)
 		}
 	}
+	// The takeovers rebuilt partitions with ordered consumers: none is left.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		left := nonDurable(t, js)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ORDERS keeps consumers that are not the pipelines' 15s after the takeovers: %v", left)
+		}
+	}
+}
+
+// nonDurable lists the consumers of ORDERS that are not durable.
+func nonDurable(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	lister := s.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		if ci.Config.Durable == "" {
+			out = append(out, fmt.Sprintf("%s (pending %d)", ci.Name, ci.NumPending))
+		}
+	}
+	if err := lister.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
