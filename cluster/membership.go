@@ -161,6 +161,17 @@ func (m *Membership) ownsLocked(p int, now time.Time) bool {
 	return h != nil && !h.releasing && now.Before(h.validUntil)
 }
 
+// LeaseEpoch returns the epoch of partition p's lease as the watch last saw it,
+// whoever holds it; 0 when it has none.
+func (m *Membership) LeaseEpoch(p int) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p < 0 || p >= len(m.leases) || !m.leases[p].present {
+		return 0
+	}
+	return m.leases[p].lease.Epoch
+}
+
 // ValidUntil returns when this member's ownership of p ends unless renewed,
 // on the local clock; the zero time when it does not own p.
 func (m *Membership) ValidUntil(p int) time.Time {

@@ -28,6 +28,8 @@ type Ownership interface {
 	Owns(part int) bool
 	// Handoff says the pipeline stopped acting on a partition it lost or gave.
 	Handoff(part int)
+	// LeaseEpoch is the epoch of a partition's lease, whoever holds it; 0 if none.
+	LeaseEpoch(part int) uint64
 }
 
 // source is one consumer the pipeline reads: an order partition's, the context
@@ -292,11 +294,16 @@ func (p *Pipeline) manage(ctx context.Context) {
 	// tried again while the lease is held, backing off to 30s.
 	retry := make(chan cluster.Change, p.parts)
 	backoff := map[int]time.Duration{}
+	stale := time.NewTicker(2 * time.Second)
+	defer stale.Stop()
 	for {
 		var ch cluster.Change
 		select {
 		case <-ctx.Done():
 			return
+		case <-stale.C:
+			p.forgetStale(ctx)
+			continue
 		case ch = <-changes:
 		case ch = <-retry:
 			if !p.owns(ch.Partition) {
@@ -354,6 +361,43 @@ func (p *Pipeline) fence(ctx context.Context, in <-chan cluster.Change) <-chan c
 		}
 	}()
 	return out
+}
+
+// forgetStale forgets the local state of the partitions another member took
+// since this instance last owned them (it held them before it stopped, and did
+// not get them back): their orders are the other member's now. Run it between
+// the changes, in manage.
+func (p *Pipeline) forgetStale(ctx context.Context) {
+	for part := range p.parts + 1 {
+		if part == p.parts {
+			part = store.ContextPart
+		}
+		lease := partOwner(part)
+		if p.owns(lease) || p.sources.get(part) != nil {
+			continue
+		}
+		epoch, ok, err := p.opts.Store.PartitionEpoch(part)
+		if err != nil || !ok || p.opts.Ownership.LeaseEpoch(lease) <= epoch {
+			continue
+		}
+		var dropped int
+		err = p.do(ctx, func() error {
+			if part == store.ContextPart {
+				return p.opts.Store.DropPartition(part, nil)
+			}
+			n, err := p.proc.DropPartition(part)
+			dropped = n
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("forget stale partition", "partition", partLabel(part), "err", err)
+			}
+			continue
+		}
+		p.log.Info("stale partition forgotten", "partition", partLabel(part), "epoch", epoch,
+			"lease_epoch", p.opts.Ownership.LeaseEpoch(lease), "dropped_orders", dropped)
+	}
 }
 
 // take starts acting on a partition this instance has just leased. When the
@@ -505,17 +549,21 @@ func (p *Pipeline) rebuild(ctx context.Context, part int, floor uint64) (int, er
 	}
 	oc, err := p.opts.JetStream.OrderedConsumer(ctx, StreamOrders, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filterOf(part)}, DeliverPolicy: jetstream.DeliverAllPolicy,
-		InactiveThreshold: 10 * time.Second,
+		// Gone soon if this process dies while rebuilding (the default is 5 min).
+		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: read partition %s to rebuild it: %w", partLabel(part), err)
 	}
-	// The reader goes with the rebuild, rather than when the server notices it idle.
+	// Each Fetch replaces the ordered consumer by a new one, but nothing deletes
+	// the last: it would stay on ORDERS, its pending growing with the partition.
 	defer func() {
-		if info := oc.CachedInfo(); info != nil {
+		if ci := oc.CachedInfo(); ci != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			_ = p.opts.JetStream.DeleteConsumer(dctx, StreamOrders, info.Name)
+			if err := p.opts.JetStream.DeleteConsumer(dctx, StreamOrders, ci.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				p.log.Warn("delete rebuild consumer", "partition", partLabel(part), "consumer", ci.Name, "err", err)
+			}
 		}
 	}()
 	var (

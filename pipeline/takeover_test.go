@@ -37,7 +37,13 @@ type instance struct {
 
 func startInstance(t *testing.T, js jetstream.JetStream, member string, parts int) *instance {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	return startInstanceOn(t, js, member, parts, t.TempDir())
+}
+
+// startInstanceOn starts an instance on the data in dir (closed when it stops).
+func startInstanceOn(t *testing.T, js jetstream.JetStream, member string, parts int, dir string) *instance {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
