@@ -124,7 +124,7 @@ func TestTakeoverRebuildsPartition(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	var ids []string
 	published := 0
-	for i := 0; len(ids) < orders; i++ {
+	for i := 0; len(ids) < orders+10; i++ {
 		id := fmt.Sprintf("SO-%07d", i)
 		if features.Partition(features.OrderToken(id), parts) != 0 {
 			continue
@@ -152,7 +152,7 @@ func TestTakeoverRebuildsPartition(t *testing.T) {
 			t.Fatal("publishes not acknowledged within 60s")
 		}
 	}
-	first := ids[:len(ids)-10]
+	first := ids[:orders]
 	publish(first)
 
 	a := startInstance(t, js, "a", parts)
