@@ -246,3 +246,46 @@ func parsePage(key string, b []byte) (page, error) {
 	}
 	return p, nil
 }
+
+// everyMember serves a request here and on every other member alive, as the
+// kill switch must be: a switch turned on one member of a group would leave the
+// others acting. The answer is this member's, with each member's outcome under
+// "members"; it is 502 when any member did not take it (the others did).
+func (s *server) everyMember(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.alone(r) {
+			h(w, r)
+			return
+		}
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		local := httptest.NewRecorder()
+		h(local, r)
+		if local.Code != http.StatusOK {
+			copyRecorded(w, local)
+			return
+		}
+		var out map[string]any
+		if err := json.Unmarshal(local.Body.Bytes(), &out); err != nil {
+			s.fail(w, fmt.Errorf("api: read this member's answer: %w", err))
+			return
+		}
+		members := map[string]string{s.o.Peers.Self(): "ok"}
+		code := http.StatusOK
+		for _, m := range s.o.Peers.Others() {
+			f, err := s.o.Peers.Forward(r.Context(), m, r, body)
+			switch {
+			case err != nil:
+				members[m], code = err.Error(), http.StatusBadGateway
+			case f.Status != http.StatusOK:
+				members[m], code = fmt.Sprintf("status %d: %s", f.Status, bytes.TrimSpace(f.Body)), http.StatusBadGateway
+			default:
+				members[m] = "ok"
+			}
+		}
+		out["members"] = members
+		writeJSON(w, code, out)
+	}
+}

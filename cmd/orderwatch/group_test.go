@@ -373,6 +373,31 @@ func checkOneAPI(t *testing.T, ref map[string]*features.OrderState, children ...
 			}
 		}
 	}
+	// The kill switch turned on one instance halts every one.
+	for _, on := range []bool{true, false} {
+		req, _ := http.NewRequest(http.MethodPost, children[0].base+"/api/v1/killswitch",
+			strings.NewReader(fmt.Sprintf(`{"on":%v,"by":"ops@example.com","reason":"group test"}`, on)))
+		req.Header.Set("Authorization", "Bearer "+groupToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("kill switch %v through instance 0: %d %s", on, resp.StatusCode, b)
+		}
+		for i, c := range children {
+			code, body := get(c.base + "/api/v1/killswitch")
+			var ks struct {
+				Halted bool `json:"halted"`
+			}
+			if code != 200 || json.Unmarshal([]byte(body), &ks) != nil || ks.Halted != on {
+				t.Errorf("kill switch turned %v through instance 0: instance %d says %d %s", on, i, code, body)
+			}
+		}
+	}
 	// Approve, through instance 0, a decision another instance made.
 	for id, holder := range own {
 		if holder == 0 {
