@@ -161,6 +161,19 @@ func (m *Membership) ownsLocked(p int, now time.Time) bool {
 	return h != nil && !h.releasing && now.Before(h.validUntil)
 }
 
+// OwnsEpoch is Owns for the lease taken at epoch: false once that lease has
+// ended, even when p is owned again under a newer one. A reader started under
+// one lease acts only while that very lease lasts.
+func (m *Membership) OwnsEpoch(p int, epoch uint64) bool {
+	now := m.opts.Clock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p < 0 || p >= len(m.held) || m.held[p] == nil || m.held[p].epoch != epoch {
+		return false
+	}
+	return m.ownsLocked(p, now)
+}
+
 // LeaseEpoch returns the epoch of partition p's lease as the watch last saw it,
 // whoever holds it; 0 when it has none.
 func (m *Membership) LeaseEpoch(p int) uint64 {

@@ -108,6 +108,9 @@ func (r *rig) start(mods ...func(*pipeline.Options)) {
 		}
 		model.Close()
 	}
+	// Every partition's consumer is up before the test goes on (not ready
+	// meanwhile, which some tests check for other reasons).
+	waitFor(r.t, "every partition read", func() bool { return len(r.p.Consumers()) >= r.p.Partitions()+1 })
 }
 
 func (r *rig) publish(subject, msgID string, data []byte) {

@@ -30,6 +30,9 @@ type Ownership interface {
 	Handoff(part int)
 	// LeaseEpoch is the epoch of a partition's lease, whoever holds it; 0 if none.
 	LeaseEpoch(part int) uint64
+	// OwnsEpoch is Owns for the lease taken at epoch only: false once that
+	// lease ended, even when the partition is owned again under a newer one.
+	OwnsEpoch(part int, epoch uint64) bool
 }
 
 // source is one consumer the pipeline reads: an order partition's, the context
@@ -153,11 +156,17 @@ func (p *Pipeline) active(part int) bool {
 	if p.opts.EventTime {
 		return true
 	}
-	if !p.owns(part) {
-		return false
-	}
 	src := p.sources.get(part)
-	return src != nil && !src.stopped.Load() && !p.fenced(src)
+	return src != nil && !src.stopped.Load() && !p.fenced(src) && p.ownsSource(src)
+}
+
+// ownsSource reports whether the very lease a source was started under is
+// still held and valid: a message it delivered is acted on only then.
+func (p *Pipeline) ownsSource(src *source) bool {
+	if p.opts.Ownership == nil {
+		return true
+	}
+	return p.opts.Ownership.OwnsEpoch(partOwner(src.part), src.epoch)
 }
 
 // fenced reports whether the lease a source was started under is gone: a
@@ -187,10 +196,8 @@ func (p *Pipeline) keep(m inMsg) bool {
 	switch m.src.part {
 	case process.FollowPart, allParts:
 		return true
-	case store.ContextPart:
-		return p.owns(0)
 	}
-	return p.owns(m.src.part)
+	return p.ownsSource(m.src)
 }
 
 // start creates (or opens) a consumer and starts reading it into msgs.

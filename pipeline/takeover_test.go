@@ -79,10 +79,19 @@ func (in *instance) stop() {
 		return
 	}
 	in.stopP()
-	<-in.pDone
+	in.stopM2(in.pDone, "pipeline")
 	in.stopM()
-	<-in.mDone
+	in.stopM2(in.mDone, "membership")
 	in.stopP = nil
+}
+
+// stopM2 waits, boundedly, for a part of the instance to return.
+func (in *instance) stopM2(done chan error, what string) {
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		panic(what + " of instance " + in.member + " did not stop within 30s")
+	}
 }
 
 func (in *instance) histogramSum(t *testing.T, name string) (float64, uint64) {
@@ -105,7 +114,7 @@ func (in *instance) histogramSum(t *testing.T, name string) (float64, uint64) {
 // orders' state from ORDERS, equal to what the first had, and reads on. With
 // ORDERWATCH_TAKEOVER_ORDERS=10000 it measures the README's takeover time.
 func TestTakeoverRebuildsPartition(t *testing.T) {
-	orders := 1500
+	orders := 600
 	if v := os.Getenv("ORDERWATCH_TAKEOVER_ORDERS"); v != "" {
 		var err error
 		if orders, err = strconv.Atoi(v); err != nil {
