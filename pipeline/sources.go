@@ -43,12 +43,33 @@ type source struct {
 	epoch   uint64 // of the lease it was started under; 0 alone
 	mode    process.Mode
 	name    string // durable consumer name
-	it      jetstream.MessagesContext
+	mu      sync.Mutex
+	it      jetstream.MessagesContext // replaced by reopen; guarded by mu
 	stopped atomic.Bool
 	done    chan struct{} // the reader returned
 	// held are messages committed after the partition stopped being owned,
 	// not acked; lose settles them. Touched on the run loop only.
 	held []jetstream.Msg
+}
+
+// setIter makes it the source's iterator, unless the source was stopped.
+func (src *source) setIter(it jetstream.MessagesContext) bool {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.stopped.Load() {
+		return false
+	}
+	src.it = it
+	return true
+}
+
+// stopIter stops the source's current iterator.
+func (src *source) stopIter() {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.it != nil {
+		src.it.Stop()
+	}
 }
 
 // inMsg is a message with the source it came from.
@@ -206,31 +227,36 @@ func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.Consume
 	if err != nil {
 		return fmt.Errorf("pipeline: create consumer %s on %s: %w", cfg.Durable, StreamOrders, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.MaxAckPending))
+	pull := jetstream.PullMaxMessages(cfg.MaxAckPending)
+	it, err := cons.Messages(pull)
 	if err != nil {
 		return fmt.Errorf("pipeline: start fetching from %s: %w", cfg.Durable, err)
 	}
-	src.it, src.done = it, make(chan struct{})
+	src.setIter(it)
+	src.done = make(chan struct{})
 	p.sources.put(src)
 	go func() {
 		defer close(src.done)
 		for {
 			msg, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
 			if err != nil {
 				if src.stopped.Load() {
 					return
 				}
-				// Missed heartbeats while the server restarts: the iterator
-				// re-pulls by itself. A consumer deleted by the partition's new
-				// owner ends here too; the lease's loss stops the source.
-				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-					p.log.Warn("consumer gone", "consumer", src.name, "err", err)
+				gone := errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+					errors.Is(err, jetstream.ErrConsumerNotFound)
+				if !gone {
+					// Missed heartbeats while the server restarts: the
+					// iterator re-pulls by itself.
+					p.log.Warn("fetch from consumer", "consumer", src.name, "err", err)
+					continue
+				}
+				// The iterator gave up: JetStream restarted (its disk was
+				// full, the node moved) or the partition's new owner deleted
+				// the consumer. Read on while the source is this instance's.
+				if it = p.reopen(ctx, src, pull, err); it == nil {
 					return
 				}
-				p.log.Warn("fetch from consumer", "consumer", src.name, "err", err)
 				continue
 			}
 			select {
@@ -244,13 +270,49 @@ func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.Consume
 	return nil
 }
 
+// reopen opens a source's consumer again after its iterator gave up, retrying
+// every second while the source reads and its lease lasts; nil when it should
+// stop. A consumer that is gone is not made again: a partition's next owner
+// deletes it, and its own lease's loss then stops the source.
+func (p *Pipeline) reopen(ctx context.Context, src *source, pull jetstream.PullMaxMessages, why error) jetstream.MessagesContext {
+	p.log.Warn("consumer reading stopped; opened again when it can be", "consumer", src.name, "err", why)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.stopReaders:
+			return nil
+		case <-time.After(time.Second):
+		}
+		if src.stopped.Load() || (src.part != process.FollowPart && src.part != allParts && !p.ownsSource(src)) {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err := p.opts.JetStream.Consumer(cctx, StreamOrders, src.name)
+		cancel()
+		if err != nil {
+			continue
+		}
+		it, err := cons.Messages(pull)
+		if err != nil {
+			continue
+		}
+		if !src.setIter(it) {
+			it.Stop() // stopped meanwhile
+			return nil
+		}
+		p.log.Info("consumer reading again", "consumer", src.name)
+		return it
+	}
+}
+
 // stop stops reading a source; what it delivered and was not staged is left
 // unacked (another owner's consumer starts after what was acked).
 func (p *Pipeline) stop(src *source) {
 	if src == nil || src.stopped.Swap(true) {
 		return
 	}
-	src.it.Stop()
+	src.stopIter()
 	select {
 	case <-src.done:
 	case <-time.After(5 * time.Second):
