@@ -112,7 +112,10 @@ func TestDemoShowsEveryMode(t *testing.T) {
 	base, _ := startRun(t, true)
 	// Watch the decision counters, a cheap read: paging through every decision
 	// twice a second took the CPU from the pipeline it watched under -race.
-	deadline := time.Now().Add(60 * time.Second)
+	// The README's minute is make run's (auto decisions show within 10 s
+	// there); under -race on a loaded two-core CI machine the demo's backlog,
+	// read through a consumer per partition, took longer once: 2 minutes.
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		_, m := get(base + "/metrics")
 		shown := map[string]bool{}
@@ -125,7 +128,7 @@ func TestDemoShowsEveryMode(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after a minute of the demo the decisions show modes %v, want all of %v", shown, actions.Modes)
+			t.Fatalf("after 2 minutes of the demo the decisions show modes %v, want all of %v", shown, actions.Modes)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
