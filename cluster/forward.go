@@ -114,7 +114,10 @@ func (p *Peers) serve(req micro.Request, h http.Handler) {
 	}
 	r.Header.Set(HeaderForwarded, from)
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	if !p.serveHTTP(h, rec, r) {
+		_ = req.Error("500", "the request failed on member "+p.m.opts.Member+": see its log", nil)
+		return
+	}
 	body := rec.Body.Bytes()
 	status := rec.Code
 	if limit := int(p.nc.MaxPayload()) - 4096; len(body) > limit {
@@ -126,6 +129,20 @@ func (p *Peers) serve(req micro.Request, h http.Handler) {
 	if err := req.Respond(body, micro.WithHeaders(hdr)); err != nil {
 		p.log.Warn("answer a forwarded request", "target", target, "err", err)
 	}
+}
+
+// serveHTTP serves a forwarded request as net/http serves one: a handler that
+// panics fails its request, logged, not the member (a micro handler that panics
+// would end the process).
+func (p *Peers) serveHTTP(h http.Handler, w http.ResponseWriter, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("forwarded request panicked", "method", r.Method, "target", r.URL.RequestURI(), "panic", fmt.Sprint(v))
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return true
 }
 
 // Forward asks member to serve r (whose body is body) and returns its answer.

@@ -45,6 +45,9 @@ func TestPeersForwardARequest(t *testing.T) {
 	err := pb.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		seen, seenBody = r, string(body)
+		if r.URL.Path == "/panic" {
+			panic("a handler bug")
+		}
 		if r.URL.Path == "/big" {
 			_, _ = io.WriteString(w, big)
 			return
@@ -77,6 +80,12 @@ func TestPeersForwardARequest(t *testing.T) {
 
 	if _, err := pa.Forward(ctx, "nobody", req, nil); err == nil {
 		t.Error("forwarding to a member that serves nothing succeeded")
+	}
+
+	// A handler that panics fails its request, and b still answers.
+	panicReq, _ := http.NewRequest(http.MethodGet, "http://a/panic", nil)
+	if _, err := pa.Forward(ctx, "b", panicReq, nil); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("a request whose handler panicked: err %v, want b to refuse it with 500", err)
 	}
 
 	bigReq, _ := http.NewRequest(http.MethodGet, "http://a/big", nil)
