@@ -87,12 +87,10 @@ func (s *server) orPeers(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		body, ok := readBody(w, r)
+		body, local, ok := recordLocal(w, r, h)
 		if !ok {
 			return
 		}
-		local := httptest.NewRecorder()
-		h(local, r)
 		if local.Code != http.StatusNotFound {
 			copyRecorded(w, local)
 			return
@@ -116,6 +114,18 @@ func (s *server) orPeers(h http.HandlerFunc) http.HandlerFunc {
 		}
 		copyRecorded(w, local)
 	}
+}
+
+// recordLocal reads a request's body (bounded) and serves it with the local
+// handler into a recorder, before the request goes to other members.
+func recordLocal(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) ([]byte, *httptest.ResponseRecorder, bool) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	local := httptest.NewRecorder()
+	h(local, r)
+	return body, local, true
 }
 
 func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
@@ -257,12 +267,10 @@ func (s *server) everyMember(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		body, ok := readBody(w, r)
+		body, local, ok := recordLocal(w, r, h)
 		if !ok {
 			return
 		}
-		local := httptest.NewRecorder()
-		h(local, r)
 		if local.Code != http.StatusOK {
 			copyRecorded(w, local)
 			return
