@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -508,78 +506,11 @@ func TestKilledMemberExpires(t *testing.T) {
 	a.stop() // returns although a cannot reach NATS to release (stop fails the test if not)
 }
 
-// proxy forwards TCP connections on 127.0.0.1 to target until severed.
-type proxy struct {
-	l      net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := &proxy{l: l, target: target}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			px.mu.Lock()
-			if px.down {
-				px.mu.Unlock()
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				px.mu.Unlock()
-				c.Close()
-				continue
-			}
-			px.conns = append(px.conns, c, s)
-			px.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(s, c); s.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); px.sever(); wg.Wait() })
-	return px
-}
-
-func (px *proxy) url() string { return "nats://" + px.l.Addr().String() }
-
-// sever closes every forwarded connection and refuses new ones until restore.
-func (px *proxy) sever() {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	px.down = true
-	for _, c := range px.conns {
-		c.Close()
-	}
-	px.conns = nil
-}
-
-func (px *proxy) restore() {
-	px.mu.Lock()
-	px.down = false
-	px.mu.Unlock()
-}
-
 func TestCutOffMemberStopsBeforeTakeover(t *testing.T) {
 	ns := natstest.Start(t, nil)
 	js := natstest.JetStream(t, ns.ClientURL())
-	px := startProxy(t, ns.Addr().String())
-	nc, err := nats.Connect(px.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
+	px := natstest.StartProxy(t, ns.Addr().String())
+	nc, err := nats.Connect(px.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +526,7 @@ func TestCutOffMemberStopsBeforeTakeover(t *testing.T) {
 	had := a.m.Owned()
 	na, nb := a.nchanges(), b.nchanges()
 
-	px.sever()
+	px.Sever()
 	// One clock, the test's: when a stopped owning each of its partitions and
 	// when b started; every a-stop must come before every b-start.
 	aStopped, bStarted := map[int]time.Time{}, map[int]time.Time{}
@@ -642,7 +573,7 @@ func TestCutOffMemberStopsBeforeTakeover(t *testing.T) {
 		}
 	}
 
-	px.restore()
+	px.Restore()
 	converge(t, []int{8, 8}, a, b)
 	ex.end(t)
 	for _, c := range a.changesSince(na + len(had)) {

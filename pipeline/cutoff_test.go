@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -212,73 +210,6 @@ func (pub *cutPublisher) halt() {
 	<-pub.done
 }
 
-// cutProxy forwards TCP connections on 127.0.0.1 to target until severed.
-type cutProxy struct {
-	l      net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := &cutProxy{l: l, target: target}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			px.mu.Lock()
-			if px.down {
-				px.mu.Unlock()
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				px.mu.Unlock()
-				c.Close()
-				continue
-			}
-			px.conns = append(px.conns, c, s)
-			px.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(s, c); s.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, s); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); px.sever(); wg.Wait() })
-	return px
-}
-
-func (px *cutProxy) url() string { return "nats://" + px.l.Addr().String() }
-
-// sever closes every forwarded connection and refuses new ones until restore.
-func (px *cutProxy) sever() {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	px.down = true
-	for _, c := range px.conns {
-		c.Close()
-	}
-	px.conns = nil
-}
-
-func (px *cutProxy) restore() {
-	px.mu.Lock()
-	px.down = false
-	px.mu.Unlock()
-}
-
 // cutExclusivity samples both instances' Owns of every partition every few
 // milliseconds until stopped, and records a partition seen owned by both at
 // once: a's Owns true at two reads with b's true read between them.
@@ -362,8 +293,8 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 	}
 	scorer := riskScorer{openShippedModel(t)}
 
-	px := startCutProxy(t, ns.Addr().String())
-	nc, err := nats.Connect(px.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
+	px := natstest.StartProxy(t, ns.Addr().String())
+	nc, err := nats.Connect(px.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +343,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 	stepsAtHold := pub.steps.Load()
 	cutWaitFor(t, "100 orders published while a is held", func() bool { return pub.steps.Load() >= stepsAtHold+100 })
 	stepsAtCut := pub.steps.Load()
-	px.sever()
+	px.Sever()
 
 	// One clock, the test's: when a stopped owning each of its partitions and
 	// when b started; every a-stop must come before every b-start. Unless a
@@ -477,7 +408,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 		// a's connection comes back while its loop is held, and with it its
 		// share of the partitions, leased anew.
 		restoreAt = time.Now()
-		px.restore()
+		px.Restore()
 		cutWaitFor(t, "a leases 8 partitions again, its loop held", func() bool { return len(a.m.Owned()) == 8 })
 		t.Logf("a had %v before the cut, leased %v again while held", had, a.m.Owned())
 		letGo()
@@ -505,7 +436,7 @@ func testCutoff(t *testing.T, backWhileHeld bool) {
 		if n := len(a.decisions(t)); n != decisionsHeld {
 			t.Errorf("a decided %d times after its leases ended (cut off)", n-decisionsHeld)
 		}
-		px.restore()
+		px.Restore()
 	}
 
 	// a is back: it rejoins, the group rebalances evenly.
