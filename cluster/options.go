@@ -68,13 +68,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.Group = DefaultGroup
 	}
 	if !validName(o.Group) {
-		return o, fmt.Errorf("%w: Group %q: use only letters, digits, '_' and '-'", ErrInvalidOptions, o.Group)
+		return o, fmt.Errorf("%w: Group %q: use only letters, digits, '_' and '-', at most %d", ErrInvalidOptions, shown(o.Group), maxName)
 	}
 	if o.Member == "" {
 		return o, fmt.Errorf("%w: Member is required (a stable id per data directory)", ErrInvalidOptions)
 	}
 	if !validName(o.Member) {
-		return o, fmt.Errorf("%w: Member %q: use only letters, digits, '_' and '-'", ErrInvalidOptions, o.Member)
+		return o, fmt.Errorf("%w: Member %q: use only letters, digits, '_' and '-', at most %d", ErrInvalidOptions, shown(o.Member), maxName)
 	}
 	if o.Partitions < 1 {
 		return o, fmt.Errorf("%w: Partitions is %d, want >= 1", ErrInvalidOptions, o.Partitions)
@@ -113,10 +113,22 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// validName reports whether s is a non-empty run of [A-Za-z0-9_-], what KV bucket
-// names and single key tokens allow.
+// maxName bounds a group or member name: they make the bucket, key, subject
+// and consumer names (<group>-follow-<member>), which JetStream bounds.
+const maxName = 64
+
+// shown is a name as an error quotes it: not the whole of a huge one.
+func shown(s string) string {
+	if len(s) > maxName+16 {
+		return s[:maxName+16] + "…"
+	}
+	return s
+}
+
+// validName reports whether s is a run of 1 to maxName of [A-Za-z0-9_-], what
+// KV bucket names and single key tokens allow.
 func validName(s string) bool {
-	if s == "" {
+	if s == "" || len(s) > maxName {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

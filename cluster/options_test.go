@@ -21,6 +21,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"member with a dot", Options{JetStream: js, Member: "a.b", Partitions: 1}, `Member "a.b"`},
 		{"group with a space", Options{JetStream: js, Group: "my group", Member: "a", Partitions: 1}, `Group "my group"`},
 		{"group with a wildcard", Options{JetStream: js, Group: "g*", Member: "a", Partitions: 1}, `Group "g*"`},
+		{"member too long", Options{JetStream: js, Member: strings.Repeat("m", 65), Partitions: 1}, "at most 64"},
+		{"group too long", Options{JetStream: js, Group: strings.Repeat("g", 100000), Member: "a", Partitions: 1}, "at most 64"},
 		{"no partitions", Options{JetStream: js, Member: "a"}, "Partitions is 0"},
 		{"guard above the ttl", Options{JetStream: js, Member: "a", Partitions: 1, LeaseTTL: time.Second, Guard: 2 * time.Second}, "Guard 2s must be below LeaseTTL 1s"},
 		{"renew too slow", Options{JetStream: js, Member: "a", Partitions: 1, Renew: 8 * time.Second}, "Renew 8s must be below LeaseTTL-Guard 7s"},
