@@ -69,10 +69,9 @@ type Pipeline struct {
 	proc        *process.Processor
 	parts       int
 	sources     sourceSet
-	lostEpoch   []atomic.Uint64 // per partition, the newest lease epoch lost or given up
-	in          chan inMsg      // what every source's reader delivers
-	ctrl        chan func()     // work run on the loop between batches (manage)
-	stopReaders chan struct{}   // closed when Run returns: readers stop handing over
+	in          chan inMsg    // what every source's reader delivers
+	ctrl        chan func()   // work run on the loop between batches (manage)
+	stopReaders chan struct{} // closed when Run returns: readers stop handing over
 	running     atomic.Bool
 	stuck       stuckSet               // messages whose last batch failed, until they commit
 	tickErr     atomic.Pointer[string] // the last rescoring tick failure, cleared by a committed tick
@@ -120,7 +119,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 	}
 	log := opts.Logger.With("component", "pipeline")
-	p := &Pipeline{opts: opts, log: log, m: m, parts: opts.Partitions, lostEpoch: make([]atomic.Uint64, opts.Partitions),
+	p := &Pipeline{opts: opts, log: log, m: m, parts: opts.Partitions,
 		in: make(chan inMsg, opts.BatchSize), ctrl: make(chan func()), stopReaders: make(chan struct{})}
 	n := opts.Partitions
 	proc, err := process.New(process.Options{

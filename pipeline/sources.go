@@ -177,7 +177,7 @@ func (p *Pipeline) active(part int) bool {
 		return true
 	}
 	src := p.sources.get(part)
-	return src != nil && !src.stopped.Load() && !p.fenced(src) && p.ownsSource(src)
+	return src != nil && !src.stopped.Load() && p.ownsSource(src)
 }
 
 // ownsSource reports whether the very lease a source was started under is
@@ -187,17 +187,6 @@ func (p *Pipeline) ownsSource(src *source) bool {
 		return true
 	}
 	return p.opts.Ownership.OwnsEpoch(partOwner(src.part), src.epoch)
-}
-
-// fenced reports whether the lease a source was started under is gone: a
-// loss of its epoch (or a later one) was reported, though the partition may be
-// owned again, under a newer lease that has its own source.
-func (p *Pipeline) fenced(src *source) bool {
-	if src.part < 0 || src.part >= p.parts && src.part != store.ContextPart {
-		return false
-	}
-	lost := p.lostEpoch[partOwner(src.part)].Load()
-	return lost != 0 && src.epoch <= lost
 }
 
 func (p *Pipeline) owns(part int) bool {
@@ -210,7 +199,7 @@ func (p *Pipeline) owns(part int) bool {
 // keep reports whether a delivered message may be staged: its source still
 // reads, and its partition is still owned (the context follower always is).
 func (p *Pipeline) keep(m inMsg) bool {
-	if m.src.stopped.Load() || p.fenced(m.src) {
+	if m.src.stopped.Load() {
 		return false
 	}
 	switch m.src.part {

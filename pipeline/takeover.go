@@ -30,7 +30,7 @@ func (p *Pipeline) manage(ctx context.Context) {
 		}
 		return
 	}
-	changes := p.fence(ctx, p.opts.Ownership.Changes())
+	changes := p.opts.Ownership.Changes()
 	// A takeover that fails (the stream unreachable, a consumer refused) is
 	// tried again while the lease is held, backing off to 30s.
 	retry := make(chan cluster.Change, p.parts)
@@ -45,7 +45,12 @@ func (p *Pipeline) manage(ctx context.Context) {
 		case <-stale.C:
 			p.forgetStale(ctx)
 			continue
-		case ch = <-changes:
+		case c, ok := <-changes:
+			if !ok {
+				changes = nil // the membership stopped: no more changes
+				continue
+			}
+			ch = c
 		case ch = <-retry:
 			if !p.owns(ch.Partition) {
 				continue
@@ -72,36 +77,6 @@ func (p *Pipeline) manage(ctx context.Context) {
 			}
 		})
 	}
-}
-
-// fence reads the ownership changes as they come and passes them on: a lease
-// lost or given up fences the sources started under it at once, even while
-// manage is still busy with an earlier change (a reader to stop, a run loop
-// that is held), so that what they delivered is never staged under a newer
-// lease of the same partition.
-func (p *Pipeline) fence(ctx context.Context, in <-chan cluster.Change) <-chan cluster.Change {
-	out := make(chan cluster.Change, 16*p.parts)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ch, ok := <-in:
-				if !ok {
-					return
-				}
-				if l := p.lostEpoch; !ch.Owned && ch.Partition >= 0 && ch.Partition < p.parts && ch.Epoch > l[ch.Partition].Load() {
-					l[ch.Partition].Store(ch.Epoch) // this goroutine is the only writer
-				}
-				select {
-				case out <- ch:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out
 }
 
 // forgetStale forgets the local state of the partitions another member took
