@@ -45,8 +45,16 @@ type ExecutorOptions struct {
 	// ShutdownGrace bounds the final pass over the outbox once Run's ctx is
 	// done. Zero means 5s.
 	ShutdownGrace time.Duration
-	Logger        *slog.Logger          // nil means discard
-	Registerer    prometheus.Registerer // nil means no metrics
+	// Owns reports whether this member owns an order's partition now; nil
+	// means every order. A delivery of an order not owned is left in the
+	// outbox: the order's owner makes it (its partition's governance moved
+	// there), and this member forgets it when it drops the partition.
+	Owns func(order string) bool
+	// Changed is told the order of a delivery that finished (the governance
+	// replica's Changed); nil means nobody.
+	Changed    func(order string)
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means no metrics
 }
 
 // Breaker settings of the JetStream subject targets (a webhook has its own, in
@@ -88,6 +96,9 @@ type Executor struct {
 	full   bool               // the store takes no writes: the outbox waits
 	known  map[string]*target // the entries found in the outbox, and their target
 	capped bool               // a delivery had no room for its target (maxTargets)
+
+	disownMu sync.Mutex
+	disowned []string // entries a target let go as their order is not owned here; guarded by disownMu
 
 	targetsMu sync.Mutex
 	targets   map[string]*target // by name
@@ -407,6 +418,12 @@ func (e *Executor) scan(ctx context.Context) {
 		"store takes writes again: draining the outbox") {
 		return
 	}
+	e.disownMu.Lock()
+	for _, id := range e.disowned {
+		delete(e.known, id) // placed again when this member owns its order
+	}
+	e.disowned = e.disowned[:0]
+	e.disownMu.Unlock()
 	now := e.opts.Clock().UTC()
 	seen := make(map[string]bool, len(e.known))
 	complete, after := false, ""
@@ -478,6 +495,10 @@ func (e *Executor) place(en store.OutboxEntry, now time.Time) (*target, error) {
 	if (j.Target != TargetNATS && j.Target != TargetWebhook) || !slices.Contains(Actions, j.Action) {
 		return fail(j.Target, fmt.Sprintf("unknown delivery target %s of action %q", j.Target, j.Action))
 	}
+	order := commandOrder(j.Command)
+	if e.opts.Owns != nil && !e.opts.Owns(order) {
+		return nil, nil // its owner delivers it
+	}
 	t := e.target(j.Target, j.Action)
 	if t == nil {
 		if !e.capped {
@@ -486,7 +507,7 @@ func (e *Executor) place(en store.OutboxEntry, now time.Time) (*target, error) {
 		}
 		return nil, nil
 	}
-	q := &queued{entry: entry, job: j, seen: now, attempts: n}
+	q := &queued{entry: entry, job: j, order: order, seen: now, attempts: n}
 	if n > 0 {
 		if q.first, err = e.firstAttempt(entry); err != nil {
 			return nil, err
@@ -616,6 +637,22 @@ func (e *Executor) retry(q *queued, a *Attempt, err error) (result, string) {
 	}
 	q.attempts = a.N
 	return resRetry, err.Error()
+}
+
+// commandOrder reads the order id of a command ("" when it has none).
+func commandOrder(cmd []byte) string {
+	var c struct {
+		OrderID string `json:"order_id"`
+	}
+	_ = json.Unmarshal(cmd, &c)
+	return c.OrderID
+}
+
+// disown lets a delivery go whose order this member no longer owns.
+func (e *Executor) disown(entry string) {
+	e.disownMu.Lock()
+	e.disowned = append(e.disowned, entry)
+	e.disownMu.Unlock()
 }
 
 func (e *Executor) finish(entry string, a Attempt, o Outcome, published bool) error {

@@ -24,7 +24,11 @@ type GovernorOptions struct {
 	// Clock gives the time of approvals and escalations; nil means time.Now.
 	Clock func() time.Time
 	// Interval between scans for escalation timers that are due. Zero means 1s.
-	Interval   time.Duration
+	Interval time.Duration
+	// Changed is told the order of a decision whose wait changed (answered or
+	// escalated), after the commit that marked its governance changed
+	// (store.MarkGovernance): the governance replica's Changed. Nil means nobody.
+	Changed    func(order string)
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means no metrics
 }
@@ -138,6 +142,7 @@ func (g *Governor) EscalateDue() (int, error) {
 
 func (g *Governor) escalate(t store.Timer, now time.Time) (bool, error) {
 	var moved bool
+	var order string
 	var tier int
 	var waiting string
 	err := g.update(func(b *store.Batch) error {
@@ -155,6 +160,10 @@ func (g *Governor) escalate(t store.Timer, now time.Time) (bool, error) {
 			return nil // a stale timer: drop it
 		}
 		if err != nil {
+			return err
+		}
+		order = it.OrderID
+		if err := g.markChanged(b, order); err != nil {
 			return err
 		}
 		from := it.Team
@@ -196,6 +205,9 @@ func (g *Governor) escalate(t store.Timer, now time.Time) (bool, error) {
 		moved, tier, waiting = true, next, it.Kind
 		return g.opts.Policy.Policy().enqueue(b, escalationEntry(d.ID, next), &cmd, cmd.IdempotencyKey)
 	})
+	if err == nil {
+		g.changed(order)
+	}
 	if moved {
 		g.escalations.WithLabelValues(strconv.Itoa(tier), waiting).Inc()
 	}
@@ -245,6 +257,7 @@ func (g *Governor) Ack(id, by, reason string) error {
 
 func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.Batch, *OpenItem, *Decision, time.Time) error) error {
 	now := g.opts.Clock().UTC()
+	var order string
 	err := g.update(func(b *store.Batch) error {
 		raw, err := b.Decision(id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -276,6 +289,10 @@ func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.B
 		if err := appendTrail(b, &rec); err != nil {
 			return err
 		}
+		order = d.OrderID
+		if err := g.markChanged(b, order); err != nil {
+			return err
+		}
 		if then != nil {
 			return then(b, &it, &d, now)
 		}
@@ -284,6 +301,7 @@ func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.B
 	if err != nil {
 		return err
 	}
+	g.changed(order)
 	g.answers.WithLabelValues(trail).Inc()
 	g.log.Info("decision answered", "decision", id, "answer", trail, "by", by)
 	if trail == TrailApproved {
@@ -308,6 +326,22 @@ func (g *Governor) notWaiting(id, kind string) error {
 		state += fmt.Sprintf(" (%s by %s at %s)", last.Kind, last.By, last.At.Format(time.RFC3339))
 	}
 	return fmt.Errorf("%w: decision %s is %s, it does not wait for %s", ErrNotWaiting, id, state, waitingFor(kind))
+}
+
+// markChanged marks, when the governance is replicated, that an order's
+// governance changes in b.
+func (g *Governor) markChanged(b *store.Batch, order string) error {
+	if g.opts.Changed == nil || order == "" {
+		return nil
+	}
+	return b.MarkGovernance(order, uint64(time.Now().UnixNano()))
+}
+
+// changed tells the replica after the commit.
+func (g *Governor) changed(order string) {
+	if g.opts.Changed != nil && order != "" {
+		g.opts.Changed(order)
+	}
 }
 
 // update runs fn in a batch and commits it, retrying when a concurrent change of

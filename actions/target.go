@@ -69,6 +69,7 @@ type TargetStatus struct {
 type queued struct {
 	entry string
 	job   job
+	order string    // the command's order
 	seen  time.Time // when this process found it in the outbox (executor clock)
 	// first is the time of its first failed attempt recorded in the store before
 	// this process found it (zero when none): its wait goes on across restarts.

@@ -96,6 +96,12 @@ func (e *Executor) step(ctx context.Context, t *target, last bool) time.Duration
 	}
 	q := t.queue[0]
 	t.queue = t.queue[1:]
+	if e.opts.Owns != nil && !e.opts.Owns(q.order) {
+		// The partition moved: its next owner delivers it.
+		t.mu.Unlock()
+		e.disown(q.entry)
+		return 0
+	}
 	t.inflight = q
 	now := e.opts.Clock().UTC()
 	if t.failures > 0 && now.Sub(t.waitStart(q)) > maxOutage {
@@ -119,6 +125,9 @@ func (e *Executor) step(ctx context.Context, t *target, last bool) time.Duration
 	t.inflight = nil
 	switch {
 	case res == resDone:
+		if e.opts.Changed != nil {
+			e.opts.Changed(q.order)
+		}
 		if t.failures >= openAfter {
 			e.log.Info("target answers again: circuit closed", "target", t.name, "failed_attempts", t.failures,
 				"down_for", now.Sub(t.down).String(), "failed_for_good", t.expired)
@@ -174,6 +183,9 @@ func (e *Executor) expire(t *target, q *queued, now time.Time, why string) time.
 		out.Subject = t.name
 	}
 	err := e.finish(q.entry, Attempt{At: now, Entry: q.entry, Target: t.kind, N: q.attempts + 1, Error: why}, out, false)
+	if err == nil && e.opts.Changed != nil {
+		e.opts.Changed(q.order)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.count()

@@ -14,6 +14,7 @@ type metrics struct {
 	notOwned         prometheus.Counter
 	takeoverFailures prometheus.Counter
 	takeoverSecs     prometheus.Histogram
+	replicaFailures  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,9 +50,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a partition's lease to reading it: forgetting the old state, rebuilding it from ORDERS, creating the consumer.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}),
+		replicaFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_batches_acked_unreplicated_total",
+			Help: "Batches acked before the governance they changed reached the group's state bucket (it failed; written by a later flush).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.batchSecs, m.batchSize, m.ackFailures, m.running, m.notOwned, m.takeoverFailures, m.takeoverSecs} {
+		for _, c := range []prometheus.Collector{m.batchSecs, m.batchSize, m.ackFailures, m.running, m.notOwned, m.takeoverFailures, m.takeoverSecs, m.replicaFailures} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

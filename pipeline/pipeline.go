@@ -54,6 +54,12 @@ type Options struct {
 	Group, Member string
 	// Ownership says which partitions are this instance's; nil owns them all.
 	Ownership Ownership
+	// Replica keeps the governance of this member's orders in the group's state
+	// bucket: each batch marks the orders whose governance it changed, and
+	// they are written before the batch is acked; a partition taken over has
+	// its orders' governance restored from it. Nil keeps governance local (a
+	// lone member, replay, bench).
+	Replica *actions.Replica
 	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -126,7 +132,7 @@ func New(opts Options) (*Pipeline, error) {
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
 		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
 		Partitions: n, PartitionOf: func(order string) int { return features.Partition(features.OrderToken(order), n) },
-		Owns:   p.active,
+		Owns: p.active, Replicated: opts.Replica != nil,
 		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,
 	})
 	if err != nil {
@@ -227,6 +233,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return false
 		}
 		backoff = 100 * time.Millisecond
+		p.replicate(ctx)
 		p.acked(b, res)
 		return true
 	}
@@ -369,6 +376,35 @@ func (b *batchBuf) wrap(p *Pipeline) {
 		kept = append(kept, in)
 	}
 	b.msgs = kept
+}
+
+// replicate writes the governance the batch changed to the group's state
+// bucket before the batch is acked, so that the next owner of a partition finds
+// it as of the ack floor it reads on from. A failure is tried again three times;
+// then the batch is acked anyway (the stream does not stall on the bucket) and
+// the changes, marked in the store, go out with a later flush.
+func (p *Pipeline) replicate(ctx context.Context) {
+	if p.opts.Replica == nil {
+		return
+	}
+	wait := 50 * time.Millisecond
+	for try := 0; ; try++ {
+		err := p.opts.Replica.Flush(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if try == 3 {
+			p.m.replicaFailures.Inc()
+			p.log.Warn("order governance not written to the group's state bucket before the ack; written later", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // acked acks a committed batch and tells who wants to know. A message of a

@@ -99,7 +99,7 @@ func (p *Pipeline) forgetStale(ctx context.Context) {
 		var dropped int
 		err = p.do(ctx, func() error {
 			if part == store.ContextPart {
-				return p.opts.Store.DropPartition(part, nil)
+				return p.opts.Store.DropPartition(part, nil, false)
 			}
 			n, err := p.proc.DropPartition(part)
 			dropped = n
@@ -187,7 +187,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 	if err := p.do(ctx, func() error {
 		var err error
 		if part == store.ContextPart {
-			err = p.opts.Store.DropPartition(part, nil)
+			err = p.opts.Store.DropPartition(part, nil, false)
 		} else {
 			dropped, err = p.proc.DropPartition(part)
 		}
@@ -198,6 +198,25 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 	rebuilt, err := p.rebuild(ctx, part, floor)
 	if err != nil {
 		return err
+	}
+	var restored int
+	if p.opts.Replica != nil && part != store.ContextPart {
+		// What events cannot rebuild: the orders' rule episodes, cooldowns and
+		// decisions in flight, as the previous owner left them at its ack floor.
+		govs, err := p.opts.Replica.Load(ctx, part)
+		if err != nil {
+			return err
+		}
+		if err := p.do(ctx, func() error {
+			var err error
+			restored, err = p.proc.RestoreGovernance(govs)
+			return err
+		}); err != nil {
+			return err
+		}
+		if restored > 0 {
+			p.opts.OnCommit() // deliveries in flight: the executor looks at the outbox
+		}
 	}
 	name := p.consumerPrefix(part) + strconv.FormatUint(ch.Epoch, 10)
 	cfg := p.consumerConfig(name, part)
@@ -226,7 +245,7 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 		p.m.takeoverSecs.Observe(took.Seconds())
 	}
 	p.log.Info("partition taken over", "partition", partLabel(part), "epoch", ch.Epoch, "previous", ch.Previous,
-		"reason", ch.Reason, "ack_floor", floor, "rebuilt_messages", rebuilt, "dropped_orders", dropped, "took", took.Round(time.Millisecond))
+		"reason", ch.Reason, "ack_floor", floor, "rebuilt_messages", rebuilt, "dropped_orders", dropped, "restored_governance", restored, "took", took.Round(time.Millisecond))
 	return nil
 }
 
@@ -382,13 +401,23 @@ func (p *Pipeline) lose(ctx context.Context, ch cluster.Change) {
 			// On the loop, the batches in flight landed: what they committed
 			// of a partition given up is acked before the handoff.
 			if src != nil {
-				p.settleHeld(ctx, src, given)
+				settle := given
+				if given && p.opts.Replica != nil && part != store.ContextPart {
+					// Its governance goes to the bucket while the lease is
+					// still ours; without it the next owner decides the held
+					// messages again rather than miss what they changed.
+					if err := p.opts.Replica.FlushPartition(ctx, part); err != nil {
+						p.log.Warn("governance of a partition given up not written; its next owner reads the rest anew", "partition", partLabel(part), "err", err)
+						settle = false
+					}
+				}
+				p.settleHeld(ctx, src, settle)
 			}
 			if keep {
 				return nil
 			}
 			if part == store.ContextPart {
-				return p.opts.Store.DropPartition(part, nil)
+				return p.opts.Store.DropPartition(part, nil, false)
 			}
 			_, err := p.proc.DropPartition(part)
 			return err

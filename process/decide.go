@@ -63,9 +63,15 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 		first := len(p.decs)
 		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
+		sig := memorySig(rec.Policy)
 		var err error
 		if p.decs, err = policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
 			return false, err
+		}
+		if p.opts.Replicated && (len(p.decs) > first || memorySig(rec.Policy) != sig) {
+			if err := p.markGovernance(batch, row.OrderID); err != nil {
+				return false, err
+			}
 		}
 		for range len(p.decs) - first {
 			p.decRows = append(p.decRows, i)
@@ -115,6 +121,13 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		batch.Add(p.countersOf(p.opts.PartitionOf(rec.id)).open, 1)
 	case !open && rec.wasOpen:
 		batch.Add(p.countersOf(p.opts.PartitionOf(rec.id)).open, -1)
+		if p.opts.Replicated && len(rec.Policy) > 0 {
+			// Closed: its governance leaves the group's state bucket unless
+			// decisions of it are still in flight.
+			if err := p.markGovernance(batch, rec.State.OrderID); err != nil {
+				return err
+			}
+		}
 	}
 	if !open {
 		rec.NextDue = time.Time{}
@@ -157,6 +170,26 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		ttl = p.opts.Retention
 	}
 	return batch.PutOrder(rec.State.OrderID, raw, ttl)
+}
+
+// memorySig sums a memory's episodes and active rules so that a change of it
+// by one Decide changes the sum: a rule that starts an episode adds 3 (and
+// decides), one that stops holding takes 1.
+func memorySig(m actions.Memory) int {
+	n := 0
+	for _, r := range m {
+		n += 2 * r.Episode
+		if r.Active {
+			n++
+		}
+	}
+	return n
+}
+
+// markGovernance marks in the batch that an order's governance changed.
+func (p *Processor) markGovernance(batch *store.Batch, order string) error {
+	p.govNonce++
+	return batch.MarkGovernance(order, p.govNonce)
 }
 
 // usableClasses reports whether a row's class probabilities are probabilities;

@@ -54,7 +54,7 @@ func (p *Processor) DropPartition(part int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("process: drop partition %d: %w", part, err)
 	}
-	if err := p.opts.Store.DropPartition(part, orders); err != nil {
+	if err := p.opts.Store.DropPartition(part, orders, p.opts.Replicated); err != nil {
 		return 0, err
 	}
 	for id := range orders {

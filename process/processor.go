@@ -48,7 +48,11 @@ type Options struct {
 	PartitionOf func(order string) int
 	// Owns reports whether this instance owns a partition now; nil owns all.
 	// Rescoring timers of an order in a partition not owned do not fire.
-	Owns       func(part int) bool
+	Owns func(part int) bool
+	// Replicated marks, in each batch, the orders whose governance (rule
+	// episodes, decisions, cooldowns) the batch changed, for actions.Replica to
+	// write to the group's state bucket (store.MarkGovernance).
+	Replicated bool
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means the metrics are not registered
 }
@@ -73,6 +77,10 @@ type Processor struct {
 	// cache holds committed order records by id (see CachedOrders). A batch
 	// changes its records in place; a failed batch evicts the ones it touched.
 	cache map[string]*orderRecord
+	// govNonce tells one governance change of an order from the next
+	// (markGovernance); it starts at the wall clock so marks of an earlier run
+	// are told apart too.
+	govNonce uint64
 
 	// The batch being staged or decided, and the one whose commit is on its way
 	// (nil when none is): two states, used in turn.
@@ -161,7 +169,7 @@ func New(opts Options) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
 	}
-	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}}
+	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}, govNonce: uint64(time.Now().UnixNano())}
 	p.counters = make([]partCounters, opts.Partitions)
 	for i := range p.counters {
 		p.counters[i] = newPartCounters(i)

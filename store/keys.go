@@ -29,6 +29,8 @@ import "encoding/binary"
 //	                               messages are per partition, c/<name>@<part> (partition.go)
 //	u/<due nanos BE><order>        rescoring due for an order at that time
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
+//	j/<order>                      the order's governance changed: to be written to the
+//	                               group's state bucket (value: a nonce of the change)
 //	m/<name>                       pipeline metadata (the watermark, m/part@<part>: the
 //	                               lease epoch the partition's local state is current for)
 //
@@ -65,6 +67,8 @@ const (
 	pCooldown = "n/"
 	pScore    = "v/"
 	pSetting  = "g/"
+
+	pGovPending = "j/"
 )
 
 func key(prefix string, parts ...string) []byte {

@@ -140,11 +140,14 @@ func partEpochName(part int) string { return "part@" + strconv.Itoa(part) }
 // DropPartition deletes the local state of a partition that another instance
 // owns now: the records and rescoring entries of the given orders (the caller
 // knows which orders the partition holds), the partition's dedupe markers and
-// its counters. Decisions, their trails and outbox, and the orders' timelines
-// stay: they are records of what this instance did and saw. The partition's
+// its counters; with governance, also the orders' governance that moves with
+// them (cooldowns, decisions in flight with their open items, timers, trails and
+// outbox entries: the next owner has them from the group's state bucket). The
+// decisions of the past and the orders' timelines stay: they are records of what this instance
+// did and saw. The partition's
 // epoch is forgotten first, so a drop cut short by a crash is done again at the
 // next takeover.
-func (s *Store) DropPartition(part int, orders map[string]bool) error {
+func (s *Store) DropPartition(part int, orders map[string]bool, governance bool) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Delete(key(pMeta, partEpochName(part)))
 	})
@@ -174,7 +177,13 @@ func (s *Store) DropPartition(part int, orders map[string]bool) error {
 		})
 		suffix := []byte(PartCounter("", part))
 		collect([]byte(pCounter), func(k []byte) bool { return bytes.HasSuffix(k, suffix) })
-		return nil
+		collect([]byte(pGovPending), func(k []byte) bool { return orders[string(k[len(pGovPending):])] })
+		if !governance {
+			return nil
+		}
+		var err error
+		dels, err = dropGovernance(txn, orders, dels)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: drop partition %d: list keys: %w", part, err)

@@ -59,7 +59,7 @@ func TestThreeInstancesOnAThreeNodeCluster(t *testing.T) {
 
 	// Mid-stream, a third published: the instance with the most approvals
 	// waiting is killed. What waits on any instance just before is recorded.
-	var pending map[string]string
+	var pending map[string]waiting
 	victim := -1
 	for deadline := time.Now().Add(60 * time.Second); victim < 0; time.Sleep(100 * time.Millisecond) {
 		var err error
@@ -68,8 +68,8 @@ func TestThreeInstancesOnAThreeNodeCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		on := map[string]int{}
-		for _, who := range pending {
-			on[who]++
+		for _, w := range pending {
+			on[w.who]++
 		}
 		if prod.sent.Load() >= int64(third) && len(pending) > 0 {
 			for i := range 3 {
@@ -100,6 +100,18 @@ func TestThreeInstancesOnAThreeNodeCluster(t *testing.T) {
 	// stream goes on.
 	took := waitOwnedBy(t, a, survivors, 60*time.Second)
 	t.Logf("SIGKILL of %s to %v owning every partition: %v (lease TTL 10 s)", names[victim], survivors, took.Sub(killedAt).Round(10*time.Millisecond))
+	// While it is dead, the survivors list every approval that waited before
+	// the kill, the dead one's too: they came with its partitions from the
+	// group's state bucket (or, decided but not yet acked by it, were decided
+	// again by their new owner with the same idempotency key).
+	var alive []*runChild
+	for i := range 3 {
+		if i != victim {
+			alive = append(alive, kids[i])
+		}
+	}
+	found := checkApprovalsKept(t, pending, survivors, alive...)
+	t.Logf("approvals pending before the kill, while %s is dead, through %v: %d of %d", names[victim], survivors, len(found), len(pending))
 	if err := <-firstTwo; err != nil {
 		t.Fatal(err)
 	}
@@ -162,10 +174,14 @@ func ownedCounts(st cluster.Status) map[string]int {
 	return out
 }
 
+// waiting is an approval listed by an instance: who listed it first and its
+// idempotency key.
+type waiting struct{ who, key string }
+
 // pendingApprovals asks every instance for the decisions waiting for approval
-// and returns each decision id with the name of the instance that listed it.
-func pendingApprovals(children []*runChild, names []string) (map[string]string, error) {
-	out := map[string]string{}
+// and returns each decision id with the instance that listed it and its key.
+func pendingApprovals(children []*runChild, names []string) (map[string]waiting, error) {
+	out := map[string]waiting{}
 	for i, c := range children {
 		vs, err := listApprovals(c.base)
 		if err != nil {
@@ -173,7 +189,7 @@ func pendingApprovals(children []*runChild, names []string) (map[string]string, 
 		}
 		for _, v := range vs {
 			if _, ok := out[v.Decision.ID]; !ok {
-				out[v.Decision.ID] = names[i]
+				out[v.Decision.ID] = waiting{who: names[i], key: v.Decision.IdempotencyKey}
 			}
 		}
 	}
@@ -204,16 +220,20 @@ func listApprovals(base string) ([]actions.View, error) {
 	return nil, fmt.Errorf("GET /api/v1/approvals: more than 1000 pages")
 }
 
-// checkApprovalsKept checks that every decision of pending (id -> the instance
-// that listed it) is listed in GET /api/v1/approvals by some instance now, or
-// answered: GET /api/v1/decisions/{id} of some instance shows it in a state
-// other than pending_approval. It asks every instance and returns, for each id,
-// who listed it ("b", or "b: rejected" when decided); ids that nobody lists are
-// errors. Once any instance answers for all, the first one will do.
-func checkApprovalsKept(t *testing.T, pending map[string]string, names []string, children ...*runChild) map[string]string {
+// checkApprovalsKept checks that every decision of pending is listed in GET
+// /api/v1/approvals by some instance now, or the same approval (its
+// idempotency key: decided again by the next owner of an order whose previous
+// owner died before it acked the event) is, or it was answered: GET
+// /api/v1/decisions/{id} of some instance shows it in a state other than
+// pending_approval. It asks every instance and returns, for each id, who
+// listed it ("b", "b: rejected" when decided, "b as <id>" when decided again);
+// ids that nobody lists are errors. Once any instance answers for all, the
+// first one will do.
+func checkApprovalsKept(t *testing.T, pending map[string]waiting, names []string, children ...*runChild) map[string]string {
 	t.Helper()
 	listed := map[string]string{}
 	byKey := map[string][]string{}
+	keyed := map[string]string{} // idempotency key: who lists it, as which id
 	for i, c := range children {
 		vs, err := listApprovals(c.base)
 		if err != nil {
@@ -224,6 +244,9 @@ func checkApprovalsKept(t *testing.T, pending map[string]string, names []string,
 				listed[v.Decision.ID] = names[i]
 			}
 			byKey[v.Decision.IdempotencyKey] = append(byKey[v.Decision.IdempotencyKey], names[i]+":"+v.Decision.ID)
+			if _, ok := keyed[v.Decision.IdempotencyKey]; !ok {
+				keyed[v.Decision.IdempotencyKey] = names[i] + " as " + v.Decision.ID
+			}
 		}
 	}
 	// A message its owner decided but did not ack before it died is decided
@@ -246,6 +269,10 @@ func checkApprovalsKept(t *testing.T, pending map[string]string, names []string,
 			out[id] = who
 			continue
 		}
+		if who, ok := keyed[pending[id].key]; ok {
+			out[id] = who
+			continue
+		}
 		for i, c := range children {
 			code, body := get(c.base + "/api/v1/decisions/" + url.PathEscape(id))
 			if code != 200 {
@@ -261,7 +288,7 @@ func checkApprovalsKept(t *testing.T, pending map[string]string, names []string,
 			}
 		}
 		if _, ok := out[id]; !ok {
-			t.Errorf("decision %s waited for approval on %s before the kill; after it no instance lists it or shows it decided", id, pending[id])
+			t.Errorf("decision %s waited for approval on %s before the kill; after it no instance of %v lists it or shows it decided", id, pending[id].who, names)
 		}
 	}
 	return out

@@ -28,6 +28,7 @@ import (
 	"github.com/orderwatch/orderwatch/cluster"
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/sim"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -218,6 +219,26 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// What events cannot rebuild, kept where every member of the group finds it.
+	stateKV, err := cluster.StateBucket(ctx, js, cfg.Group, conn.Replicas)
+	if err != nil {
+		return err
+	}
+	partOf := func(order string) int { return features.Partition(features.OrderToken(order), parts) }
+	// group is made below; the executor and the replica ask it only once running.
+	var group *cluster.Membership
+	ownsOrder := func(order string) bool { return group.Owns(partOf(order)) }
+	replica, err := actions.NewReplica(actions.ReplicaOptions{
+		KV: stateKV, JetStream: js, Store: st, Policy: live, Partition: partOf,
+		Owns: func(part int) bool { return group.Owns(part) },
+		Memory: func(order string) (actions.Memory, bool, bool, error) {
+			return process.ReadMemory(st, order)
+		},
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
 	member := cfg.Member
 	if member == "" {
 		if member, err = st.MemberID(hostToken(), randomToken); err != nil {
@@ -227,17 +248,18 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
 		Store: st, Publish: jsPublisher(js), Policy: live, Logger: log, Registerer: reg,
+		Owns: ownsOrder, Changed: replica.Changed,
 	})
 	if err != nil {
 		return err
 	}
 	gov, err := actions.NewGovernor(actions.GovernorOptions{
-		Store: st, Policy: live, Wake: exec.Wake, Logger: log, Registerer: reg,
+		Store: st, Policy: live, Wake: exec.Wake, Logger: log, Registerer: reg, Changed: replica.Changed,
 	})
 	if err != nil {
 		return err
 	}
-	group, err := cluster.New(cluster.Options{
+	group, err = cluster.New(cluster.Options{
 		JetStream: js, Group: cfg.Group, Member: member, Partitions: parts, Replicas: conn.Replicas,
 		API: advertisedAPI(cfg),
 		Stats: func() json.RawMessage {
@@ -255,7 +277,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake,
-		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group,
+		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group, Replica: replica,
 		Logger: log, Registerer: reg,
 	}
 	if registry != nil {
@@ -265,9 +287,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	peers := cluster.NewPeers(nc, group, func(order string) int {
-		return features.Partition(features.OrderToken(order), parts)
-	}, log)
+	peers := cluster.NewPeers(nc, group, partOf, log)
 	lag, err := pipeline.NewLagMonitor(pipeline.LagOptions{JetStream: js, Consumers: pipe.Consumers, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
@@ -360,6 +380,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	membership.start(mctx, "cluster", group.Run)
 	ingest.start(ictx, "pipeline", pipe.Run)
 	ingest.start(ictx, "governor", gov.Run)
+	ingest.start(ictx, "replica", func(ctx context.Context) error { replica.Run(ctx); return nil })
 	if registry != nil {
 		ingest.start(ictx, "models", registry.Run)
 	}
@@ -389,7 +410,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	log.Info("shutting down")
 	shuttingDown.Store(true)
-	stopInOrder(log, ingest, membership, srv, peers, handlers, served, execution)
+	stopInOrder(log, ingest, replica, membership, srv, peers, handlers, served, execution)
 	log.Info("stopped")
 	return firstErr
 }
@@ -397,14 +418,21 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 // stopInOrder stops the parts of run so that nothing writes Badger once it is
 // closed and nothing accepted is left behind: first what reads and decides (the
 // pipeline finishes its batch in flight and returns; the governor, the demo feed
-// and the watchers stop), then HTTP and the requests other members forward (no
+// and the watchers stop) and the last write of the orders' governance, then HTTP and the requests other members forward (no
 // new approval; Shutdown is waited for, and every handler with it), then the
 // group membership, which gives the partitions' leases back for the others to
 // take at once, then the executor, whose final pass over the outbox sends what
 // the last batch and the last approvals queued. NATS, the models and
 // Badger are closed by run's deferred calls after it returns.
-func stopInOrder(log *slog.Logger, ingest, membership *stage, srv *http.Server, peers *cluster.Peers, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
+func stopInOrder(log *slog.Logger, ingest *stage, replica *actions.Replica, membership *stage, srv *http.Server, peers *cluster.Peers, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
 	ingest.stop()
+	// The leases are still held: the last changes of the orders' governance go
+	// to the group's state bucket before they are given back.
+	fctx, fc := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := replica.Flush(fctx); err != nil {
+		log.Warn("last write of order governance to the group's state bucket", "err", err)
+	}
+	fc()
 	if err := peers.Stop(); err != nil {
 		log.Warn("stop answering the group's forwarded requests", "err", err)
 	}
