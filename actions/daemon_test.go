@@ -41,6 +41,7 @@ type daemonOptions struct {
 	clock  func() time.Time
 	getenv func(string) string
 	space  func() error // the store's CheckSpace
+	owns   func(order string) bool
 }
 
 // startDaemon starts the parts on dir. It returns an error rather than failing a
@@ -89,7 +90,7 @@ func startDaemon(dir string, o daemonOptions) (*daemon, error) {
 		publish = o.wrap(publish)
 	}
 	d.exec, err = actions.NewExecutor(actions.ExecutorOptions{Store: d.st, Publish: publish, Policy: d.live,
-		Interval: 20 * time.Millisecond, Clock: o.clock, Getenv: o.getenv})
+		Interval: 20 * time.Millisecond, Clock: o.clock, Getenv: o.getenv, Owns: o.owns})
 	if err != nil {
 		return nil, err
 	}

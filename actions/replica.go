@@ -156,11 +156,20 @@ func (r *Replica) Changed(order string) {
 func (r *Replica) Run(ctx context.Context) {
 	t := time.NewTicker(r.o.Interval)
 	defer t.Stop()
+	// A closed order's key is deleted, which leaves a marker: markers over an
+	// hour old are purged hourly, so the bucket holds about the open orders.
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
 	var failing bool
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-purge.C:
+			if err := r.o.KV.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(time.Hour)); err != nil && ctx.Err() == nil {
+				r.log.Warn("purge delete markers of closed orders from the group's state bucket", "err", err)
+			}
+			continue
 		case <-t.C:
 		case <-r.wake:
 		}

@@ -63,3 +63,30 @@ rules:
 		t.Errorf("ACTIONS holds %d commands, want 1", n)
 	}
 }
+
+// TestOutboxDeliversOnlyOwnedOrders: a member delivers the commands of the
+// orders whose partition it owns; one whose partition moved waits for its new
+// owner (it has the delivery from the group's state bucket), and goes out from
+// here once this member owns the order again.
+func TestOutboxDeliversOnlyOwnedOrders(t *testing.T) {
+	var owned atomic.Bool
+	d := startWithOrder(t, daemonOptions{
+		policy: `version: owned-1
+rules:
+- {id: every-order, action: notify_customer_service, mode: auto, when: {risk: {gte: 0}}}
+`,
+		owns: func(string) bool { return owned.Load() },
+	})
+	waitFor(t, "the decision queued", func() bool {
+		dvs, err := d.st.FindDecisions(storeQuery("SO-1"))
+		return err == nil && len(dvs) == 1
+	})
+	time.Sleep(time.Second) // fifty executor intervals
+	if n := len(d.actionsMsgs(t, actions.Subject(actions.ActionNotifyCS))); n != 0 {
+		t.Fatalf("ACTIONS holds %d commands of an order this member does not own, want none", n)
+	}
+	owned.Store(true)
+	waitFor(t, "the command published once owned", func() bool {
+		return len(d.actionsMsgs(t, actions.Subject(actions.ActionNotifyCS))) == 1
+	})
+}
