@@ -163,6 +163,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 					"stream", cfg.Name, "replicas", have.Replicas, "asked", replicas,
 					"to_raise", fmt.Sprintf("nats stream edit %s --replicas %d", cfg.Name, replicas))
 			}
+			if cfg.Name == StreamOrders {
+				raiseMaxConsumers(ctx, js, have, partitions, opts.Logger)
+			}
 			if cfg.Name == StreamOrders && unlimited(have) && opts.Logger != nil {
 				opts.Logger.Warn("stream keeps every message for ever, beside Badger's copy of each event; left as it is",
 					"stream", cfg.Name, "to_limit", fmt.Sprintf("nats stream edit %s --max-age=%s", cfg.Name, hours(maxAge)))
@@ -186,12 +189,45 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 		}
 		if cfg.Name == StreamOrders {
 			partitions = orDefault(opts.Partitions)
+			if need := consumersFor(partitions); need > serverDefaultMaxConsumers {
+				cfg.MaxConsumers = need
+			}
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			return 0, fmt.Errorf("pipeline: create stream %s (%v, %d replicas): %w", cfg.Name, cfg.Subjects, replicas, err)
 		}
 	}
 	return partitions, nil
+}
+
+// serverDefaultMaxConsumers is nats-server's limit of consumers per stream when
+// neither the stream nor the account sets one (default_max_consumers, 2.11+).
+const serverDefaultMaxConsumers = 1000
+
+// consumersFor is how many consumers ORDERS may need with n partitions: one per
+// partition, and its next owner's while a partition moves, the rebuilds' and
+// each member's follower of the context subjects, with room for operators'.
+func consumersFor(n int) int { return 2*n + 256 }
+
+// raiseMaxConsumers lifts the consumer limit of an existing ORDERS that is below
+// what its partitions need; a stream the server's default leaves at 1,000 cannot
+// hold more than about 370 partitions' consumers.
+func raiseMaxConsumers(ctx context.Context, js jetstream.JetStream, have jetstream.StreamConfig, partitions int, log *slog.Logger) {
+	need := consumersFor(partitions)
+	limit := have.MaxConsumers
+	if limit <= 0 {
+		limit = serverDefaultMaxConsumers
+	}
+	if limit >= need {
+		return
+	}
+	cfg := have
+	cfg.MaxConsumers = need
+	if _, err := js.UpdateStream(ctx, cfg); err != nil && log != nil {
+		log.Warn("stream allows fewer consumers than its partitions need; partitions beyond it cannot be read",
+			"stream", have.Name, "max_consumers", limit, "need", need, "err", err,
+			"to_raise", fmt.Sprintf("nats stream edit %s --max-consumers %d (or default_max_consumers in the server's jetstream limits)", have.Name, need))
+	}
 }
 
 // changeN says how to change the number of partitions: a new ORDERS.

@@ -417,3 +417,41 @@ func TestActionsRemembersIdempotencyKeysADay(t *testing.T) {
 		t.Errorf("no warning that says how to raise the window: %s", logged.String())
 	}
 }
+
+// TestOrdersTakesAConsumerPerPartition: nats-server allows 1,000 consumers per
+// stream unless the stream says otherwise, and a group of 1,024 partitions needs
+// one per partition and more while partitions move: `run --partitions 1024`
+// failed on "maximum consumers limit reached" after 998 partitions. ORDERS is
+// created (or raised) to take them, and 1,100 consumers can be made on it.
+func TestOrdersTakesAConsumerPerPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	js := natstest.JetStream(t, startSingle(t))
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{Partitions: pipeline.MaxPartitions}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1100 {
+		name := fmt.Sprintf("c%04d", i)
+		if _, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamOrders, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy,
+			InactiveThreshold: time.Minute}); err != nil {
+			t.Fatalf("consumer %d of ORDERS with %d partitions: %v", i+1, pipeline.MaxPartitions, err)
+		}
+	}
+
+	// An ORDERS made with the server's default limit is raised.
+	js = natstest.JetStream(t, startSingle(t))
+	cfg := pipeline.StreamConfigs(pipeline.MaxPartitions)[0]
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().Config.MaxConsumers; n < 2*pipeline.MaxPartitions {
+		t.Errorf("existing ORDERS of %d partitions allows %d consumers after EnsureStreams", pipeline.MaxPartitions, n)
+	}
+}
