@@ -197,7 +197,7 @@ func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	st, err := s.o.Governor.SetKillSwitch(*b.On, b.By, b.Reason)
+	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, b.By, b.Reason)
 	if err != nil {
 		s.fail(w, err)
 		return
