@@ -218,6 +218,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	stateKV, err := cluster.StateBucket(ctx, js, cfg.Group, conn.Replicas)
+	if err != nil {
+		return err
+	}
+	// The kill switch is the group's from here on: set on any member, followed by all.
+	if err := killSwitch.Share(ctx, stateKV, log); err != nil {
+		return err
+	}
 	member := cfg.Member
 	if member == "" {
 		if member, err = st.MemberID(hostToken(), randomToken); err != nil {
