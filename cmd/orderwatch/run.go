@@ -234,7 +234,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
-		Store: st, Publish: jsPublisher(js), Policy: live, Logger: log, Registerer: reg,
+		Store: st, Publish: actionPublisher(js), Policy: live, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -524,6 +524,21 @@ func jsPublisher(js jetstream.JetStream) func(ctx context.Context, subject, msgI
 	return func(ctx context.Context, subject, msgID string, data []byte) error {
 		_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 		return err
+	}
+}
+
+// actionPublisher is the executor's jsPublisher: a publish the stream acked as
+// a duplicate of an earlier one is actions.ErrDuplicate, counted apart.
+func actionPublisher(js jetstream.JetStream) actions.PublishFunc {
+	return func(ctx context.Context, subject, msgID string, data []byte) error {
+		ack, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
+		if err != nil {
+			return err
+		}
+		if ack.Duplicate {
+			return actions.ErrDuplicate
+		}
+		return nil
 	}
 }
 
