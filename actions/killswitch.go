@@ -21,14 +21,16 @@ import (
 // (Share) it is the group's, kept in the group's state bucket, and Badger keeps the
 // last state known. It is safe for concurrent use; a nil *KillSwitch is off.
 type KillSwitch struct {
-	st *store.Store
-	on atomic.Bool
+	st    *store.Store
+	on    atomic.Bool
+	state atomic.Pointer[KillState] // never nil once open
 
-	mu    sync.Mutex
-	state KillState          // guarded by mu
-	kv    jetstream.KeyValue // guarded by mu; the group's state bucket once shared, else nil
-	rev   uint64             // guarded by mu; the bucket revision state was taken from
-	log   *slog.Logger       // guarded by mu; Share's
+	setMu sync.Mutex // one Set at a time; never held by readers
+
+	mu  sync.Mutex
+	kv  jetstream.KeyValue // guarded by mu; the group's state bucket once shared, else nil
+	rev uint64             // guarded by mu; the bucket revision state was taken from
+	log *slog.Logger       // guarded by mu; Share's
 }
 
 // KillState is who set the kill switch, when and why.
@@ -63,26 +65,31 @@ func OpenKillSwitch(st *store.Store) (*KillSwitch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actions: load kill switch: %w", err)
 	}
+	var s KillState
 	if v != nil {
-		if err := json.Unmarshal(v, &k.state); err != nil {
+		if err := json.Unmarshal(v, &s); err != nil {
 			return nil, fmt.Errorf("actions: stored kill switch %q: %w", v, err)
 		}
 	}
-	k.on.Store(k.state.On)
+	k.hold(s)
 	return k, nil
+}
+
+// hold makes s the state On and State answer.
+func (k *KillSwitch) hold(s KillState) {
+	k.state.Store(&s)
+	k.on.Store(s.On)
 }
 
 // On reports whether the switch is on. It never blocks on I/O.
 func (k *KillSwitch) On() bool { return k != nil && k.on.Load() }
 
-// State returns the switch's state.
+// State returns the switch's state. It never blocks.
 func (k *KillSwitch) State() KillState {
 	if k == nil {
 		return KillState{}
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.state
+	return *k.state.Load()
 }
 
 // Set turns the switch on or off; the change is durable when Set returns nil.
@@ -90,26 +97,32 @@ func (k *KillSwitch) State() KillState {
 // moment) and then the local copy; it fails, changing nothing, when the bucket
 // cannot be written.
 func (k *KillSwitch) Set(ctx context.Context, on bool, by, reason string, at time.Time) (KillState, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.setMu.Lock()
+	defer k.setMu.Unlock()
 	s := KillState{On: on, By: by, Reason: reason, At: at.UTC()}
 	v, _ := json.Marshal(s)
-	if k.kv == nil {
+	k.mu.Lock()
+	kv := k.kv
+	k.mu.Unlock()
+	if kv == nil {
 		if err := k.st.PutSetting(settingKillSwitch, v); err != nil {
-			return k.state, fmt.Errorf("actions: store kill switch: %w", err)
+			return k.State(), fmt.Errorf("actions: store kill switch: %w", err)
 		}
-		k.state = s
-		k.on.Store(on)
+		k.hold(s)
 		return s, nil
 	}
-	rev, err := k.kv.Put(ctx, KeyKillSwitch, v)
+	// Not under mu: readers and the watch go on while the bucket is written.
+	rev, err := kv.Put(ctx, KeyKillSwitch, v)
 	if err != nil {
-		return k.state, fmt.Errorf("actions: set the group's kill switch in its bucket (is NATS reachable? the switch is unchanged, turn it again): %w", err)
+		return k.State(), fmt.Errorf("actions: set the group's kill switch in its bucket (is NATS reachable? the switch is unchanged, turn it again): %w", err)
 	}
-	k.rev = max(k.rev, rev)
-	k.state = s
-	k.on.Store(on)
-	k.keepLocal(v)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if rev > k.rev { // else the watch applied a later change already
+		k.rev = rev
+		k.hold(s)
+		k.keepLocal(v)
+	}
 	return s, nil
 }
 
@@ -148,9 +161,9 @@ func (k *KillSwitch) Share(ctx context.Context, kv jetstream.KeyValue, log *slog
 		}
 	}
 	k.mu.Lock()
-	k.kv, k.log = kv, log
-	local := k.state
+	k.log = log
 	k.mu.Unlock()
+	local := k.State()
 	switch {
 	case last != nil:
 		k.apply(last)
@@ -171,6 +184,9 @@ func (k *KillSwitch) Share(ctx context.Context, kv jetstream.KeyValue, log *slog
 		}
 		// On ErrKeyExists another member was first: its value comes through the watch.
 	}
+	k.mu.Lock()
+	k.kv = kv // Set writes the group's from here on
+	k.mu.Unlock()
 	go k.follow(ctx, kv, w)
 	return nil
 }
@@ -235,11 +251,10 @@ func (k *KillSwitch) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	k.rev = e.Revision()
-	if s.same(k.state) {
+	if s.same(k.State()) {
 		return
 	}
-	k.state = s
-	k.on.Store(s.On)
+	k.hold(s)
 	v, _ := json.Marshal(s)
 	k.keepLocal(v)
 	k.log.Warn("kill switch changed by the group", "on", s.On, "by", s.By, "reason", s.Reason, "revision", e.Revision())

@@ -102,3 +102,38 @@ func TestKillSwitchIsTheGroups(t *testing.T) {
 	}
 	waitFor(t, "the kill switch set on C to be on on A and B", func() bool { return a.On() && b.On() })
 }
+
+// TestKillSwitchOnBeforeTheGroupStaysOn: a member whose own switch was on before
+// its group shared one (an upgrade) gives the group's bucket its state, so the
+// switch stays on, and a member joining then starts with it on.
+func TestKillSwitchOnBeforeTheGroupStaysOn(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	js := natstest.JetStream(t, ns.ClientURL())
+	ctx := t.Context()
+	kv, err := cluster.StateBucket(ctx, js, "ks-upgrade", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks [2]*actions.KillSwitch
+	for i := range ks {
+		st, err := store.Open(store.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if ks[i], err = actions.OpenKillSwitch(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks[0].Set(ctx, true, "ops", "before the upgrade", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range ks {
+		if err := k.Share(ctx, kv, nil); err != nil {
+			t.Fatal(err)
+		}
+		if s := k.State(); !s.On || s.Reason != "before the upgrade" {
+			t.Errorf("member %d after sharing: %+v, want the switch set before the upgrade, on", i, s)
+		}
+	}
+}
