@@ -257,7 +257,7 @@ func (k *KillSwitch) apply(e jetstream.KeyValueEntry) {
 	k.hold(s)
 	v, _ := json.Marshal(s)
 	k.keepLocal(v)
-	k.log.Warn("kill switch changed by the group", "on", s.On, "by", s.By, "reason", s.Reason, "revision", e.Revision())
+	k.log.Warn("kill switch: applied the group's state", "on", s.On, "by", s.By, "reason", s.Reason, "revision", e.Revision())
 }
 
 // keepLocal stores v as the last group state known, for a start while NATS is
