@@ -30,3 +30,10 @@ var ErrBadScorePoint = errors.New("actions: malformed score point")
 // more, a string or a map longer than the record's limit. The message names the
 // field; the value was made wrong upstream (a model's output, a policy, a request).
 var ErrBadRecord = errors.New("actions: value out of a stored record's bounds")
+
+// ErrDuplicate is returned by a PublishFunc when the stream acknowledged the
+// command as a duplicate of an earlier publish with the same msgID (a JetStream
+// PubAck with Duplicate set): the command is in the stream, from that earlier
+// publish, and this one was dropped. The executor records the delivery done and
+// counts it deduplicated, not published.
+var ErrDuplicate = errors.New("actions: publish deduplicated by the stream")

@@ -19,7 +19,9 @@ import (
 )
 
 // PublishFunc publishes one command durably (a JetStream publish acknowledged by the
-// stream), with msgID as its Nats-Msg-Id so a retry is deduplicated.
+// stream), with msgID as its Nats-Msg-Id so a retry is deduplicated. It returns
+// ErrDuplicate when the stream acknowledged the publish as a duplicate of an
+// earlier one: done, but counted apart.
 type PublishFunc func(ctx context.Context, subject, msgID string, data []byte) error
 
 // ExecutorOptions configures an Executor.
@@ -104,6 +106,7 @@ type Executor struct {
 	targets   map[string]*target // by name
 
 	sent, failed, hookAttempts, hookFailures, gaveUp *prometheus.CounterVec
+	deduplicated                                     *prometheus.CounterVec
 	targetState, targetQueued                        *prometheus.GaugeVec
 	pending                                          prometheus.Gauge
 }
@@ -146,7 +149,11 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		targets: map[string]*target{},
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_actions_published_total",
-			Help: "Action commands published to JetStream, by action.",
+			Help: "Action commands published to JetStream, by action; publishes it dropped as duplicates are orderwatch_actions_duplicate_total.",
+		}, []string{"action"}),
+		deduplicated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_actions_duplicate_total",
+			Help: "Action commands published again that JetStream dropped as duplicates of an earlier publish (same Nats-Msg-Id, as after a takeover), by action; not counted as published.",
 		}, []string{"action"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_executor_failures_total",
@@ -181,6 +188,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 	// dashboards see a value before the first event of its kind.
 	for _, a := range Actions {
 		e.sent.WithLabelValues(a)
+		e.deduplicated.WithLabelValues(a)
 		e.failed.WithLabelValues(a)
 		e.hookAttempts.WithLabelValues(a, "ok")
 		e.hookAttempts.WithLabelValues(a, "error")
@@ -193,7 +201,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		}
 	}
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{e.sent, e.failed, e.hookAttempts, e.hookFailures, e.gaveUp, e.targetState, e.targetQueued, e.pending} {
+		for _, c := range []prometheus.Collector{e.sent, e.deduplicated, e.failed, e.hookAttempts, e.hookFailures, e.gaveUp, e.targetState, e.targetQueued, e.pending} {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("actions: register metrics: %w", err)
 			}
@@ -565,6 +573,10 @@ func (e *Executor) publish(ctx context.Context, t *target, q *queued, now time.T
 	pctx, cancel := context.WithTimeout(ctx, e.opts.PublishTimeout)
 	err := e.opts.Publish(pctx, subject, q.job.MsgID, q.job.Command)
 	cancel()
+	dup := errors.Is(err, ErrDuplicate) // in the stream already, from an earlier publish
+	if dup {
+		err = nil
+	}
 	if err != nil && ctx.Err() != nil {
 		// Cut by our shutdown, not an answer of JetStream.
 		return resCut, ""
@@ -575,8 +587,12 @@ func (e *Executor) publish(ctx context.Context, t *target, q *queued, now time.T
 		att.Error = err.Error()
 		return e.retry(q, &att, fmt.Errorf("publish %s for %s: %w", subject, entry, err))
 	}
-	if err := e.finish(entry, att, Outcome{Entry: entry, Target: TargetNATS, Status: OutcomePublished, Subject: subject, At: now, Attempts: n}, true); err != nil {
+	if err := e.finish(entry, att, Outcome{Entry: entry, Target: TargetNATS, Status: OutcomePublished, Subject: subject, At: now, Attempts: n, Deduplicated: dup}, true); err != nil {
 		return resStore, err.Error()
+	}
+	if dup {
+		e.deduplicated.WithLabelValues(q.job.Action).Inc()
+		return resDone, ""
 	}
 	e.sent.WithLabelValues(q.job.Action).Inc()
 	return resDone, ""
@@ -655,10 +671,19 @@ func (e *Executor) disown(entry string) {
 	e.disownMu.Unlock()
 }
 
+// finish records the last attempt a of entry and its outcome o; published says
+// whether it counts as a published action (deduplicated when o says so).
 func (e *Executor) finish(entry string, a Attempt, o Outcome, published bool) error {
 	av, _ := json.Marshal(a)
 	ov, _ := json.Marshal(o)
-	err := e.opts.Store.FinishOutbox(entry, a.N, av, ov, published)
+	counter := ""
+	switch {
+	case published && o.Deduplicated:
+		counter = store.CounterActionsDeduplicated
+	case published:
+		counter = store.CounterActionsPublished
+	}
+	err := e.opts.Store.FinishOutbox(entry, a.N, av, ov, counter)
 	if errors.Is(err, store.ErrNotFound) {
 		// Finished already, its outcome recorded: retrying would deliver it
 		// again every second for ever.

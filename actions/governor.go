@@ -434,14 +434,14 @@ func (g *Governor) KillSwitch() (KillState, bool) {
 	return p.KillSwitch().State(), p.Settings.KillSwitch
 }
 
-// SetKillSwitch turns the runtime kill switch on or off. Turning it off wakes the
-// executor, which resumes draining the outbox.
-func (g *Governor) SetKillSwitch(on bool, by, reason string) (KillState, error) {
+// SetKillSwitch turns the runtime kill switch on or off (the group's, once it is
+// shared). Turning it off wakes the executor, which resumes draining the outbox.
+func (g *Governor) SetKillSwitch(ctx context.Context, on bool, by, reason string) (KillState, error) {
 	k := g.opts.Policy.Policy().KillSwitch()
 	if k == nil {
 		return KillState{}, errors.New("actions: no runtime kill switch: the policy was not given one (UseKillSwitch)")
 	}
-	s, err := k.Set(on, by, reason, g.opts.Clock())
+	s, err := k.Set(ctx, on, by, reason, g.opts.Clock())
 	if err != nil {
 		return s, err
 	}

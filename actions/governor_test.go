@@ -184,7 +184,7 @@ rules:
 		t.Errorf("after ack: state %s waiting %+v, want acknowledged", v.State, v.Waiting)
 	}
 
-	if _, err := d.gov.SetKillSwitch(true, "ops", "incident 42"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), true, "ops", "incident 42"); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.gov.Approve(two, "amy", "fine"); !errors.Is(err, actions.ErrHalted) {
@@ -209,7 +209,7 @@ func TestKillSwitchHoldsTheOutbox(t *testing.T) {
 	d := startWithOrder(t, daemonOptions{policy: ladderPolicy, clock: clock.Now})
 	var v actions.View
 	waitFor(t, "a pending approval", func() bool { v, _ = waitingItem(t, d, "SO-1"); return v.Waiting != nil })
-	if _, err := d.gov.SetKillSwitch(true, "ops", "incident 42"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), true, "ops", "incident 42"); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(v.Decision.At.Add(11 * time.Minute))
@@ -219,7 +219,7 @@ func TestKillSwitchHoldsTheOutbox(t *testing.T) {
 	if n := len(d.actionsMsgs(t, subject)); n != 0 || len(v.Queued) != 1 {
 		t.Fatalf("under the kill switch: %d escalate commands published, %v queued; want 0 and 1", n, v.Queued)
 	}
-	if _, err := d.gov.SetKillSwitch(false, "ops", "incident 42 resolved"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), false, "ops", "incident 42 resolved"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the held command published", func() bool { return len(d.actionsMsgs(t, subject)) == 1 })

@@ -156,4 +156,7 @@ type Outcome struct {
 	At       time.Time `json:"at"`
 	Attempts int       `json:"attempts"`
 	Error    string    `json:"error,omitempty"`
+	// Deduplicated: JetStream had the command already, from an earlier publish
+	// with its Nats-Msg-Id (as after a takeover), and dropped this one.
+	Deduplicated bool `json:"deduplicated,omitempty"`
 }

@@ -302,6 +302,7 @@ func TestExecutorSeriesStartAtZero(t *testing.T) {
 	want := map[string]int{
 		"orderwatch_executor_failures_total":  len(actions.Actions),
 		"orderwatch_actions_published_total":  len(actions.Actions),
+		"orderwatch_actions_duplicate_total":  len(actions.Actions),
 		"orderwatch_webhook_attempts_total":   2 * len(actions.Actions),
 		"orderwatch_webhook_failures_total":   len(actions.Actions),
 		"orderwatch_target_state":             len(actions.Actions) + 2,

@@ -167,14 +167,16 @@ func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason
 	}
 }
 
-// killSwitch serves GET /api/v1/killswitch.
+// killSwitch serves GET /api/v1/killswitch: the switch this member applies (in a
+// group, the group's).
 func (s *server) killSwitch(w http.ResponseWriter, _ *http.Request) {
 	st, policy := s.o.Governor.KillSwitch()
 	writeJSON(w, http.StatusOK, map[string]any{"runtime": st, "policy": policy, "halted": st.On || policy})
 }
 
 // setKillSwitch serves POST /api/v1/killswitch with {"on": true, "by": "...",
-// "reason": "..."}.
+// "reason": "..."}. In a group it sets the group's switch, which every member
+// follows: nothing is carried to the others.
 func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 	var b struct {
 		On     *bool  `json:"on"`
@@ -197,7 +199,7 @@ func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	st, err := s.o.Governor.SetKillSwitch(*b.On, b.By, b.Reason)
+	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, b.By, b.Reason)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -20,9 +20,10 @@ type Group interface {
 // actions. The group's stats are summed from these, each partition from its
 // owner's record.
 type MemberStats struct {
-	Partitions       map[string]store.PartStats `json:"partitions"`
-	Decisions        int64                      `json:"decisions"`
-	ActionsPublished int64                      `json:"actions_published"`
+	Partitions          map[string]store.PartStats `json:"partitions"`
+	Decisions           int64                      `json:"decisions"`
+	ActionsPublished    int64                      `json:"actions_published"`
+	ActionsDeduplicated int64                      `json:"actions_deduplicated"`
 }
 
 // ReadMemberStats reads a member record's stats from the store.
@@ -36,7 +37,7 @@ func ReadMemberStats(st *store.Store) (json.RawMessage, error) {
 		return nil, err
 	}
 	ms := MemberStats{Partitions: make(map[string]store.PartStats, len(parts)),
-		Decisions: all.Decisions, ActionsPublished: all.ActionsPublished}
+		Decisions: all.Decisions, ActionsPublished: all.ActionsPublished, ActionsDeduplicated: all.ActionsDeduplicated}
 	for p, ps := range parts {
 		ms.Partitions[partKey(p)] = ps
 	}
@@ -81,6 +82,7 @@ func SumGroup(s cluster.Status) (GroupStats, error) {
 		byMember[m.Member] = ms
 		out.Decisions += ms.Decisions
 		out.ActionsPublished += ms.ActionsPublished
+		out.ActionsDeduplicated += ms.ActionsDeduplicated
 	}
 	add := func(ps store.PartStats) {
 		out.EventsApplied += ps.EventsApplied

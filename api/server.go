@@ -91,7 +91,7 @@ func Handler(o Options) http.Handler {
 		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.requireToken(s.orPeers(s.answer(actions.TrailRejected, true, g.Reject))))
 		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.requireToken(s.orPeers(s.answer(actions.TrailAcknowledged, false, g.Ack))))
 		mux.HandleFunc("GET /api/v1/killswitch", s.killSwitch)
-		mux.HandleFunc("POST /api/v1/killswitch", s.requireToken(s.everyMember(s.setKillSwitch)))
+		mux.HandleFunc("POST /api/v1/killswitch", s.requireToken(s.setKillSwitch))
 	}
 	if o.Models != nil {
 		mux.HandleFunc("GET /api/v1/models", s.models)

@@ -85,7 +85,7 @@ func TestEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &stats); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"events_applied", "duplicates", "dead_lettered", "open_orders", "decisions", "actions_published"} {
+	for _, k := range []string{"events_applied", "duplicates", "dead_lettered", "open_orders", "decisions", "actions_published", "actions_deduplicated"} {
 		if _, ok := stats[k]; !ok {
 			t.Errorf("stats lacks %s: %s", k, body)
 		}

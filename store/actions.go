@@ -441,12 +441,13 @@ func (s *Store) RecordAttempt(entry string, n int, attempt []byte) error {
 }
 
 // FinishOutbox records the last attempt n of an outbox entry and its final outcome,
-// and removes it from the outbox, in one synced commit. published says whether it
-// counts as a published action (actions_published). Safe to call from several
+// and removes it from the outbox, in one synced commit. counter is the durable
+// counter the outcome adds one to (CounterActionsPublished,
+// CounterActionsDeduplicated), or "" for none. Safe to call from several
 // goroutines for different entries: a commit that conflicts on the shared counter
 // is tried again. It returns ErrNotFound when the entry is no longer in the
 // outbox: it was finished already.
-func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, published bool) error {
+func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, counter string) error {
 	if err := s.Writable(); err != nil {
 		return fmt.Errorf("store: finish outbox entry %s: %w", entry, err)
 	}
@@ -459,7 +460,7 @@ func (s *Store) FinishOutbox(entry string, n int, attempt, outcome []byte, publi
 			if err := txn.Set(attemptKey(entry, n), attempt); err != nil {
 				return err
 			}
-			return completeOutbox(txn, entry, outcome, published)
+			return completeOutbox(txn, entry, outcome, counter)
 		})
 		if !errors.Is(err, badger.ErrConflict) {
 			break

@@ -134,14 +134,14 @@ func TestActionRecords(t *testing.T) {
 		if v, _ := s.FirstAttempt(d1); v != nil {
 			t.Errorf("first attempt of %s = %q, want none: its webhook's attempts are not its own", d1, v)
 		}
-		must(s.FinishOutbox(d1+"~webhook", 2, []byte("a2"), []byte("out"), false))
+		must(s.FinishOutbox(d1+"~webhook", 2, []byte("a2"), []byte("out"), ""))
 		if n, _ := s.Attempts(d1 + "~webhook"); n != 3 {
 			t.Errorf("attempts = %d, want 3", n)
 		}
-		if err := s.FinishOutbox(d1+"~webhook", 3, []byte("a3"), []byte("out"), false); !errors.Is(err, ErrNotFound) {
+		if err := s.FinishOutbox(d1+"~webhook", 3, []byte("a3"), []byte("out"), ""); !errors.Is(err, ErrNotFound) {
 			t.Errorf("finishing an entry twice: %v, want ErrNotFound (the executor then stops retrying it)", err)
 		}
-		must(s.FinishOutbox(d1, 1, []byte("a1"), []byte("published"), true))
+		must(s.FinishOutbox(d1, 1, []byte("a1"), []byte("published"), CounterActionsPublished))
 		v, _ := s.Decision(d1)
 		if len(v.Queued) != 0 || string(v.Outcomes[""]) != "published" || string(v.Outcomes["~webhook"]) != "out" || len(v.Attempts) != 4 {
 			t.Errorf("d1 after finishing: %+v", v)

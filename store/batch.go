@@ -17,6 +17,9 @@ const (
 	CounterOpenOrders       = "open_orders"
 	CounterDecisions        = "decisions"
 	CounterActionsPublished = "actions_published"
+	// CounterActionsDeduplicated counts the commands published again that
+	// JetStream dropped as duplicates of an earlier publish (same Nats-Msg-Id).
+	CounterActionsDeduplicated = "actions_deduplicated"
 )
 
 // Batch collects the effects of one pipeline batch (or of one approval or

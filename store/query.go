@@ -20,6 +20,9 @@ type Stats struct {
 	OpenOrders       int64 `json:"open_orders"`
 	Decisions        int64 `json:"decisions"`
 	ActionsPublished int64 `json:"actions_published"`
+	// ActionsDeduplicated are publishes JetStream dropped as duplicates of an
+	// earlier one: not counted in ActionsPublished.
+	ActionsDeduplicated int64 `json:"actions_deduplicated"`
 }
 
 // Stats reads the durable counters; those kept per partition are summed.
@@ -40,6 +43,8 @@ func (s *Store) Stats() (Stats, error) {
 				st.Decisions += v
 			case CounterActionsPublished:
 				st.ActionsPublished += v
+			case CounterActionsDeduplicated:
+				st.ActionsDeduplicated += v
 			}
 		})
 	})
@@ -110,17 +115,17 @@ type OutboxEntry struct {
 	Command    []byte
 }
 
-func completeOutbox(txn *badger.Txn, entry string, outcome []byte, published bool) error {
+func completeOutbox(txn *badger.Txn, entry string, outcome []byte, counter string) error {
 	if err := txn.Delete(key(pOutbox, entry)); err != nil {
 		return err
 	}
 	if err := txn.Set(key(pOutcome, entry), outcome); err != nil {
 		return err
 	}
-	if !published {
+	if counter == "" {
 		return nil
 	}
-	k := key(pCounter, CounterActionsPublished)
+	k := key(pCounter, counter)
 	n, err := readInt(txn, k)
 	if err != nil {
 		return err

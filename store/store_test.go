@@ -106,7 +106,7 @@ func TestBatchCommitIsDurableAndAtomic(t *testing.T) {
 	if err != nil || len(ob) != 1 || ob[0].DecisionID != "0001-a" {
 		t.Fatalf("outbox = %+v, %v", ob, err)
 	}
-	if err := s.FinishOutbox("0001-a", 1, []byte(`{"attempt":1}`), []byte(`{"status":"published"}`), true); err != nil {
+	if err := s.FinishOutbox("0001-a", 1, []byte(`{"attempt":1}`), []byte(`{"status":"published"}`), CounterActionsPublished); err != nil {
 		t.Fatal(err)
 	}
 	if ob, _ := s.OutboxPage("", 10); len(ob) != 0 {
@@ -159,7 +159,7 @@ func TestNoWritesWithoutSpace(t *testing.T) {
 	for what, err := range map[string]error{
 		"batch commit":  b.Commit(),
 		"attempt":       s.RecordAttempt("d-1", 1, []byte(`{"n":1}`)),
-		"outbox finish": s.FinishOutbox("d-1", 1, []byte(`{"n":1}`), []byte(`{"status":"published"}`), true),
+		"outbox finish": s.FinishOutbox("d-1", 1, []byte(`{"n":1}`), []byte(`{"status":"published"}`), CounterActionsPublished),
 		"setting":       s.PutSetting("kill_switch", []byte(`{"on":true}`)),
 	} {
 		if !errors.Is(err, ErrNoSpace) || !strings.Contains(fmt.Sprint(err), "12 MiB free") {

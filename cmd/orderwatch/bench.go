@@ -344,7 +344,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	if err != nil {
 		return res, err
 	}
-	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: jsPublisher(js), Logger: log})
+	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: actionPublisher(js), Logger: log})
 	if err != nil {
 		return res, err
 	}

@@ -224,6 +224,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The kill switch is the group's from here on: set on any member, followed by all.
+	if err := killSwitch.Share(ctx, stateKV, log); err != nil {
+		return err
+	}
 	partOf := func(order string) int { return features.Partition(features.OrderToken(order), parts) }
 	// group is made below; the executor and the replica ask it only once running.
 	var group *cluster.Membership
@@ -247,7 +251,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 
 	exec, err := actions.NewExecutor(actions.ExecutorOptions{
-		Store: st, Publish: jsPublisher(js), Policy: live, Logger: log, Registerer: reg,
+		Store: st, Publish: actionPublisher(js), Policy: live, Logger: log, Registerer: reg,
 		Owns: ownsOrder, Changed: replica.Changed,
 	})
 	if err != nil {
@@ -544,6 +548,21 @@ func jsPublisher(js jetstream.JetStream) func(ctx context.Context, subject, msgI
 	return func(ctx context.Context, subject, msgID string, data []byte) error {
 		_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 		return err
+	}
+}
+
+// actionPublisher is the executor's jsPublisher: a publish the stream acked as
+// a duplicate of an earlier one is actions.ErrDuplicate, counted apart.
+func actionPublisher(js jetstream.JetStream) actions.PublishFunc {
+	return func(ctx context.Context, subject, msgID string, data []byte) error {
+		ack, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
+		if err != nil {
+			return err
+		}
+		if ack.Duplicate {
+			return actions.ErrDuplicate
+		}
+		return nil
 	}
 }
 
