@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/api"
 	"github.com/orderwatch/orderwatch/cluster"
 	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/pipeline"
@@ -142,6 +143,21 @@ func TestThreeInstancesOnAThreeNodeCluster(t *testing.T) {
 	}
 	checkOwnedOnce(t, referenceStates(t, js), kids...)
 	checkActionsOnce(t, js, names, kids...)
+	// The group's counters tell the commands published from the publishes
+	// JetStream dropped as duplicates (a command published again after a
+	// takeover or a crash): published never exceeds what ACTIONS holds.
+	inActions := len(streamMsgs(t, js, pipeline.StreamActions))
+	var counted api.GroupStats
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		var err error
+		if counted, err = a.groupStats(); err == nil && counted.ActionsPublished+counted.ActionsDeduplicated >= int64(inActions) {
+			break
+		}
+	}
+	t.Logf("ACTIONS %d commands; group actions_published %d, actions_deduplicated %d", inActions, counted.ActionsPublished, counted.ActionsDeduplicated)
+	if counted.ActionsPublished > int64(inActions) || counted.ActionsPublished+counted.ActionsDeduplicated < int64(inActions) {
+		t.Errorf("group counts %d published and %d deduplicated for the %d commands in ACTIONS", counted.ActionsPublished, counted.ActionsDeduplicated, inActions)
+	}
 	// Any instance answers for the group: each, alone, lists (or shows decided)
 	// every approval that was pending before the kill.
 	for i, c := range kids {
