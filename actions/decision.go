@@ -314,6 +314,7 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 		if err := b.PutRateWindow(action, w.scope, w.value, append(w.times, in.At.UnixNano()), 2*rateWindow); err != nil {
 			return err
 		}
+		p.rates.changed(action, w.scope, w.value, in.At.UnixNano())
 	}
 	if keep := p.keep[action]; keep > 0 {
 		if err := b.PutLastFired(order, action, in.At, keep+time.Hour); err != nil {
