@@ -69,6 +69,84 @@ func startRateMember(t *testing.T, kv jetstream.KeyValue, name, dir string, now 
 	return m
 }
 
+// waitCount waits (10 s at most) until m counts want of the other members' times
+// for warehouse wh after from.
+func waitCount(t *testing.T, m *rateMember, wh string, from time.Time, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got := m.rs.count(ActionNotifyCS, ScopeWarehouse, wh, from.UnixNano())
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member counts %d of the others' times for %s, want %d (not shared within 10s)", got, wh, want)
+		}
+	}
+}
+
+// TestRateLimitsAreTheGroups: a limit counts every member's decisions, also
+// those of a member that stopped, and of a member's earlier life on another data
+// dir; times older than the hour do not count.
+func TestRateLimitsAreTheGroups(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	kv, err := cluster.StateBucket(context.Background(), natstest.JetStream(t, ns.ClientURL()), "g", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	now := t0.Add(30 * time.Minute)
+	hot := func(order string, at time.Duration) step {
+		return step{order: order, warehouse: "W", customer: "C-" + order, carrier: "ODFL", risk: 0.9, at: at}
+	}
+	decide := func(m *rateMember, s step) string {
+		t.Helper()
+		ds := decideCommit(t, m.st, m.p, s.input(t0), Memory{})
+		if len(ds) != 1 {
+			t.Fatalf("order %s: %d decisions, want 1", s.order, len(ds))
+		}
+		return statuses(ds)[0]
+	}
+	want := func(m *rateMember, s step, status string) {
+		t.Helper()
+		if got := decide(m, s); got != status {
+			t.Errorf("order %s at +%s: %s, want %s", s.order, s.at, got, status)
+		}
+	}
+
+	a := startRateMember(t, kv, "a", t.TempDir(), now)
+	b := startRateMember(t, kv, "b", t.TempDir(), now)
+	want(a, hot("A1", 0), "queued")
+	want(a, hot("A2", time.Minute), "queued")
+	waitCount(t, b, "W", t0.Add(-rateWindow), 2)
+	want(b, hot("B1", 2*time.Minute), "queued")
+	s := hot("B2", 3*time.Minute)
+	ds := decideCommit(t, b.st, b.p, s.input(t0), Memory{})
+	if got := statuses(ds); len(got) != 1 || got[0] != "suppressed/"+SuppressedRateWarehouse {
+		t.Errorf("b's second decision for W, after a's two and its own one: %v, want suppressed/%s (a limit of 3 over the group)", got, SuppressedRateWarehouse)
+	} else if !strings.Contains(ds[0].SuppressedNote, "2 by other members") {
+		t.Errorf("suppressed note %q does not say how many were the other members'", ds[0].SuppressedNote)
+	}
+
+	// a stops; c starts after, on its own data dir: it counts a's two and b's one.
+	waitCount(t, a, "W", t0.Add(-rateWindow), 1)
+	a.stop()
+	c := startRateMember(t, kv, "c", t.TempDir(), now)
+	want(c, hot("C1", 4*time.Minute), "suppressed/"+SuppressedRateWarehouse)
+
+	// a comes back on a fresh data dir: it reads its own two back.
+	a2 := startRateMember(t, kv, "a", t.TempDir(), now)
+	rb := a2.st.NewBatch()
+	times, err := rb.RateWindow(ActionNotifyCS, ScopeWarehouse, "W")
+	rb.Discard()
+	if err != nil || len(times) != 2 {
+		t.Errorf("a on a fresh data dir holds %d times of its window for W (%v), want its 2 read back from the bucket", len(times), err)
+	}
+	want(a2, hot("A3", 5*time.Minute), "suppressed/"+SuppressedRateWarehouse)
+
+	// An hour after a's: only b's one at +2m is in the hour before +61m30s.
+	want(b, hot("B3", 61*time.Minute+30*time.Second), "queued")
+}
+
 // TestRateShareSkipsDiscardedBatch: a window is published once the batch that
 // changed it commits, as committed; the times of a batch that did not commit are
 // never published.
