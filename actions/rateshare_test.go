@@ -242,3 +242,21 @@ func TestReloadKeepsRateShare(t *testing.T) {
 		t.Errorf("the reloaded policy's rate share is %p, want the one in force %p", np.RateShare(), rs)
 	}
 }
+
+// TestRateShareHotPathDoesNotAllocate: what Decide asks of a RateShare, counting
+// the others' times and marking a window it changed again, allocates nothing.
+func TestRateShareHotPathDoesNotAllocate(t *testing.T) {
+	rs := &RateShare{opts: RateShareOptions{MaxWindows: 10},
+		peers: map[rateKey][]peerWindow{{ActionNotifyCS, ScopeWarehouse, "W"}: {{key: "k", times: []int64{1, 2, 3}}}},
+		dirty: map[rateKey]dirtyMark{}}
+	wh := strings.Repeat("W", 1) // not a constant: as Decide has it from the order's state
+	rs.changed(ActionNotifyCS, ScopeWarehouse, wh, 3)
+	n := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		n = rs.count(ActionNotifyCS, ScopeWarehouse, wh, 1)
+		rs.changed(ActionNotifyCS, ScopeWarehouse, wh, 4)
+	})
+	if n != 2 || allocs != 0 {
+		t.Errorf("count = %d (want 2) with %v allocations per call (want 0)", n, allocs)
+	}
+}
