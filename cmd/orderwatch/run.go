@@ -218,6 +218,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	stateKV, err := cluster.StateBucket(ctx, js, cfg.Group, conn.Replicas)
+	if err != nil {
+		return err
+	}
 	member := cfg.Member
 	if member == "" {
 		if member, err = st.MemberID(hostToken(), randomToken); err != nil {
@@ -253,6 +257,15 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The rate limits count the whole group's decisions. Given to the policy
+	// before anything reads it (the parts start below); reloads carry it over.
+	rates, err := actions.OpenRateShare(ctx, actions.RateShareOptions{
+		Bucket: stateKV, Member: member, Store: st, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	policy.UseRateShare(rates)
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake,
 		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group,
@@ -358,6 +371,8 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	ingest, ictx := newStage(fail)
 	execution, ectx := newStage(fail)
 	membership.start(mctx, "cluster", group.Run)
+	// In the stage that stops after the pipeline: its last batch is published.
+	membership.start(mctx, "rate-share", rates.Run)
 	ingest.start(ictx, "pipeline", pipe.Run)
 	ingest.start(ictx, "governor", gov.Run)
 	if registry != nil {
