@@ -75,9 +75,14 @@ type RateShare struct {
 	dirty   map[rateKey]dirtyMark // guarded by dirtyMu
 
 	// own is this member's keys in the bucket, as it last wrote them; invalidSeen
-	// whether an invalid entry was logged. Only Open and Run touch them.
+	// whether an invalid entry was logged; failing whether the last publication
+	// failed. Only Open and Run touch them, and expired.
 	own         map[string]ownWindow
 	invalidSeen bool
+	failing     bool // the last publication failed
+	// expired holds the revision of the other members' keys found with no time
+	// in the hour, for the next sweep to delete.
+	expired map[string]uint64
 
 	peerWindows prometheus.Gauge
 	skipped     *prometheus.CounterVec
@@ -161,13 +166,14 @@ func OpenRateShare(ctx context.Context, opts RateShareOptions) (*RateShare, erro
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &RateShare{
-		opts:   opts,
-		log:    opts.Logger.With("component", "rateshare"),
-		prefix: "rate." + opts.Member + ".",
-		peers:  map[rateKey][]peerWindow{},
-		byKey:  map[string]rateKey{},
-		dirty:  map[rateKey]dirtyMark{},
-		own:    map[string]ownWindow{},
+		opts:    opts,
+		log:     opts.Logger.With("component", "rateshare"),
+		prefix:  "rate." + opts.Member + ".",
+		peers:   map[rateKey][]peerWindow{},
+		byKey:   map[string]rateKey{},
+		dirty:   map[rateKey]dirtyMark{},
+		own:     map[string]ownWindow{},
+		expired: map[string]uint64{},
 		peerWindows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderwatch_ratelimit_peer_windows",
 			Help: "Rate-limit windows of the other members of the group held in memory and counted with this member's.",
@@ -271,8 +277,10 @@ func (r *RateShare) readBack(entries []jetstream.KeyValueEntry) error {
 			r.dirty[rateKey{v.Action, v.Scope, v.Value}] = dirtyMark{at: union[len(union)-1]}
 		}
 	}
-	if err := b.Commit(); err != nil {
-		return fmt.Errorf("actions: read back this member's rate windows: %w", err)
+	if merged > 0 {
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("actions: read back this member's rate windows: %w", err)
+		}
 	}
 	if len(entries) > 0 {
 		r.log.Info("rate windows read back from the group's bucket", "windows", len(entries), "merged", merged)
@@ -343,6 +351,9 @@ func (r *RateShare) apply(e jetstream.KeyValueEntry) {
 		from := r.opts.Clock().Add(-rateWindow).UnixNano()
 		v.Times = slices.DeleteFunc(v.Times, func(t int64) bool { return t <= from })
 		keep = len(v.Times) > 0
+		if !keep && len(r.expired) < rateSweepMax {
+			r.expired[e.Key()] = e.Revision()
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -420,9 +431,9 @@ func (r *RateShare) Run(ctx context.Context) error {
 	sweep := time.NewTicker(rateSweepEvery)
 	defer sweep.Stop()
 	var (
-		w       jetstream.KeyWatcher
-		updates <-chan jetstream.KeyValueEntry
-		failing bool
+		w            jetstream.KeyWatcher
+		updates      <-chan jetstream.KeyValueEntry
+		watchFailing bool
 	)
 	defer func() {
 		if w != nil {
@@ -433,13 +444,13 @@ func (r *RateShare) Run(ctx context.Context) error {
 		var err error
 		if w, err = r.opts.Bucket.Watch(ctx, rateKeys); err != nil {
 			w = nil
-			if !failing && ctx.Err() == nil {
+			if !watchFailing && ctx.Err() == nil {
 				r.log.Warn("watch the group's rate windows failed, will retry", "err", err)
 			}
-			failing = true
+			watchFailing = true
 			return
 		}
-		failing = false
+		watchFailing = false
 		updates = w.Updates()
 	}
 	watch()
@@ -493,11 +504,15 @@ func (r *RateShare) publish(ctx context.Context, final bool) {
 		again[k] = m
 	}
 	var firstErr error
-	failed := 0
+	bucketDown := false
 	for k, m := range marks {
+		if bucketDown {
+			retry(k, m) // at the next try
+			continue
+		}
 		times, err := b.RateWindow(k.action, k.scope, k.value)
 		if err != nil {
-			firstErr, failed = cmp.Or(firstErr, err), failed+1
+			firstErr = cmp.Or(firstErr, err)
 			retry(k, m)
 			continue
 		}
@@ -514,16 +529,20 @@ func (r *RateShare) publish(ctx context.Context, final bool) {
 		rev, err := r.opts.Bucket.Put(ctx, key, val)
 		if err != nil {
 			r.publishErrs.Inc()
-			firstErr, failed = cmp.Or(firstErr, err), failed+1
+			firstErr, bucketDown = cmp.Or(firstErr, fmt.Errorf("put %s: %w", key, err)), true
 			m.ticks = rateGiveUp // committed: publish at the next try
 			retry(k, m)
 			continue
 		}
 		r.own[key] = ownWindow{rev: rev, newest: newest(times)}
 	}
-	if firstErr != nil {
-		r.log.Warn("publish rate windows to the group's bucket failed, will retry", "windows", failed, "err", firstErr)
+	switch {
+	case firstErr != nil && !r.failing:
+		r.log.Warn("publish rate windows to the group's bucket failed, will retry", "waiting", len(again), "err", firstErr)
+	case firstErr == nil && r.failing:
+		r.log.Info("publish rate windows to the group's bucket works again")
 	}
+	r.failing = firstErr != nil
 	if len(again) == 0 {
 		return
 	}
@@ -546,6 +565,10 @@ func (r *RateShare) sweep(ctx context.Context) {
 		rev uint64
 	}
 	var stale []gone
+	for key, rev := range r.expired {
+		stale = append(stale, gone{key, rev})
+		delete(r.expired, key)
+	}
 	for key, o := range r.own {
 		if o.newest <= from && len(stale) < rateSweepMax {
 			stale = append(stale, gone{key, o.rev})

@@ -260,3 +260,54 @@ func TestRateShareHotPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("count = %d (want 2) with %v allocations per call (want 0)", n, allocs)
 	}
 }
+
+// TestRateShareSweepsWindowsOutOfTheHour: a window whose times have all left the
+// hour is forgotten and deleted from the bucket, whether another member holds it
+// in memory or finds it stale when it starts; one still in the hour stays.
+func TestRateShareSweepsWindowsOutOfTheHour(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	kv, err := cluster.StateBucket(context.Background(), natstest.JetStream(t, ns.ClientURL()), "g", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 22, 14, 0, 0, 0, time.UTC)
+	put := func(member, wh string, at time.Time) string {
+		key := rateBucketKey(member, ActionNotifyCS, ScopeWarehouse, wh)
+		v, _ := json.Marshal(rateEntry{Action: ActionNotifyCS, Scope: ScopeWarehouse, Value: wh, Times: []int64{at.UnixNano()}})
+		if _, err := kv.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	held := put("a", "W", t0)                     // in b's memory, then out of the hour
+	stale := put("a", "X", t0.Add(-2*time.Hour))  // out of the hour when b starts
+	kept := put("a", "Y", t0.Add(50*time.Minute)) // in the hour throughout
+	now := t0.Add(30 * time.Minute)
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := OpenRateShare(ctx, RateShareOptions{Bucket: kv, Member: "b", Store: st, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.count(ActionNotifyCS, ScopeWarehouse, "W", t0.Add(-time.Hour).UnixNano()); n != 1 {
+		t.Fatalf("b counts %d of a's times for W, want 1", n)
+	}
+	now = t0.Add(90 * time.Minute)
+	b.sweep(ctx)
+	for key, want := range map[string]bool{held: false, stale: false, kept: true} {
+		_, err := kv.Get(ctx, key)
+		if got := err == nil; got != want || (err != nil && !errors.Is(err, jetstream.ErrKeyNotFound)) {
+			t.Errorf("after the sweep key %s in the bucket: %v (%v), want %v", key, got, err, want)
+		}
+	}
+	if n := b.count(ActionNotifyCS, ScopeWarehouse, "W", 0); n != 0 {
+		t.Errorf("b still holds %d of a's times for W after the sweep", n)
+	}
+	if n := b.count(ActionNotifyCS, ScopeWarehouse, "Y", 0); n != 1 {
+		t.Errorf("b holds %d of a's times for Y, want 1", n)
+	}
+}
