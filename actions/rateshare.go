@@ -74,15 +74,14 @@ type RateShare struct {
 	dirtyMu sync.Mutex
 	dirty   map[rateKey]dirtyMark // guarded by dirtyMu
 
-	// own is this member's keys in the bucket, as it last wrote them; invalidSeen
-	// whether an invalid entry was logged; failing whether the last publication
-	// failed. Only Open and Run touch them, and expired.
+	// Only Open and Run touch these: own is this member's keys in the bucket as
+	// it last wrote them; expired the revisions of the other members' keys found
+	// with no time in the hour, for the next sweep to delete; invalidSeen whether
+	// an invalid entry was logged; failing whether the last publication failed.
 	own         map[string]ownWindow
+	expired     map[string]uint64
 	invalidSeen bool
-	failing     bool // the last publication failed
-	// expired holds the revision of the other members' keys found with no time
-	// in the hour, for the next sweep to delete.
-	expired map[string]uint64
+	failing     bool
 
 	peerWindows prometheus.Gauge
 	skipped     *prometheus.CounterVec
