@@ -152,6 +152,22 @@ func OpenRateShare(ctx context.Context, opts RateShareOptions) (*RateShare, erro
 	if !validMember(opts.Member) {
 		return nil, fmt.Errorf("actions: RateShareOptions.Member %q: want 1 to 64 of [A-Za-z0-9_-], the member's id in its group", opts.Member)
 	}
+	r := newRateShare(opts)
+	if r.opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.peerWindows, r.skipped, r.publishErrs} {
+			if err := r.opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("actions: register rate share metrics: %w", err)
+			}
+		}
+	}
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newRateShare applies the defaults of opts and builds an empty RateShare.
+func newRateShare(opts RateShareOptions) *RateShare {
 	if opts.Interval <= 0 {
 		opts.Interval = 250 * time.Millisecond
 	}
@@ -189,17 +205,7 @@ func OpenRateShare(ctx context.Context, opts RateShareOptions) (*RateShare, erro
 	for _, reason := range []string{rateSkipCap, rateSkipInvalid, rateSkipUnpublished} {
 		r.skipped.WithLabelValues(reason)
 	}
-	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.peerWindows, r.skipped, r.publishErrs} {
-			if err := opts.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("actions: register rate share metrics: %w", err)
-			}
-		}
-	}
-	if err := r.load(ctx); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return r
 }
 
 // validMember reports whether s may be a member id in a bucket key.

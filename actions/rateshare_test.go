@@ -246,9 +246,8 @@ func TestReloadKeepsRateShare(t *testing.T) {
 // TestRateShareHotPathDoesNotAllocate: what Decide asks of a RateShare, counting
 // the others' times and marking a window it changed again, allocates nothing.
 func TestRateShareHotPathDoesNotAllocate(t *testing.T) {
-	rs := &RateShare{opts: RateShareOptions{MaxWindows: 10},
-		peers: map[rateKey][]peerWindow{{ActionNotifyCS, ScopeWarehouse, "W"}: {{key: "k", times: []int64{1, 2, 3}}}},
-		dirty: map[rateKey]dirtyMark{}}
+	rs := newRateShare(RateShareOptions{})
+	rs.peers[rateKey{ActionNotifyCS, ScopeWarehouse, "W"}] = []peerWindow{{key: "k", times: []int64{1, 2, 3}}}
 	wh := strings.Repeat("W", 1) // not a constant: as Decide has it from the order's state
 	rs.changed(ActionNotifyCS, ScopeWarehouse, wh, 3)
 	n := 0
