@@ -233,7 +233,8 @@ func (p *Policy) decision(r *Rule, in *Input, episode int) Decision {
 
 // govern sets the decision's status: shadow, suppressed (and why) or, when it may
 // fire, queued or pending approval, taking its place in the cooldown and the rate
-// windows.
+// windows. A rate window counts this member's times, from b, and the other
+// members' (UseRateShare).
 func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 	if r.Mode == ModeShadow {
 		d.Status = StatusShadow
@@ -302,9 +303,11 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 			return err
 		}
 		w.times = inWindow(times, in.At)
-		if len(w.times) >= w.limit {
-			suppress("rate_limit:"+w.scope, "%s %s had %d %s decisions in the hour before %s, the limit is %d",
-				w.scope, w.value, len(w.times), action, in.At.Format(time.RFC3339), w.limit)
+		// The other members' decisions count too (UseRateShare).
+		others := p.rates.count(action, w.scope, w.value, in.At.Add(-rateWindow).UnixNano())
+		if n := len(w.times) + others; n >= w.limit {
+			suppress("rate_limit:"+w.scope, "%s %s had %d %s decisions in the hour before %s (%d by other members), the limit is %d",
+				w.scope, w.value, n, action, in.At.Format(time.RFC3339), others, w.limit)
 			return nil
 		}
 		windows = append(windows, w)
@@ -314,6 +317,7 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 		if err := b.PutRateWindow(action, w.scope, w.value, append(w.times, in.At.UnixNano()), 2*rateWindow); err != nil {
 			return err
 		}
+		p.rates.changed(action, w.scope, w.value, in.At.UnixNano())
 	}
 	if keep := p.keep[action]; keep > 0 {
 		if err := b.PutLastFired(order, action, in.At, keep+time.Hour); err != nil {

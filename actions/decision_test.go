@@ -150,11 +150,19 @@ func (g *decideRows) mem() Memory { return g.slots[(g.i-1)%decideOrders].mem }
 // 1024 rows to a synced commit as the pipeline does. One op is one row; about one
 // row in five decides something. Generating the rows is not timed; commit-ns/row
 // says how much of a row's time is Badger's commit.
-func BenchmarkDecide(b *testing.B) {
+func BenchmarkDecide(b *testing.B) { benchmarkDecide(b, nil) }
+
+// BenchmarkDecideWithRateShare is BenchmarkDecide with the group's rate windows
+// (UseRateShare), as run has them: each limited window is also counted in the
+// other members' and marked for publication.
+func BenchmarkDecideWithRateShare(b *testing.B) { benchmarkDecide(b, newRateShare(RateShareOptions{})) }
+
+func benchmarkDecide(b *testing.B, rates *RateShare) {
 	p, err := LoadPolicy("")
 	if err != nil {
 		b.Fatal(err)
 	}
+	p.UseRateShare(rates)
 	st, err := store.Open(store.Options{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)

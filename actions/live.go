@@ -25,7 +25,8 @@ type Live struct {
 }
 
 // NewLive holds p. Every policy Reload loads later is given p's runtime kill
-// switch (UseKillSwitch), when it has one, so that it stays as the API set it.
+// switch (UseKillSwitch), when it has one, so that it stays as the API set it,
+// and p's share of the group's rate windows (UseRateShare).
 func NewLive(p *Policy) *Live {
 	l := &Live{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,6 +75,7 @@ func (l *Live) Reload(path string, getenv func(string) string) (*Policy, error) 
 		return nil, fmt.Errorf("%w; the policy in force (version %q) stays", err, l.Policy().Version)
 	}
 	p.UseKillSwitch(l.Policy().KillSwitch())
+	p.UseRateShare(l.Policy().RateShare())
 	l.set(p)
 	l.reloads.WithLabelValues("ok").Inc()
 	l.lastOK.Set(1)

@@ -66,8 +66,8 @@ var defaultPolicy []byte
 func DefaultPolicy() []byte { return bytes.Clone(defaultPolicy) }
 
 // Policy is a validated policy file. It is immutable after loading, except for the
-// runtime kill switch it may be given with UseKillSwitch, and safe for concurrent
-// use.
+// runtime kill switch and the group's rate windows it may be given with
+// UseKillSwitch and UseRateShare, and safe for concurrent use.
 type Policy struct {
 	Version  string   `yaml:"version" json:"version"`
 	Settings Settings `yaml:"settings" json:"settings"`
@@ -78,7 +78,8 @@ type Policy struct {
 	Webhooks   map[string]*Webhook `yaml:"webhooks" json:"webhooks,omitempty"`
 	Rules      []Rule              `yaml:"rules" json:"rules"`
 
-	kill *KillSwitch
+	kill  *KillSwitch
+	rates *RateShare
 	// keep is, per action, how long its cooldown records must live: the longest
 	// cooldown of its rules.
 	keep map[string]time.Duration
@@ -311,6 +312,14 @@ func (p *Policy) UseKillSwitch(k *KillSwitch) { p.kill = k }
 
 // KillSwitch returns the runtime kill switch given with UseKillSwitch, or nil.
 func (p *Policy) KillSwitch() *KillSwitch { return p.kill }
+
+// UseRateShare gives the policy the other members' rate-limit windows, which its
+// limits count with this member's, and where this member's are published. Nil
+// means this member's alone. Call it before the policy is shared.
+func (p *Policy) UseRateShare(r *RateShare) { p.rates = r }
+
+// RateShare returns what UseRateShare gave, or nil.
+func (p *Policy) RateShare() *RateShare { return p.rates }
 
 // Halted reports whether actions are stopped, by the policy's kill_switch setting
 // or the runtime kill switch, and which.

@@ -279,6 +279,15 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The rate limits count the whole group's decisions. Given to the policy
+	// before anything reads it (the parts start below); reloads carry it over.
+	rates, err := actions.OpenRateShare(ctx, actions.RateShareOptions{
+		Bucket: stateKV, Member: member, Store: st, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	policy.UseRateShare(rates)
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake,
 		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group, Replica: replica,
@@ -382,6 +391,8 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	ingest, ictx := newStage(fail)
 	execution, ectx := newStage(fail)
 	membership.start(mctx, "cluster", group.Run)
+	// In the stage that stops after the pipeline: its last batch is published.
+	membership.start(mctx, "rate-share", rates.Run)
 	ingest.start(ictx, "pipeline", pipe.Run)
 	ingest.start(ictx, "governor", gov.Run)
 	ingest.start(ictx, "replica", func(ctx context.Context) error { replica.Run(ctx); return nil })
