@@ -231,7 +231,7 @@ func raiseMaxConsumers(ctx context.Context, js jetstream.JetStream, have jetstre
 }
 
 // changeN says how to change the number of partitions: a new ORDERS.
-const changeN = "stop every orderwatch of the group and let it drain, delete ORDERS (nats stream rm ORDERS) and the group's KV bucket (nats kv rm orderwatch_<group>), then start again with the --partitions wanted (see the README, Streams and subjects)"
+const changeN = "stop every orderwatch of the group and let it drain, delete ORDERS (nats stream rm ORDERS) and the group's KV buckets (nats kv rm orderwatch_<group>; nats kv rm orderwatch_<group>_state), then start again with the --partitions wanted (see the README, Streams and subjects)"
 
 // existingPartitions returns the partitions of an existing ORDERS, checked
 // against those asked for (0: any). A stream that mirrors or sources others is
