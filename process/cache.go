@@ -2,6 +2,7 @@ package process
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
@@ -59,6 +60,10 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 			if err := decodeRecord(raw, rec); err != nil {
 				return nil, fmt.Errorf("decode stored order %s: %w", id, err)
 			}
+		} else if mem, ok := p.heldMemory[id]; ok {
+			// Restored with its partition before any event of it was folded
+			// here: its rules' episodes go on.
+			rec.Policy = maps.Clone(mem)
 		}
 	}
 	rec.id = id

@@ -27,9 +27,14 @@ func (p *Processor) RestoreGovernance(govs []actions.OrderGovernance) (int, erro
 			delete(p.cache, g.Order)
 			raw, err := b.Order(g.Order)
 			switch {
-			case errors.Is(err, store.ErrNotFound):
-				// No event of the order before the previous owner's ack floor
-				// is left in ORDERS: its decisions in flight still come.
+			case err == nil && raw == nil:
+				// No event of the order up to the previous owner's ack floor
+				// (it wrote the governance, then died before its ack): the
+				// events come again, and the record made of them starts with
+				// the rules' episodes as they were.
+				if len(g.Memory) > 0 {
+					p.heldMemory[g.Order] = g.Memory
+				}
 			case err != nil:
 				b.Discard()
 				return start, fmt.Errorf("process: restore governance of order %s: %w", g.Order, err)

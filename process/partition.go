@@ -65,5 +65,10 @@ func (p *Processor) DropPartition(part int) (int, error) {
 			delete(p.cache, id)
 		}
 	}
+	for id := range p.heldMemory {
+		if p.opts.PartitionOf(id) == part {
+			delete(p.heldMemory, id)
+		}
+	}
 	return len(orders), nil
 }

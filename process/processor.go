@@ -77,6 +77,10 @@ type Processor struct {
 	// cache holds committed order records by id (see CachedOrders). A batch
 	// changes its records in place; a failed batch evicts the ones it touched.
 	cache map[string]*orderRecord
+	// heldMemory is the rules' memory of orders restored with a partition
+	// before any of their events was folded here (RestoreGovernance), taken by
+	// their first record.
+	heldMemory map[string]actions.Memory
 	// govNonce tells one governance change of an order from the next
 	// (markGovernance); it starts at the wall clock so marks of an earlier run
 	// are told apart too.
@@ -169,7 +173,7 @@ func New(opts Options) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
 	}
-	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}, govNonce: uint64(time.Now().UnixNano())}
+	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}, heldMemory: map[string]actions.Memory{}, govNonce: uint64(time.Now().UnixNano())}
 	p.counters = make([]partCounters, opts.Partitions)
 	for i := range p.counters {
 		p.counters[i] = newPartCounters(i)
