@@ -41,3 +41,29 @@ func TestRestoredMemoryOfAnOrderNotYetSeen(t *testing.T) {
 		t.Errorf("cooldown of SO-9 not restored: %+v", g.Cooldowns)
 	}
 }
+
+// TestDamagedGovernanceIsLeftOut: a value in the state bucket that names a
+// decision of another order (damaged, or written by hand) is left out and
+// counted; the other orders of the partition are restored, and the takeover
+// goes on. Before, the restore failed and the partition was never taken.
+func TestDamagedGovernanceIsLeftOut(t *testing.T) {
+	p, st, _ := newTestProcessor(t, store.Options{}, Options{Replicated: true})
+	at := time.Date(2026, 5, 18, 8, 0, 0, 0, time.UTC)
+	govs := []actions.OrderGovernance{
+		{Order: "SO-1", Cooldowns: map[string]time.Time{"flag_finance": at}},
+		{Order: "SO-2", InFlight: []actions.InFlight{{Decision: []byte(`{"id":"d-1","order_id":"SO-OTHER"}`)}}},
+		{Order: "SO-3", Cooldowns: map[string]time.Time{"flag_finance": at}},
+	}
+	n, err := p.RestoreGovernance(govs)
+	if err != nil || n != 2 {
+		t.Fatalf("restore: %d restored, %v; want 2 and no error", n, err)
+	}
+	for _, id := range []string{"SO-1", "SO-3"} {
+		if g, err := st.Governance(id); err != nil || g.Cooldowns["flag_finance"].IsZero() {
+			t.Errorf("%s not restored: %+v, %v", id, g, err)
+		}
+	}
+	if g, _ := st.Governance("SO-2"); len(g.InFlight) != 0 {
+		t.Errorf("the damaged governance of SO-2 was restored: %+v", g)
+	}
+}

@@ -39,6 +39,9 @@ type metrics struct {
 	timersDropped  prometheus.Counter
 	unreadable     *prometheus.CounterVec
 	unusableScores prometheus.Counter
+	// governanceSkipped counts orders whose governance from the group's state
+	// bucket could not be restored.
+	governanceSkipped prometheus.Counter
 
 	openByWH      *prometheus.GaugeVec
 	atRisk        *prometheus.GaugeVec
@@ -54,6 +57,10 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		warehouses: labelSet{max: maxWarehouseLabels, kept: map[string]bool{}},
+		governanceSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_governance_restore_skipped_total",
+			Help: "Orders whose governance read from the group's state bucket could not be restored on a takeover (a damaged value): left out, logged.",
+		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_events_total",
 			Help: "Messages read from ORDERS by event type and result (applied, duplicate, dead_letter, redelivered).",
@@ -150,7 +157,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes, m.governanceSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -81,6 +81,7 @@ type Processor struct {
 	// before any of their events was folded here (RestoreGovernance), taken by
 	// their first record.
 	heldMemory map[string]actions.Memory
+	lastBad    error // why restore left an order out
 	// govNonce tells one governance change of an order from the next
 	// (markGovernance); it starts at the wall clock so marks of an earlier run
 	// are told apart too.
