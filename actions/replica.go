@@ -86,7 +86,9 @@ type Replica struct {
 	o   ReplicaOptions
 	log *slog.Logger
 
-	flushMu sync.Mutex // one flush at a time
+	// writing is held by the one write of the bucket at a time (a later read
+	// of an order is never overwritten by an earlier); taken with a ctx.
+	writing chan struct{}
 
 	mu    sync.Mutex
 	dirty map[string]bool // changed outside a batch, guarded by mu
@@ -110,7 +112,7 @@ func NewReplica(o ReplicaOptions) (*Replica, error) {
 	}
 	r := &Replica{
 		o: o, log: o.Logger.With("component", "replica"),
-		dirty: map[string]bool{}, wake: make(chan struct{}, 1),
+		dirty: map[string]bool{}, wake: make(chan struct{}, 1), writing: make(chan struct{}, 1),
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_governance_replicated_total",
 			Help: "Orders whose governance (episodes, cooldowns, decisions in flight) was written to the group's state bucket (put) or removed from it (delete).",
@@ -185,6 +187,22 @@ func (r *Replica) Run(ctx context.Context) {
 	}
 }
 
+// lock takes the right to write the bucket, or gives up when ctx is done.
+func (r *Replica) lock(ctx context.Context) error {
+	select {
+	case r.writing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Replica) unlock() { <-r.writing }
+
+// flushChunk bounds the orders one flush writes while it holds the lock, so that
+// a batch's flush waits little behind the background one.
+const flushChunk = 128
+
 // Flush writes the governance of every changed order this member owns to the
 // state bucket and waits for JetStream's acks. Orders not owned are left: their
 // marks go when their partition is dropped.
@@ -194,35 +212,36 @@ func (r *Replica) Flush(ctx context.Context) error { return r.flush(ctx, -1) }
 // giving it up (Owns is false then, but the lease is still held).
 func (r *Replica) FlushPartition(ctx context.Context, part int) error { return r.flush(ctx, part) }
 
+// FlushOrders writes the governance of the given orders (a batch's), owned ones
+// only, and waits for the acks.
+func (r *Replica) FlushOrders(ctx context.Context, orders []string) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
+	marks, err := r.o.Store.GovernancePendingOf(orders)
+	if err == nil {
+		_, err = r.write(ctx, marks, -1)
+	}
+	if err != nil {
+		r.failed.Inc()
+	}
+	return err
+}
+
 func (r *Replica) flush(ctx context.Context, force int) error {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	mem := r.dirty
 	r.dirty = map[string]bool{}
 	r.mu.Unlock()
-	all := mem
-	var err error
-	for {
-		var marked map[string]uint64
-		if marked, err = r.o.Store.GovernancePending(1024); err != nil {
-			break
-		}
-		for o := range mem {
-			if _, ok := marked[o]; !ok {
-				marked[o] = 0
-			}
-		}
-		mem = nil
-		var n, wrote int
-		if n, wrote, err = r.write(ctx, marked, force); err != nil || n < 1024 || wrote == 0 {
-			break
-		}
-	}
+	err := r.flushMarked(ctx, force, mem)
 	if err != nil {
 		r.failed.Inc()
 		r.mu.Lock()
-		for o := range all {
+		for o := range mem {
 			r.dirty[o] = true
 		}
 		r.mu.Unlock()
@@ -230,48 +249,87 @@ func (r *Replica) flush(ctx context.Context, force int) error {
 	return err
 }
 
-// write puts (or deletes) the governance of the owned orders of marked and
-// clears their marks; it reports how many marks it read and how many it cleared.
-func (r *Replica) write(ctx context.Context, marked map[string]uint64, force int) (n, wrote int, err error) {
-	n = len(marked)
-	var futures []jetstream.PubAckFuture
-	done := make(map[string]uint64, len(marked))
-	for order, nonce := range marked {
-		part := r.o.Partition(order)
-		if part != force && r.o.Owns != nil && !r.o.Owns(part) {
-			continue
+// flushMarked writes the marked orders, flushChunk at a time, and the orders of
+// mem (changed without a mark).
+func (r *Replica) flushMarked(ctx context.Context, force int, mem map[string]bool) error {
+	for range 1 << 16 { // bounded: 8 million orders a flush
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		g, keep, rerr := r.read(order)
-		if err = rerr; err != nil {
-			return n, 0, err
+		if err := r.lock(ctx); err != nil {
+			return err
+		}
+		marks, err := r.o.Store.GovernancePending(flushChunk)
+		if err != nil {
+			r.unlock()
+			return err
+		}
+		n := len(marks)
+		for o := range mem {
+			if _, ok := marks[o]; !ok {
+				marks[o] = nil
+			}
+		}
+		mem = nil
+		wrote, err := r.write(ctx, marks, force)
+		r.unlock()
+		if err != nil || n < flushChunk || wrote == 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// write puts (or deletes) the governance of the owned orders of marks and
+// clears their marks; it reports how many orders it wrote.
+func (r *Replica) write(ctx context.Context, marks store.GovernanceMarks, force int) (int, error) {
+	var futures []jetstream.PubAckFuture
+	var clear [][]byte
+	wrote := 0
+	owned := make([]string, 0, len(marks))
+	for order := range marks {
+		if part := r.o.Partition(order); part == force || r.o.Owns == nil || r.o.Owns(part) {
+			owned = append(owned, order)
+		}
+	}
+	stored, err := r.o.Store.Governances(owned)
+	if err != nil {
+		return 0, err
+	}
+	for _, order := range owned {
+		if err := ctx.Err(); err != nil {
+			return 0, err // what is marked stays marked
+		}
+		keys, part := marks[order], r.o.Partition(order)
+		g, keep, err := r.read(order, stored[order])
+		if err != nil {
+			return 0, err
 		}
 		key := GovernanceKey(part, order)
+		wrote++
+		clear = append(clear, keys...)
 		if !keep {
 			if err := r.o.KV.Delete(ctx, key); err != nil {
-				return n, 0, fmt.Errorf("actions: delete governance of order %s from the state bucket: %w", order, err)
+				return 0, fmt.Errorf("actions: delete governance of order %s from the state bucket: %w", order, err)
 			}
 			r.written.WithLabelValues("delete").Inc()
-			done[order] = nonce
 			continue
 		}
-		v, merr := json.Marshal(g)
-		if merr != nil {
-			err = merr
-			return n, 0, fmt.Errorf("actions: encode governance of order %s: %w", order, err)
+		v, err := json.Marshal(g)
+		if err != nil {
+			return 0, fmt.Errorf("actions: encode governance of order %s: %w", order, err)
 		}
 		if len(v) > maxGovernanceBytes {
 			r.log.Error("order governance too large for the state bucket: not replicated, it stays with this member",
 				"order", order, "bytes", len(v), "in_flight", len(g.InFlight))
 			r.failed.Inc()
-			done[order] = nonce
 			continue
 		}
-		f, perr := r.o.JetStream.PublishMsgAsync(&nats.Msg{Subject: "$KV." + r.o.KV.Bucket() + "." + key, Data: v})
-		if perr != nil {
-			return n, 0, fmt.Errorf("actions: write governance of order %s to the state bucket: %w", order, perr)
+		f, err := r.o.JetStream.PublishMsgAsync(&nats.Msg{Subject: "$KV." + r.o.KV.Bucket() + "." + key, Data: v})
+		if err != nil {
+			return 0, fmt.Errorf("actions: write governance of order %s to the state bucket: %w", order, err)
 		}
 		futures = append(futures, f)
-		done[order] = nonce
 	}
 	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -279,29 +337,25 @@ func (r *Replica) write(ctx context.Context, marked map[string]uint64, force int
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return n, 0, fmt.Errorf("actions: write order governance to the state bucket: %w", err)
+			return 0, fmt.Errorf("actions: write order governance to the state bucket: %w", err)
 		case <-wait.Done():
-			return n, 0, fmt.Errorf("actions: write order governance to the state bucket: no ack from JetStream: %w", wait.Err())
+			return 0, fmt.Errorf("actions: write order governance to the state bucket: no ack from JetStream: %w", wait.Err())
 		}
 	}
 	r.written.WithLabelValues("put").Add(float64(len(futures)))
-	if err := r.o.Store.ClearGovernance(done); err != nil {
-		return n, 0, err
+	if err := r.o.Store.ClearGovernance(clear); err != nil {
+		return 0, err
 	}
-	return n, len(done), nil
+	return wrote, nil
 }
 
-// read builds an order's governance from the store; keep is false when nothing
+// read builds an order's governance from what the store holds of it (sg); keep is false when nothing
 // of it needs keeping (a closed order with nothing in flight, or no order).
-func (r *Replica) read(order string) (OrderGovernance, bool, error) {
+func (r *Replica) read(order string, sg store.OrderGovernance) (OrderGovernance, bool, error) {
 	g := OrderGovernance{Order: order}
 	mem, open, found, err := r.o.Memory(order)
 	if err != nil {
 		return g, false, fmt.Errorf("actions: read rule memory of order %s: %w", order, err)
-	}
-	sg, err := r.o.Store.Governance(order)
-	if err != nil {
-		return g, false, err
 	}
 	g.Memory, g.Cooldowns = mem, sg.Cooldowns
 	for _, f := range sg.InFlight {

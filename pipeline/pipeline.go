@@ -237,6 +237,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.acked(b, res)
 		return true
 	}
+	stop := func() error {
+		if inflight != nil {
+			land()
+		}
+		stopManage()
+		<-manageDone
+		return p.shutdown()
+	}
 	for {
 		if inflight != nil && len(msgs) == 0 {
 			// Nothing waiting: ack the batch in flight now rather than after
@@ -247,14 +255,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		b := &bufs[cur]
 		b.msgs = b.msgs[:0]
+		if ctx.Err() != nil {
+			// Stop first: select picks among ready cases at random, and
+			// messages keep coming.
+			return stop()
+		}
 		select {
 		case <-ctx.Done():
-			if inflight != nil {
-				land()
-			}
-			stopManage()
-			<-manageDone
-			return p.shutdown()
+			return stop()
 		case op := <-p.ctrl:
 			if inflight != nil && !land() {
 				pause()
@@ -325,6 +333,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				pause()
 				continue
 			}
+			p.replicate(ctx)
 			p.acked(b, res)
 			continue
 		}
@@ -387,20 +396,27 @@ func (p *Pipeline) replicate(ctx context.Context) {
 	if p.opts.Replica == nil {
 		return
 	}
+	orders := p.proc.TakeGovernanceChanged()
+	if len(orders) == 0 {
+		return
+	}
+	// The batch is acked after this, also when shutting down: its governance
+	// goes out first, within a bound of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	wait := 50 * time.Millisecond
 	for try := 0; ; try++ {
-		err := p.opts.Replica.Flush(ctx)
-		if err == nil || ctx.Err() != nil {
+		err := p.opts.Replica.FlushOrders(ctx, orders)
+		if err == nil {
 			return
 		}
-		if try == 3 {
+		if try == 3 || ctx.Err() != nil {
 			p.m.replicaFailures.Inc()
 			p.log.Warn("order governance not written to the group's state bucket before the ack; written later", "err", err)
 			return
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-time.After(wait):
 		}
 		wait *= 2

@@ -189,6 +189,7 @@ func memorySig(m actions.Memory) int {
 // markGovernance marks in the batch that an order's governance changed.
 func (p *Processor) markGovernance(batch *store.Batch, order string) error {
 	p.govNonce++
+	p.govOrders = append(p.govOrders, order)
 	return batch.MarkGovernance(order, p.govNonce)
 }
 

@@ -81,7 +81,8 @@ type Processor struct {
 	// before any of their events was folded here (RestoreGovernance), taken by
 	// their first record.
 	heldMemory map[string]actions.Memory
-	lastBad    error // why restore left an order out
+	lastBad    error    // why restore left an order out
+	govChanged []string // the orders whose governance the batches waited for changed, until taken
 	// govNonce tells one governance change of an order from the next
 	// (markGovernance); it starts at the wall clock so marks of an earlier run
 	// are told apart too.
@@ -125,6 +126,8 @@ type batchState struct {
 	sc       scored // the models that scored the rows, until decided
 	fallback []bool // sc.fallback's storage
 	queued   bool   // commands were put in the outbox
+	// govOrders are the orders whose governance the batch marked changed.
+	govOrders []string
 }
 
 // Result summarises a processed batch.
@@ -437,6 +440,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	}
 	p.cacheTouched(f.st)
 	p.observe(f.st)
+	p.govChanged = append(p.govChanged, f.st.govOrders...)
 	if p.opts.OnRow != nil {
 		// After the commit: a batch that fails is applied again (or in parts),
 		// and its rows must reach replay's export once.
@@ -456,6 +460,15 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// TakeGovernanceChanged returns the orders whose governance the batches
+// waited for since the last call changed (marked for the group's state bucket),
+// and forgets them; the slice is valid until the next Wait.
+func (p *Processor) TakeGovernanceChanged() []string {
+	out := p.govChanged
+	p.govChanged = p.govChanged[:0]
+	return out
 }
 
 // checkSpace asks the store whether it takes writes (store.Options.CheckSpace)
@@ -495,4 +508,5 @@ func (p *Processor) reset(n int) {
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
 	p.stays = p.stays[:0]
+	p.govOrders = p.govOrders[:0]
 }

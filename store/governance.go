@@ -45,21 +45,52 @@ type OrderGovernance struct {
 
 // Governance reads an order's cooldowns and decisions in flight.
 func (s *Store) Governance(order string) (OrderGovernance, error) {
-	var g OrderGovernance
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		g, err = readGovernance(txn, order)
-		return err
-	})
-	if err != nil {
-		return OrderGovernance{}, fmt.Errorf("store: read governance of order %s: %w", order, err)
-	}
-	return g, nil
+	all, err := s.Governances([]string{order})
+	return all[order], err
 }
 
-func readGovernance(txn *badger.Txn, order string) (OrderGovernance, error) {
+// Governances reads the cooldowns and decisions in flight of several orders in
+// one read transaction, with one iterator for all of them.
+func (s *Store) Governances(orders []string) (map[string]OrderGovernance, error) {
+	out := make(map[string]OrderGovernance, len(orders))
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for _, order := range orders {
+			g, err := readGovernance(txn, it, order)
+			if err != nil {
+				return fmt.Errorf("order %s: %w", order, err)
+			}
+			out[order] = g
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read governance: %w", err)
+	}
+	return out, nil
+}
+
+// each calls fn with the key after prefix and the value of every key under
+// prefix, seeking it.
+func each(it *badger.Iterator, prefix []byte, fn func(k, v []byte) error) error {
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Item().Key()[len(prefix):], v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readGovernance(txn *badger.Txn, it *badger.Iterator, order string) (OrderGovernance, error) {
 	var g OrderGovernance
-	err := scan(txn, key(pCooldown, order, ""), func(k, v []byte) error {
+	err := each(it, key(pCooldown, order, ""), func(k, v []byte) error {
 		if len(v) == 8 {
 			if g.Cooldowns == nil {
 				g.Cooldowns = map[string]time.Time{}
@@ -71,12 +102,16 @@ func readGovernance(txn *badger.Txn, order string) (OrderGovernance, error) {
 	if err != nil {
 		return g, err
 	}
-	ids, err := suffixes(txn, key(pOrderDec, order, ""))
+	var ids []string
+	err = each(it, key(pOrderDec, order, ""), func(k, _ []byte) error {
+		ids = append(ids, string(k))
+		return nil
+	})
 	if err != nil {
 		return g, err
 	}
 	for _, id := range ids {
-		f, ok, err := readInFlight(txn, id)
+		f, ok, err := readInFlight(txn, it, id)
 		if err != nil {
 			return g, err
 		}
@@ -88,13 +123,13 @@ func readGovernance(txn *badger.Txn, order string) (OrderGovernance, error) {
 }
 
 // readInFlight reads a decision when it is in flight.
-func readInFlight(txn *badger.Txn, id string) (InFlight, bool, error) {
+func readInFlight(txn *badger.Txn, it *badger.Iterator, id string) (InFlight, bool, error) {
 	f := InFlight{ID: id}
 	var err error
 	if f.Open, err = get(txn, key(pPending, id)); err != nil && !errors.Is(err, ErrNotFound) {
 		return f, false, err
 	}
-	err = scan(txn, key(pOutbox, id), func(k, v []byte) error {
+	err = each(it, key(pOutbox, id), func(k, v []byte) error {
 		f.Outbox = append(f.Outbox, Queued{Entry: id + string(k), Job: v})
 		return nil
 	})
@@ -107,7 +142,7 @@ func readInFlight(txn *badger.Txn, id string) (InFlight, bool, error) {
 		}
 		return f, false, err
 	}
-	err = scan(txn, key(pTrail, id, ""), func(k, v []byte) error {
+	err = each(it, key(pTrail, id, ""), func(k, v []byte) error {
 		if len(k) < 8 {
 			return fmt.Errorf("malformed trail key of decision %s", id)
 		}
@@ -147,6 +182,10 @@ func (b *Batch) PutInFlight(order string, f *InFlight) error {
 // open items, timers, trails and outbox entries.
 func dropGovernance(txn *badger.Txn, orders map[string]bool, dels [][]byte) ([][]byte, error) {
 	moved := map[string]bool{}
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	seek := txn.NewIterator(o)
+	defer seek.Close()
 	for order := range orders {
 		dels = appendKeys(txn, key(pCooldown, order, ""), dels)
 		ids, err := suffixes(txn, key(pOrderDec, order, ""))
@@ -154,7 +193,7 @@ func dropGovernance(txn *badger.Txn, orders map[string]bool, dels [][]byte) ([][
 			return dels, err
 		}
 		for _, id := range ids {
-			f, ok, err := readInFlight(txn, id)
+			f, ok, err := readInFlight(txn, seek, id)
 			if err != nil {
 				return dels, err
 			}
@@ -172,7 +211,7 @@ func dropGovernance(txn *badger.Txn, orders map[string]bool, dels [][]byte) ([][
 	if len(moved) == 0 {
 		return dels, nil
 	}
-	o := badger.DefaultIteratorOptions
+	o = badger.DefaultIteratorOptions
 	o.Prefix = []byte(pTimer)
 	o.PrefetchValues = false
 	it := txn.NewIterator(o)
@@ -200,33 +239,49 @@ func appendKeys(txn *badger.Txn, prefix []byte, dels [][]byte) [][]byte {
 }
 
 // MarkGovernance records in the batch that an order's governance changed and is
-// to be written to the group's state bucket (GovernancePending). nonce tells
-// this change from a later one.
+// to be written to the group's state bucket (GovernancePending). Each change is
+// a key of its own, j/<order>\x00<nonce>, so that clearing what was written
+// never conflicts with a change made meanwhile (which stays marked).
 func (b *Batch) MarkGovernance(order string, nonce uint64) error {
-	return b.set(key(pGovPending, order), binary.BigEndian.AppendUint64(nil, nonce))
+	return b.set(govMarkKey(order, nonce), nil)
 }
 
-// GovernancePending returns the orders whose governance changed and is not yet
-// in the group's state bucket, with the nonce of their last change; at most limit.
-func (s *Store) GovernancePending(limit int) (map[string]uint64, error) {
-	out := map[string]uint64{}
+func govMarkKey(order string, nonce uint64) []byte {
+	return binary.BigEndian.AppendUint64(key(pGovPending, order, ""), nonce)
+}
+
+// govMarkOrder is the order of a mark's key (without its prefix), or false.
+func govMarkOrder(k []byte) (string, bool) {
+	if len(k) < 9 || k[len(k)-9] != 0 {
+		return "", false
+	}
+	return string(k[:len(k)-9]), true
+}
+
+// GovernanceMarks are the pending marks of orders, by order: the keys to clear
+// once the orders' governance is written.
+type GovernanceMarks map[string][][]byte
+
+// GovernancePending returns the marks of up to limit orders whose governance
+// changed and is not yet in the group's state bucket.
+func (s *Store) GovernancePending(limit int) (GovernanceMarks, error) {
+	out := GovernanceMarks{}
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte(pGovPending)
+		o.PrefetchValues = false
 		it := txn.NewIterator(o)
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-			var n uint64
-			err := it.Item().Value(func(v []byte) error {
-				if len(v) == 8 {
-					n = binary.BigEndian.Uint64(v)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			order, ok := govMarkOrder(k[len(pGovPending):])
+			if !ok {
+				continue
 			}
-			out[string(it.Item().Key()[len(pGovPending):])] = n
+			if _, seen := out[order]; !seen && len(out) >= limit {
+				break
+			}
+			out[order] = append(out[order], it.Item().KeyCopy(nil))
 		}
 		return nil
 	})
@@ -236,47 +291,42 @@ func (s *Store) GovernancePending(limit int) (map[string]uint64, error) {
 	return out, nil
 }
 
-// ClearGovernance forgets the pending marks of orders whose governance was
-// written, each unless a later change marked it again meanwhile.
-func (s *Store) ClearGovernance(written map[string]uint64) error {
-	if len(written) == 0 {
+// GovernancePendingOf returns the marks of the given orders.
+func (s *Store) GovernancePendingOf(orders []string) (GovernanceMarks, error) {
+	out := GovernanceMarks{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, order := range orders {
+			if _, done := out[order]; done {
+				continue
+			}
+			keys := appendKeys(txn, key(pGovPending, order, ""), nil)
+			out[order] = keys
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read pending governance: %w", err)
+	}
+	return out, nil
+}
+
+// ClearGovernance deletes marks whose orders' governance was written. Blind
+// deletes: a change marked meanwhile has a key of its own and stays.
+func (s *Store) ClearGovernance(marks [][]byte) error {
+	if len(marks) == 0 {
 		return nil
 	}
-	for range 8 { // a conflict means a batch marked one of them meanwhile: read again
-		err := s.db.Update(func(txn *badger.Txn) error {
-			for order, nonce := range written {
-				item, err := txn.Get(key(pGovPending, order))
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				var cur uint64
-				if err := item.Value(func(v []byte) error {
-					if len(v) == 8 {
-						cur = binary.BigEndian.Uint64(v)
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-				if cur == nonce {
-					if err := txn.Delete(key(pGovPending, order)); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if !errors.Is(err, badger.ErrConflict) {
-			if err != nil {
-				return fmt.Errorf("store: clear pending governance: %w", err)
-			}
-			return nil
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range marks {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("store: clear pending governance: %w", err)
 		}
 	}
-	return nil // marked again meanwhile: written at the next flush
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: clear pending governance: %w", err)
+	}
+	return nil
 }
 
 // OrderRecord returns an order's record, or ErrNotFound.

@@ -29,8 +29,8 @@ import "encoding/binary"
 //	                               messages are per partition, c/<name>@<part> (partition.go)
 //	u/<due nanos BE><order>        rescoring due for an order at that time
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
-//	j/<order>                      the order's governance changed: to be written to the
-//	                               group's state bucket (value: a nonce of the change)
+//	j/<order>\x00<nonce BE>        a change of the order's governance, to be written to the
+//	                               group's state bucket
 //	m/<name>                       pipeline metadata (the watermark, m/part@<part>: the
 //	                               lease epoch the partition's local state is current for)
 //

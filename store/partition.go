@@ -177,7 +177,10 @@ func (s *Store) DropPartition(part int, orders map[string]bool, governance bool)
 		})
 		suffix := []byte(PartCounter("", part))
 		collect([]byte(pCounter), func(k []byte) bool { return bytes.HasSuffix(k, suffix) })
-		collect([]byte(pGovPending), func(k []byte) bool { return orders[string(k[len(pGovPending):])] })
+		collect([]byte(pGovPending), func(k []byte) bool {
+			order, ok := govMarkOrder(k[len(pGovPending):])
+			return ok && orders[order]
+		})
 		if !governance {
 			return nil
 		}

@@ -354,6 +354,14 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
 		defer handlers.Done()
+		if shuttingDown.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// From the SIGTERM on, a change (an approval, a kill switch) is
+			// refused at once rather than taken while the parts stop: a client
+			// or load balancer tries another member.
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"shutting down: try another member or again in a moment"}`, http.StatusServiceUnavailable)
+			return
+		}
 		apiHandler.ServeHTTP(w, r)
 	})
 	srv := api.NewServer(counted, api.ServerOptions{Logger: log})
@@ -433,21 +441,16 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 // stopInOrder stops the parts of run so that nothing writes Badger once it is
 // closed and nothing accepted is left behind: first what reads and decides (the
 // pipeline finishes its batch in flight and returns; the governor, the demo feed
-// and the watchers stop) and the last write of the orders' governance, then HTTP and the requests other members forward (no
+// and the watchers stop), then HTTP and the requests other members forward (no
 // new approval; Shutdown is waited for, and every handler with it), then the
-// group membership, which gives the partitions' leases back for the others to
-// take at once, then the executor, whose final pass over the outbox sends what
-// the last batch and the last approvals queued. NATS, the models and
-// Badger are closed by run's deferred calls after it returns.
+// executor, whose final pass over the outbox sends what the last batch and the
+// last approvals queued while this member still owns their orders (it delivers
+// only for orders it owns), then the last write of the orders' governance to the
+// group's state bucket, then the group membership, which gives the partitions'
+// leases back for the others to take at once. NATS, the models and Badger are
+// closed by run's deferred calls after it returns.
 func stopInOrder(log *slog.Logger, ingest *stage, replica *actions.Replica, membership *stage, srv *http.Server, peers *cluster.Peers, handlers *sync.WaitGroup, served <-chan error, execution *stage) {
 	ingest.stop()
-	// The leases are still held: the last changes of the orders' governance go
-	// to the group's state bucket before they are given back.
-	fctx, fc := context.WithTimeout(context.Background(), 5*time.Second)
-	if err := replica.Flush(fctx); err != nil {
-		log.Warn("last write of order governance to the group's state bucket", "err", err)
-	}
-	fc()
 	if err := peers.Stop(); err != nil {
 		log.Warn("stop answering the group's forwarded requests", "err", err)
 	}
@@ -459,8 +462,16 @@ func stopInOrder(log *slog.Logger, ingest *stage, replica *actions.Replica, memb
 	}
 	<-served
 	handlers.Wait() // after a Close, the handlers that were running
-	membership.stop()
 	execution.stop()
+	// The leases are still held: the last changes of the orders' governance
+	// (approvals, deliveries) go to the group's state bucket before they are
+	// given back.
+	fctx, fc := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := replica.Flush(fctx); err != nil {
+		log.Warn("last write of order governance to the group's state bucket", "err", err)
+	}
+	fc()
+	membership.stop()
 }
 
 // httpShutdownTimeout is how long shutdown waits for HTTP requests in flight
