@@ -344,12 +344,16 @@ func (x *OpenIndex) apply(ups []openUpdate) {
 	}
 }
 
-// drop removes the given orders (a partition given up).
+// drop removes the given orders (a partition given up), and lets the memory
+// of the entries go when most of it is free.
 func (x *OpenIndex) drop(orders map[string]bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id := range orders {
 		x.remove(id)
+	}
+	if cap(x.rows) > 4*len(x.rows)+1024 {
+		x.rows = slices.Clone(x.rows)
 	}
 }
 
