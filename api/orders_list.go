@@ -190,6 +190,9 @@ type orderRow struct {
 	// Reasons are the top drivers of the risk when Decision was made.
 	Reasons  []string     `json:"reasons,omitempty"`
 	Decision *rowDecision `json:"decision,omitempty"`
+	// Unreadable says why the order's decisions could not be read (a damaged
+	// record): the row is shown without them rather than not at all.
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // rowDecision is the decision a row shows: the one waiting for a person, or
@@ -214,31 +217,37 @@ func (s *server) ordersList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// The decisions that wait for a person: the team filter, and each row's
-	// team. They are few beside the orders, and read once per page.
-	waiting, err := s.waitingByOrder()
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
 	if oq.team != "" {
-		oq.q.Orders = []string{}
-		for order, it := range waiting {
-			if it.Team == oq.team {
-				oq.q.Orders = append(oq.q.Orders, order)
-			}
-		}
-	}
-	page := s.o.OpenOrders.Query(oq.q)
-	now := time.Now()
-	rows := make([]orderRow, 0, len(page.Orders))
-	for i := range page.Orders {
-		row, err := s.orderRow(&page.Orders[i], waiting, now)
+		// The orders with a decision waiting on the team: few beside the
+		// orders, read from the open items.
+		waiting, err := s.waitingOn(oq.team)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
+		oq.q.Orders = waiting
+	}
+	page := s.o.OpenOrders.Query(oq.q)
+	now := time.Now()
+	rows := make([]orderRow, 0, len(page.Orders))
+	var unreadable int
+	var firstErr error
+	for i := range page.Orders {
+		row, err := s.orderRow(&page.Orders[i], now)
+		if errors.Is(err, store.ErrNoSpace) {
+			s.fail(w, err)
+			return
+		}
+		if err != nil {
+			row.Unreadable = err.Error()
+			if unreadable++; firstErr == nil {
+				firstErr = err
+			}
+		}
 		rows = append(rows, row)
+	}
+	if unreadable > 0 {
+		s.log.Warn("decisions of at-risk rows not read, rows shown without them", "rows", unreadable, "err", firstErr)
 	}
 	next := ""
 	if page.More && len(page.Orders) > 0 {
@@ -247,29 +256,39 @@ func (s *server) ordersList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"orders": rows, "total": page.Total, "next": next, "sort": oq.q.Sort.String()})
 }
 
-// waitingByOrder reads the decisions waiting for a person, the oldest of each
-// order.
-func (s *server) waitingByOrder() (map[string]actions.OpenItem, error) {
+// waitingOn returns the orders with a decision waiting on team (approval or
+// acknowledgement, at the wait's current tier).
+func (s *server) waitingOn(team string) ([]string, error) {
 	items, err := s.o.Store.OpenItems()
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]actions.OpenItem, len(items))
+	orders := []string{}
 	for _, oi := range items {
-		var it actions.OpenItem
+		// What the filter needs of an actions.OpenItem: decoding its ladder
+		// too would cost more than the page.
+		var it struct {
+			OrderID string `json:"order_id"`
+			Team    string `json:"team"`
+		}
 		if err := json.Unmarshal(oi.Value, &it); err != nil {
 			return nil, fmt.Errorf("api: decode the open item of decision %s: %w", oi.Decision, err)
 		}
-		if _, ok := out[it.OrderID]; !ok { // items come in decision (time) order
-			out[it.OrderID] = it
+		if it.Team == team {
+			orders = append(orders, it.OrderID)
 		}
 	}
-	return out, nil
+	return orders, nil
 }
 
+// rowDecisions is how many of an order's latest decisions a row looks through
+// for one waiting for a person.
+const rowDecisions = 8
+
 // orderRow makes a page's row of an indexed order, with the decision it shows
-// read from the store: the one waiting for a person, or the latest.
-func (s *server) orderRow(o *process.OpenOrder, waiting map[string]actions.OpenItem, now time.Time) (orderRow, error) {
+// read from the store: the latest waiting for a person among the order's
+// rowDecisions latest, or else the latest.
+func (s *server) orderRow(o *process.OpenOrder, now time.Time) (orderRow, error) {
 	row := orderRow{OrderID: o.ID, AtRisk: o.AtRisk, ShipCutoff: o.Cutoff, Warehouse: o.Warehouse,
 		CustomerTier: o.Tier, Class: o.Class}
 	if o.Scored {
@@ -280,25 +299,15 @@ func (s *server) orderRow(o *process.OpenOrder, waiting map[string]actions.OpenI
 		m := o.Cutoff.Sub(now).Minutes()
 		row.MinutesToCutoff = &m
 	}
-	var dv store.DecisionView
-	it, ok := waiting[o.ID]
-	if ok {
-		row.Team = it.Team
-		var err error
-		if dv, err = s.o.Store.Decision(it.DecisionID); errors.Is(err, store.ErrNotFound) {
-			ok = false
-		} else if err != nil {
-			return row, err
-		}
+	dvs, err := s.o.Store.FindDecisions(store.DecisionsQuery{Order: o.ID, Limit: rowDecisions})
+	if err != nil || len(dvs) == 0 {
+		return row, err
 	}
-	if !ok {
-		dvs, _, err := s.o.Store.DecisionsPage(store.DecisionsQuery{Order: o.ID, Limit: 1}, "")
-		if err != nil || len(dvs) == 0 {
-			return row, err
-		}
-		dv = dvs[0]
+	dv := &dvs[0]
+	if i := slices.IndexFunc(dvs, func(dv store.DecisionView) bool { return dv.Open != nil }); i >= 0 {
+		dv = &dvs[i]
 	}
-	v, err := actions.NewView(dv, now)
+	v, err := actions.NewView(*dv, now)
 	if err != nil {
 		return row, err
 	}
@@ -306,7 +315,7 @@ func (s *server) orderRow(o *process.OpenOrder, waiting map[string]actions.OpenI
 	row.Reasons = d.Reasons
 	row.Decision = &rowDecision{ID: d.ID, At: d.At, RuleID: d.RuleID, Action: d.Action, Mode: d.Mode, State: v.State}
 	if v.Waiting != nil {
-		row.Decision.Waiting = v.Waiting.Kind
+		row.Team, row.Decision.Waiting = v.Waiting.Team, v.Waiting.Kind
 	}
 	return row, nil
 }

@@ -62,9 +62,13 @@ type listMember struct {
 	seq  int
 }
 
-func newListMember(t *testing.T) *listMember {
+func newListMember(t testing.TB) *listMember {
 	t.Helper()
-	st := openStore(t)
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	p, err := actions.ParsePolicy([]byte(approvalsPolicy))
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +154,7 @@ type listRow struct {
 		Action string `json:"action"`
 		State  string `json:"state"`
 	} `json:"decision"`
+	Unreadable string `json:"unreadable"`
 }
 
 type listPage struct {
@@ -361,6 +366,26 @@ func TestOrdersListServesTheIndex(t *testing.T) {
 		if r.Team != "credit-desk" || r.Decision == nil || r.Decision.State != actions.StatePending ||
 			r.Decision.Action != "flag_finance" || len(r.Reasons) == 0 || r.Risk == nil || r.Minutes == nil || r.Warehouse == "" || r.CustomerTier == "" {
 			t.Errorf("row of an order waiting on credit-desk: %+v", r)
+		}
+	}
+
+	// A damaged decision record: its order's row is shown, saying why it has
+	// no decision, and the others are not held up.
+	damaged, rows := p.Orders[0].OrderID, len(p.Orders)
+	b := m.st.NewBatch()
+	if err := b.PutDecision(p.Orders[0].Decision.ID, damaged, []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	code, p := getList(t, srv.URL, "team=credit-desk&limit=500")
+	if code != http.StatusOK || len(p.Orders) != rows {
+		t.Fatalf("with a damaged decision: %d %s, %d rows", code, p.Error, len(p.Orders))
+	}
+	for _, r := range p.Orders {
+		if (r.OrderID == damaged) != (r.Unreadable != "") || (r.OrderID != damaged && r.Decision == nil) {
+			t.Errorf("row %s with a damaged decision of %s: decision %+v, unreadable %q", r.OrderID, damaged, r.Decision, r.Unreadable)
 		}
 	}
 }
