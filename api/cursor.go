@@ -46,14 +46,22 @@ func decodeCursor(c string) (string, error) {
 
 // pageParams reads ?limit and ?cursor of a list.
 func pageParams(q url.Values) (limit int, after string, err error) {
-	limit = DefaultListLimit
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxListLimit {
-			return 0, "", fmt.Errorf("limit must be a number from 1 to %d: page through longer lists with the cursor in \"next\"", MaxListLimit)
-		}
-		limit = n
+	if limit, err = listLimit(q); err != nil {
+		return 0, "", err
 	}
 	after, err = decodeCursor(q.Get("cursor"))
 	return limit, after, err
+}
+
+// listLimit reads ?limit of a list.
+func listLimit(q url.Values) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return DefaultListLimit, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > MaxListLimit {
+		return 0, fmt.Errorf("limit must be a number from 1 to %d: page through longer lists with the cursor in \"next\"", MaxListLimit)
+	}
+	return n, nil
 }

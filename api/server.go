@@ -43,6 +43,9 @@ type Options struct {
 	// its owner, a decision to the member that made it, lists to every member;
 	// nil answers from this instance alone.
 	Peers Peers
+	// OpenOrders is the index of the open orders this instance holds; nil
+	// answers 404 on GET /api/v1/orders (the at-risk queue).
+	OpenOrders OpenOrders
 	// Token is the bearer token of mutating requests; empty refuses them all.
 	Token string
 	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
@@ -81,6 +84,9 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/stats", s.stats)
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.toOwner(s.order))
+	if o.OpenOrders != nil {
+		mux.HandleFunc("GET /api/v1/orders", s.mergedOrders(s.ordersList))
+	}
 	mux.HandleFunc("GET /api/v1/decisions", s.merged("decisions", s.decisionsList))
 	mux.HandleFunc("GET /api/v1/decisions/{id}", s.orPeers(s.decisionShow))
 	mux.HandleFunc("GET /api/v1/targets", s.targets)

@@ -11,6 +11,10 @@ const defaultOnTime = 0.95
 
 var tierValue = map[string]float32{"standard": 1, "silver": 2, "gold": 3, "platinum": 4}
 
+// CustomerTiers are the customer tiers the features know (the keys of
+// tierValue), lowest first: the values the API filters by.
+var CustomerTiers = []string{"standard", "silver", "gold", "platinum"}
+
 // Build writes the order's feature vector (spec SpecVersion) as of moment into v.
 // It reads only s and ctx, so the same state and context give the same vector,
 // live or in replay. ctx may be nil (no context known). Every value is finite and

@@ -60,6 +60,9 @@ type Options struct {
 	// its orders' governance restored from it. Nil keeps governance local (a
 	// lone member, replay, bench).
 	Replica *actions.Replica
+	// OpenOrders, when set, is kept as the index of the open orders this
+	// instance holds (see process.Options.OpenOrders), for the API.
+	OpenOrders *process.OpenIndex
 	// Clock gives the wall clock; nil means time.Now.
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -132,7 +135,7 @@ func New(opts Options) (*Pipeline, error) {
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
 		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
 		Partitions: n, PartitionOf: func(order string) int { return features.Partition(features.OrderToken(order), n) },
-		Owns: p.active, Replicated: opts.Replica != nil,
+		Owns: p.active, Replicated: opts.Replica != nil, OpenOrders: opts.OpenOrders,
 		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,
 	})
 	if err != nil {

@@ -156,6 +156,9 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 		p.gauges = append(p.gauges, gaugeDelta{rec.Gauge, g})
 		rec.Gauge = g
 	}
+	if p.opts.OpenOrders != nil {
+		p.opens = append(p.opens, openUpdate{row: openRowOf(rec), open: open})
+	}
 	// The batch holds the value until it commits: each record gets its own part
 	// of the arena, which the next batch reuses.
 	start := len(p.arena)

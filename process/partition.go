@@ -33,8 +33,8 @@ func (p *Processor) countersOf(part int) *partCounters {
 
 // DropPartition forgets the local state of a partition another instance owns
 // now (store.DropPartition): its order records, leaving the cache, the
-// rescoring index and the gauges too. Call it between batches, never while one
-// is in flight.
+// rescoring index, the index of open orders and the gauges too. Call it
+// between batches, never while one is in flight.
 func (p *Processor) DropPartition(part int) (int, error) {
 	if p.flight != nil {
 		return 0, fmt.Errorf("process: drop partition %d while a batch commits", part)
@@ -59,6 +59,9 @@ func (p *Processor) DropPartition(part int) (int, error) {
 	}
 	for id := range orders {
 		p.dues.remove(id)
+	}
+	if p.opts.OpenOrders != nil {
+		p.opts.OpenOrders.drop(orders)
 	}
 	for id := range p.cache {
 		if p.opts.PartitionOf(id) == part {

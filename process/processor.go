@@ -53,6 +53,10 @@ type Options struct {
 	// episodes, decisions, cooldowns) the batch changed, for actions.Replica to
 	// write to the group's state bucket (store.MarkGovernance).
 	Replicated bool
+	// OpenOrders, when set, is kept as the index of the open orders this
+	// instance holds, for the API's at-risk queue: loaded in New, changed after
+	// each commit, a partition forgotten by DropPartition. Nil keeps none.
+	OpenOrders *OpenIndex
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means the metrics are not registered
 }
@@ -111,6 +115,7 @@ type batchState struct {
 	exFlat   []float32
 	exTexts  [][]string
 	gauges   []gaugeDelta
+	opens    []openUpdate // for Options.OpenOrders, applied after the commit
 	stays    []milestoneStay
 	decs     []actions.Decision
 	decRows  []int  // the row of each decision
@@ -190,11 +195,13 @@ func New(opts Options) (*Processor, error) {
 	if err := p.load(true); err != nil {
 		return nil, err
 	}
-	// The per-warehouse gauges start from the stored orders; batches move them.
-	// A record that does not decode is left out: its order's next event is
-	// dead-lettered as poison, its timer dropped (errors.go).
+	// The per-warehouse gauges and the index of open orders start from the
+	// stored orders; batches move them. A record that does not decode is left
+	// out: its order's next event is dead-lettered as poison, its timer dropped
+	// (errors.go).
 	var unreadable int
 	var firstErr error
+	var open []openRow
 	err = opts.Store.Orders(func(id string, raw []byte) error {
 		var rec orderRecord
 		if err := decodeRecord(raw, &rec); err != nil {
@@ -205,14 +212,20 @@ func New(opts Options) (*Processor, error) {
 			return nil
 		}
 		m.countOrder(rec.Gauge, 1)
+		if opts.OpenOrders != nil && rec.State.Open() {
+			open = append(open, openRowOf(&rec))
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("process: count stored orders: %w", err)
 	}
+	if opts.OpenOrders != nil {
+		opts.OpenOrders.replace(open)
+	}
 	if unreadable > 0 {
 		m.unreadable.WithLabelValues(kindOrder).Add(float64(unreadable))
-		p.log.Warn("stored order records that do not decode, left out of the order gauges", "records", unreadable, "err", firstErr)
+		p.log.Warn("stored order records that do not decode, left out of the order gauges and the index of open orders", "records", unreadable, "err", firstErr)
 	}
 	return p, nil
 }
@@ -441,6 +454,9 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	p.cacheTouched(f.st)
 	p.observe(f.st)
 	p.govChanged = append(p.govChanged, f.st.govOrders...)
+	if p.opts.OpenOrders != nil {
+		p.opts.OpenOrders.apply(f.st.opens)
+	}
 	if p.opts.OnRow != nil {
 		// After the commit: a batch that fails is applied again (or in parts),
 		// and its rows must reach replay's export once.
@@ -507,6 +523,7 @@ func (p *Processor) reset(n int) {
 	p.decRows = p.decRows[:0]
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
+	p.opens = p.opens[:0]
 	p.stays = p.stays[:0]
 	p.govOrders = p.govOrders[:0]
 }

@@ -106,6 +106,7 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	proc, err := process.New(process.Options{
 		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
+		OpenOrders: process.NewOpenIndex(), // as run keeps it
 		DeadLetter: func(context.Context, *process.Message, string, string) error { return nil },
 	})
 	if err != nil {

@@ -331,6 +331,7 @@ func TestTwoInstancesShareOneServer(t *testing.T) {
 	ref := referenceStates(t, js)
 	checkOwnedOnce(t, ref, a, b)
 	checkOneAPI(t, ref, a, b)
+	checkAtRiskQueue(t, ref, prod, a, b)
 	a.stop()
 	b.stop()
 }

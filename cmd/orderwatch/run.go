@@ -288,8 +288,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		return err
 	}
 	policy.UseRateShare(rates)
+	// The open orders this member holds, for the at-risk queue of the API.
+	openOrders := process.NewOpenIndex()
 	popts := pipeline.Options{
-		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake,
+		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake, OpenOrders: openOrders,
 		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group, Replica: replica,
 		Logger: log, Registerer: reg,
 	}
@@ -343,7 +345,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		ready["jetstream"] = embedded.Ready
 	}
 	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
-		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers}
+		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers, OpenOrders: openOrders}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
