@@ -46,3 +46,7 @@ func randomBytes(n int) []byte {
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return b
 }
+
+// IsUserToken reports whether tok has the form of a per-user API token (whose
+// requests need no declared "by": the user is known).
+func IsUserToken(tok string) bool { return strings.HasPrefix(tok, userTokenPrefix) }
