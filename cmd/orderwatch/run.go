@@ -245,7 +245,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	users, demoCreds, err := loadUsers(cfg, log)
+	users, usersFile, demoCreds, err := loadUsers(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -422,8 +422,8 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	ingest.start(ictx, "lag", lag.Run)
 	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
 	ingest.start(ictx, "policy-reload", reloader.onSIGHUP)
-	if cfg.Users != "" {
-		ingest.start(ictx, "users-reload", func(ctx context.Context) error { return reloadUsersOnSIGHUP(ctx, cfg.Users, authn, log) })
+	if usersFile != "" {
+		ingest.start(ictx, "users-reload", func(ctx context.Context) error { return reloadUsersOnSIGHUP(ctx, usersFile, authn, log) })
 	}
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)

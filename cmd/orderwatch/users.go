@@ -219,23 +219,25 @@ func reloadUsersOnSIGHUP(ctx context.Context, path string, a *auth.Authenticator
 	}
 }
 
-// loadUsers reads run's users: --users FILE, or the demo's in the data dir.
-func loadUsers(cfg runConfig, log *slog.Logger) (users *auth.Users, demoCreds []any, err error) {
+// loadUsers reads run's users: --users FILE, or the demo's in the data dir. path
+// is the file to read again on SIGHUP ("" for none); demoCreds are the demo's
+// new passwords, to log once.
+func loadUsers(cfg runConfig, log *slog.Logger) (users *auth.Users, path string, demoCreds []any, err error) {
 	switch {
 	case cfg.Users != "":
 		users, err = auth.LoadUsers(cfg.Users)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		log.Info("users loaded", "file", cfg.Users, "users", users.Len())
-		return users, nil, nil
+		return users, cfg.Users, nil, nil
 	case cfg.Demo:
 		path := filepath.Join(cfg.Data, "users.yaml")
 		users, admin, viewer, err := demoUsers(path)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
-		return users, []any{"file", path, "admin", "demo", "admin_password", admin, "viewer", "viewer", "viewer_password", viewer}, nil
+		return users, path, []any{"file", path, "admin", "demo", "admin_password", admin, "viewer", "viewer", "viewer_password", viewer}, nil
 	}
-	return nil, nil, nil
+	return nil, "", nil, nil
 }
