@@ -22,6 +22,9 @@ const (
 	// KeyBytes is the length of the signing key of sessions, CSRF tokens and
 	// principals passed between members.
 	KeyBytes = 32
+	// MaxPasswordChecks is how many sign-ins compare a password at once; more
+	// are refused as throttled (retry in a second).
+	MaxPasswordChecks = 4
 )
 
 // Options configures an Authenticator. The zero value accepts nobody.
@@ -57,6 +60,9 @@ type Authenticator struct {
 	users    atomic.Pointer[Users]
 	sign     signer
 	throttle *Throttle
+	// checking bounds the password checks in progress: each holds a core for
+	// a quarter of a second, and sign-ins are not under --api-max-inflight.
+	checking chan struct{}
 	log      *slog.Logger
 	m        *metrics
 }
@@ -92,7 +98,8 @@ func New(o Options) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{o: o, sign: signer{key: o.Key}, throttle: NewThrottle(o.Clock), log: o.Logger.With("component", "auth"), m: m}
+	a := &Authenticator{o: o, sign: signer{key: o.Key}, throttle: NewThrottle(o.Clock), checking: make(chan struct{}, MaxPasswordChecks),
+		log: o.Logger.With("component", "auth"), m: m}
 	a.users.Store(o.Users)
 	return a, nil
 }

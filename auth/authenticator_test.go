@@ -355,3 +355,23 @@ func TestGroupKeyIsSharedByTheGroup(t *testing.T) {
 		t.Errorf("another member with the group key resolves %+v %v, want amy", p, ok)
 	}
 }
+
+// TestPasswordChecksAreBounded: while MaxPasswordChecks sign-ins compare a
+// password, another is refused as throttled, without counting a failure.
+func TestPasswordChecksAreBounded(t *testing.T) {
+	a, _ := newTestAuth(t, Options{})
+	for range MaxPasswordChecks {
+		a.checking <- struct{}{}
+	}
+	req := httptest.NewRequest("POST", "/signin", nil)
+	if _, err := a.SignIn(req, "amy", "correct horse"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("sign-in with every check slot taken: %v, want ErrThrottled", err)
+	}
+	if n := a.Throttle().Failures("name:amy"); n != 0 {
+		t.Errorf("failures = %d, want 0: a busy refusal is not a wrong password", n)
+	}
+	<-a.checking
+	if _, err := a.SignIn(req, "amy", "correct horse"); err != nil {
+		t.Errorf("sign-in with a slot free: %v", err)
+	}
+}

@@ -45,7 +45,8 @@ func (a *Authenticator) openSession(v string) (session, bool) {
 // SignIn checks name and password and returns the session cookie to set.
 // Failures are counted per name and per client address (r.RemoteAddr): after
 // FreeFailures in a row, further attempts wait (ThrottledError) before the
-// password is even compared. Failures are logged without the password. The
+// password is even compared; beyond MaxPasswordChecks sign-ins at once, the
+// others are refused the same way (retry in a second). Failures are logged without the password. The
 // cookie is HttpOnly, SameSite=Lax, Secure when r came over TLS, and ends with
 // the session.
 func (a *Authenticator) SignIn(r *http.Request, name, password string) (*http.Cookie, error) {
@@ -54,6 +55,13 @@ func (a *Authenticator) SignIn(r *http.Request, name, password string) (*http.Co
 	if wait := a.throttle.Wait(keys...); wait > 0 {
 		a.m.signIns.WithLabelValues(signInThrottled).Inc()
 		return nil, &ThrottledError{Wait: int(max(1, (wait+time.Second-1)/time.Second))}
+	}
+	select {
+	case a.checking <- struct{}{}:
+		defer func() { <-a.checking }()
+	default:
+		a.m.signIns.WithLabelValues(signInThrottled).Inc()
+		return nil, &ThrottledError{Wait: 1}
 	}
 	u, found := a.users.Load().Lookup(name)
 	hash := u.Password
