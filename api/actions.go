@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/auth"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -128,26 +129,31 @@ type answerBody struct {
 	Reason string `json:"reason"`
 }
 
-// answer serves the POSTs that answer a waiting decision. The body names who
-// answers and why; the trail keeps both.
+// answer serves the POSTs that answer a waiting decision. The trail keeps who
+// answers and why: the signed-in user (a "by" in the body is ignored then), or
+// for the shared token (the service) the body's "by", required. An approver
+// answers only decisions that wait on one of her teams.
 func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b answerBody
 		if msg := decodeBody(w, r, &b); msg != "" {
-			writeError(w, http.StatusBadRequest, msg+`: the body is {"by": "your name", "reason": "why"}`)
+			writeError(w, http.StatusBadRequest, msg+`: the body is {"reason": "why"} (and "by": "your name" with the shared token)`)
 			return
 		}
-		b.By, b.Reason = strings.TrimSpace(b.By), strings.TrimSpace(b.Reason)
-		if msg := checkText("by", b.By, 128, true); msg != "" {
-			writeError(w, http.StatusBadRequest, msg)
+		by, ok := s.answerer(w, r, b.By)
+		if !ok {
 			return
 		}
+		b.Reason = strings.TrimSpace(b.Reason)
 		if msg := checkText("reason", b.Reason, 1000, reasonRequired); msg != "" {
 			writeError(w, http.StatusBadRequest, msg)
 			return
 		}
 		id := r.PathValue("id")
-		err := fn(id, b.By, b.Reason)
+		if !s.mayAnswer(w, r, id) {
+			return
+		}
+		err := fn(id, by, b.Reason)
 		switch {
 		case errors.Is(err, actions.ErrNotFound):
 			writeError(w, http.StatusNotFound, "decision "+id+" is not known")
@@ -162,9 +168,60 @@ func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason
 			s.fail(w, err)
 			return
 		}
-		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", b.By)
+		p, _ := auth.FromContext(r.Context())
+		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", by, "principal", p.Name, "via", p.Via)
 		s.writeDecision(w, id)
 	}
+}
+
+// answerer is who the trail records for a request: the signed-in user, or the
+// service's declared by (required, checked). It writes the 400 itself.
+func (s *server) answerer(w http.ResponseWriter, r *http.Request, declared string) (string, bool) {
+	p, ok := auth.FromContext(r.Context())
+	if ok && !p.IsService() {
+		return p.Name, true
+	}
+	declared = strings.TrimSpace(declared)
+	if msg := checkText("by", declared, 128, true); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return "", false
+	}
+	return declared, true
+}
+
+// mayAnswer checks that the request's principal may answer decision id: the
+// team it waits on must be one of an approver's. It answers 404 for a decision
+// not known here (so that the request goes on to the member that knows it) and
+// 403 for another team's.
+func (s *server) mayAnswer(w http.ResponseWriter, r *http.Request, id string) bool {
+	p, _ := auth.FromContext(r.Context())
+	if p.Can(auth.RoleAdmin) { // admins and the service answer for every team
+		return true
+	}
+	dv, err := s.o.Store.Decision(id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "decision "+id+" is not known")
+		return false
+	}
+	if err != nil {
+		s.fail(w, err)
+		return false
+	}
+	v, err := actions.NewView(dv, time.Now())
+	if err != nil {
+		s.fail(w, err)
+		return false
+	}
+	team := ""
+	if v.Waiting != nil {
+		team = v.Waiting.Team
+	}
+	if !p.MayAnswer(team) {
+		s.refuse(w, http.StatusForbidden, refusedForbidden, fmt.Sprintf("decision %s waits on team %s; user %s approves for %s",
+			id, team, p.Name, strings.Join(p.Teams, ", ")))
+		return false
+	}
+	return true
 }
 
 // killSwitch serves GET /api/v1/killswitch: the switch this member applies (in a
@@ -174,9 +231,9 @@ func (s *server) killSwitch(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"runtime": st, "policy": policy, "halted": st.On || policy})
 }
 
-// setKillSwitch serves POST /api/v1/killswitch with {"on": true, "by": "...",
-// "reason": "..."}. In a group it sets the group's switch, which every member
-// follows: nothing is carried to the others.
+// setKillSwitch serves POST /api/v1/killswitch with {"on": true, "reason":
+// "..."}: the signed-in admin turns it, or the service with "by". In a group it
+// sets the group's switch, which every member follows.
 func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 	var b struct {
 		On     *bool  `json:"on"`
@@ -190,16 +247,16 @@ func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg+`: the body is {"on": true, "by": "your name", "reason": "why"}`)
 		return
 	}
-	b.By, b.Reason = strings.TrimSpace(b.By), strings.TrimSpace(b.Reason)
-	if msg := checkText("by", b.By, 128, true); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
+	by, ok := s.answerer(w, r, b.By)
+	if !ok {
 		return
 	}
+	b.Reason = strings.TrimSpace(b.Reason)
 	if msg := checkText("reason", b.Reason, 1000, true); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, b.By, b.Reason)
+	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, by, b.Reason)
 	if err != nil {
 		s.fail(w, err)
 		return

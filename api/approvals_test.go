@@ -32,6 +32,8 @@ const testToken = "t0ken-for-tests"
 type approvalsEnv struct {
 	t    *testing.T
 	srv  *httptest.Server
+	h    http.Handler
+	nc   *nats.Conn
 	st   *store.Store
 	js   jetstream.JetStream
 	reg  *prometheus.Registry
@@ -46,7 +48,8 @@ rules:
 - {id: credit-hold, action: flag_finance, mode: approval, escalation: finance, when: {features: {on_credit_hold: {eq: 1}}}}
 `
 
-func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
+// newApprovalsEnv serves the API with the shared token, set further by with.
+func newApprovalsEnv(t *testing.T, token string, with ...func(*api.Options)) *approvalsEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:0", DataDir: dir})
@@ -99,7 +102,12 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 	}
 	done := make(chan error, 1)
 	go func() { done <- exec.Run(ctx) }()
-	srv := httptest.NewServer(api.Handler(api.Options{Store: st, Gatherer: reg, Governor: gov, Token: token}))
+	o := api.Options{Store: st, Gatherer: reg, Governor: gov, Token: token}
+	for _, w := range with {
+		w(&o)
+	}
+	h := api.Handler(o)
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -113,7 +121,7 @@ func newApprovalsEnv(t *testing.T, token string) *approvalsEnv {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &approvalsEnv{t: t, srv: srv, st: st, js: js, reg: reg, p: p, full: full}
+	return &approvalsEnv{t: t, srv: srv, h: h, nc: nc, st: st, js: js, reg: reg, p: p, full: full}
 }
 
 // creditHold stores an order on credit hold and lets the policy decide about it,

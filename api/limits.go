@@ -40,10 +40,10 @@ func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_api_requests_refused_total",
-			Help: "Requests refused before any handler ran: busy (503, --api-max-inflight requests to /api/ in flight), body_size (413, body over 64 KiB).",
+			Help: "Requests refused before any handler ran: busy (503, --api-max-inflight requests to /api/ in flight), body_size (413, body over 64 KiB), unauthenticated (401), forbidden (403, the role does not allow it), csrf (403, a browser's POST without its CSRF token), disabled (403, no token or users configured).",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{refusedBusy, refusedBodySize} {
+	for _, r := range []string{refusedBusy, refusedBodySize, refusedUnauthenticated, refusedForbidden, refusedCSRF, refusedDisabled} {
 		m.refused.WithLabelValues(r) // every series shows from the start
 	}
 	if reg != nil {

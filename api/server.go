@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/auth"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
@@ -47,7 +48,12 @@ type Options struct {
 	// answers 404 on GET /api/v1/orders (the at-risk queue).
 	OpenOrders OpenOrders
 	// Token is the bearer token of mutating requests; empty refuses them all.
+	// Ignored when Auth is set (Auth holds the shared token then).
 	Token string
+	// Auth resolves who makes each request (people from the users file, per-user
+	// tokens, sessions, a trusted proxy, the shared token as "service"); nil
+	// means the shared Token alone.
+	Auth *auth.Authenticator
 	// TokenForReads asks the token of the reads of /api/ too (orders, decisions,
 	// policy, …): for an instance whose port is reachable beyond the operators.
 	// /metrics, /healthz and /readyz stay open for Prometheus and probes.
@@ -73,7 +79,17 @@ func Handler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{o: o, log: o.Logger.With("component", "api")}
+	a := o.Auth
+	if a == nil {
+		var err error
+		if a, err = auth.New(auth.Options{SharedToken: o.Token, Logger: o.Logger}); err != nil {
+			panic("api: " + err.Error()) // cannot happen: a shared token alone is always valid
+		}
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	s := &server{o: o, log: o.Logger.With("component", "api"), auth: a, m: newLimitMetrics(o.Registerer)}
 	mux := http.NewServeMux()
 	if o.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}))
@@ -82,6 +98,10 @@ func Handler(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /signin", s.signInPage)
+	mux.HandleFunc("POST /signin", s.signIn)
+	mux.HandleFunc("POST /signout", s.signOut)
+	mux.HandleFunc("GET /api/v1/whoami", s.whoami)
 	mux.HandleFunc("GET /api/v1/stats", s.stats)
 	mux.HandleFunc("GET /api/v1/orders/{id}", s.toOwner(s.order))
 	if o.OpenOrders != nil {
@@ -92,35 +112,36 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/targets", s.targets)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	if g := o.Governor; g != nil {
+		// Approvers answer for their teams: the team check is the answering
+		// member's (answer), which knows the decision.
 		mux.HandleFunc("GET /api/v1/approvals", s.merged("approvals", s.approvals))
-		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.requireToken(s.orPeers(s.answer(actions.TrailApproved, true, g.Approve))))
-		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.requireToken(s.orPeers(s.answer(actions.TrailRejected, true, g.Reject))))
-		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.requireToken(s.orPeers(s.answer(actions.TrailAcknowledged, false, g.Ack))))
+		mux.HandleFunc("POST /api/v1/approvals/{id}/approve", s.require(auth.RoleApprover, s.orPeers(s.answer(actions.TrailApproved, true, g.Approve))))
+		mux.HandleFunc("POST /api/v1/approvals/{id}/reject", s.require(auth.RoleApprover, s.orPeers(s.answer(actions.TrailRejected, true, g.Reject))))
+		mux.HandleFunc("POST /api/v1/decisions/{id}/ack", s.require(auth.RoleApprover, s.orPeers(s.answer(actions.TrailAcknowledged, false, g.Ack))))
 		mux.HandleFunc("GET /api/v1/killswitch", s.killSwitch)
-		mux.HandleFunc("POST /api/v1/killswitch", s.requireToken(s.setKillSwitch))
+		mux.HandleFunc("POST /api/v1/killswitch", s.require(auth.RoleAdmin, s.setKillSwitch))
 	}
 	if o.Models != nil {
 		mux.HandleFunc("GET /api/v1/models", s.models)
-		mux.HandleFunc("POST /api/v1/models/{name}/activate", s.requireToken(s.activateModel))
-		mux.HandleFunc("POST /api/v1/models/validate", s.requireToken(s.validateModel))
+		mux.HandleFunc("POST /api/v1/models/{name}/activate", s.require(auth.RoleAdmin, s.activateModel))
+		mux.HandleFunc("POST /api/v1/models/validate", s.require(auth.RoleAdmin, s.validateModel))
 	}
 	if o.Policy != nil {
 		mux.HandleFunc("GET /api/v1/policy", s.policy)
-		mux.HandleFunc("POST /api/v1/policy/reload", s.requireToken(s.reloadPolicy))
+		mux.HandleFunc("POST /api/v1/policy/reload", s.require(auth.RoleAdmin, s.reloadPolicy))
 	}
 	var h http.Handler = mux
 	if o.TokenForReads {
 		h = s.readsNeedToken(mux)
 	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
-	return limit(h, o.MaxInFlight, newLimitMetrics(o.Registerer))
+	return limit(s.identify(h), o.MaxInFlight, s.m)
 }
 
 type server struct {
-	o   Options
-	log *slog.Logger
+	o    Options
+	log  *slog.Logger
+	auth *auth.Authenticator
+	m    *limitMetrics
 }
 
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {

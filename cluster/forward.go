@@ -21,6 +21,11 @@ const (
 	// HeaderForwarded marks a request another member forwarded: it is answered
 	// here, never forwarded again. Its value is the member it came from.
 	HeaderForwarded = "Orderwatch-Forwarded"
+	// HeaderPrincipal carries who makes a forwarded request, as the forwarding
+	// member resolved it (sealed with the group's key). The member that serves it
+	// believes it only on a request that came over NATS (ForwardedFrom), never on
+	// one that came over HTTP.
+	HeaderPrincipal = "Orderwatch-Principal"
 	hdrMethod       = "Orderwatch-Method"
 	hdrTarget       = "Orderwatch-Target" // path and query
 	hdrStatus       = "Orderwatch-Status"
@@ -103,7 +108,7 @@ func (p *Peers) serve(req micro.Request, h http.Handler) {
 		_ = req.Error("400", "not a forwarded API request", nil)
 		return
 	}
-	for _, k := range []string{"Authorization", "Content-Type"} {
+	for _, k := range []string{"Authorization", "Content-Type", HeaderPrincipal} {
 		if v := nats.Header(in).Get(k); v != "" {
 			r.Header.Set(k, v)
 		}
@@ -113,6 +118,7 @@ func (p *Peers) serve(req micro.Request, h http.Handler) {
 		from = "?"
 	}
 	r.Header.Set(HeaderForwarded, from)
+	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, from))
 	rec := httptest.NewRecorder()
 	if !p.serveHTTP(h, rec, r) {
 		_ = req.Error("500", "the request failed on member "+p.m.opts.Member+": see its log", nil)
@@ -145,6 +151,16 @@ func (p *Peers) serveHTTP(h http.Handler, w http.ResponseWriter, r *http.Request
 	return true
 }
 
+type forwardedKey struct{}
+
+// ForwardedFrom returns the member that forwarded the request whose context ctx
+// is, over NATS; ok is false for a request that came over HTTP, whatever
+// headers it carries.
+func ForwardedFrom(ctx context.Context) (member string, ok bool) {
+	member, ok = ctx.Value(forwardedKey{}).(string)
+	return member, ok
+}
+
 // Forward asks member to serve r (whose body is body) and returns its answer.
 func (p *Peers) Forward(ctx context.Context, member string, r *http.Request, body []byte) (Forwarded, error) {
 	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
@@ -154,7 +170,7 @@ func (p *Peers) Forward(ctx context.Context, member string, r *http.Request, bod
 	msg.Header.Set(hdrMethod, r.Method)
 	msg.Header.Set(hdrTarget, r.URL.RequestURI())
 	msg.Header.Set(HeaderForwarded, p.m.opts.Member)
-	for _, k := range []string{"Authorization", "Content-Type"} {
+	for _, k := range []string{"Authorization", "Content-Type", HeaderPrincipal} {
 		if v := r.Header.Get(k); v != "" {
 			msg.Header.Set(k, v)
 		}

@@ -40,11 +40,12 @@ func TestPeersForwardARequest(t *testing.T) {
 	pa := NewPeers(ncA, a.m, part, nil)
 	pb := NewPeers(ncB, b.m, part, nil)
 	var seen *http.Request
-	var seenBody string
+	var seenBody, seenFrom string
 	big := strings.Repeat("x", int(ncB.MaxPayload()))
 	err := pb.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		seen, seenBody = r, string(body)
+		seenFrom, _ = ForwardedFrom(r.Context())
 		if r.URL.Path == "/panic" {
 			panic("a handler bug")
 		}
@@ -64,6 +65,7 @@ func TestPeersForwardARequest(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, "http://a/api/v1/approvals/d-1/approve?x=1", nil)
 	req.Header.Set("Authorization", "Bearer tok")
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderPrincipal, "sealed-by-a")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	f, err := pa.Forward(ctx, "b", req, []byte(`{"by":"me"}`))
@@ -76,6 +78,12 @@ func TestPeersForwardARequest(t *testing.T) {
 	if seen.Method != http.MethodPost || seen.URL.RequestURI() != "/api/v1/approvals/d-1/approve?x=1" || seenBody != `{"by":"me"}` ||
 		seen.Header.Get("Authorization") != "Bearer tok" || seen.Header.Get(HeaderForwarded) != "a" {
 		t.Errorf("b served %s %s body %q auth %q forwarded %q", seen.Method, seen.URL, seenBody, seen.Header.Get("Authorization"), seen.Header.Get(HeaderForwarded))
+	}
+	if seenFrom != "a" || seen.Header.Get(HeaderPrincipal) != "sealed-by-a" {
+		t.Errorf("b served a request forwarded from %q with principal %q, want from a with a's principal", seenFrom, seen.Header.Get(HeaderPrincipal))
+	}
+	if _, ok := ForwardedFrom(req.Context()); ok {
+		t.Error("a request that did not come over NATS is marked forwarded")
 	}
 
 	if _, err := pa.Forward(ctx, "nobody", req, nil); err == nil {

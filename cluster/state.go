@@ -18,6 +18,7 @@ import (
 //	killswitch                         the group's runtime kill switch
 //	rate.<member>.<action>.<key>       a member's rate-limit window
 //	order.<NN>.<base64url order id>    the governance of one order of partition NN
+//	session-key                        the group's key that signs sessions (auth.GroupKey)
 //
 // replicas is the bucket's replication (1, or 3 on a JetStream cluster).
 func StateBucket(ctx context.Context, js jetstream.JetStream, group string, replicas int) (jetstream.KeyValue, error) {

@@ -46,6 +46,9 @@ type fileConfig struct {
 	Partitions   *string `yaml:"partitions"`
 	Group        *string `yaml:"group"`
 	Member       *string `yaml:"member"`
+	Users        *string `yaml:"users"`
+	ProxyHeader  *string `yaml:"auth-proxy-header"`
+	ProxyTrusted *string `yaml:"auth-proxy-trusted"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/auth"
 )
 
 const decisionsUsage = `usage:
@@ -27,9 +28,11 @@ const decisionsUsage = `usage:
         one decision with its trail (approvals, escalations), attempts and outcomes
   orderwatch decisions ack ID --by NAME [--reason TEXT] [--api URL]
         acknowledge an executed action that waits for it
-  orderwatch approve ID --by NAME --reason TEXT [--api URL]
-  orderwatch reject ID --by NAME --reason TEXT [--api URL]
-They talk to a running instance; approve, reject and ack need ORDERWATCH_API_TOKEN.`
+  orderwatch approve ID --reason TEXT [--by NAME] [--api URL]
+  orderwatch reject ID --reason TEXT [--by NAME] [--api URL]
+They talk to a running instance; approve, reject and ack need ORDERWATCH_API_TOKEN:
+your own token (orderwatch users token NAME; the trail records you), or the shared
+one with --by NAME (recorded as given, by the service).`
 
 const defaultAPI = "http://127.0.0.1:8080"
 
@@ -112,12 +115,18 @@ func (c apiClient) answer(path, past, by, reason string, reasonRequired bool, st
 	if c.token == "" {
 		return errors.New("ORDERWATCH_API_TOKEN is not set: export the token the instance was started with")
 	}
-	if strings.TrimSpace(by) == "" || (reasonRequired && strings.TrimSpace(reason) == "") {
-		what := "--by NAME"
-		if reasonRequired {
-			what += " and --reason TEXT"
+	// With a per-user token the server records its user; with the shared token
+	// (the service) the person is named by --by.
+	needBy := !auth.IsUserToken(c.token)
+	if (needBy && strings.TrimSpace(by) == "") || (reasonRequired && strings.TrimSpace(reason) == "") {
+		var what []string
+		if needBy {
+			what = append(what, "--by NAME")
 		}
-		return fmt.Errorf("give %s: the decision's trail keeps who answered and why", what)
+		if reasonRequired {
+			what = append(what, "--reason TEXT")
+		}
+		return fmt.Errorf("give %s: the decision's trail keeps who answered and why", strings.Join(what, " and "))
 	}
 	var buf bytes.Buffer
 	if err := c.do(http.MethodPost, path, map[string]string{"by": by, "reason": reason}, &buf); err != nil {

@@ -22,8 +22,9 @@ Usage:
   orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
   orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
   orderwatch decisions list|pending|show|ack  decisions of a running instance, with approvals and escalations
-  orderwatch approve ID --by NAME --reason TEXT  approve a decision pending approval (needs ORDERWATCH_API_TOKEN)
-  orderwatch reject ID --by NAME --reason TEXT   reject it
+  orderwatch approve ID --reason TEXT [--by NAME]  approve a decision pending approval (needs ORDERWATCH_API_TOKEN: yours, or the shared one with --by)
+  orderwatch reject ID --reason TEXT [--by NAME]   reject it
+  orderwatch users add|token   people who sign in, their roles and API tokens (a users file)
   orderwatch help            show this help
 
 Run 'orderwatch <command> -h' for the flags of a command.
@@ -52,6 +53,8 @@ func main() {
 		err = decisionsCmd(args, os.Stdout)
 	case "approve", "reject":
 		err = answerCmd(cmd, args, os.Stdout)
+	case "users":
+		err = usersCmd(args, os.Stdin, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -25,6 +25,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/auth"
 	"github.com/orderwatch/orderwatch/cluster"
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/pipeline"
@@ -63,6 +64,11 @@ type runConfig struct {
 	// Group is the group of instances sharing the partitions; Member this
 	// instance's id in it ("" = kept in the data dir).
 	Group, Member string
+	// Users is the users file ("" = none; the demo makes one in the data dir).
+	Users string
+	// AuthProxyHeader names a trusted reverse proxy's user header, honoured
+	// from the AuthProxyTrusted addresses only (comma-separated CIDRs).
+	AuthProxyHeader, AuthProxyTrusted string
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -91,6 +97,9 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs.IntVar(&c.Partitions, "partitions", 0, "order `partitions` of ORDERS, fixed when orderwatch creates the stream: 0 is 16 then, and the existing stream's number otherwise (README: changing it)")
 	fs.StringVar(&c.Group, "group", "orderwatch", "`name` of the group of instances that share the partitions of ORDERS")
 	fs.StringVar(&c.Member, "member", "", "this instance's `id` in its group, [A-Za-z0-9_-] (default: the host name and a random suffix, kept in the data dir)")
+	fs.StringVar(&c.Users, "users", "", "users `file` (YAML) of the people who sign in, with their roles (orderwatch users add); default none, the demo's <data>/users.yaml with --demo")
+	fs.StringVar(&c.AuthProxyHeader, "auth-proxy-header", "", "`header` in which a trusted reverse proxy names the signed-in user (X-Forwarded-User), honoured only from --auth-proxy-trusted")
+	fs.StringVar(&c.AuthProxyTrusted, "auth-proxy-trusted", "", "`CIDRs` (comma-separated) the reverse proxy of --auth-proxy-header connects from")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -115,6 +124,12 @@ func parseRunFlags(args []string) (runConfig, error) {
 	}
 	if c.APIMaxInFlight < 1 || c.APIMaxInFlight > 10000 {
 		return c, fmt.Errorf("run: --api-max-inflight %d: want 1 to 10000 requests", c.APIMaxInFlight)
+	}
+	if (c.AuthProxyHeader == "") != (c.AuthProxyTrusted == "") {
+		return c, errors.New("run: --auth-proxy-header and --auth-proxy-trusted go together: the header is believed only from the proxy's addresses")
+	}
+	if _, err := auth.ParseCIDRs(c.AuthProxyTrusted); err != nil {
+		return c, fmt.Errorf("run: --auth-proxy-trusted: %w", err)
 	}
 	if c.Models == "" {
 		c.Models = filepath.Join(c.Data, "models")
@@ -144,8 +159,8 @@ func runCmd(args []string) error {
 // (stopInOrder) and closes NATS, the models and Badger last.
 func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	token := os.Getenv("ORDERWATCH_API_TOKEN")
-	if cfg.ReadsNeedToken && token == "" {
-		return errors.New("--api-token-for-reads needs ORDERWATCH_API_TOKEN in the environment: without it no request to /api/ could be answered")
+	if cfg.ReadsNeedToken && token == "" && cfg.Users == "" && cfg.AuthProxyHeader == "" && !cfg.Demo {
+		return errors.New("--api-token-for-reads needs ORDERWATCH_API_TOKEN in the environment, or --users: without them no request to /api/ could be answered")
 	}
 	var certs *certFiles
 	if cfg.HTTPTLSCert != "" || cfg.HTTPTLSKey != "" {
@@ -226,6 +241,22 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	}
 	// The kill switch is the group's from here on: set on any member, followed by all.
 	if err := killSwitch.Share(ctx, stateKV, log); err != nil {
+		return err
+	}
+	// Who may do what: sessions signed with the group's key, so that any member
+	// accepts them.
+	sessionKey, err := auth.GroupKey(ctx, stateKV)
+	if err != nil {
+		return err
+	}
+	users, usersFile, demoCreds, err := loadUsers(cfg, log)
+	if err != nil {
+		return err
+	}
+	trusted, _ := auth.ParseCIDRs(cfg.AuthProxyTrusted) // checked by parseRunFlags
+	authn, err := auth.New(auth.Options{Users: users, SharedToken: token, Key: sessionKey,
+		ProxyHeader: cfg.AuthProxyHeader, ProxyTrusted: trusted, Logger: log, Registerer: reg})
+	if err != nil {
 		return err
 	}
 	partOf := func(order string) int { return features.Partition(features.OrderToken(order), parts) }
@@ -344,7 +375,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
-	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Token: token, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
+	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Auth: authn, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
 		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers, OpenOrders: openOrders}
 	if registry != nil {
 		apiOpts.Models = registry
@@ -382,6 +413,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		scheme = "https"
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
+	if demoCreds != nil {
+		// The demo's passwords are new at every start and shown here once.
+		log.Info("demo users: sign in", append([]any{"url", scheme + "://" + ln.Addr().String() + "/signin"}, demoCreds...)...)
+	}
 
 	// The parts run in stages, each with its own context, so that they stop in
 	// order (stopInOrder); the first to fail stops them all.
@@ -412,6 +447,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	ingest.start(ictx, "lag", lag.Run)
 	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
 	ingest.start(ictx, "policy-reload", reloader.onSIGHUP)
+	if usersFile != "" {
+		ingest.start(ictx, "users-reload", func(ctx context.Context) error { return reloadUsersOnSIGHUP(ctx, usersFile, authn, log) })
+	}
 	if cfg.Demo {
 		log.Info("demo feed on", "rate", cfg.DemoRate)
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
