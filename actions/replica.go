@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -86,6 +87,10 @@ type Replica struct {
 	o   ReplicaOptions
 	log *slog.Logger
 
+	// down is set while writes to the bucket fail: a batch then does not wait
+	// for them (FlushOrders answers ErrReplicaDown at once) and the background
+	// flush, which keeps trying, clears it.
+	down atomic.Bool
 	// writing is held by the one write of the bucket at a time (a later read
 	// of an order is never overwritten by an earlier); taken with a ctx.
 	writing chan struct{}
@@ -212,11 +217,19 @@ func (r *Replica) Flush(ctx context.Context) error { return r.flush(ctx, -1) }
 // giving it up (Owns is false then, but the lease is still held).
 func (r *Replica) FlushPartition(ctx context.Context, part int) error { return r.flush(ctx, part) }
 
+// ErrReplicaDown says that writes to the group's state bucket fail: what is
+// marked is written by the background flush once they work again.
+var ErrReplicaDown = errors.New("actions: the group's state bucket takes no writes now; the changes stay marked and are written when it does")
+
 // FlushOrders writes the governance of the given orders (a batch's), owned ones
-// only, and waits for the acks.
+// only, and waits for the acks. While writes fail it answers ErrReplicaDown at
+// once, so that a batch never waits on an outage of the bucket.
 func (r *Replica) FlushOrders(ctx context.Context, orders []string) error {
 	if len(orders) == 0 {
 		return nil
+	}
+	if r.down.Load() {
+		return ErrReplicaDown
 	}
 	if err := r.lock(ctx); err != nil {
 		return err
@@ -283,6 +296,17 @@ func (r *Replica) flushMarked(ctx context.Context, force int, mem map[string]boo
 // write puts (or deletes) the governance of the owned orders of marks and
 // clears their marks; it reports how many orders it wrote.
 func (r *Replica) write(ctx context.Context, marks store.GovernanceMarks, force int) (int, error) {
+	n, err := r.writeMarks(ctx, marks, force)
+	switch {
+	case err == nil:
+		r.down.Store(false)
+	case ctx.Err() == nil:
+		r.down.Store(true)
+	}
+	return n, err
+}
+
+func (r *Replica) writeMarks(ctx context.Context, marks store.GovernanceMarks, force int) (int, error) {
 	var futures []jetstream.PubAckFuture
 	var clear [][]byte
 	wrote := 0
@@ -331,7 +355,7 @@ func (r *Replica) write(ctx context.Context, marks store.GovernanceMarks, force 
 		}
 		futures = append(futures, f)
 	}
-	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, f := range futures {
 		select {

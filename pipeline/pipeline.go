@@ -405,12 +405,16 @@ func (p *Pipeline) replicate(ctx context.Context) {
 	}
 	// The batch is acked after this, also when shutting down: its governance
 	// goes out first, within a bound of its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for try := 0; ; try++ {
 		err := p.opts.Replica.FlushOrders(ctx, orders)
 		if err == nil {
+			return
+		}
+		if errors.Is(err, actions.ErrReplicaDown) {
+			p.m.replicaFailures.Inc() // the background flush logs the outage
 			return
 		}
 		if try == 3 || ctx.Err() != nil {
