@@ -398,7 +398,9 @@ func (r *Replica) read(order string, sg store.OrderGovernance) (OrderGovernance,
 
 // Load reads the governance of a partition's orders from the state bucket.
 func (r *Replica) Load(ctx context.Context, part int) ([]OrderGovernance, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// Bounded: a takeover that cannot read the bucket fails and is tried again,
+	// rather than holding the partitions taken after it.
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	w, err := r.o.KV.Watch(ctx, "order."+strconv.Itoa(part)+".>", jetstream.IgnoreDeletes())
 	if err != nil {

@@ -200,7 +200,8 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 		return err
 	}
 	var restored int
-	if p.opts.Replica != nil && part != store.ContextPart {
+	if p.opts.Replica != nil && part != store.ContextPart && (len(names) > 0 || ch.Previous != "") {
+		// (A partition nobody ever read has no governance to restore.)
 		// What events cannot rebuild: the orders' rule episodes, cooldowns and
 		// decisions in flight, as the previous owner left them at its ack floor.
 		govs, err := p.opts.Replica.Load(ctx, part)
