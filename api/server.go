@@ -211,7 +211,7 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		Timeline   []json.RawMessage `json:"timeline"`
 		Decisions  []actions.View    `json:"decisions"`
 		History    []historyEntry    `json:"history"`
-		Scores     []riskPoint       `json:"scores"` // the risk over time
+		Scores     []riskPoint       `json:"scores"`               // the risk over time
 		Unreadable []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
 	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Scores: riskSeries(v), Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
