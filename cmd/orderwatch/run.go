@@ -413,9 +413,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		scheme = "https"
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
+	console := consoleURL(scheme, ln.Addr())
+	log.Info("console", "url", console)
 	if demoCreds != nil {
 		// The demo's passwords are new at every start and shown here once.
 		log.Info("demo users: sign in", append([]any{"url", scheme + "://" + ln.Addr().String() + "/signin"}, demoCreds...)...)
+		fmt.Fprintf(os.Stdout, "console: %s  sign in as demo / %s  (or viewer / %s)\n", console,
+			credential(demoCreds, "admin_password"), credential(demoCreds, "viewer_password"))
 	}
 
 	// The parts run in stages, each with its own context, so that they stop in
@@ -670,4 +674,27 @@ func advertisedAPI(cfg runConfig) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// consoleURL is the address a browser opens the console at: the listening
+// address, with 127.0.0.1 for a wildcard host.
+func consoleURL(scheme string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// credential is the value of key in the demo's key-value pairs (loadUsers).
+func credential(kv []any, key string) any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == key {
+			return kv[i+1]
+		}
+	}
+	return ""
 }
