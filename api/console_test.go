@@ -402,7 +402,7 @@ func TestConsoleOperations(t *testing.T) {
 
 	vic := signedIn(t, e.srv.URL, "vic")
 	body := mustPage(t, vic, e.srv.URL+"/operations")
-	for _, w := range []string{"Off: actions are executed", "<td>bad json</td><td class=\"num\">4</td>", "<td class=\"num\">17</td>"} {
+	for _, w := range []string{"Off: actions are executed", "<td><code>bad_json</code></td><td class=\"num\">4</td>", "<td class=\"num\">17</td>"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("operations page: no %s", w)
 		}

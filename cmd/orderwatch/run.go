@@ -75,7 +75,7 @@ type runConfig struct {
 func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs = flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&c.Data, "data", "./data", "data `dir`: Badger in <dir>/badger, the embedded JetStream store in <dir>/jetstream")
-	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for /metrics, /healthz, /readyz and /api/v1")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for the console (/), /metrics, /healthz, /readyz and /api/v1")
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", "", "serve HTTPS with this PEM certificate `file` (with --http-tls-key); read again when it changes")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM `file` of the HTTPS certificate's key")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client `addr` of the embedded nats-server")
