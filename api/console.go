@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -196,7 +197,7 @@ func (s *server) consoleError(w http.ResponseWriter, p auth.Principal, code int,
 // apiFailed answers a page whose API call failed: with the API's status and
 // message, or 500 (logged) for a failure of the console itself.
 func (s *server) apiFailed(w http.ResponseWriter, p auth.Principal, err error) {
-	if ae, ok := err.(*apiError); ok {
+	if ae := new(apiError); errors.As(err, &ae) {
 		s.consoleError(w, p, ae.Code, ae.Msg)
 		return
 	}

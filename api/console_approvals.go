@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -175,7 +176,7 @@ func (s *server) previewAnswers(w http.ResponseWriter, r *http.Request, p auth.P
 		var dv actions.View
 		if err := s.consoleAPI(r, http.MethodGet, "/api/v1/decisions/"+url.PathEscape(id), nil, &dv); err != nil {
 			it.Error = err.Error()
-			if ae, ok := err.(*apiError); ok {
+			if ae := new(apiError); errors.As(err, &ae) {
 				it.Error = ae.Msg
 			}
 		} else {
@@ -213,7 +214,7 @@ func (s *server) applyAnswers(w http.ResponseWriter, r *http.Request, p auth.Pri
 			first = err
 		}
 		why := err.Error()
-		if ae, ok := err.(*apiError); ok {
+		if ae := new(apiError); errors.As(err, &ae) {
 			why = ae.Msg
 		}
 		refused = append(refused, id+": "+why)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -50,7 +51,7 @@ func (s *server) atRiskPage(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}
 	code := http.StatusOK
 	err := s.consoleAPI(r, http.MethodGet, "/api/v1/orders?"+q.Encode(), nil, &page)
-	if ae, ok := err.(*apiError); ok && ae.Code == http.StatusBadRequest {
+	if ae := new(apiError); errors.As(err, &ae) && ae.Code == http.StatusBadRequest {
 		// A filter the API refuses: the page shows the form again, and why.
 		code, v.Error = http.StatusBadRequest, ae.Msg
 	} else if err != nil {

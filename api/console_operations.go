@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -68,7 +69,7 @@ func (s *server) operationsPage(w http.ResponseWriter, r *http.Request, p auth.P
 
 // consoleMessage is what a page says of a failed API call.
 func consoleMessage(err error) string {
-	if ae, ok := err.(*apiError); ok {
+	if ae := new(apiError); errors.As(err, &ae) {
 		if ae.Code == http.StatusNotFound {
 			return "not served by this instance"
 		}
@@ -112,7 +113,7 @@ func (s *server) turnKillSwitch(w http.ResponseWriter, r *http.Request, p auth.P
 func (s *server) reloadPolicyForm(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var res policyReloaded
 	err := s.consoleAPI(r, http.MethodPost, "/api/v1/policy/reload", nil, &res)
-	if ae, ok := err.(*apiError); ok && ae.Code == http.StatusUnprocessableEntity {
+	if ae := new(apiError); errors.As(err, &ae) && ae.Code == http.StatusUnprocessableEntity {
 		redirectWithFlash(w, r, "/operations", flash{Msg: "The policy file was not put in force, the policy in force stays: " + ae.Msg, Error: true})
 		return
 	}
