@@ -455,3 +455,59 @@ func getJSON(t *testing.T, u string, out any) {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 }
+
+// TestConsoleInAGroup: a member's console shows the group's queue, merged as
+// the API merges it, and opens an order another member owns.
+func TestConsoleInAGroup(t *testing.T) {
+	a, b := newListMember(t), newListMember(t)
+	owner := func(order string) string {
+		if listPart(order) < 2 {
+			return "a"
+		}
+		return "b"
+	}
+	listStream(t, 24, func(order string) *listMember {
+		if owner(order) == "a" {
+			return a
+		}
+		return b
+	})
+	ppl := newPeople(t, auth.Options{})
+	urls := map[string]string{}
+	var first *httptest.Server
+	for _, m := range []struct {
+		name string
+		lm   *listMember
+	}{{"a", a}, {"b", b}} {
+		srv := httptest.NewServer(api.Handler(api.Options{Store: m.lm.st, OpenOrders: m.lm.idx, Auth: ppl.a,
+			Peers: &listPeers{self: m.name, urls: urls, owner: owner}}))
+		t.Cleanup(srv.Close)
+		urls[m.name] = srv.URL
+		if first == nil {
+			first = srv
+		}
+	}
+	want := rowIDs(walkList(t, first.URL, "at_risk=0&limit=100"))
+	br := signedIn(t, first.URL, "vic")
+	body := mustPage(t, br, first.URL+"/?at_risk=0")
+	var got []string
+	for _, r := range rowRe.FindAllStringSubmatch(body, -1) {
+		got = append(got, r[1])
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("the console's queue on member a: %v\nthe group's API: %v", got, want)
+	}
+	var ofB string
+	for _, id := range got {
+		if owner(id) == "b" {
+			ofB = id
+			break
+		}
+	}
+	if ofB == "" {
+		t.Fatal("no order of member b in the group's queue")
+	}
+	if body := mustPage(t, br, first.URL+"/orders/"+ofB); !strings.Contains(body, "<h1>Order "+ofB+"</h1>") || !strings.Contains(body, `<ol id="timeline">`) {
+		t.Errorf("member a's console does not show b's order %s:\n%s", ofB, body)
+	}
+}
