@@ -66,7 +66,7 @@ func browser(t *testing.T, limit time.Duration) context.Context {
 	ctx, cancelTab := chromedp.NewContext(ctx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(cancelTab)
 	// The first call starts the browser for ctx's life: no step limit on it.
-	if err := chromedp.Do(ctx); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	return ctx
@@ -139,27 +139,46 @@ func reloadUntil(t *testing.T, ctx context.Context, url, sel string, bound time.
 	}
 }
 
-// postForm posts fields as a form from the page (the browser's session
-// cookie goes along) and returns the response's status, without following a
-// redirect (0 then: an opaque redirect).
-func postForm(t *testing.T, ctx context.Context, path string, fields map[string]string) int {
+// postForm posts fields to path as a form the test adds to the current page
+// (the browser's session cookie goes along; the console's CSP allows no fetch)
+// and returns the response's status.
+func postForm(t *testing.T, ctx context.Context, path string, fields map[string]string) int64 {
 	t.Helper()
 	body, _ := json.Marshal(fields)
-	js := fmt.Sprintf(`fetch(%q, {method: "POST", body: new URLSearchParams(%s), redirect: "manual", credentials: "same-origin"}).then(r => r.status)`, path, body)
-	status, err := chromedp.Run(step(ctx), chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("POST %s from the page: %v", path, err)
+	js := fmt.Sprintf(`(() => {
+		const f = document.createElement("form");
+		f.id = "test-post"; f.method = "post"; f.action = %q;
+		for (const [k, v] of Object.entries(%s)) {
+			const i = document.createElement("input");
+			i.type = "hidden"; i.name = k; i.value = v; f.appendChild(i);
+		}
+		document.body.appendChild(f);
+		return true;
+	})()`, path, body)
+	if _, err := chromedp.Run(step(ctx), chromedp.Evaluate[bool](js)); err != nil {
+		t.Fatalf("add a form to POST %s: %v", path, err)
 	}
-	return status
+	return submitStatus(t, ctx, "POST "+path, chromedp.Submit(chromedp.CSS(`#test-post`)))
 }
 
-// csrfToken is the signed-in user's CSRF token, from GET /api/v1/whoami.
+// submitStatus runs act, which sends a form, and returns the status of the
+// page it loads.
+func submitStatus(t *testing.T, ctx context.Context, what string, act chromedp.Action[chromedp.Void]) int64 {
+	t.Helper()
+	resp, err := chromedp.RunResponse(step(ctx), act)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return resp.Status
+}
+
+// csrfToken is the CSRF token the current page's forms carry (every console
+// page has the sign-out form).
 func csrfToken(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	js := `fetch("/api/v1/whoami", {credentials: "same-origin"}).then(r => r.json()).then(w => w.csrf_token)`
-	tok, err := chromedp.Run(step(ctx), chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	tok, err := chromedp.Run(step(ctx), chromedp.Evaluate[string](`document.querySelector("input[name=csrf_token]").value`))
 	if err != nil || tok == "" {
-		t.Fatalf("the signed-in user's CSRF token from /api/v1/whoami = %q, %v", tok, err)
+		t.Fatalf("the page's CSRF token = %q, %v", tok, err)
 	}
 	return tok
 }
@@ -332,9 +351,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, ctx, shots, "approvals")
 	answer := "/approvals/" + id + "/answer"
 
-	// A form posted without its CSRF token is refused, and changes nothing.
-	if code := postForm(t, ctx, answer, map[string]string{"answer": "approve", "reason": "no csrf token"}); code != 403 {
-		t.Errorf("the admin's answer posted without its CSRF token: %d, want 403", code)
+	// The answer form posted without its CSRF token is refused.
+	form := fmt.Sprintf(`form.answer[action=%q]`, answer)
+	if _, err := chromedp.Run(step(ctx), chromedp.Evaluate[bool](fmt.Sprintf(
+		`(() => { document.querySelectorAll(%q).forEach(i => i.remove()); return true })()`, form+` input[name=csrf_token]`))); err != nil {
+		t.Fatalf("take the CSRF token out of %s: %v", form, err)
+	}
+	if err := chromedp.Do(step(ctx), chromedp.SendKeys(chromedp.CSS(form+` input[name=reason]`), "no csrf token")); err != nil {
+		t.Fatalf("fill the reason of %s: %v", form, err)
+	}
+	if code := submitStatus(t, ctx, "approve without the CSRF token", chromedp.Click(chromedp.CSS(form+` button[name=answer][value=approve]`))); code != 403 {
+		t.Errorf("the admin's answer form without its CSRF token: %d, want 403", code)
 	}
 
 	// A viewer sees the waiting decision but no way to answer it, and her POST
@@ -364,7 +391,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The admin approves it through its form; the trail records her.
-	form := fmt.Sprintf(`form.answer[action=%q]`, answer)
 	if err := chromedp.Do(step(ctx),
 		chromedp.Navigate(c.base+"/approvals"),
 		chromedp.WaitVisible(chromedp.CSS(form)),
