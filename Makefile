@@ -26,7 +26,7 @@ PROMTOOL       = $(firstword $(wildcard $(CURDIR)/.cache/bin/promtool) $(shell c
 
 export ONNXRUNTIME_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help build install install-service systemd-analyze run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
+.PHONY: help build install install-service systemd-analyze chromium run test check fmt vet tidy-check onnxruntime models model clean promtool alerts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ FUZZ_SCOREPOINT ?= 50000x
 # about 7 s; minimizing a new input is bounded the same way (it defaults to 60 s).
 FUZZ_PROCESS ?= 400x
 
-test: $(ORT_LIB) alerts systemd-analyze ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
+test: $(ORT_LIB) alerts systemd-analyze chromium ## run every test with the race detector, against the real ONNX Runtime, a short fuzz of the event decoder, and the alert rule tests
 	$(GO) test -race -count=1 -timeout 25m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./features
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZ_REFERENCE) ./features
@@ -105,6 +105,14 @@ systemd-analyze: ## get systemd-analyze when missing (Debian's systemd package, 
 	    echo "installing Debian's systemd package for systemd-analyze"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; \
 	  else echo "systemd-analyze is missing and this is not root with apt-get: install systemd, or TestSystemdUnit fails"; fi
+
+chromium: ## get Chromium when missing (Debian's chromium package, as root), for the console's browser tests
+	@{ command -v chromium || command -v chromium-browser; } >/dev/null && exit 0; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium package for the console's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	      || echo "apt-get install chromium failed: TestConsoleInBrowser fails in CI (CI set) and skips elsewhere"; \
+	  else echo "Chromium is missing and this is not root with apt-get: install chromium, or TestConsoleInBrowser fails in CI (skips elsewhere)"; fi
 
 alerts: promtool ## check and unit-test the Prometheus alert rules (deploy/prometheus) with promtool
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml

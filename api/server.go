@@ -130,11 +130,13 @@ func Handler(o Options) http.Handler {
 		mux.HandleFunc("GET /api/v1/policy", s.policy)
 		mux.HandleFunc("POST /api/v1/policy/reload", s.require(auth.RoleAdmin, s.reloadPolicy))
 	}
+	s.consoleRoutes(mux)
 	var h http.Handler = mux
 	if o.TokenForReads {
 		h = s.readsNeedToken(mux)
 	}
-	return limit(s.identify(h), o.MaxInFlight, s.m)
+	s.api = limit(s.identify(h), o.MaxInFlight, s.m)
+	return s.api
 }
 
 type server struct {
@@ -142,6 +144,8 @@ type server struct {
 	log  *slog.Logger
 	auth *auth.Authenticator
 	m    *limitMetrics
+	// api is the whole handler, which the console's pages ask in-process.
+	api http.Handler
 }
 
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -207,8 +211,9 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		Timeline   []json.RawMessage `json:"timeline"`
 		Decisions  []actions.View    `json:"decisions"`
 		History    []historyEntry    `json:"history"`
+		Scores     []riskPoint       `json:"scores"`               // the risk over time
 		Unreadable []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
-	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Unreadable: unreadable}
+	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Scores: riskSeries(v), Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
 }
 

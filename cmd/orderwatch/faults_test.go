@@ -47,6 +47,16 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if raw := os.Getenv(cliArgsEnv); raw != "" { // the CLI itself (console_test.go)
+		var args []string
+		if err := json.Unmarshal([]byte(raw), &args); err != nil {
+			fmt.Fprintln(os.Stderr, "cli: bad", cliArgsEnv, err)
+			os.Exit(2)
+		}
+		os.Args = append([]string{"orderwatch"}, args...)
+		main()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

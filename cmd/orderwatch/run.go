@@ -75,7 +75,7 @@ type runConfig struct {
 func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs = flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&c.Data, "data", "./data", "data `dir`: Badger in <dir>/badger, the embedded JetStream store in <dir>/jetstream")
-	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for /metrics, /healthz, /readyz and /api/v1")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen `addr` for the console (/), /metrics, /healthz, /readyz and /api/v1")
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", "", "serve HTTPS with this PEM certificate `file` (with --http-tls-key); read again when it changes")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM `file` of the HTTPS certificate's key")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client `addr` of the embedded nats-server")
@@ -413,9 +413,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		scheme = "https"
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "scheme", scheme)
+	console := consoleURL(scheme, ln.Addr())
+	log.Info("console", "url", console)
 	if demoCreds != nil {
 		// The demo's passwords are new at every start and shown here once.
 		log.Info("demo users: sign in", append([]any{"url", scheme + "://" + ln.Addr().String() + "/signin"}, demoCreds...)...)
+		fmt.Fprintf(os.Stdout, "console: %s  sign in as demo / %s  (or viewer / %s)\n", console,
+			credential(demoCreds, "admin_password"), credential(demoCreds, "viewer_password"))
 	}
 
 	// The parts run in stages, each with its own context, so that they stop in
@@ -670,4 +674,27 @@ func advertisedAPI(cfg runConfig) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// consoleURL is the address a browser opens the console at: the listening
+// address, with 127.0.0.1 for a wildcard host.
+func consoleURL(scheme string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// credential is the value of key in the demo's key-value pairs (loadUsers).
+func credential(kv []any, key string) any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == key {
+			return kv[i+1]
+		}
+	}
+	return ""
 }
