@@ -215,8 +215,11 @@ func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.Consume
 	if err != nil {
 		return fmt.Errorf("pipeline: create consumer %s on %s: %w", cfg.Durable, StreamOrders, err)
 	}
-	pull := jetstream.PullMaxMessages(cfg.MaxAckPending)
-	it, err := cons.Messages(pull)
+	// Short pulls: a pull request lost with a consumer's leader (a cluster
+	// node going away) is noticed by its missing heartbeats within seconds, not
+	// after the default 30 s expiry.
+	pull := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(cfg.MaxAckPending), jetstream.PullExpiry(5 * time.Second)}
+	it, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("pipeline: start fetching from %s: %w", cfg.Durable, err)
 	}
@@ -262,7 +265,7 @@ func (p *Pipeline) start(ctx context.Context, src *source, cfg jetstream.Consume
 // every second while the source reads and its lease lasts; nil when it should
 // stop. A consumer that is gone is not made again: a partition's next owner
 // deletes it, and its own lease's loss then stops the source.
-func (p *Pipeline) reopen(ctx context.Context, src *source, pull jetstream.PullMaxMessages, why error) jetstream.MessagesContext {
+func (p *Pipeline) reopen(ctx context.Context, src *source, pull []jetstream.PullMessagesOpt, why error) jetstream.MessagesContext {
 	p.log.Warn("consumer reading stopped; opened again when it can be", "consumer", src.name, "err", why)
 	for {
 		select {
@@ -281,7 +284,7 @@ func (p *Pipeline) reopen(ctx context.Context, src *source, pull jetstream.PullM
 		if err != nil {
 			continue
 		}
-		it, err := cons.Messages(pull)
+		it, err := cons.Messages(pull...)
 		if err != nil {
 			continue
 		}
