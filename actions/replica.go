@@ -425,6 +425,12 @@ func (r *Replica) Load(ctx context.Context, part int) ([]OrderGovernance, error)
 				r.log.Error("unreadable order governance in the state bucket, skipped", "key", e.Key(), "err", err)
 				continue
 			}
+			if GovernanceKey(part, g.Order) != e.Key() {
+				// A value naming another order than its key (written by hand,
+				// or damaged) would restore state into the wrong partition.
+				r.log.Error("order governance under another order's key in the state bucket, skipped", "key", e.Key(), "order", g.Order)
+				continue
+			}
 			out = append(out, g)
 		}
 	}

@@ -252,3 +252,4 @@ func decidedOrder(t *testing.T, st *store.Store, decision string) string {
 	}
 	return d.OrderID
 }
+
