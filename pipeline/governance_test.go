@@ -252,4 +252,3 @@ func decidedOrder(t *testing.T, st *store.Store, decision string) string {
 	}
 	return d.OrderID
 }
-
