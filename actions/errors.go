@@ -37,3 +37,10 @@ var ErrBadRecord = errors.New("actions: value out of a stored record's bounds")
 // publish, and this one was dropped. The executor records the delivery done and
 // counts it deduplicated, not published.
 var ErrDuplicate = errors.New("actions: publish deduplicated by the stream")
+
+// ErrForbidden is returned by the Governor when the answerer may not answer the
+// decision: it waits on a team the answerer does not approve for. The check is
+// made in the commit that answers, so a wait that moved to another team (an
+// escalation) since the caller looked is refused, not answered by the wrong
+// team. The message names the team.
+var ErrForbidden = errors.New("actions: not an approver of the team the decision waits on")

@@ -79,7 +79,7 @@ func TestGovernancePreventsExecutionAndSaysWhy(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := k.Set(t.Context(), true, "ops-lead", "carrier API misbehaving", time.Now()); err != nil {
+				if _, err := k.Set(t.Context(), KillState{On: true, By: "ops-lead", Reason: "carrier API misbehaving", At: time.Now()}); err != nil {
 					t.Fatal(err)
 				}
 				p.UseKillSwitch(k)

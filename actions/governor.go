@@ -224,15 +224,16 @@ func waitingFor(kind string) string {
 // Approve approves a decision pending approval: the trail records who and why, and
 // the command is queued for the executor in the same commit. With require_ack the
 // wait for an acknowledgement starts. It returns ErrNotFound, ErrNotWaiting (with
-// the decision's state) or ErrHalted while a kill switch is on.
-func (g *Governor) Approve(id, by, reason string) error {
+// the decision's state), ErrForbidden for a wait on a team who may not answer, or
+// ErrHalted while a kill switch is on.
+func (g *Governor) Approve(id string, who Answerer, reason string) error {
 	p := g.opts.Policy.Policy()
 	if halted, why := p.Halted(); halted {
 		return fmt.Errorf("%w (%s): turn it off before approving", ErrHalted, why)
 	}
-	return g.answer(id, OpenApproval, TrailApproved, by, reason, func(b *store.Batch, it *OpenItem, d *Decision, now time.Time) error {
+	return g.answer(id, OpenApproval, TrailApproved, who, reason, func(b *store.Batch, it *OpenItem, d *Decision, now time.Time) error {
 		cmd := d.Command()
-		cmd.ApprovedBy, cmd.ApprovalReason, cmd.ApprovedAt = by, reason, now
+		cmd.ApprovedBy, cmd.ApprovalReason, cmd.ApprovedAt = who.By, reason, now
 		if err := p.enqueue(b, d.ID, &cmd, d.IdempotencyKey); err != nil {
 			return err
 		}
@@ -245,17 +246,17 @@ func (g *Governor) Approve(id, by, reason string) error {
 
 // Reject rejects a decision pending approval; nothing is executed and the trail
 // records who and why.
-func (g *Governor) Reject(id, by, reason string) error {
-	return g.answer(id, OpenApproval, TrailRejected, by, reason, nil)
+func (g *Governor) Reject(id string, who Answerer, reason string) error {
+	return g.answer(id, OpenApproval, TrailRejected, who, reason, nil)
 }
 
 // Ack acknowledges an executed decision that waits for it, which ends its
 // escalation.
-func (g *Governor) Ack(id, by, reason string) error {
-	return g.answer(id, OpenAck, TrailAcknowledged, by, reason, nil)
+func (g *Governor) Ack(id string, who Answerer, reason string) error {
+	return g.answer(id, OpenAck, TrailAcknowledged, who, reason, nil)
 }
 
-func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.Batch, *OpenItem, *Decision, time.Time) error) error {
+func (g *Governor) answer(id, kind, trail string, who Answerer, reason string, then func(*store.Batch, *OpenItem, *Decision, time.Time) error) error {
 	now := g.opts.Clock().UTC()
 	var order string
 	err := g.update(func(b *store.Batch) error {
@@ -277,6 +278,11 @@ func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.B
 		if err != nil {
 			return err
 		}
+		// Checked here, in the commit: the team a wait is on changes with its
+		// escalations.
+		if !who.mayAnswer(it.Team) {
+			return fmt.Errorf("%w: decision %s waits on team %s (tier %d)", ErrForbidden, id, it.Team, it.Tier)
+		}
 		if err := b.DeleteOpen(id); err != nil {
 			return err
 		}
@@ -285,7 +291,8 @@ func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.B
 				return err
 			}
 		}
-		rec := TrailRecord{At: now, Kind: trail, DecisionID: id, By: by, Reason: reason, Tier: it.Tier, Team: it.Team}
+		rec := TrailRecord{At: now, Kind: trail, DecisionID: id, By: who.By, OnBehalfOf: who.OnBehalfOf,
+			Reason: reason, Tier: it.Tier, Team: it.Team}
 		if err := appendTrail(b, &rec); err != nil {
 			return err
 		}
@@ -303,7 +310,7 @@ func (g *Governor) answer(id, kind, trail, by, reason string, then func(*store.B
 	}
 	g.changed(order)
 	g.answers.WithLabelValues(trail).Inc()
-	g.log.Info("decision answered", "decision", id, "answer", trail, "by", by)
+	g.log.Info("decision answered", "decision", id, "answer", trail, "by", who.By, "on_behalf_of", who.OnBehalfOf)
 	if trail == TrailApproved {
 		g.opts.Wake()
 	}
@@ -323,7 +330,11 @@ func (g *Governor) notWaiting(id, kind string) error {
 	state := v.State
 	if n := len(v.Trail); n > 0 && v.Trail[n-1].By != "" {
 		last := v.Trail[n-1]
-		state += fmt.Sprintf(" (%s by %s at %s)", last.Kind, last.By, last.At.Format(time.RFC3339))
+		by := last.By
+		if last.OnBehalfOf != "" {
+			by += " for " + last.OnBehalfOf
+		}
+		state += fmt.Sprintf(" (%s by %s at %s)", last.Kind, by, last.At.Format(time.RFC3339))
 	}
 	return fmt.Errorf("%w: decision %s is %s, it does not wait for %s", ErrNotWaiting, id, state, waitingFor(kind))
 }
@@ -436,16 +447,16 @@ func (g *Governor) KillSwitch() (KillState, bool) {
 
 // SetKillSwitch turns the runtime kill switch on or off (the group's, once it is
 // shared). Turning it off wakes the executor, which resumes draining the outbox.
-func (g *Governor) SetKillSwitch(ctx context.Context, on bool, by, reason string) (KillState, error) {
+func (g *Governor) SetKillSwitch(ctx context.Context, on bool, who Answerer, reason string) (KillState, error) {
 	k := g.opts.Policy.Policy().KillSwitch()
 	if k == nil {
 		return KillState{}, errors.New("actions: no runtime kill switch: the policy was not given one (UseKillSwitch)")
 	}
-	s, err := k.Set(ctx, on, by, reason, g.opts.Clock())
+	s, err := k.Set(ctx, KillState{On: on, By: who.By, OnBehalfOf: who.OnBehalfOf, Reason: reason, At: g.opts.Clock()})
 	if err != nil {
 		return s, err
 	}
-	g.log.Warn("kill switch changed", "on", on, "by", by, "reason", reason)
+	g.log.Warn("kill switch changed", "on", on, "by", who.By, "on_behalf_of", who.OnBehalfOf, "reason", reason)
 	if !on {
 		g.opts.Wake()
 	}

@@ -77,6 +77,16 @@ func TestEscalationMovesUpTheLadderAndSurvivesRestart(t *testing.T) {
 	if cmd.Tier != 1 || cmd.Team != "finance-controller" || cmd.Escalates != actions.ActionFlagFinance || cmd.Waiting != actions.OpenApproval || cmd.OrderID != "SO-1" {
 		t.Errorf("escalate command = %+v, want tier 1 to finance-controller about flag_finance waiting for approval", cmd)
 	}
+	// An approver of the tier the wait left is refused in the commit, and the
+	// decision still waits.
+	creditDesk := actions.Answerer{By: "amy", May: func(team string) bool { return team == "credit-desk" }}
+	err = d.gov.Approve(v.Decision.ID, creditDesk, "released the hold")
+	if !errors.Is(err, actions.ErrForbidden) || !strings.Contains(err.Error(), "finance-controller") {
+		t.Fatalf("approve by credit-desk after the escalation = %v, want ErrForbidden naming finance-controller", err)
+	}
+	if v, _ = waitingItem(t, d, "SO-1"); v.State != actions.StatePending || len(v.Trail) != 1 {
+		t.Fatalf("after the refused approval: state %s trail %+v, want still pending, nothing recorded", v.State, v.Trail)
+	}
 	due := v.Waiting.Due
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
@@ -108,7 +118,7 @@ func TestEscalationMovesUpTheLadderAndSurvivesRestart(t *testing.T) {
 		t.Errorf("after the last SLA: state %s trail %+v, want ladder_exhausted and still pending", v.State, v.Trail[2])
 	}
 
-	if err := d.gov.Approve(v.Decision.ID, "cfo", "customer prepaid by wire"); err != nil {
+	if err := d.gov.Approve(v.Decision.ID, actions.Answerer{By: "cfo"}, "customer prepaid by wire"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the approved command published", func() bool {
@@ -161,39 +171,42 @@ rules:
 	})
 	one, two := ids["SO-1"], ids["SO-2"]
 
-	if err := d.gov.Approve("0000000000000000-nothere", "amy", "x"); !errors.Is(err, actions.ErrNotFound) {
+	if err := d.gov.Approve("0000000000000000-nothere", actions.Answerer{By: "amy"}, "x"); !errors.Is(err, actions.ErrNotFound) {
 		t.Errorf("approve unknown = %v, want ErrNotFound", err)
 	}
-	if err := d.gov.Ack(one, "amy", ""); !errors.Is(err, actions.ErrNotWaiting) {
+	if err := d.gov.Ack(one, actions.Answerer{By: "amy"}, ""); !errors.Is(err, actions.ErrNotWaiting) {
 		t.Errorf("ack before approval = %v, want ErrNotWaiting", err)
 	}
-	if err := d.gov.Approve(one, "amy", "looks right"); err != nil {
+	if err := d.gov.Approve(one, actions.Answerer{By: "amy"}, "looks right"); err != nil {
 		t.Fatal(err)
 	}
-	err = d.gov.Reject(one, "bob", "too late")
+	err = d.gov.Reject(one, actions.Answerer{By: "bob"}, "too late")
 	if !errors.Is(err, actions.ErrNotWaiting) || !strings.Contains(err.Error(), "amy") {
 		t.Errorf("reject after approve = %v, want ErrNotWaiting naming amy", err)
 	}
 	if v, _ := waitingItem(t, d, "SO-1"); v.State != actions.StateAwaitingAck || v.Waiting.Team != "floor-lead" {
 		t.Errorf("approved decision with require_ack: state %s waiting %+v, want awaiting_ack by floor-lead", v.State, v.Waiting)
 	}
-	if err := d.gov.Ack(one, "floor-lead-jo", "picked first"); err != nil {
+	if err := d.gov.Ack(one, actions.Answerer{By: "floor-lead-jo"}, "picked first"); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := waitingItem(t, d, "SO-1"); v.State != actions.StateAcked || v.Waiting != nil {
 		t.Errorf("after ack: state %s waiting %+v, want acknowledged", v.State, v.Waiting)
 	}
 
-	if _, err := d.gov.SetKillSwitch(t.Context(), true, "ops", "incident 42"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), true, actions.Answerer{By: "ops"}, "incident 42"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.gov.Approve(two, "amy", "fine"); !errors.Is(err, actions.ErrHalted) {
+	if err := d.gov.Approve(two, actions.Answerer{By: "amy"}, "fine"); !errors.Is(err, actions.ErrHalted) {
 		t.Errorf("approve under the kill switch = %v, want ErrHalted", err)
 	}
-	if err := d.gov.Reject(two, "amy", "customer cancelled"); err != nil {
+	// A machine client of the shared token answers as the service; whom it
+	// says it acts for is kept apart.
+	service := actions.Answerer{By: actions.ServiceAnswerer, OnBehalfOf: "amy"}
+	if err := d.gov.Reject(two, service, "customer cancelled"); err != nil {
 		t.Errorf("reject under the kill switch = %v, want allowed", err)
 	}
-	if v, _ := waitingItem(t, d, "SO-2"); v.State != actions.StateRejected || v.Trail[0].By != "amy" {
+	if v, _ := waitingItem(t, d, "SO-2"); v.State != actions.StateRejected || v.Trail[0].By != "service" || v.Trail[0].OnBehalfOf != "amy" {
 		t.Errorf("rejected decision: state %s trail %+v", v.State, v.Trail)
 	}
 	waiting, total, err := d.gov.Waiting("", 10)
@@ -209,7 +222,7 @@ func TestKillSwitchHoldsTheOutbox(t *testing.T) {
 	d := startWithOrder(t, daemonOptions{policy: ladderPolicy, clock: clock.Now})
 	var v actions.View
 	waitFor(t, "a pending approval", func() bool { v, _ = waitingItem(t, d, "SO-1"); return v.Waiting != nil })
-	if _, err := d.gov.SetKillSwitch(t.Context(), true, "ops", "incident 42"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), true, actions.Answerer{By: "ops"}, "incident 42"); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(v.Decision.At.Add(11 * time.Minute))
@@ -219,7 +232,7 @@ func TestKillSwitchHoldsTheOutbox(t *testing.T) {
 	if n := len(d.actionsMsgs(t, subject)); n != 0 || len(v.Queued) != 1 {
 		t.Fatalf("under the kill switch: %d escalate commands published, %v queued; want 0 and 1", n, v.Queued)
 	}
-	if _, err := d.gov.SetKillSwitch(t.Context(), false, "ops", "incident 42 resolved"); err != nil {
+	if _, err := d.gov.SetKillSwitch(t.Context(), false, actions.Answerer{By: "ops"}, "incident 42 resolved"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the held command published", func() bool { return len(d.actionsMsgs(t, subject)) == 1 })

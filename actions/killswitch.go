@@ -35,14 +35,16 @@ type KillSwitch struct {
 
 // KillState is who set the kill switch, when and why.
 type KillState struct {
-	On     bool      `json:"on"`
-	By     string    `json:"by,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at,omitzero"`
+	On bool   `json:"on"`
+	By string `json:"by,omitempty"`
+	// OnBehalfOf is whom a machine client of the shared token said it acts for.
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at,omitzero"`
 }
 
 func (s KillState) same(o KillState) bool {
-	return s.On == o.On && s.By == o.By && s.Reason == o.Reason && s.At.Equal(o.At)
+	return s.On == o.On && s.By == o.By && s.OnBehalfOf == o.OnBehalfOf && s.Reason == o.Reason && s.At.Equal(o.At)
 }
 
 const settingKillSwitch = "killswitch"
@@ -92,14 +94,15 @@ func (k *KillSwitch) State() KillState {
 	return *k.state.Load()
 }
 
-// Set turns the switch on or off; the change is durable when Set returns nil.
+// Set sets the switch to s (on or off, who, why, when); the change is durable
+// when Set returns nil.
 // Once shared, Set writes the group's switch (every member applies it within a
 // moment) and then the local copy; it fails, changing nothing, when the bucket
 // cannot be written.
-func (k *KillSwitch) Set(ctx context.Context, on bool, by, reason string, at time.Time) (KillState, error) {
+func (k *KillSwitch) Set(ctx context.Context, s KillState) (KillState, error) {
 	k.setMu.Lock()
 	defer k.setMu.Unlock()
-	s := KillState{On: on, By: by, Reason: reason, At: at.UTC()}
+	s.At = s.At.UTC()
 	v, _ := json.Marshal(s)
 	k.mu.Lock()
 	kv := k.kv

@@ -52,7 +52,7 @@ func TestKillSwitchIsTheGroups(t *testing.T) {
 		t.Fatal("a new group's kill switch is on")
 	}
 
-	if _, err := a.Set(ctx, true, "ops", "incident 7", time.Now()); err != nil {
+	if _, err := a.Set(ctx, actions.KillState{On: true, By: "ops", Reason: "incident 7", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the kill switch set on A to be on on B", b.On)
@@ -71,7 +71,7 @@ func TestKillSwitchIsTheGroups(t *testing.T) {
 	if err := stC.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Set(ctx, false, "ops", "incident 7 resolved", time.Now()); err != nil {
+	if _, err := b.Set(ctx, actions.KillState{On: false, By: "ops", Reason: "incident 7 resolved", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the kill switch turned off on B to be off on A", func() bool { return !a.On() })
@@ -97,7 +97,7 @@ func TestKillSwitchIsTheGroups(t *testing.T) {
 	}
 
 	// And on again, through the member that came back.
-	if _, err := c.Set(ctx, true, "ops", "incident 8", time.Now()); err != nil {
+	if _, err := c.Set(ctx, actions.KillState{On: true, By: "ops", Reason: "incident 8", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the kill switch set on C to be on on A and B", func() bool { return a.On() && b.On() })
@@ -125,7 +125,7 @@ func TestKillSwitchOnBeforeTheGroupStaysOn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ks[0].Set(ctx, true, "ops", "before the upgrade", time.Now()); err != nil {
+	if _, err := ks[0].Set(ctx, actions.KillState{On: true, By: "ops", Reason: "before the upgrade", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	for i, k := range ks {

@@ -112,6 +112,7 @@ type TrailRecord struct {
 	Kind       string    `json:"kind"`
 	DecisionID string    `json:"decision_id"`
 	By         string    `json:"by,omitempty"`
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"` // a machine client's declared person, unverified
 	Reason     string    `json:"reason,omitempty"`
 	Waiting    string    `json:"waiting,omitempty"` // escalations: approval or ack
 	Tier       int       `json:"tier,omitempty"`

@@ -416,7 +416,7 @@ rules:
 
 	// The kill switch holds the outbox while the outage outlasts max_outage;
 	// the worker goes idle, its probe overdue.
-	if _, err := ks.Set(t.Context(), true, "tester", "hold the outbox", time.Now()); err != nil {
+	if _, err := ks.Set(t.Context(), actions.KillState{On: true, By: "tester", Reason: "hold the outbox", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	for prev := -1; ; time.Sleep(100 * time.Millisecond) {
@@ -428,7 +428,7 @@ rules:
 	}
 	before, _ := down.counts()
 	clock.Set(t0.Add(2 * time.Hour))
-	if _, err := ks.Set(t.Context(), false, "tester", "release", time.Now()); err != nil {
+	if _, err := ks.Set(t.Context(), actions.KillState{On: false, By: "tester", Reason: "release", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

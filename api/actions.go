@@ -125,22 +125,23 @@ func (s *server) approvals(w http.ResponseWriter, r *http.Request) {
 
 // answerBody is the body of approve, reject and ack.
 type answerBody struct {
-	By     string `json:"by"`
+	By     string `json:"by"` // a machine client's: whom it answers for
 	Reason string `json:"reason"`
 }
 
 // answer serves the POSTs that answer a waiting decision. The trail keeps who
 // answers and why: the signed-in user (a "by" in the body is ignored then), or
-// for the shared token (the service) the body's "by", required. An approver
-// answers only decisions that wait on one of her teams.
-func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason string) error) http.HandlerFunc {
+// "service" for the shared token, with the body's "by", when given, kept as
+// whom the service acts for. An approver answers only decisions that wait on
+// one of her teams, checked by the Governor in the commit that answers.
+func (s *server) answer(kind string, reasonRequired bool, fn func(id string, who actions.Answerer, reason string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b answerBody
 		if msg := decodeBody(w, r, &b); msg != "" {
-			writeError(w, http.StatusBadRequest, msg+`: the body is {"reason": "why"} (and "by": "your name" with the shared token)`)
+			writeError(w, http.StatusBadRequest, msg+`: the body is {"reason": "why"}`)
 			return
 		}
-		by, ok := s.answerer(w, r, b.By)
+		who, ok := s.answerer(w, r, b.By)
 		if !ok {
 			return
 		}
@@ -150,13 +151,15 @@ func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason
 			return
 		}
 		id := r.PathValue("id")
-		if !s.mayAnswer(w, r, id) {
-			return
-		}
-		err := fn(id, by, b.Reason)
+		err := fn(id, who, b.Reason)
 		switch {
 		case errors.Is(err, actions.ErrNotFound):
 			writeError(w, http.StatusNotFound, "decision "+id+" is not known")
+			return
+		case errors.Is(err, actions.ErrForbidden):
+			p, _ := auth.FromContext(r.Context())
+			s.refuse(w, http.StatusForbidden, refusedForbidden, fmt.Sprintf("%s; user %s approves for %s",
+				strings.TrimPrefix(err.Error(), "actions: "), p.Name, strings.Join(p.Teams, ", ")))
 			return
 		case errors.Is(err, actions.ErrNotWaiting), errors.Is(err, actions.ErrHalted):
 			writeError(w, http.StatusConflict, err.Error())
@@ -169,59 +172,31 @@ func (s *server) answer(kind string, reasonRequired bool, fn func(id, by, reason
 			return
 		}
 		p, _ := auth.FromContext(r.Context())
-		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", by, "principal", p.Name, "via", p.Via)
+		s.log.Info("decision answered over http", "decision", id, "answer", kind, "by", who.By,
+			"on_behalf_of", who.OnBehalfOf, "via", p.Via)
 		s.writeDecision(w, id)
 	}
 }
 
-// answerer is who the trail records for a request: the signed-in user, or the
-// service's declared by (required, checked). It writes the 400 itself.
-func (s *server) answerer(w http.ResponseWriter, r *http.Request, declared string) (string, bool) {
+// answerer is who the trail records for a request: the signed-in user, who may
+// answer for her teams (a declared by is ignored), or the service for the shared
+// token, with the by it declares (optional, checked) kept apart. It writes the
+// 400 itself.
+func (s *server) answerer(w http.ResponseWriter, r *http.Request, declared string) (actions.Answerer, bool) {
 	p, ok := auth.FromContext(r.Context())
 	if ok && !p.IsService() {
-		return p.Name, true
+		who := actions.Answerer{By: p.Name, May: p.MayAnswer}
+		if p.Can(auth.RoleAdmin) {
+			who.May = nil
+		}
+		return who, true
 	}
 	declared = strings.TrimSpace(declared)
-	if msg := checkText("by", declared, 128, true); msg != "" {
+	if msg := checkText("by", declared, 128, false); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
-		return "", false
+		return actions.Answerer{}, false
 	}
-	return declared, true
-}
-
-// mayAnswer checks that the request's principal may answer decision id: the
-// team it waits on must be one of an approver's. It answers 404 for a decision
-// not known here (so that the request goes on to the member that knows it) and
-// 403 for another team's.
-func (s *server) mayAnswer(w http.ResponseWriter, r *http.Request, id string) bool {
-	p, _ := auth.FromContext(r.Context())
-	if p.Can(auth.RoleAdmin) { // admins and the service answer for every team
-		return true
-	}
-	dv, err := s.o.Store.Decision(id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "decision "+id+" is not known")
-		return false
-	}
-	if err != nil {
-		s.fail(w, err)
-		return false
-	}
-	v, err := actions.NewView(dv, time.Now())
-	if err != nil {
-		s.fail(w, err)
-		return false
-	}
-	team := ""
-	if v.Waiting != nil {
-		team = v.Waiting.Team
-	}
-	if !p.MayAnswer(team) {
-		s.refuse(w, http.StatusForbidden, refusedForbidden, fmt.Sprintf("decision %s waits on team %s; user %s approves for %s",
-			id, team, p.Name, strings.Join(p.Teams, ", ")))
-		return false
-	}
-	return true
+	return actions.Answerer{By: actions.ServiceAnswerer, OnBehalfOf: declared}, true
 }
 
 // killSwitch serves GET /api/v1/killswitch: the switch this member applies (in a
@@ -232,7 +207,8 @@ func (s *server) killSwitch(w http.ResponseWriter, _ *http.Request) {
 }
 
 // setKillSwitch serves POST /api/v1/killswitch with {"on": true, "reason":
-// "..."}: the signed-in admin turns it, or the service with "by". In a group it
+// "..."}: the signed-in admin turns it, or the service (with "by", whom it acts
+// for, when given). In a group it
 // sets the group's switch, which every member follows.
 func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 	var b struct {
@@ -244,10 +220,10 @@ func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 		if msg == "" {
 			msg = "on is missing"
 		}
-		writeError(w, http.StatusBadRequest, msg+`: the body is {"on": true, "by": "your name", "reason": "why"}`)
+		writeError(w, http.StatusBadRequest, msg+`: the body is {"on": true, "reason": "why"}`)
 		return
 	}
-	by, ok := s.answerer(w, r, b.By)
+	who, ok := s.answerer(w, r, b.By)
 	if !ok {
 		return
 	}
@@ -256,7 +232,7 @@ func (s *server) setKillSwitch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, by, b.Reason)
+	st, err := s.o.Governor.SetKillSwitch(r.Context(), *b.On, who, b.Reason)
 	if err != nil {
 		s.fail(w, err)
 		return

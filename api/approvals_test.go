@@ -231,7 +231,7 @@ func TestApprovalWithoutValidTokenChangesNothing(t *testing.T) {
 		{"no token configured", "", testToken, `{"by":"amy","reason":"ok"}`, 403, "ORDERWATCH_API_TOKEN"},
 		{"no token sent", testToken, "", `{"by":"amy","reason":"ok"}`, 401, "bearer token"},
 		{"wrong token", testToken, "guess", `{"by":"amy","reason":"ok"}`, 401, "bearer token"},
-		{"nobody named", testToken, testToken, `{"reason":"ok"}`, 400, "by is required"},
+		{"a by with control characters", testToken, testToken, `{"by":"amy\u0007","reason":"ok"}`, 400, "by holds control characters"},
 		{"no reason", testToken, testToken, `{"by":"amy"}`, 400, "reason is required"},
 		{"unknown field", testToken, testToken, `{"by":"amy","reason":"ok","force":true}`, 400, "unknown field"},
 	}
@@ -290,18 +290,18 @@ func TestApproveOverHTTP(t *testing.T) {
 		cmds = e.commands(actions.Subject(actions.ActionFlagFinance))
 		return len(cmds) == 1
 	})
-	if c := cmds[0]; c.DecisionID != id || c.ApprovedBy != "amy" || c.ApprovalReason != "customer paid by wire" || c.OrderID != "SO-1" {
-		t.Errorf("command = %+v, want SO-1's approved by amy", c)
+	if c := cmds[0]; c.DecisionID != id || c.ApprovedBy != "service" || c.ApprovalReason != "customer paid by wire" || c.OrderID != "SO-1" {
+		t.Errorf("command = %+v, want SO-1's approved by the service", c)
 	}
 	waitUntil(t, "the decision published", func() bool { return e.view(id).State == actions.StatePublished })
 	v := e.view(id)
-	if len(v.Trail) != 1 || v.Trail[0].Kind != actions.TrailApproved || v.Trail[0].By != "amy" || v.Trail[0].Reason != "customer paid by wire" {
-		t.Errorf("trail = %+v, want amy's approval with her reason", v.Trail)
+	if len(v.Trail) != 1 || v.Trail[0].Kind != actions.TrailApproved || v.Trail[0].By != "service" || v.Trail[0].OnBehalfOf != "amy" || v.Trail[0].Reason != "customer paid by wire" {
+		t.Errorf("trail = %+v, want the service's approval for amy with her reason", v.Trail)
 	}
 
 	code, body = e.do("POST", "/api/v1/approvals/"+id+"/reject", testToken, `{"by":"bob","reason":"no"}`)
-	if code != 409 || !strings.Contains(body, "amy") {
-		t.Errorf("reject after approve = %d %s, want 409 naming amy", code, body)
+	if code != 409 || !strings.Contains(body, "approved by service for amy") {
+		t.Errorf("reject after approve = %d %s, want 409 naming the service and amy", code, body)
 	}
 	if code, body := e.do("POST", "/api/v1/approvals/0000000000000000-none/approve", testToken, `{"by":"amy","reason":"x"}`); code != 404 {
 		t.Errorf("approve unknown = %d %s, want 404", code, body)
@@ -321,8 +321,8 @@ func TestApproveOverHTTP(t *testing.T) {
 	var kinds []string
 	for _, h := range order.History {
 		kinds = append(kinds, h.Kind)
-		if h.Kind == actions.TrailApproved && (h.Who != "amy" || !strings.Contains(h.What, "customer paid by wire")) {
-			t.Errorf("history approval = %+v, want amy and her reason", h)
+		if h.Kind == actions.TrailApproved && (h.Who != "service for amy" || !strings.Contains(h.What, "customer paid by wire")) {
+			t.Errorf("history approval = %+v, want the service for amy and her reason", h)
 		}
 	}
 	if want := "event score decision approved attempt outcome"; strings.Join(kinds, " ") != want {

@@ -103,6 +103,9 @@ func history(v store.OrderView, views []actions.View) (h []historyEntry, unreada
 			if who == "" {
 				who = "orderwatch"
 			}
+			if t.OnBehalfOf != "" {
+				who += " for " + t.OnBehalfOf
+			}
 			h = append(h, historyEntry{At: t.At, Kind: t.Kind, What: what, Who: who, Ref: d.ID})
 		}
 		for _, a := range vw.Attempts {

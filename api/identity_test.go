@@ -89,16 +89,21 @@ func TestApprovalNeedsTheDecisionsTeam(t *testing.T) {
 		t.Errorf("trail = %+v, want amy's approval for credit-desk", v.Trail)
 	}
 
-	// The shared token: still works, is the service, names the person in by.
+	// The shared token: still works, and is recorded as the service; a by it
+	// sends is kept apart, as whom it acts for, never as the approver.
 	other := e.creditHold("SO-2", time.Now().UTC())
-	if code, body := e.do("POST", "/api/v1/approvals/"+other+"/reject", testToken, `{"reason":"no"}`); code != 400 || !strings.Contains(body, "by is required") {
-		t.Errorf("service without by = %d %s, want 400", code, body)
-	}
 	if code, body := e.do("POST", "/api/v1/approvals/"+other+"/reject", testToken, `{"by":"ops-bot","reason":"no"}`); code != 200 {
 		t.Errorf("service rejects = %d %s, want 200", code, body)
 	}
-	if v := e.view(other); len(v.Trail) != 1 || v.Trail[0].By != "ops-bot" {
-		t.Errorf("trail = %+v, want the service's by", v.Trail)
+	if v := e.view(other); len(v.Trail) != 1 || v.Trail[0].By != "service" || v.Trail[0].OnBehalfOf != "ops-bot" {
+		t.Errorf("trail = %+v, want by service on behalf of ops-bot", v.Trail)
+	}
+	third := e.creditHold("SO-3", time.Now().UTC())
+	if code, body := e.do("POST", "/api/v1/approvals/"+third+"/approve", testToken, `{"reason":"paid"}`); code != 200 {
+		t.Errorf("service approves without by = %d %s, want 200", code, body)
+	}
+	if v := e.view(third); len(v.Trail) != 1 || v.Trail[0].By != "service" || v.Trail[0].OnBehalfOf != "" {
+		t.Errorf("trail = %+v, want by service alone", v.Trail)
 	}
 	code, body = e.do("GET", "/api/v1/whoami", testToken, "")
 	var who struct{ Name, Role, Via string }

@@ -178,7 +178,7 @@ func TestGovernanceMovesWithThePartition(t *testing.T) {
 		first = id
 		break
 	}
-	if err := b.gov.Approve(first, "alice", "customer called"); err != nil {
+	if err := b.gov.Approve(first, actions.Answerer{By: "alice"}, "customer called"); err != nil {
 		t.Fatal(err)
 	}
 	page, err := b.st.OutboxPage("", 100)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,13 +27,14 @@ const decisionsUsage = `usage:
         decisions waiting for a person, oldest first, with their age and team
   orderwatch decisions show ID [--api URL]
         one decision with its trail (approvals, escalations), attempts and outcomes
-  orderwatch decisions ack ID --by NAME [--reason TEXT] [--api URL]
+  orderwatch decisions ack ID [--reason TEXT] [--by NAME] [--api URL]
         acknowledge an executed action that waits for it
   orderwatch approve ID --reason TEXT [--by NAME] [--api URL]
   orderwatch reject ID --reason TEXT [--by NAME] [--api URL]
 They talk to a running instance; approve, reject and ack need ORDERWATCH_API_TOKEN:
 your own token (orderwatch users token NAME; the trail records you), or the shared
-one with --by NAME (recorded as given, by the service).`
+one, for machine clients: the trail records "service", and --by NAME as whom it
+acts for (kept apart, as the shared token proves nobody's name).`
 
 const defaultAPI = "http://127.0.0.1:8080"
 
@@ -50,7 +52,7 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 	limit := fs.Int("limit", 50, "at most `N` decisions")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	waiting := fs.String("waiting", "approval", "what they wait for: `approval`, ack or all")
-	by := fs.String("by", "", "your `name`, kept in the decision's trail")
+	by := fs.String("by", "", "with the shared token: whom the service acts for (`name`), kept beside it in the trail")
 	reason := fs.String("reason", "", "why, kept in the decision's trail")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -76,18 +78,18 @@ func decisionsCmd(args []string, stdout io.Writer) error {
 	return errors.New(decisionsUsage)
 }
 
-// answerCmd is `orderwatch approve|reject ID --by NAME --reason TEXT`.
+// answerCmd is `orderwatch approve|reject ID --reason TEXT [--by NAME]`.
 func answerCmd(verb string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	api := apiFlag(fs)
-	by := fs.String("by", "", "your `name`, kept in the decision's trail")
+	by := fs.String("by", "", "with the shared token: whom the service acts for (`name`), kept beside it in the trail")
 	reason := fs.String("reason", "", "why, kept in the decision's trail")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("usage: orderwatch %s ID --by NAME --reason TEXT [--api URL] (ID from `orderwatch decisions pending`)", verb)
+		return fmt.Errorf("usage: orderwatch %s ID --reason TEXT [--by NAME] [--api URL] (ID from `orderwatch decisions pending`)", verb)
 	}
 	c := newAPIClient(*api, os.Getenv)
 	past := map[string]string{"approve": "approved", "reject": "rejected"}[verb]
@@ -115,21 +117,21 @@ func (c apiClient) answer(path, past, by, reason string, reasonRequired bool, st
 	if c.token == "" {
 		return errors.New("ORDERWATCH_API_TOKEN is not set: export the token the instance was started with")
 	}
-	// With a per-user token the server records its user; with the shared token
-	// (the service) the person is named by --by.
-	needBy := !auth.IsUserToken(c.token)
-	if (needBy && strings.TrimSpace(by) == "") || (reasonRequired && strings.TrimSpace(reason) == "") {
-		var what []string
-		if needBy {
-			what = append(what, "--by NAME")
+	if reasonRequired && strings.TrimSpace(reason) == "" {
+		return errors.New("give --reason TEXT: the decision's trail keeps who answered and why")
+	}
+	// With a per-user token the server records its user and ignores a by;
+	// with the shared token it records the service, and by as whom it acts for.
+	body := map[string]string{"reason": reason}
+	if by = strings.TrimSpace(by); by != "" {
+		if auth.IsUserToken(c.token) {
+			slog.Warn("--by is ignored with your own token: the trail records the token's user")
+		} else {
+			body["by"] = by
 		}
-		if reasonRequired {
-			what = append(what, "--reason TEXT")
-		}
-		return fmt.Errorf("give %s: the decision's trail keeps who answered and why", strings.Join(what, " and "))
 	}
 	var buf bytes.Buffer
-	if err := c.do(http.MethodPost, path, map[string]string{"by": by, "reason": reason}, &buf); err != nil {
+	if err := c.do(http.MethodPost, path, body, &buf); err != nil {
 		return err
 	}
 	var v actions.View
@@ -223,7 +225,11 @@ func state(v *actions.View, now time.Time) string {
 		s += fmt.Sprintf(" (%s, tier %d, waiting %s)", v.Waiting.Team, v.Waiting.Tier, now.Sub(v.Waiting.Since).Round(time.Second))
 	}
 	if n := len(v.Trail); n > 0 && v.Trail[n-1].By != "" {
-		s += fmt.Sprintf(", %s by %s", v.Trail[n-1].Kind, v.Trail[n-1].By)
+		last := &v.Trail[n-1]
+		s += fmt.Sprintf(", %s by %s", last.Kind, last.By)
+		if last.OnBehalfOf != "" {
+			s += fmt.Sprintf(" (for %s)", last.OnBehalfOf)
+		}
 	}
 	return s
 }

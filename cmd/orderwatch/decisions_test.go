@@ -88,8 +88,8 @@ func TestApproveFromTheCommandLine(t *testing.T) {
 	if err != nil || !strings.Contains(out, "approved "+id) {
 		t.Fatalf("approve = %q, %v", out, err)
 	}
-	if _, err := cli("reject", id, "--by", "bob", "--reason", "no"); err == nil || !strings.Contains(err.Error(), "amy") {
-		t.Errorf("reject after approval = %v, want a conflict naming amy", err)
+	if _, err := cli("reject", id, "--by", "bob", "--reason", "no"); err == nil || !strings.Contains(err.Error(), "approved by service for amy") {
+		t.Errorf("reject after approval = %v, want a conflict naming the service and amy", err)
 	}
 	waitFor(t, "the approved command published", func() bool {
 		out, err := cli("decisions", "show", id)
@@ -98,11 +98,13 @@ func TestApproveFromTheCommandLine(t *testing.T) {
 		}
 		var v actions.View
 		_ = json.Unmarshal([]byte(out), &v)
-		return v.State == actions.StatePublished && len(v.Trail) == 1 && v.Trail[0].By == "amy"
+		// The shared token names nobody: the trail records the service, and
+		// whom it said it acted for apart.
+		return v.State == actions.StatePublished && len(v.Trail) == 1 && v.Trail[0].By == "service" && v.Trail[0].OnBehalfOf == "amy"
 	})
 	out, err = cli("decisions", "list", "--order", "SO-77", "--since", "1h")
-	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "approved by amy") {
-		t.Errorf("decisions list =\n%s\n%v; want %s approved by amy", out, err, id)
+	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "approved by service (for amy)") {
+		t.Errorf("decisions list =\n%s\n%v; want %s approved by service (for amy)", out, err, id)
 	}
 }
 

@@ -22,7 +22,7 @@ Usage:
   orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
   orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
   orderwatch decisions list|pending|show|ack  decisions of a running instance, with approvals and escalations
-  orderwatch approve ID --reason TEXT [--by NAME]  approve a decision pending approval (needs ORDERWATCH_API_TOKEN: yours, or the shared one with --by)
+  orderwatch approve ID --reason TEXT [--by NAME]  approve a decision pending approval (needs ORDERWATCH_API_TOKEN: yours, or the shared one, recorded as service)
   orderwatch reject ID --reason TEXT [--by NAME]   reject it
   orderwatch users add|token   people who sign in, their roles and API tokens (a users file)
   orderwatch help            show this help
