@@ -48,7 +48,7 @@ func (a *Authenticator) openSession(v string) (session, bool) {
 // password is even compared; beyond MaxPasswordChecks sign-ins at once, the
 // others are refused the same way (retry in a second). Failures are logged without the password. The
 // cookie is HttpOnly, SameSite=Lax, Secure when r came over TLS, and ends with
-// the session.
+// the session. Secure is also set behind a proxy that ends TLS (secure).
 func (a *Authenticator) SignIn(r *http.Request, name, password string) (*http.Cookie, error) {
 	addr := clientAddr(r)
 	keys := []string{"name:" + shorten(name), "addr:" + addr}
@@ -82,8 +82,20 @@ func (a *Authenticator) SignIn(r *http.Request, name, password string) (*http.Co
 	return &http.Cookie{
 		Name: SessionCookie, Value: a.sealSession(s), Path: "/",
 		Expires: s.exp, MaxAge: int(a.o.SessionTTL / time.Second),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.secure(r),
 	}, nil
+}
+
+// secure reports whether r reached the browser's side over TLS: served over TLS
+// here, or through a trusted proxy (--auth-proxy-trusted) that ended TLS and
+// says so with X-Forwarded-Proto: https. The cookies set then are Secure, so
+// the browser never sends them over plain HTTP. Anyone else's header is
+// ignored.
+func (a *Authenticator) secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	return strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") && a.trustedPeer(r.RemoteAddr)
 }
 
 // SignOut returns the cookie that clears the session in the browser. Sessions
@@ -91,7 +103,7 @@ func (a *Authenticator) SignIn(r *http.Request, name, password string) (*http.Co
 // ends (SessionTTL).
 func (a *Authenticator) SignOut(r *http.Request) *http.Cookie {
 	return &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.secure(r)}
 }
 
 // clientAddr is the address a request came from, without the port.
@@ -144,7 +156,7 @@ func (a *Authenticator) PreSessionToken(w http.ResponseWriter, r *http.Request) 
 	}
 	v := base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	http.SetCookie(w, &http.Cookie{Name: PreSessionCookie, Value: v, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(time.Hour / time.Second)})
+		SameSite: http.SameSiteStrictMode, Secure: a.secure(r), MaxAge: int(time.Hour / time.Second)})
 	return v
 }
 
