@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/term"
@@ -32,7 +33,7 @@ func replayCmd(args []string) error {
 	fs.StringVar(&c.Labels, "labels", "", "labels `file` (CSV from simulate --labels) joined to the exported rows")
 	fs.StringVar(&c.Export, "export", "", "write one CSV row per scoring moment to `file`")
 	fs.StringVar(&c.Policy, "policy", "", "policy `file`; default: the shipped policy")
-	fs.StringVar(&c.Models, "models", "", "score with the live models of this models `dir`; default: the rules fallback")
+	fs.StringVar(&c.Models, "models", "", "score with the models of this models `dir` (read only; a model it lacks is the shipped one; a version it holds that is refused fails the replay); default: the rules fallback")
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "lines per commit (rows do not depend on it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,24 +94,27 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 		}
 		exp = process.NewExporter(w, labels, tok)
 	}
-	var scorer process.Scorer
-	if c.Models != "" {
-		r, err := newRegistry(c.Models, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		defer r.Close()
-		scorer = &registryScorer{r: r}
-	}
-
-	// A scratch store: replay keeps the same durable state the pipeline keeps, but
+	// A scratch dir: replay keeps the same durable state the pipeline keeps, but
 	// nothing of it outlives the run.
 	dir, err := os.MkdirTemp("", "orderwatch-replay-")
 	if err != nil {
 		return fmt.Errorf("replay: scratch dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	st, err := store.Open(store.Options{Dir: dir, NoSync: true})
+	var scorer process.Scorer
+	if c.Models != "" {
+		mdir := filepath.Join(dir, "models")
+		if err := os.Mkdir(mdir, 0o755); err != nil {
+			return fmt.Errorf("replay: scratch dir: %w", err)
+		}
+		r, err := replayRegistry(c.Models, mdir, stderr)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		scorer = &registryScorer{r: r}
+	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), NoSync: true})
 	if err != nil {
 		return err
 	}
