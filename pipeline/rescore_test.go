@@ -76,6 +76,17 @@ func allOpen(idx *process.OpenIndex) map[string]process.OpenOrder {
 	return out
 }
 
+// scoredWithClass describes the first of ids not in rows with a risk and a
+// class; "" when there is none.
+func scoredWithClass(rows map[string]process.OpenOrder, ids []string) string {
+	for _, id := range ids {
+		if o, ok := rows[id]; !ok || !o.Scored || o.Class == "" {
+			return fmt.Sprintf("order %s in the queue as %+v (listed %v)", id, o, ok)
+		}
+	}
+	return ""
+}
+
 // TestTakeoverScoresTheMovedOrders: right after a member takes a partition
 // over, its at-risk queue holds the moved orders with a risk and a class (the
 // rebuild folds without scoring; their cutoffs are 40 minutes or three days
@@ -120,13 +131,14 @@ func TestTakeoverScoresTheMovedOrders(t *testing.T) {
 
 	dirA, idxA := t.TempDir(), process.NewOpenIndex()
 	a := startGovernedWith(t, js, "a", parts, dirA, withIndex(idxA))
-	waitFor(t, "a to put every order up for approval", func() bool { return len(pendingOf(t, a.st)) == len(ids) })
-	onA := allOpen(idxA)
-	for _, id := range ids {
-		if o := onA[id]; !o.Scored || o.Class == "" {
-			t.Fatalf("on a, order %s is in the queue as %+v: want it scored with a class", id, o)
+	var onA map[string]process.OpenOrder
+	waitFor(t, "a to put every order up for approval, each in its queue with a risk and a class", func() bool {
+		if len(pendingOf(t, a.st)) != len(ids) {
+			return false
 		}
-	}
+		onA = allOpen(idxA)
+		return scoredWithClass(onA, ids) == ""
+	})
 	a.stop()
 	if err := a.st.Close(); err != nil {
 		t.Fatal(err)
@@ -141,18 +153,12 @@ func TestTakeoverScoresTheMovedOrders(t *testing.T) {
 	var missing string
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		onB, missing = allOpen(idxB), ""
-		for _, id := range ids {
-			if o, ok := onB[id]; !ok || !o.Scored || o.Class == "" {
-				missing = fmt.Sprintf("order %s in b's queue as %+v (listed %v)", id, o, ok)
-				break
-			}
-		}
-		if missing == "" {
+		onB = allOpen(idxB)
+		if missing = scoredWithClass(onB, ids); missing == "" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("15s after the takeover, b's at-risk queue holds a moved order without risk or class: %s", missing)
+			t.Fatalf("15s after the takeover, b's at-risk queue lacks a moved order's risk or class: %s", missing)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
