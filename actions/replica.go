@@ -102,6 +102,7 @@ type Replica struct {
 	written *prometheus.CounterVec
 	failed  prometheus.Counter
 	loaded  prometheus.Counter
+	skipped *prometheus.CounterVec
 }
 
 // NewReplica validates opts and builds a Replica.
@@ -130,9 +131,16 @@ func NewReplica(o ReplicaOptions) (*Replica, error) {
 			Name: "orderwatch_governance_restored_total",
 			Help: "Orders whose governance was restored from the group's state bucket on taking their partition over.",
 		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_governance_load_skipped_total",
+			Help: "Values of the group's state bucket not read back on taking a partition over, by reason: unreadable (not an order's governance) or foreign_key (naming another order than its key's).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{skipUnreadable, skipForeignKey} {
+		r.skipped.WithLabelValues(reason)
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.written, r.failed, r.loaded} {
+		for _, c := range []prometheus.Collector{r.written, r.failed, r.loaded, r.skipped} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("actions: register replica metrics: %w", err)
 			}
@@ -396,7 +404,18 @@ func (r *Replica) read(order string, sg store.OrderGovernance) (OrderGovernance,
 	return g, keep, nil
 }
 
-// Load reads the governance of a partition's orders from the state bucket.
+// Reasons a value of the state bucket is not read back by Load, the label of
+// orderwatch_governance_load_skipped_total.
+const (
+	skipUnreadable = "unreadable"  // not the JSON of an order's governance
+	skipForeignKey = "foreign_key" // names another order than its key's
+)
+
+// Load reads the governance of a partition's orders from the state bucket. A
+// value that is not an order's governance, or that names another order than
+// the one its key is of (written by hand, or damaged: restoring it would put
+// one order's cooldowns and decisions onto another, maybe of another
+// partition), is skipped: counted by reason and logged once per Load.
 func (r *Replica) Load(ctx context.Context, part int) ([]OrderGovernance, error) {
 	// Bounded: a takeover that cannot read the bucket fails and is tried again,
 	// rather than holding the partitions taken after it.
@@ -408,6 +427,7 @@ func (r *Replica) Load(ctx context.Context, part int) ([]OrderGovernance, error)
 	}
 	defer func() { _ = w.Stop() }()
 	var out []OrderGovernance
+	var skip loadSkips
 	for {
 		select {
 		case <-ctx.Done():
@@ -418,22 +438,46 @@ func (r *Replica) Load(ctx context.Context, part int) ([]OrderGovernance, error)
 			}
 			if e == nil { // every current value was delivered
 				r.loaded.Add(float64(len(out)))
+				skip.report(r, part)
 				return out, nil
 			}
 			var g OrderGovernance
 			if err := json.Unmarshal(e.Value(), &g); err != nil || g.Order == "" {
-				r.log.Error("unreadable order governance in the state bucket, skipped", "key", e.Key(), "err", err)
+				skip.add(skipUnreadable, e.Key(), err)
 				continue
 			}
 			if GovernanceKey(part, g.Order) != e.Key() {
-				// A value naming another order than its key (written by hand,
-				// or damaged) would restore state into the wrong partition.
-				r.log.Error("order governance under another order's key in the state bucket, skipped", "key", e.Key(), "order", g.Order)
+				skip.add(skipForeignKey, e.Key(), fmt.Errorf("the value names order %q", g.Order))
 				continue
 			}
 			out = append(out, g)
 		}
 	}
+}
+
+// loadSkips collects what one Load skipped, to count and log it once.
+type loadSkips struct {
+	n     map[string]int
+	key   string // the first skipped, as an example
+	first error
+}
+
+func (s *loadSkips) add(reason, key string, err error) {
+	if s.n == nil {
+		s.n, s.key, s.first = map[string]int{}, key, err
+	}
+	s.n[reason]++
+}
+
+func (s *loadSkips) report(r *Replica, part int) {
+	if s.n == nil {
+		return
+	}
+	for reason, n := range s.n {
+		r.skipped.WithLabelValues(reason).Add(float64(n))
+	}
+	r.log.Error("order governance in the state bucket not restored: skipped values (see orderwatch_governance_load_skipped_total)",
+		"partition", part, "unreadable", s.n[skipUnreadable], "foreign_key", s.n[skipForeignKey], "first_key", s.key, "err", s.first)
 }
 
 // Restore writes an order's decisions in flight and cooldowns, from the state

@@ -48,6 +48,13 @@ type governed struct {
 
 func startGoverned(t *testing.T, js jetstream.JetStream, member string, parts int, dir string) *governed {
 	t.Helper()
+	return startGovernedWith(t, js, member, parts, dir, nil)
+}
+
+// startGovernedWith is startGoverned with the pipeline's options changed by
+// with (nil: none).
+func startGovernedWith(t *testing.T, js jetstream.JetStream, member string, parts int, dir string, with func(*pipeline.Options)) *governed {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +87,12 @@ func startGoverned(t *testing.T, js jetstream.JetStream, member string, parts in
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(pipeline.Options{JetStream: js, Store: st, Policy: live, BatchSize: 64,
-		Partitions: parts, Member: member, Ownership: m, Replica: replica, Registerer: reg})
+	opts := pipeline.Options{JetStream: js, Store: st, Policy: live, BatchSize: 64,
+		Partitions: parts, Member: member, Ownership: m, Replica: replica, Registerer: reg}
+	if with != nil {
+		with(&opts)
+	}
+	p, err := pipeline.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

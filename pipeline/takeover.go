@@ -241,12 +241,30 @@ func (p *Pipeline) takePart(ctx context.Context, part int, ch cluster.Change) er
 			p.log.Warn("delete previous owner's consumer", "consumer", old, "err", err)
 		}
 	}
+	var rescored int
+	if rebuilt > 0 && p.opts.Replica != nil && part != store.ContextPart {
+		// The rebuild scored nothing: the orders are scored now, under the
+		// governance just restored, so that the at-risk queue keeps them.
+		var res process.Result
+		err := p.do(ctx, func() error {
+			var err error
+			rescored, res, err = p.proc.RescoreRebuilt(part)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			// Their timers stay due: the next ticks score them.
+			p.log.Warn("rescore the orders of a partition taken over", "partition", partLabel(part), "err", err)
+		}
+		if res.Queued {
+			p.opts.OnCommit()
+		}
+	}
 	took := time.Since(start)
 	if part != store.ContextPart {
 		p.m.takeoverSecs.Observe(took.Seconds())
 	}
 	p.log.Info("partition taken over", "partition", partLabel(part), "epoch", ch.Epoch, "previous", ch.Previous,
-		"reason", ch.Reason, "ack_floor", floor, "rebuilt_messages", rebuilt, "dropped_orders", dropped, "restored_governance", restored, "took", took.Round(time.Millisecond))
+		"reason", ch.Reason, "ack_floor", floor, "rebuilt_messages", rebuilt, "dropped_orders", dropped, "restored_governance", restored, "rescored_orders", rescored, "took", took.Round(time.Millisecond))
 	return nil
 }
 

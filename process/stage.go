@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -150,4 +151,48 @@ func (p *Processor) rebuild(batch *store.Batch, it *item) error {
 		p.dues.remove(rec.State.OrderID)
 	}
 	return nil
+}
+
+// RescoreRebuilt scores every open order of a partition rebuilt from another
+// member's messages, now, as a rescoring timer does: the rebuild folds without
+// scoring, so that until their next event or checkpoint (hours away for an
+// order whose cutoff is more than four hours off) the orders would hold no
+// risk and no class, and the at-risk queue would lose them. Call it on the
+// loop once the partition's governance is restored and its source reads: the
+// rules' episodes and cooldowns the previous owner left then keep what it
+// decided from being decided again (a rule that fired goes on in its episode;
+// one firing now for the first time has the idempotency key the previous
+// owner would have given it). It commits like Tick (maxTimerRows orders at a
+// time; an order that cannot be rescored is dropped, counted and logged) and
+// reports how many orders it scheduled. Not in event-time mode, where the
+// clock is the events'.
+func (p *Processor) RescoreRebuilt(part int) (int, Result, error) {
+	if p.opts.EventTime {
+		return 0, Result{}, nil
+	}
+	if p.flight != nil {
+		return 0, Result{}, errors.New("process: rescore a rebuilt partition while a batch commits: Wait for it first")
+	}
+	now := p.opts.Clock()
+	var n int
+	err := p.opts.Store.Orders(func(id string, raw []byte) error {
+		if p.opts.PartitionOf(id) != part {
+			return nil
+		}
+		var rec orderRecord
+		if err := decodeRecord(raw, &rec); err != nil || !rec.State.Open() {
+			return nil // an unreadable record fails where it is read for its events
+		}
+		p.dues.set(id, now)
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, Result{}, fmt.Errorf("process: read the open orders of rebuilt partition %d: %w", part, err)
+	}
+	if n == 0 {
+		return 0, Result{}, nil
+	}
+	res, err := p.drainDue(now)
+	return n, res, err
 }
