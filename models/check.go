@@ -67,7 +67,12 @@ type Report struct {
 	LatencyBatch1    float64 `json:"latency_us_per_row_batch_1"`
 	LatencyBatchFull float64 `json:"latency_us_per_row_batch_full"`
 	FullBatch        int     `json:"full_batch"`
+
+	text bool // a text model: it has a tokenizer check
 }
+
+// checkOrder lists the checks in the order a Report shows them.
+var checkOrder = [...]string{CheckBundle, CheckSpec, CheckModel, CheckTokenizer, CheckGolden, CheckSweep, CheckLatency}
 
 // record adds the outcome of check name to r and returns err; r may be nil (a
 // plain Open). The first failure sets the report's reason.
@@ -105,11 +110,17 @@ func Check(dir string, o OpenOptions) *Report {
 		rep.Reason, rep.Error = RejectReason(err), err.Error()
 	}
 	rep.Valid = err == nil
-	for _, name := range []string{CheckBundle, CheckSpec, CheckModel, CheckTokenizer, CheckGolden, CheckSweep, CheckLatency} {
-		if !slices.ContainsFunc(rep.Checks, func(c CheckResult) bool { return c.Name == name }) && !rep.Valid {
+	for _, name := range checkOrder {
+		if name == CheckTokenizer && !rep.text {
+			continue
+		}
+		if !slices.ContainsFunc(rep.Checks, func(c CheckResult) bool { return c.Name == name }) {
 			rep.Checks = append(rep.Checks, CheckResult{Name: name, Status: CheckSkipped})
 		}
 	}
+	slices.SortStableFunc(rep.Checks, func(a, b CheckResult) int {
+		return slices.Index(checkOrder[:], a.Name) - slices.Index(checkOrder[:], b.Name)
+	})
 	return rep
 }
 

@@ -105,7 +105,7 @@ func openWith(dir string, o OpenOptions, rep *Report) (*Model, error) {
 		return nil, err
 	}
 	if rep != nil {
-		rep.Name, rep.Version, rep.GoldenRows = b.Name, b.Version, len(b.Golden)
+		rep.Name, rep.Version, rep.GoldenRows, rep.text = b.Name, b.Version, len(b.Golden), len(b.Inputs) == 2
 	}
 	if !runtimeReady() {
 		return nil, fmt.Errorf("open bundle %s: %w: call InitRuntime first", dir, ErrRuntimeNotInitialized)

@@ -31,10 +31,7 @@ func newRegistry(dir string, log *slog.Logger, reg prometheus.Registerer) (*mode
 	}
 	return models.NewRegistry(models.RegistryOptions{
 		Dir: dir, Names: []string{modelRisk, modelClass}, Logger: log, Registerer: reg,
-		Open: models.OpenOptions{
-			SpecVersion: features.SpecVersion, FeatureNames: features.Names[:],
-			LoadTokenizer: func(path string) (models.Tokenizer, error) { return features.LoadTokenizer(path) },
-		},
+		Open: openOptions(),
 	})
 }
 
