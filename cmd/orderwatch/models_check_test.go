@@ -91,3 +91,30 @@ func TestRegistrySweepsWithTheSpecBounds(t *testing.T) {
 		t.Errorf("orderwatch_model_rejections_total{model=cutoff_risk,reason=sweep_non_finite} = %v, want 1", got)
 	}
 }
+
+// TestValidateAnswersTheReport (issue 21, finding 2) on a running instance:
+// POST /api/v1/models/validate answers the report of models check, "valid" and
+// the reason code included, and `orderwatch models validate` shows it.
+func TestValidateAnswersTheReport(t *testing.T) {
+	t.Setenv("ORDERWATCH_API_TOKEN", "validate-token")
+	data := t.TempDir()
+	base := startRunWith(t, "--data", data, "--nats-listen", freeAddr(t))
+	bad := t.TempDir()
+	dropBadModel(t, bad, "sweep_nan", models.RoleActive)
+	dir := filepath.Join(bad, modelRisk, "1.1.0")
+
+	var out bytes.Buffer
+	err := modelsCmd([]string{"validate", dir, "--api", base}, &out)
+	if err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), `"reason": "sweep_non_finite"`) || !strings.Contains(err.Error(), `"valid": false`) {
+		t.Errorf("models validate of the NaN bundle: %v", err)
+	}
+	out.Reset()
+	good := filepath.Join(data, "models", modelRisk, "1.0.0")
+	if err := modelsCmd([]string{"validate", good, "--api", base}, &out); err != nil {
+		t.Fatalf("models validate of the shipped bundle: %v", err)
+	}
+	var rep models.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.Valid || rep.SweepRows == 0 || rep.FullBatch != models.ValidationRows || len(rep.Checks) == 0 {
+		t.Errorf("validate answered %s (%v), want the report of a valid bundle", out.String(), err)
+	}
+}
