@@ -128,17 +128,11 @@ func Check(dir string, o OpenOptions) *Report {
 // rows, and records the time per row in rep.
 func (m *Model) measureLatency(o OpenOptions, rep *Report) error {
 	const singles, fulls = 64, 3
-	g := m.bundle.Golden
 	n := o.ValidationRows
 	if n <= 0 {
 		n = ValidationRows
 	}
-	in := make([]float32, 0, n*m.features)
-	tokens := make([]int64, 0, n*m.tokens)
-	for i := range n {
-		in = append(in, g[i%len(g)].Input...)
-		tokens = append(tokens, g[i%len(g)].Tokens...)
-	}
+	in, tokens := m.goldenBatch(n)
 	out := make([]float32, n*m.width)
 	start := time.Now()
 	for range singles {

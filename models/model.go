@@ -291,12 +291,7 @@ func (m *Model) checkGolden(bound time.Duration, rows int) (worst float64, err e
 	g := m.bundle.Golden
 	deadline := time.Now().Add(bound)
 	for _, n := range []int{len(g), max(rows, len(g))} {
-		in := make([]float32, 0, n*m.features)
-		tokens := make([]int64, 0, n*m.tokens)
-		for i := range n {
-			in = append(in, g[i%len(g)].Input...)
-			tokens = append(tokens, g[i%len(g)].Tokens...)
-		}
+		in, tokens := m.goldenBatch(n)
 		out := make([]float32, n*m.width)
 		if err := m.runBounded(n, in, tokens, out, deadline); err != nil {
 			switch {
@@ -323,6 +318,18 @@ func (m *Model) checkGolden(bound time.Duration, rows int) (worst float64, err e
 		}
 	}
 	return worst, nil
+}
+
+// goldenBatch returns the inputs of a batch of n rows, the golden rows repeated.
+func (m *Model) goldenBatch(n int) (in []float32, tokens []int64) {
+	g := m.bundle.Golden
+	in = make([]float32, 0, n*m.features)
+	tokens = make([]int64, 0, n*m.tokens)
+	for i := range n {
+		in = append(in, g[i%len(g)].Input...)
+		tokens = append(tokens, g[i%len(g)].Tokens...)
+	}
+	return in, tokens
 }
 
 // isAllocFailure reports whether a run failed because ONNX Runtime's allocator
