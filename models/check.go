@@ -154,9 +154,12 @@ func (m *Model) measureLatency(o OpenOptions, rep *Report) error {
 	return nil
 }
 
-// sweepText is a text of many distinct words, longer than any token row: it
-// fills a text model's tokens input.
-var sweepText = strings.Repeat("customer credit hold released pricing dispute allocation short carrier delayed pallet address changed invoice failed warehouse outage ", 40)
+// sweepTexts are an order's texts of many words, longer together than any
+// token row: they fill a text model's tokens input.
+func sweepTexts() []string {
+	text := strings.Repeat("customer credit hold released pricing dispute allocation short carrier delayed pallet address changed invoice failed warehouse outage ", 40)
+	return []string{text, text}
+}
 
 // sweepRow is one feature row of the sweep and what it is.
 type sweepRow struct {
@@ -213,7 +216,7 @@ func (m *Model) sweep(o OpenOptions, bound time.Duration) (int, error) {
 	var tokenRows [][]int64
 	var tokenWhat []string
 	if m.tokens > 0 {
-		tokenRows = [][]int64{m.tokenizer.Encode(nil, nil), m.tokenizer.Encode([]string{sweepText, sweepText}, nil)}
+		tokenRows = [][]int64{m.tokenizer.Encode(nil, nil), m.tokenizer.Encode(sweepTexts(), nil)}
 		tokenWhat = []string{", no text", ", texts filling every token"}
 	} else {
 		tokenRows, tokenWhat = [][]int64{nil}, []string{""}

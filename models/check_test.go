@@ -120,3 +120,18 @@ func TestRegistryRefusesSweepFailureOnSwap(t *testing.T) {
 		t.Error("a PIN file appeared")
 	}
 }
+
+// TestSweepTextsFillTheTokens: the sweep's full token row has no padding with
+// the shipped tokenizer, and its empty one is all padding.
+func TestSweepTextsFillTheTokens(t *testing.T) {
+	tok, err := features.LoadTokenizer(filepath.Join("shipped", "exception_class", classShipped, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, empty := tok.Encode(sweepTexts(), nil), tok.Encode(nil, nil)
+	for i := range full {
+		if full[i] == features.PadID || empty[i] != features.PadID {
+			t.Fatalf("token %d: full row %d, empty row %d", i, full[i], empty[i])
+		}
+	}
+}
