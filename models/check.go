@@ -170,8 +170,8 @@ type sweepRow struct {
 // sweepRows returns the extreme but valid feature rows of the sweep: every
 // feature at the low and the high end of its bound, at 0 and at -1 (an order a
 // minute past its cutoff, for minutes_to_cutoff) where those lie within it, the
-// other features at the first golden row's values; and every feature at its low
-// end, then every one at its high end. Without o.FeatureBounds the bounds are the
+// other features at the first golden row's values; then every feature at its
+// low end, and every one at its high end. Without o.FeatureBounds the bounds are the
 // golden rows' smallest and largest value of each feature.
 func (m *Model) sweepRows(o OpenOptions) []sweepRow {
 	names := m.bundle.Inputs[0].Features
@@ -190,7 +190,8 @@ func (m *Model) sweepRows(o OpenOptions) []sweepRow {
 	for i, b := range bounds {
 		lo[i], hi[i] = b.Lo, b.Hi
 	}
-	rows := []sweepRow{{"every feature at its low end", lo}, {"every feature at its high end", hi}}
+	// One feature at a time first, so that a failure names the feature.
+	var rows []sweepRow
 	for i, b := range bounds {
 		vals := []float32{b.Lo, b.Hi}
 		for _, v := range []float32{0, -1} {
@@ -204,7 +205,7 @@ func (m *Model) sweepRows(o OpenOptions) []sweepRow {
 			rows = append(rows, sweepRow{fmt.Sprintf("%s = %g", names[i], v), row})
 		}
 	}
-	return rows
+	return append(rows, sweepRow{"every feature at its low end", lo}, sweepRow{"every feature at its high end", hi})
 }
 
 // sweep scores the sweep's rows, with empty and with full token rows for a text
