@@ -19,6 +19,15 @@ type ModelAdmin interface {
 	Validate(dir string) error
 }
 
+// BundleChecker is a ModelAdmin that also reports how a bundle fares
+// (models.Registry): POST /api/v1/models/validate answers its report.
+type BundleChecker interface {
+	// CheckBundle checks dir as a swap would, without serving it: report is
+	// the answer (JSON with "valid", the reason code of the first failed check
+	// as "reason", each check and the figures), valid whether it would serve.
+	CheckBundle(dir string) (report any, valid bool)
+}
+
 // maxModelBody is the largest body the models endpoints read.
 const maxModelBody = 4096
 
@@ -57,6 +66,15 @@ func (s *server) validateModel(w http.ResponseWriter, r *http.Request) {
 			msg = err.Error()
 		}
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg + ": " + want})
+		return
+	}
+	if c, ok := s.o.Models.(BundleChecker); ok {
+		report, valid := c.CheckBundle(body.Dir)
+		code := http.StatusOK
+		if !valid {
+			code = http.StatusUnprocessableEntity
+		}
+		writeJSON(w, code, report)
 		return
 	}
 	if err := s.o.Models.Validate(body.Dir); err != nil {

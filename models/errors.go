@@ -66,6 +66,15 @@ var (
 	// rows it scored came out unusable: not finite, or not a probability.
 	ErrBadOutputs = errors.New("models: too many unusable outputs")
 
+	// ErrSweepNonFinite is returned by Open (and reported by Check) when the
+	// sweep of extreme but valid inputs gives an output that is NaN or infinite.
+	ErrSweepNonFinite = errors.New("models: output not finite for an extreme but valid input")
+
+	// ErrSweepOutOfRange is returned by Open (and reported by Check) when the
+	// sweep gives a finite output that is not a probability, or a class row that
+	// does not sum to 1.
+	ErrSweepOutOfRange = errors.New("models: output out of range for an extreme but valid input")
+
 	// ErrNoVersion is returned by Active when a models dir holds no version of the
 	// named model.
 	ErrNoVersion = errors.New("models: no model version found")

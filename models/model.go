@@ -68,6 +68,10 @@ type OpenOptions struct {
 	// model must also score within MaxGoldenLatency, reproducing them: the largest
 	// batch it will be given. Zero means ValidationRows.
 	ValidationRows int
+	// FeatureBounds are the running spec's feature ranges, in the order of
+	// FeatureNames (features.Bounds): the sweep scores every feature at both
+	// ends. Without them it takes the golden rows' smallest and largest values.
+	FeatureBounds []Bound
 }
 
 // ValidationRows is the default OpenOptions.ValidationRows: the pipeline's
@@ -85,24 +89,37 @@ func Open(dir, specVersion string, featureNames []string) (*Model, error) {
 // model file's inputs and outputs must match bundle.json (ErrModelMismatch), a
 // text model's tokenizer must load and match its sha256 (ErrTokenizer), and the
 // golden rows must reproduce within GoldenTolerance (ErrGolden) within
-// MaxGoldenLatency (ErrLatency). InitRuntime must have succeeded.
+// MaxGoldenLatency (ErrLatency). Then the sweep scores extreme but valid inputs
+// (the features at their FeatureBounds, a minute past the cutoff, empty and full
+// token rows) in one batch and one by one, within MaxGoldenLatency again: every
+// output must be finite (ErrSweepNonFinite) and a probability, a class model's
+// rows summing to 1 (ErrSweepOutOfRange). InitRuntime must have succeeded.
 func OpenWith(dir string, o OpenOptions) (*Model, error) {
+	return openWith(dir, o, nil)
+}
+
+// openWith is OpenWith that records each check in rep when it is not nil.
+func openWith(dir string, o OpenOptions, rep *Report) (*Model, error) {
 	b, data, err := loadBundle(dir)
-	if err != nil {
+	if rep.record(CheckBundle, err, "bundle.json valid, model.onnx matches its sha256") != nil {
 		return nil, err
+	}
+	if rep != nil {
+		rep.Name, rep.Version, rep.GoldenRows, rep.text = b.Name, b.Version, len(b.Golden), len(b.Inputs) == 2
 	}
 	if !runtimeReady() {
 		return nil, fmt.Errorf("open bundle %s: %w: call InitRuntime first", dir, ErrRuntimeNotInitialized)
 	}
-	if err := checkSpec(b, o.SpecVersion, o.FeatureNames); err != nil {
+	if err := checkSpec(b, o.SpecVersion, o.FeatureNames); rep.record(CheckSpec, err, fmt.Sprintf("feature spec %s, %d features in its order", o.SpecVersion, len(o.FeatureNames))) != nil {
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 	}
 	if err := checkModelFile(b, data); err != nil {
+		rep.record(CheckModel, err, "")
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 	}
 	var tok Tokenizer
 	if len(b.Inputs) == 2 {
-		if tok, err = openTokenizer(b, o.LoadTokenizer); err != nil {
+		if tok, err = openTokenizer(b, o.LoadTokenizer); rep.record(CheckTokenizer, err, b.Tokenizer+" loads and matches its sha256") != nil {
 			return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 		}
 	}
@@ -144,12 +161,27 @@ func OpenWith(dir string, o OpenOptions) (*Model, error) {
 	}
 	m.session, err = ort.NewDynamicAdvancedSessionWithONNXData(data, m.input, m.output, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open bundle %s: %w: %w", dir, ErrModelMismatch, err)
+		err = fmt.Errorf("%w: %w", ErrModelMismatch, err)
+		rep.record(CheckModel, err, "")
+		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 	}
+	rep.record(CheckModel, nil, fmt.Sprintf("%s inputs and outputs match bundle.json", ModelFile))
 	if o.ValidationRows <= 0 {
 		o.ValidationRows = ValidationRows
 	}
-	if err := m.checkGolden(o.MaxGoldenLatency, o.ValidationRows); err != nil {
+	worst, err := m.checkGolden(o.MaxGoldenLatency, o.ValidationRows)
+	if rep != nil {
+		rep.GoldenMaxError = worst
+	}
+	if rep.record(CheckGolden, err, fmt.Sprintf("%d rows within %g (largest error %.3g), alone and repeated to a batch of %d, within %v", len(b.Golden), GoldenTolerance, worst, max(o.ValidationRows, len(b.Golden)), o.MaxGoldenLatency)) != nil {
+		m.Close()
+		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
+	}
+	n, err := m.sweep(o, o.MaxGoldenLatency)
+	if rep != nil {
+		rep.SweepRows = n
+	}
+	if rep.record(CheckSweep, err, fmt.Sprintf("%d rows of extreme but valid inputs, in one batch and one by one: every output finite and in [0, 1]", n)) != nil {
 		m.Close()
 		return nil, fmt.Errorf("open bundle %s: %w", dir, err)
 	}
@@ -254,38 +286,50 @@ func dtypeOf(s string) ort.TensorElementDataType {
 // batch comes first so that a model that fails does so at the smallest cost. Both
 // runs together must finish within bound: a run still going then is terminated
 // (ErrLatency). A run that needs more memory than RunMemoryLimit fails with
-// ErrMemory.
-func (m *Model) checkGolden(bound time.Duration, rows int) error {
+// ErrMemory. It returns the largest difference it saw.
+func (m *Model) checkGolden(bound time.Duration, rows int) (worst float64, err error) {
 	g := m.bundle.Golden
 	deadline := time.Now().Add(bound)
 	for _, n := range []int{len(g), max(rows, len(g))} {
-		in := make([]float32, 0, n*m.features)
-		tokens := make([]int64, 0, n*m.tokens)
-		for i := range n {
-			in = append(in, g[i%len(g)].Input...)
-			tokens = append(tokens, g[i%len(g)].Tokens...)
-		}
+		in, tokens := m.goldenBatch(n)
 		out := make([]float32, n*m.width)
 		if err := m.runBounded(n, in, tokens, out, deadline); err != nil {
 			switch {
 			case errors.Is(err, ErrLatency):
-				return fmt.Errorf("%w: %d golden rows in a batch of %d still running after %v: terminated", ErrLatency, len(g), n, bound)
+				return worst, fmt.Errorf("%w: %d golden rows in a batch of %d still running after %v: terminated", ErrLatency, len(g), n, bound)
 			case isAllocFailure(err):
-				return fmt.Errorf("%w: %d golden rows in a batch of %d need more than the %d MiB ONNX Runtime may use: %w", ErrMemory, len(g), n, RunMemoryLimit>>20, err)
+				return worst, fmt.Errorf("%w: %d golden rows in a batch of %d need more than the %d MiB ONNX Runtime may use: %w", ErrMemory, len(g), n, RunMemoryLimit>>20, err)
 			}
-			return fmt.Errorf("%w: batch of %d: %w", ErrGolden, n, err)
+			return worst, fmt.Errorf("%w: batch of %d: %w", ErrGolden, n, err)
 		}
 		for i := range n {
 			row := g[i%len(g)]
 			for j, want := range row.Output {
 				got := out[i*m.width+j]
-				if d := math.Abs(float64(got) - float64(want)); !(d <= GoldenTolerance) {
-					return fmt.Errorf("%w: row %d output %d is %v in a batch of %d, want %v (tolerance %g)", ErrGolden, i, j, got, n, want, GoldenTolerance)
+				d := math.Abs(float64(got) - float64(want))
+				if !(d <= GoldenTolerance) {
+					if !math.IsNaN(d) {
+						worst = d
+					}
+					return worst, fmt.Errorf("%w: row %d output %d is %v in a batch of %d, want %v (tolerance %g)", ErrGolden, i, j, got, n, want, GoldenTolerance)
 				}
+				worst = max(worst, d)
 			}
 		}
 	}
-	return nil
+	return worst, nil
+}
+
+// goldenBatch returns the inputs of a batch of n rows, the golden rows repeated.
+func (m *Model) goldenBatch(n int) (in []float32, tokens []int64) {
+	g := m.bundle.Golden
+	in = make([]float32, 0, n*m.features)
+	tokens = make([]int64, 0, n*m.tokens)
+	for i := range n {
+		in = append(in, g[i%len(g)].Input...)
+		tokens = append(tokens, g[i%len(g)].Tokens...)
+	}
+	return in, tokens
 }
 
 // isAllocFailure reports whether a run failed because ONNX Runtime's allocator

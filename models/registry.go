@@ -33,11 +33,16 @@ const (
 	// RejectBadOutputs is a serving version taken out of service: too many of
 	// the rows it scored came out unusable (BadOutputPolicy).
 	RejectBadOutputs = "bad_outputs"
-	RejectOther      = "other"
+	// RejectSweepNonFinite and RejectSweepOutOfRange are a version whose
+	// output, for an extreme but valid input of the sweep, is NaN or infinite,
+	// or finite but not a probability (ErrSweepNonFinite, ErrSweepOutOfRange).
+	RejectSweepNonFinite  = "sweep_non_finite"
+	RejectSweepOutOfRange = "sweep_out_of_range"
+	RejectOther           = "other"
 )
 
 // rejectReasons are the values of the reason label, each series started at 0.
-var rejectReasons = [...]string{RejectInvalid, RejectChecksum, RejectSpec, RejectModel, RejectTokenizer, RejectGolden, RejectLatency, RejectMemory, RejectBadOutputs, RejectOther}
+var rejectReasons = [...]string{RejectInvalid, RejectChecksum, RejectSpec, RejectModel, RejectTokenizer, RejectGolden, RejectLatency, RejectMemory, RejectBadOutputs, RejectSweepNonFinite, RejectSweepOutOfRange, RejectOther}
 
 // RejectReason classifies an Open error into a rejection reason.
 func RejectReason(err error) string {
@@ -47,7 +52,8 @@ func RejectReason(err error) string {
 	}{
 		{ErrChecksum, RejectChecksum}, {ErrSpecMismatch, RejectSpec}, {ErrTokenizer, RejectTokenizer},
 		{ErrGolden, RejectGolden}, {ErrLatency, RejectLatency}, {ErrMemory, RejectMemory},
-		{ErrBadOutputs, RejectBadOutputs}, {ErrModelMismatch, RejectModel},
+		{ErrBadOutputs, RejectBadOutputs}, {ErrSweepNonFinite, RejectSweepNonFinite},
+		{ErrSweepOutOfRange, RejectSweepOutOfRange}, {ErrModelMismatch, RejectModel},
 		{ErrInvalidBundle, RejectInvalid},
 	} {
 		if errors.Is(err, c.err) {
@@ -524,6 +530,14 @@ func (r *Registry) Validate(dir string) error {
 		return err
 	}
 	return m.Close()
+}
+
+// CheckBundle checks the bundle in dir as a swap would (Check, with the
+// registry's OpenOptions) and reports whether it would serve; report is a
+// *Report, the answer of POST /api/v1/models/validate.
+func (r *Registry) CheckBundle(dir string) (report any, valid bool) {
+	rep := Check(dir, r.opts.Open)
+	return rep, rep.Valid
 }
 
 // VersionStatus describes one version directory of a model.

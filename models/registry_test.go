@@ -78,7 +78,7 @@ func newTestRegistry(t *testing.T) (*Registry, string, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	r, err := NewRegistry(RegistryOptions{
 		Dir: dir, Names: []string{"cutoff_risk", "exception_class"}, Registerer: reg,
-		Open: OpenOptions{SpecVersion: features.SpecVersion, FeatureNames: features.Names[:], LoadTokenizer: tokenizerLoader},
+		Open: checkOptions(),
 	})
 	if err != nil {
 		t.Fatal(err)

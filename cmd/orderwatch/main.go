@@ -18,7 +18,7 @@ Usage:
   orderwatch run [flags]     start the stream processor (embedded NATS by default)
   orderwatch simulate [flags]  write a simulated event stream with ground-truth labels
   orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
-  orderwatch models list|validate|activate   inspect and swap the models of a running instance
+  orderwatch models check|list|validate|activate   check a bundle offline; inspect and swap the models of a running instance
   orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
   orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
   orderwatch decisions list|pending|show|ack  decisions of a running instance, with approvals and escalations

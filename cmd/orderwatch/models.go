@@ -15,8 +15,9 @@ import (
 )
 
 const modelsUsage = `usage:
+  orderwatch models check DIR [--json]                   check a bundle offline, as a swap would, plus timings
   orderwatch models list [--api URL]                     live, shadow, pinned and rejected versions
-  orderwatch models validate DIR [--api URL]             check a bundle directory as a swap would
+  orderwatch models validate DIR [--api URL]             check a bundle directory on the running instance
   orderwatch models activate NAME VERSION [--api URL]    pin NAME to VERSION (rollback); VERSION "" unpins
 Mutating calls need ORDERWATCH_API_TOKEN.`
 
@@ -24,6 +25,9 @@ Mutating calls need ORDERWATCH_API_TOKEN.`
 func modelsCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(modelsUsage)
+	}
+	if args[0] == "check" {
+		return modelsCheckCmd(args[1:], stdout)
 	}
 	fs := flag.NewFlagSet("models "+args[0], flag.ContinueOnError)
 	api := apiFlag(fs)

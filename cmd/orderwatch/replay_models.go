@@ -52,7 +52,7 @@ func replayRegistry(dir, scratch string, w io.Writer) (*models.Registry, error) 
 	}
 	r, err := models.NewRegistry(models.RegistryOptions{
 		Dir: scratch, Names: names, Logger: slog.New(slog.DiscardHandler),
-		Open: registryOpenOptions(),
+		Open: openOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

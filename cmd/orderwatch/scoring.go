@@ -31,17 +31,8 @@ func newRegistry(dir string, log *slog.Logger, reg prometheus.Registerer) (*mode
 	}
 	return models.NewRegistry(models.RegistryOptions{
 		Dir: dir, Names: []string{modelRisk, modelClass}, Logger: log, Registerer: reg,
-		Open: registryOpenOptions(),
+		Open: openOptions(),
 	})
-}
-
-// registryOpenOptions are how a bundle is opened against this binary's feature
-// spec and tokenizer.
-func registryOpenOptions() models.OpenOptions {
-	return models.OpenOptions{
-		SpecVersion: features.SpecVersion, FeatureNames: features.Names[:],
-		LoadTokenizer: func(path string) (models.Tokenizer, error) { return features.LoadTokenizer(path) },
-	}
 }
 
 // registryScorer scores each pipeline batch with the models live when the batch

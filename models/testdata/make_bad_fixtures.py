@@ -1,15 +1,24 @@
 """Writes the bundles of models that validate but misbehave, for the tests of the
-model output checks and of the validation limits (issue 9, findings 3 and 7).
+model output checks and of the validation limits (issue 9, findings 3 and 7; issue
+21: the sweep of extreme inputs).
 
 Each bundle passes every static check (sha256, spec, tensor names and shapes) and,
 but for `expand`, its golden rows: the golden rows all have minutes_to_cutoff >= 0.
 
-- risk_nan/cutoff_risk/1.1.0:     risk 0.25, NaN for rows past the cutoff
-                                  (minutes_to_cutoff < 0)
-- risk_inf/cutoff_risk/1.1.0:     risk 0.25, +Inf for rows past the cutoff
-- risk_high/cutoff_risk/1.1.0:    risk 0.25, 7.0 (out of [0, 1]) past the cutoff
-- class_nan/exception_class/1.1.0: uniform probabilities (1/9), NaN past the cutoff;
+The first four are bad only for orders 5 to 600 minutes past their cutoff
+(-600 < minutes_to_cutoff < -5): a band the sweep of extreme inputs (models.Check:
+a day past the cutoff, a minute past, at it, a week before) does not try, as a
+model that fails in production for inputs nobody tried. They test the checks of
+the outputs while a version serves.
+
+- risk_nan/cutoff_risk/1.1.0:     risk 0.25, NaN for rows in the band
+- risk_inf/cutoff_risk/1.1.0:     risk 0.25, +Inf for rows in the band
+- risk_high/cutoff_risk/1.1.0:    risk 0.25, 7.0 (out of [0, 1]) in the band
+- class_nan/exception_class/1.1.0: uniform probabilities (1/9), NaN in the band;
                                   no tokens input
+- sweep_nan/cutoff_risk/1.1.0:    risk 0.25, NaN for any row past the cutoff
+                                  (minutes_to_cutoff < 0): the sweep refuses it
+- sweep_high/cutoff_risk/1.1.0:   risk 0.25, 7.0 for any row past the cutoff
 - slow/cutoff_risk/1.1.0:         risk 0.25 after a Loop of SLOW_STEPS additions: a
                                   run that takes about an hour unless terminated
 - expand/cutoff_risk/1.1.0:       broadcasts its [N, 34] input to [EXPAND, N, 34]
@@ -53,23 +62,32 @@ def save(model):
     return model.SerializeToString()
 
 
-def past_cutoff_model(names, width, good, bad):
-    """out[i] = good (a row of width values) unless minutes_to_cutoff < 0, then bad."""
+def past_cutoff_model(names, width, good, bad, band=False):
+    """out[i] = good (a row of width values) unless minutes_to_cutoff < 0, then bad;
+    with band, only when -600 < minutes_to_cutoff < -5."""
     nf = len(names)
     minutes = names.index("minutes_to_cutoff")
     out = "risk" if width == 1 else "probabilities"
+    if band:
+        past = [
+            helper.make_node("Less", ["minutes", "band_hi"], ["below"]),  # [N, 1]
+            helper.make_node("Greater", ["minutes", "band_lo"], ["above"]),
+            helper.make_node("And", ["below", "above"], ["past"]),
+        ]
+    else:
+        past = [helper.make_node("Less", ["minutes", "zero"], ["past"])]  # [N, 1]
     graph = helper.make_graph(
-        [
-            helper.make_node("Gather", ["features", "col"], ["minutes"], axis=1),  # [N, 1]
-            helper.make_node("Less", ["minutes", "zero"], ["past"]),  # [N, 1]
-            helper.make_node("Where", ["past", "bad", "good"], [out]),  # [N, width]
-        ],
+        [helper.make_node("Gather", ["features", "col"], ["minutes"], axis=1)]  # [N, 1]
+        + past
+        + [helper.make_node("Where", ["past", "bad", "good"], [out])],  # [N, width]
         "past_cutoff_fixture",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", nf])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", width])],
         [
             numpy_helper.from_array(np.array([minutes], dtype=np.int64), "col"),
             numpy_helper.from_array(np.array([0], dtype=np.float32), "zero"),
+            numpy_helper.from_array(np.array([-5], dtype=np.float32), "band_hi"),
+            numpy_helper.from_array(np.array([-600], dtype=np.float32), "band_lo"),
             numpy_helper.from_array(np.full((1, width), bad, dtype=np.float32), "bad"),
             numpy_helper.from_array(np.asarray(good, dtype=np.float32).reshape(1, width), "good"),
         ],
@@ -170,9 +188,11 @@ def write(fixture, name, data, names, width, golden_out, labels=None):
 def main():
     names = spec_names()
     for fixture, bad in (("risk_nan", np.nan), ("risk_inf", np.inf), ("risk_high", 7.0)):
+        write(fixture, "cutoff_risk", past_cutoff_model(names, 1, [0.25], bad, band=True), names, 1, lambda r: [0.25])
+    for fixture, bad in (("sweep_nan", np.nan), ("sweep_high", 7.0)):
         write(fixture, "cutoff_risk", past_cutoff_model(names, 1, [0.25], bad), names, 1, lambda r: [0.25])
     uniform = [1.0 / len(CLASSES)] * len(CLASSES)
-    write("class_nan", "exception_class", past_cutoff_model(names, len(CLASSES), uniform, np.nan), names,
+    write("class_nan", "exception_class", past_cutoff_model(names, len(CLASSES), uniform, np.nan, band=True), names,
           len(CLASSES), lambda r: np.asarray(uniform, dtype=np.float32), labels=CLASSES)
     write("slow", "cutoff_risk", slow_model(names), names, 1, lambda r: [0.25])
     write("expand", "cutoff_risk", expand_model(names, EXPAND), names, 1, lambda r: [float(np.max(r))])
