@@ -42,7 +42,7 @@ func newPeople(t *testing.T, o auth.Options) *people {
 	var u *auth.Users
 	tokens := map[string]string{}
 	for _, e := range list {
-		h, err := bcrypt.GenerateFromPassword([]byte(e.Name+" password"), bcrypt.MinCost)
+		h, err := bcrypt.GenerateFromPassword([]byte(e.Name+" password"), auth.MinUsersPasswordCost)
 		if err != nil {
 			t.Fatal(err)
 		}
