@@ -122,10 +122,9 @@ func pastTense(answer string) string {
 	return "rejected"
 }
 
-// selection reads the decisions a bulk form selected: at least one, at most
-// maxSelection, each once.
-// The form was read by signedIn (readForm); the dedupe stops past
-// maxSelection, so it is linear in the fields.
+// selection reads the decisions a bulk form selected (the form signedIn read):
+// at least one, at most maxSelection, each once. It stops past maxSelection, so
+// it takes time linear in the form's fields.
 func selection(r *http.Request) ([]string, string) {
 	var ids []string
 	for _, id := range r.PostForm["decision"] {
