@@ -10,11 +10,13 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/orderwatch/orderwatch/auth"
 )
@@ -46,6 +48,13 @@ const (
 	// consolePage is how many rows a page of the at-risk queue or the approvals
 	// shows.
 	consolePage = 50
+	// maxFormBytes bounds the body of a console form (and of the sign-in): a
+	// bulk answer of maxSelection decisions with a reason of formReasonBytes
+	// fits several times. The API's 64 KiB bound (limit) comes first.
+	maxFormBytes = 16 << 10
+	// formReasonBytes bounds a reason typed in a form: the API's bound of the
+	// reason of an answer and of the kill switch (api/actions.go).
+	formReasonBytes = 1000
 )
 
 // consoleRoutes adds the console's pages to mux.
@@ -85,6 +94,12 @@ func (s *server) signedIn(back string, h consoleHandler) http.HandlerFunc {
 			http.Redirect(w, r, "/signin?next="+url.QueryEscape(next), http.StatusSeeOther)
 			return
 		}
+		if r.Method == http.MethodPost {
+			if code, msg := s.readForm(w, r); msg != "" {
+				s.consoleError(w, p, code, msg)
+				return
+			}
+		}
 		if r.Method == http.MethodPost && !s.auth.CheckCSRF(p, r) {
 			s.m.refused.WithLabelValues(refusedCSRF).Inc()
 			s.consoleError(w, p, http.StatusForbidden, "This form was sent without its CSRF token (or with another session's): reload the page and send it again.")
@@ -92,6 +107,42 @@ func (s *server) signedIn(back string, h consoleHandler) http.HandlerFunc {
 		}
 		h(w, r, p)
 	}
+}
+
+// readForm parses the body of a form a browser posted (r.PostForm): an
+// application/x-www-form-urlencoded body (what the console's forms send) of at
+// most maxFormBytes. Otherwise it returns the status and the message to show,
+// and reads nothing more: a 415 for any other body, a 413 for a larger one, a
+// 400 for one that cannot be read. A 413 is counted as
+// orderwatch_api_requests_refused_total{reason="body_size"}.
+func (s *server) readForm(w http.ResponseWriter, r *http.Request) (int, string) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
+		return http.StatusUnsupportedMediaType, "This form was not sent as a browser sends the console's forms (application/x-www-form-urlencoded): send it from its page."
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		if mbe := new(http.MaxBytesError); errors.As(err, &mbe) {
+			s.m.refused.WithLabelValues(refusedBodySize).Inc()
+			return http.StatusRequestEntityTooLarge, fmt.Sprintf("This form is larger than %d KiB: select fewer decisions or shorten the reason.", maxFormBytes>>10)
+		}
+		return http.StatusBadRequest, "This form could not be read: " + clip(err.Error(), 200)
+	}
+	return 0, ""
+}
+
+// checkReason says what is wrong with a reason typed in a form, "" when
+// nothing: the API's rules (at most formReasonBytes, no control character),
+// and required when the answer needs one.
+func checkReason(reason string, required bool) string {
+	switch {
+	case reason == "" && required:
+		return "A reason is required: the trail keeps who answered and why."
+	case len(reason) > formReasonBytes:
+		return fmt.Sprintf("The reason is %d bytes, longer than %d bytes: shorten it.", len(reason), formReasonBytes)
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return "The reason holds control characters: type it again."
+	}
+	return ""
 }
 
 // apiError is what the API answered instead of a success.

@@ -85,8 +85,8 @@ func answerForm(r *http.Request) (answer, reason string, msg string) {
 	if answer != "approve" && answer != "reject" {
 		return "", "", "The form's answer must be approve or reject."
 	}
-	if reason == "" {
-		return "", "", "A reason is required: the trail keeps who answered and why."
+	if msg := checkReason(reason, true); msg != "" {
+		return "", "", msg
 	}
 	return answer, reason, ""
 }
@@ -122,23 +122,21 @@ func pastTense(answer string) string {
 	return "rejected"
 }
 
-// selection reads the decisions a bulk form selected: at least one, at most
-// maxSelection, each once.
+// selection reads the decisions a bulk form selected (the form signedIn read):
+// at least one, at most maxSelection, each once. It stops past maxSelection, so
+// it takes time linear in the form's fields.
 func selection(r *http.Request) ([]string, string) {
-	if err := r.ParseForm(); err != nil {
-		return nil, "The form could not be read: " + err.Error()
-	}
 	var ids []string
 	for _, id := range r.PostForm["decision"] {
 		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+			if len(ids) == maxSelection {
+				return nil, fmt.Sprintf("More than %d decisions are selected: answer at most %d at once.", maxSelection, maxSelection)
+			}
 			ids = append(ids, id)
 		}
 	}
-	switch {
-	case len(ids) == 0:
+	if len(ids) == 0 {
 		return nil, "Select at least one decision (the checkboxes of the table)."
-	case len(ids) > maxSelection:
-		return nil, fmt.Sprintf("%d decisions are selected: answer at most %d at once.", len(ids), maxSelection)
 	}
 	return ids, ""
 }
@@ -169,6 +167,12 @@ func (s *server) previewAnswers(w http.ResponseWriter, r *http.Request, p auth.P
 	v := previewView{Answer: r.PostFormValue("answer"), Reason: strings.TrimSpace(r.PostFormValue("reason"))}
 	if v.Answer != "approve" && v.Answer != "reject" {
 		s.consoleError(w, p, http.StatusBadRequest, "The form's answer must be approve or reject.")
+		return
+	}
+	// The reason may still be typed on the preview, but not one the answer
+	// would refuse.
+	if msg := checkReason(v.Reason, false); msg != "" {
+		s.consoleError(w, p, http.StatusBadRequest, msg)
 		return
 	}
 	for _, id := range ids {

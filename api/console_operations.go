@@ -96,6 +96,10 @@ func (s *server) turnKillSwitch(w http.ResponseWriter, r *http.Request, p auth.P
 		return
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if msg := checkReason(reason, true); msg != "" {
+		s.consoleError(w, p, http.StatusBadRequest, msg)
+		return
+	}
 	if err := s.consoleAPI(r, http.MethodPost, "/api/v1/killswitch", map[string]any{"on": on, "reason": reason}, nil); err != nil {
 		s.apiFailed(w, p, err)
 		return

@@ -1,7 +1,11 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -509,5 +513,175 @@ func TestConsoleInAGroup(t *testing.T) {
 	}
 	if body := mustPage(t, br, first.URL+"/orders/"+ofB); !strings.Contains(body, "<h1>Order "+ofB+"</h1>") || !strings.Contains(body, `<ol id="timeline">`) {
 		t.Errorf("member a's console does not show b's order %s:\n%s", ofB, body)
+	}
+}
+
+// zeros is an endless body of 'x'.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// postRaw sends body to u as a browser's form, declared with its length
+// (size >= 0) or chunked (size < 0), and returns the status and what the page
+// says.
+func (b *browser) postRaw(u, contentType string, body io.Reader, size int64) (int, string) {
+	b.t.Helper()
+	req, err := http.NewRequest("POST", u, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.ContentLength = size
+	if size < 0 {
+		req.TransferEncoding = []string{"chunked"}
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(page)
+}
+
+// TestConsoleHostileForms: the console's forms and the sign-in refuse what
+// would make the server read, keep or hash without bound, with a clear 4xx and
+// nothing changed: a 100 MB body (declared or chunked), a reason over the API's
+// 1000 bytes, 100,000 decision fields, a multipart body, a password over
+// bcrypt's 72 bytes (not hashed: no failure counted) or a 60 KB name (not
+// echoed), and a session cookie of 1 MB (the server's header bound).
+func TestConsoleHostileForms(t *testing.T) {
+	e := newConsoleEnv(t)
+	id := e.creditHold("SO-H1", time.Now().Add(-time.Minute))
+	root := signedIn(t, e.srv.URL, "root")
+	csrf := csrfOf(t, mustPage(t, root, e.srv.URL+"/approvals"))
+	const formType = "application/x-www-form-urlencoded"
+	answer := "/approvals/" + id + "/answer"
+	forms := []string{answer, "/approvals/preview", "/approvals/apply", "/operations/killswitch", "/operations/policy/reload", "/signout", "/signin"}
+
+	t.Run("100 MB body", func(t *testing.T) {
+		head := "csrf_token=" + csrf + "&answer=approve&on=true&confirm=yes&decision=" + id + "&reason="
+		for _, p := range forms {
+			for _, size := range []int64{100 << 20, -1} {
+				body := io.MultiReader(strings.NewReader(head), io.LimitReader(zeros{}, 100<<20-int64(len(head))))
+				if code, page := root.postRaw(e.srv.URL+p, formType, body, size); code != http.StatusRequestEntityTooLarge {
+					t.Errorf("POST %s with 100 MB (length %d) = %d, want 413: %.300s", p, size, code, page)
+				}
+			}
+		}
+	})
+
+	t.Run("reason over 1000 bytes", func(t *testing.T) {
+		for _, c := range []struct {
+			path string
+			form url.Values
+		}{
+			{answer, url.Values{"answer": {"approve"}}},
+			{"/approvals/preview", url.Values{"answer": {"approve"}, "decision": {id}}},
+			{"/approvals/apply", url.Values{"answer": {"approve"}, "decision": {id}}},
+			{"/operations/killswitch", url.Values{"on": {"true"}, "confirm": {"yes"}}},
+		} {
+			c.form.Set("csrf_token", csrf)
+			c.form.Set("reason", strings.Repeat("r", 1001))
+			if code, page, _ := root.post(e.srv.URL+c.path, c.form); code != http.StatusBadRequest || !strings.Contains(page, "1000 bytes") {
+				t.Errorf("POST %s with a reason of 1001 bytes = %d, want 400 saying 1000 bytes: %.500s", c.path, code, page)
+			}
+		}
+		form := url.Values{"csrf_token": {csrf}, "answer": {"approve"}, "decision": {id}, "reason": {strings.Repeat("r", 1000)}}
+		if code, page, _ := root.post(e.srv.URL+"/approvals/preview", form); code != http.StatusOK {
+			t.Errorf("preview with a reason of 1000 bytes = %d, want 200: %.500s", code, page)
+		}
+		// The API's bound is the same.
+		code, page, _ := newBrowser(t).do("POST", e.srv.URL+"/api/v1/approvals/"+id+"/approve", "application/json",
+			`{"by":"amy","reason":"`+strings.Repeat("r", 1001)+`"}`, map[string]string{"Authorization": "Bearer " + testToken})
+		if code != http.StatusBadRequest || !strings.Contains(page, "1000 bytes") {
+			t.Errorf("the API with a reason of 1001 bytes = %d %s, want 400 saying 1000 bytes", code, page)
+		}
+	})
+
+	t.Run("100,000 decision fields", func(t *testing.T) {
+		for _, n := range []int{100000, 5000} {
+			var sb strings.Builder
+			sb.WriteString("csrf_token=" + csrf + "&answer=approve&reason=bulk")
+			for i := range n {
+				fmt.Fprintf(&sb, "&decision=d%d", i)
+			}
+			for _, p := range []string{"/approvals/preview", "/approvals/apply"} {
+				if code, page := root.postRaw(e.srv.URL+p, formType, strings.NewReader(sb.String()), int64(sb.Len())); code < 400 || code > 499 {
+					t.Errorf("POST %s with %d decision fields = %d, want a 4xx: %.300s", p, n, code, page)
+				}
+			}
+		}
+	})
+
+	t.Run("multipart", func(t *testing.T) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, v := range map[string]string{"csrf_token": csrf, "answer": "approve", "decision": id, "reason": "multipart"} {
+			_ = mw.WriteField(k, v)
+		}
+		_ = mw.Close()
+		if code, page := root.postRaw(e.srv.URL+"/approvals/apply", mw.FormDataContentType(), &buf, int64(buf.Len())); code != http.StatusUnsupportedMediaType {
+			t.Errorf("a multipart form = %d, want 415: %.300s", code, page)
+		}
+	})
+
+	t.Run("sign-in", func(t *testing.T) {
+		b := newBrowser(t)
+		_, page, _ := b.do("GET", e.srv.URL+"/signin", "", "", nil)
+		tok := csrfOf(t, page)
+		for _, c := range []struct {
+			name, password string
+			code           int
+			says           string
+		}{
+			{"amy", strings.Repeat("p", 10<<10), http.StatusBadRequest, "72 bytes"},
+			{"amy", "amy password" + strings.Repeat("p", 61), http.StatusBadRequest, "72 bytes"},
+			{strings.Repeat("n", 10<<10), "amy password", http.StatusBadRequest, "128 bytes"},
+			{"amy", strings.Repeat("p", 60<<10), http.StatusRequestEntityTooLarge, "16 KiB"},
+			{strings.Repeat("n", 60<<10), "amy password", http.StatusRequestEntityTooLarge, "16 KiB"},
+		} {
+			form := url.Values{"csrf_token": {tok}, "name": {c.name}, "password": {c.password}}
+			code, page, _ := b.post(e.srv.URL+"/signin", form)
+			if code != c.code || !strings.Contains(page, c.says) || len(page) > 4<<10 {
+				t.Errorf("sign-in with a name of %d and a password of %d bytes = %d (%d bytes), want %d saying %s, the name not echoed: %.300s",
+					len(c.name), len(c.password), code, len(page), c.code, c.says, page)
+			}
+		}
+		if n := e.ppl.a.Throttle().Failures("name:amy"); n != 0 {
+			t.Errorf("amy's failures = %d, want 0: a password no one can have is refused before it is compared", n)
+		}
+		if code, page := b.postRaw(e.srv.URL+"/signin", formType, strings.NewReader("csrf_token="+tok+"&name=amy&password="+strings.Repeat("p", 1<<20)), -1); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("sign-in with a password of 1 MB = %d, want 413: %.300s", code, page)
+		}
+		if code, where := b.signIn(e.srv.URL, "amy", "amy password"); code != http.StatusSeeOther {
+			t.Errorf("amy signs in after them = %d %s, want 303", code, where)
+		}
+	})
+
+	t.Run("1 MB cookie", func(t *testing.T) {
+		addr := serveWith(t, e.h, api.ServerOptions{})
+		req, _ := http.NewRequest("GET", "http://"+addr+"/approvals", nil)
+		req.Header.Set("Cookie", auth.SessionCookie+"="+strings.Repeat("c", 1<<20))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("GET /approvals with a 1 MB session cookie = %d, want 431", resp.StatusCode)
+		}
+	})
+
+	if v := e.view(id); v.State != actions.StatePending || len(v.Trail) != 0 {
+		t.Errorf("after the hostile forms decision %s is %s with trail %+v, want pending, unanswered", id, v.State, v.Trail)
+	}
+	if e.p.KillSwitch().State().On {
+		t.Error("the kill switch is on after the hostile forms")
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
@@ -31,6 +30,15 @@ type people struct {
 	tokens map[string]string
 }
 
+// peopleHashes are the bcrypt hashes of "<name> password" at the least cost a
+// users file takes (10), made once: under -race each costs about a second.
+var peopleHashes = map[string]string{
+	"amy":  "$2a$10$LWJ6/8jI.ckWURhgArAn2OZ5mqVDXXo8B18Vcn.AkRh/Yl8HxZ2P.",
+	"bob":  "$2a$10$QUOdooXIY4i138vMokZ2B.c/WXkvYJisfBGdT1NcBqW6Lh/Rctlme",
+	"vic":  "$2a$10$v5MlCcKg.SRFxXqGsz.CTuWaTuQXjcR8CSnuIr5JTOnMR0XcU/HJi",
+	"root": "$2a$10$9edDaAn9oTHpbZ/Ak2A9l.DD5gXcrNiDfV4DLs2NXdYaSAzrniELa",
+}
+
 func newPeople(t *testing.T, o auth.Options) *people {
 	t.Helper()
 	list := []auth.User{
@@ -42,12 +50,9 @@ func newPeople(t *testing.T, o auth.Options) *people {
 	var u *auth.Users
 	tokens := map[string]string{}
 	for _, e := range list {
-		h, err := bcrypt.GenerateFromPassword([]byte(e.Name+" password"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
 		plain, tok := auth.NewToken(time.Now())
-		e.Password, e.Tokens, tokens[e.Name] = string(h), []auth.Token{tok}, plain
+		e.Password, e.Tokens, tokens[e.Name] = peopleHashes[e.Name], []auth.Token{tok}, plain
+		var err error
 		if u, err = u.With(e); err != nil {
 			t.Fatal(err)
 		}

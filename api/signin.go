@@ -3,6 +3,7 @@ package api
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -20,6 +21,9 @@ var signinPage = template.Must(template.ParseFS(templates, "templates/signin.htm
 
 // afterSignIn is where a sign-in goes when the form names no local page.
 const afterSignIn = "/"
+
+// maxSignInName is the longest name of a user (the users file's rule).
+const maxSignInName = 128
 
 type signinData struct {
 	Token, Next, Name, Error string
@@ -44,13 +48,26 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 // the session cookie and redirects (303) to next, or answers the form again
 // with why not: 401 for a wrong name or password, 429 while throttled, 403
 // without the form's CSRF token.
+//
+// A name longer than a user's (maxSignInName) or a password longer than
+// bcrypt reads (auth.MaxPasswordLen) is answered 400 at once: nobody has them,
+// so they are neither hashed nor counted as a failure of the name or address.
 func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
+	if code, msg := s.readForm(w, r); msg != "" {
+		s.page(w, code, signinData{Token: s.auth.PreSessionToken(w, r), Next: afterSignIn, HasUsers: s.auth.Users().Len() > 0, Error: msg})
+		return
+	}
 	if !s.auth.CheckPreSession(r) {
 		s.refuse(w, http.StatusForbidden, refusedCSRF, "sign-in form without its CSRF token: load /signin and sign in from there")
 		return
 	}
-	name, next := strings.TrimSpace(r.PostFormValue("name")), localPath(r.PostFormValue("next"))
-	c, err := s.auth.SignIn(r, name, r.PostFormValue("password"))
+	name, next, password := strings.TrimSpace(r.PostFormValue("name")), localPath(r.PostFormValue("next")), r.PostFormValue("password")
+	if len(name) > maxSignInName || len(password) > auth.MaxPasswordLen {
+		s.page(w, http.StatusBadRequest, signinData{Token: s.auth.PreSessionToken(w, r), Next: next, HasUsers: s.auth.Users().Len() > 0,
+			Error: fmt.Sprintf("A name is at most %d bytes and a password at most %d bytes (bcrypt reads no more): nobody signs in with these.", maxSignInName, auth.MaxPasswordLen)})
+		return
+	}
+	c, err := s.auth.SignIn(r, name, password)
 	if err != nil {
 		d := signinData{Token: s.auth.PreSessionToken(w, r), Next: next, Name: name, HasUsers: s.auth.Users().Len() > 0}
 		code := http.StatusUnauthorized
@@ -70,6 +87,10 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 // signOut serves POST /signout (form: csrf_token): it clears the session
 // cookie and redirects to /signin.
 func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
+	if code, msg := s.readForm(w, r); msg != "" {
+		writeError(w, code, msg)
+		return
+	}
 	if p, ok := auth.FromContext(r.Context()); ok && !s.auth.CheckCSRF(p, r) {
 		s.refuse(w, http.StatusForbidden, refusedCSRF, "sign-out form without its CSRF token")
 		return

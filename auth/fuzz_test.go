@@ -14,6 +14,8 @@ func FuzzParseUsers(f *testing.F) {
 	f.Add([]byte("users: [{name: amy}]"))
 	f.Add([]byte("users: {}"))
 	f.Add([]byte(""))
+	f.Add([]byte("users:\n- &u {name: amy, role: viewer}\n- *u\n"))
+	f.Add([]byte("users:\n- {name: amy, role: admin, password: \"$2a$31$" + string(bytes.Repeat([]byte("a"), 53)) + "\"}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := ParseUsers(b)
 		if err != nil {

@@ -9,7 +9,8 @@ import (
 // name, a client address) in a row, each further attempt of that key waits
 // twice as long as the last, from a second up to MaxWait; a success forgets the
 // key's failures, and so do 15 idle minutes. It keeps at most MaxKeys keys: when
-// full, it drops the keys it no longer holds back, then any. Safe for
+// full, it drops keys that hold nothing back, and one that does only when all
+// do (makeRoom). Safe for
 // concurrent use; never blocks (a throttled attempt is refused, not delayed).
 type Throttle struct {
 	clock func() time.Time
@@ -24,6 +25,9 @@ const (
 	MaxWait      = 5 * time.Minute
 	MaxKeys      = 10000
 	forgetAfter  = 15 * time.Minute
+	// lowWater is what makeRoom drops the keys still within their free
+	// failures down to.
+	lowWater = MaxKeys - MaxKeys/10
 )
 
 type failures struct {
@@ -108,14 +112,24 @@ func (t *Throttle) Len() int {
 	return len(t.keys)
 }
 
-// makeRoom drops keys when the map is full: first those that hold nothing back
-// and were idle, then any (map order is random, so an attacker cannot choose).
+// makeRoom drops keys when the map is full. First those that hold nothing
+// back and would not the next time (fewer than FreeFailures failures, or
+// forgotten after 15 idle minutes: a flood of new names and addresses is made
+// of them), down to lowWater, so that the scan is paid once per MaxKeys/10 new
+// keys, not at each; only when every key is past its free failures is one of
+// those dropped (map order is random, so an attacker cannot choose which). A
+// held-back key (or one whose waits are doubling) is thus dropped only by
+// MaxKeys such keys, each of which cost FreeFailures password checks, never by
+// a flood of single failures.
 func (t *Throttle) makeRoom(now time.Time) {
 	if len(t.keys) < MaxKeys {
 		return
 	}
 	for k, f := range t.keys {
-		if !f.until.After(now) && now.Sub(f.last) > time.Minute {
+		if len(t.keys) <= lowWater {
+			return
+		}
+		if f.n < FreeFailures || now.Sub(f.last) > forgetAfter {
 			delete(t.keys, k)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
@@ -25,6 +26,12 @@ const (
 	MaxUsers          = 10000
 	MaxTeamsPerUser   = 64
 	MaxTokensPerUser  = 64
+	// MinUsersPasswordCost and MaxUsersPasswordCost bound the bcrypt cost of a
+	// password hash in the file: what `orderwatch users add --cost` writes. A
+	// higher cost would make each sign-in of that user (or with its name) spend
+	// minutes of a core.
+	MinUsersPasswordCost = 10
+	MaxUsersPasswordCost = 16
 )
 
 var (
@@ -71,45 +78,123 @@ type usersFile struct {
 }
 
 // ParseUsers reads and validates a users file's content. Errors name the entry
-// (its number, line and name) and what to change.
+// (its number, line and name) and what to change, and carry no control
+// character of the file. Anchors and aliases are refused before anything is
+// decoded: a file of `users add` never has them, and they are how a small file
+// becomes a large document.
 func ParseUsers(b []byte) (*Users, error) {
 	if len(b) > MaxUsersFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUsers, len(b), MaxUsersFileBytes)
+		return nil, tooLarge(int64(len(b)))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %s (want users: [{name, role, teams, password, tokens}])", ErrInvalidUsers, yamlMessage(err))
+	}
+	if line, msg := checkShape(&doc); msg != "" {
+		return nil, fmt.Errorf("%w: line %d: %s", ErrInvalidUsers, line, msg)
+	}
+	entries := usersEntries(&doc)
+	if len(entries) > MaxUsers {
+		return nil, fmt.Errorf("%w: %d users, more than %d", ErrInvalidUsers, len(entries), MaxUsers)
 	}
 	var f usersFile
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %w (want users: [{name, role, teams, password, tokens}])", ErrInvalidUsers, err)
+		return nil, fmt.Errorf("%w: %s (want users: [{name, role, teams, password, tokens}])", ErrInvalidUsers, yamlMessage(err))
 	}
-	// The entries' lines, for the messages.
-	var doc yaml.Node
-	_ = yaml.Unmarshal(b, &doc)
-	lines := entryLines(&doc)
 	return newUsers(f.Users, func(i int) string {
-		if i < len(lines) {
-			return fmt.Sprintf("entry %d (line %d)", i+1, lines[i])
+		if i < len(entries) {
+			return fmt.Sprintf("entry %d (line %d)", i+1, entries[i].Line)
 		}
 		return fmt.Sprintf("entry %d", i+1)
 	})
 }
 
-// entryLines finds the line of each entry of users: in a parsed document.
-func entryLines(doc *yaml.Node) []int {
+func tooLarge(size int64) error {
+	return fmt.Errorf("%w: larger than 1 MiB (%d bytes, at most %d): a users file holds at most %d users: remove the entries nobody uses", ErrInvalidUsers, size, MaxUsersFileBytes, MaxUsers)
+}
+
+// usersEntries returns the entries of users: in a parsed document.
+func usersEntries(doc *yaml.Node) []*yaml.Node {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil
 	}
 	m := doc.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == "users" && m.Content[i+1].Kind == yaml.SequenceNode {
-			var out []int
-			for _, e := range m.Content[i+1].Content {
-				out = append(out, e.Line)
-			}
-			return out
+			return m.Content[i+1].Content
 		}
 	}
 	return nil
+}
+
+// maxMappingKeys bounds the keys of a mapping of the file: an entry has five
+// fields. The decoder's check for a repeated key takes the square of a
+// mapping's keys, so a 1 MiB mapping would hold the start for seconds.
+const maxMappingKeys = 16
+
+// checkShape says what makes a parsed document no users file before it is
+// decoded, and the line: an anchor or alias (how a small file becomes a large
+// document), a mapping of more than maxMappingKeys keys. The parser bounds the
+// depth of a document (10,000), so the recursion is bounded too.
+func checkShape(n *yaml.Node) (line int, msg string) {
+	switch {
+	case n.Kind == yaml.AliasNode || n.Anchor != "":
+		return max(n.Line, 1), "anchors and aliases (& and *) are not allowed in a users file: write each entry out"
+	case n.Kind == yaml.MappingNode && len(n.Content) > 2*maxMappingKeys:
+		return max(n.Line, 1), fmt.Sprintf("a mapping of %d keys, more than %d: an entry has name, role, teams, password, tokens", len(n.Content)/2, maxMappingKeys)
+	}
+	for _, c := range n.Content {
+		if line, msg := checkShape(c); msg != "" {
+			return line, msg
+		}
+	}
+	return 0, ""
+}
+
+// Bounds of the YAML parser's message in an error.
+const maxYAMLErrors = 3
+
+var unknownField = regexp.MustCompile(`^(line \d+): field (.*) not found in type \S+$`)
+
+// yamlMessage is the YAML parser's message for a person: at most
+// maxYAMLErrors of its errors on one line, an unknown field's name quoted and
+// any control character of the file escaped.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return printable(err.Error())
+	}
+	var parts []string
+	for _, e := range te.Errors[:min(len(te.Errors), maxYAMLErrors)] {
+		if m := unknownField.FindStringSubmatch(e); m != nil {
+			e = m[1] + ": field " + strconv.Quote(shorten(m[2])) + " not found"
+		}
+		parts = append(parts, printable(shorten(e)))
+	}
+	msg := "yaml: " + strings.Join(parts, "; ")
+	if n := len(te.Errors) - maxYAMLErrors; n > 0 {
+		msg += fmt.Sprintf("; and %d more", n)
+	}
+	return msg
+}
+
+// printable escapes the control characters of s, as %q would.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func newUsers(list []User, where func(int) string) (*Users, error) {
@@ -182,8 +267,12 @@ func validUser(e *User) error {
 		}
 	}
 	if e.Password != "" {
-		if _, err := bcrypt.Cost([]byte(e.Password)); err != nil || !strings.HasPrefix(e.Password, "$2") {
+		cost, err := bcrypt.Cost([]byte(e.Password))
+		if err != nil || !strings.HasPrefix(e.Password, "$2") {
 			return errors.New("password is not a bcrypt hash: set it with `orderwatch users add NAME --role ROLE` (the file keeps hashes, never passwords)")
+		}
+		if cost < MinUsersPasswordCost || cost > MaxUsersPasswordCost {
+			return fmt.Errorf("password: bcrypt cost %d, want %d to %d (a sign-in spends 2^cost rounds): set it again with `orderwatch users add NAME --role ROLE`", cost, MinUsersPasswordCost, MaxUsersPasswordCost)
 		}
 	}
 	if len(e.Tokens) > MaxTokensPerUser {
@@ -207,8 +296,20 @@ func shorten(s string) string {
 	return s
 }
 
-// LoadUsers reads and validates the users file at path.
+// LoadUsers reads and validates the users file at path: a regular file of at
+// most MaxUsersFileBytes (anything else is refused before it is read: a FIFO
+// would block until something writes to it).
 func LoadUsers(path string) (*Users, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read users file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("users file %s: %w: not a regular file (%s): give --users the YAML file itself", path, ErrInvalidUsers, fi.Mode().Type())
+	}
+	if fi.Size() > MaxUsersFileBytes {
+		return nil, fmt.Errorf("users file %s: %w", path, tooLarge(fi.Size()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: read users file: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -404,7 +405,166 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(got) != 1 || got[0].By != "demo" || got[0].Kind != actions.TrailApproved || got[0].Reason != "customer paid, checked in the browser" {
 		t.Errorf("decision %s's answers = %+v, want one approval by demo with the reason typed", id, got)
 	}
+
+	bulkAnswer(t, ctx, c.base, token, id)
+	killSwitchWithConfirmation(t, ctx, c.base)
+	pageAtRisk(t, ctx, c.base)
 	if !c.running() {
 		t.Errorf("orderwatch run exited: %v", c.err)
+	}
+}
+
+// domValues are the values of attribute attr of the elements sel matches on the
+// current page.
+func domValues(t *testing.T, ctx context.Context, sel, attr string) []string {
+	t.Helper()
+	vs, err := chromedp.Run(step(ctx), chromedp.Evaluate[[]string](fmt.Sprintf(
+		`Array.from(document.querySelectorAll(%q), e => e.getAttribute(%q))`, sel, attr)))
+	if err != nil {
+		t.Fatalf("%s's %s: %v", sel, attr, err)
+	}
+	return vs
+}
+
+// domText is the text of the first element sel matches on the current page.
+func domText(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(step(ctx), chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+	if err != nil {
+		t.Fatalf("the text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// bulkAnswer: the admin ticks several waiting decisions (not done, answered
+// already) on /approvals, reviews them on the preview (each listed, nothing
+// answered yet) and confirms; the flash says how many were approved and by
+// whom, and each decision's trail records demo.
+func bulkAnswer(t *testing.T, ctx context.Context, base, token, done string) {
+	t.Helper()
+	const want = 2
+	var ids []string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		reloadUntil(t, ctx, base+"/approvals", `#approvals`, stepLimit)
+		ids = nil
+		for _, v := range domValues(t, ctx, `#approvals tr[data-decision] input[name=decision]`, "value") {
+			if v != done && len(ids) < want {
+				ids = append(ids, v)
+			}
+		}
+		if len(ids) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/approvals shows %d decisions to tick after 90 s, want %d", len(ids), want)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	var acts []chromedp.Action[chromedp.Void]
+	for _, id := range ids {
+		acts = append(acts, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#approvals input[name=decision][value=%q]`, id))))
+	}
+	acts = append(acts,
+		chromedp.SendKeys(chromedp.CSS(`#bulk input[name=reason]`), "bulk: checked in the browser"),
+		chromedp.Click(chromedp.CSS(`#bulk button[name=answer][value=approve]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#preview`)),
+	)
+	if err := chromedp.Do(step(ctx), acts...); err != nil {
+		t.Fatalf("tick %v and review their approval: %v", ids, err)
+	}
+	if got := domValues(t, ctx, `#preview li[data-decision]`, "data-decision"); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ids))) {
+		t.Errorf("the preview lists %v, want the ticked %v", got, ids)
+	}
+	if got := domValues(t, ctx, `#confirm input[name=decision]`, "value"); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ids))) {
+		t.Errorf("the confirm form carries %v, want the ticked %v", got, ids)
+	}
+	for _, id := range ids {
+		if v := showDecision(t, base, token, id); len(answers(v)) != 0 {
+			t.Errorf("decision %s is answered by the preview: %+v", id, answers(v))
+		}
+	}
+	if err := chromedp.Do(step(ctx),
+		chromedp.Click(chromedp.CSS(`#confirm button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	); err != nil {
+		t.Fatalf("confirm the approval of %v: %v", ids, err)
+	}
+	flash := domText(t, ctx, `#flash`)
+	if !strings.HasPrefix(flash, fmt.Sprintf("%d ", want)) || !strings.Contains(flash, "demo") {
+		t.Errorf("the flash after the bulk approval = %q, want it to name %d answered by demo", flash, want)
+	}
+	for _, id := range ids {
+		got := answers(showDecision(t, base, token, id))
+		if len(got) != 1 || got[0].By != "demo" || got[0].Kind != actions.TrailApproved || got[0].Reason != "bulk: checked in the browser" {
+			t.Errorf("decision %s's answers = %+v, want one approval by demo with the bulk reason", id, got)
+		}
+	}
+}
+
+// killSwitchWithConfirmation: on /operations the admin's kill switch form
+// posted without its confirmation is refused (400) and changes nothing; with
+// the box ticked it turns the switch on (the page says halted), and the same
+// form, ticked again, turns it off.
+func killSwitchWithConfirmation(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	if err := chromedp.Do(step(ctx), chromedp.Navigate(base+"/operations"), chromedp.WaitVisible(chromedp.CSS(`#killswitch-confirm`))); err != nil {
+		t.Fatalf("/operations shows no kill switch form: %v", err)
+	}
+	if n := countOf(t, ctx, `#killswitch .ks-state.running`); n != 1 {
+		t.Fatalf("the kill switch is not off at first (%d .ks-state.running)", n)
+	}
+	if code := postForm(t, ctx, "/operations/killswitch", map[string]string{"on": "true", "reason": "no confirmation", "csrf_token": csrfToken(t, ctx)}); code != 400 {
+		t.Errorf("the kill switch without its confirmation: %d, want 400", code)
+	}
+	for _, turn := range []struct{ reason, state string }{{"incident drill: on", "halted"}, {"incident drill: off", "running"}} {
+		if err := chromedp.Do(step(ctx), chromedp.Navigate(base+"/operations"), chromedp.WaitVisible(chromedp.CSS(`#killswitch-confirm`))); err != nil {
+			t.Fatalf("/operations: %v", err)
+		}
+		if countOf(t, ctx, `#killswitch .ks-state.halted`) != 0 && turn.state == "halted" {
+			t.Fatal("the kill switch is on after the unconfirmed form")
+		}
+		if err := chromedp.Do(step(ctx),
+			chromedp.SendKeys(chromedp.CSS(`#killswitch-confirm input[name=reason]`), turn.reason),
+			chromedp.Click(chromedp.CSS(`#killswitch-confirm input[name=confirm]`)),
+			chromedp.Click(chromedp.CSS(`#killswitch-confirm button[type=submit]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+		); err != nil {
+			t.Fatalf("turn the kill switch (%s): %v", turn.reason, err)
+		}
+		if n := countOf(t, ctx, `#killswitch .ks-state.`+turn.state); n != 1 {
+			t.Errorf("after %q the kill switch is not %s", turn.reason, turn.state)
+		}
+		if flash := domText(t, ctx, `#flash`); !strings.Contains(flash, "demo") {
+			t.Errorf("the flash after %q = %q, want it to name demo", turn.reason, flash)
+		}
+	}
+}
+
+// pageAtRisk: the queue of all open orders, by minutes to the cutoff (a
+// stable order while the demo runs), has more than a page: a#next leads to a
+// second page of other orders.
+func pageAtRisk(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	reloadUntil(t, ctx, base+"/?at_risk=0&sort=cutoff", `a#next`, time.Minute)
+	first := domValues(t, ctx, `#at-risk tbody tr[data-order]`, "data-order")
+	if err := chromedp.Do(step(ctx),
+		chromedp.Click(chromedp.CSS(`a#next`)),
+		chromedp.WaitVisible(chromedp.CSS(`#at-risk`)),
+	); err != nil {
+		t.Fatalf("follow a#next: %v", err)
+	}
+	url, _ := chromedp.Run(step(ctx), chromedp.Location())
+	if !strings.Contains(url, "cursor=") || !strings.Contains(url, "sort=cutoff") || !strings.Contains(url, "at_risk=0") {
+		t.Errorf("a#next went to %s, want the same filters with a cursor", url)
+	}
+	second := domValues(t, ctx, `#at-risk tbody tr[data-order]`, "data-order")
+	if len(first) != 50 || len(second) == 0 {
+		t.Errorf("the pages have %d and %d orders, want 50 and at least one", len(first), len(second))
+	}
+	for _, o := range second {
+		if slices.Contains(first, o) {
+			t.Errorf("order %s is on both pages", o)
+		}
 	}
 }
