@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,7 +220,7 @@ type flash struct {
 func (s *server) render(w http.ResponseWriter, r *http.Request, code int, name, title string, p auth.Principal, body any) {
 	d := pageData{Title: title, Active: name, User: p, CSRF: s.auth.CSRFToken(p), Status: code, Body: body}
 	if r != nil {
-		d.Flash = takeFlash(w, r)
+		d.Flash = s.takeFlash(w, r)
 	}
 	var buf bytes.Buffer
 	if err := consoleTemplates.ExecuteTemplate(&buf, name, d); err != nil {
@@ -256,26 +255,27 @@ func (s *server) apiFailed(w http.ResponseWriter, p auth.Principal, err error) {
 	s.consoleError(w, p, http.StatusInternalServerError, "The page could not be served: "+err.Error())
 }
 
-// redirectWithFlash sends the browser to page, which shows msg once.
-func redirectWithFlash(w http.ResponseWriter, r *http.Request, page string, f flash) {
+// redirectWithFlash sends the browser to page, which shows msg once. The
+// cookie is signed: a message planted by anyone else is not shown.
+func (s *server) redirectWithFlash(w http.ResponseWriter, r *http.Request, page string, f flash) {
 	v := "ok:"
 	if f.Error {
 		v = "error:"
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v + clip(f.Msg, maxFlashBytes))),
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: s.auth.Seal("flash", []byte(v+clip(f.Msg, maxFlashBytes))),
 		Path: "/", MaxAge: 60, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, page, http.StatusSeeOther)
 }
 
 // takeFlash reads the flash message a redirect left, and clears it.
-func takeFlash(w http.ResponseWriter, r *http.Request) flash {
+func (s *server) takeFlash(w http.ResponseWriter, r *http.Request) flash {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return flash{}
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
-	b, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
+	b, ok := s.auth.Unseal("flash", c.Value)
+	if !ok {
 		return flash{}
 	}
 	if msg, ok := strings.CutPrefix(string(b), "error:"); ok {

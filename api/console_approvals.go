@@ -112,7 +112,7 @@ func (s *server) answerOne(w http.ResponseWriter, r *http.Request, p auth.Princi
 		s.apiFailed(w, p, err)
 		return
 	}
-	redirectWithFlash(w, r, "/approvals", flash{Msg: fmt.Sprintf("Decision %s %s by %s.", id, pastTense(answer), p.Name)})
+	s.redirectWithFlash(w, r, "/approvals", flash{Msg: fmt.Sprintf("Decision %s %s by %s.", id, pastTense(answer), p.Name)})
 }
 
 func pastTense(answer string) string {
@@ -232,5 +232,5 @@ func (s *server) applyAnswers(w http.ResponseWriter, r *http.Request, p auth.Pri
 		f.Error = true
 		f.Msg += fmt.Sprintf(" %d refused: %s.", len(refused), strings.Join(refused, "; "))
 	}
-	redirectWithFlash(w, r, "/approvals", f)
+	s.redirectWithFlash(w, r, "/approvals", f)
 }

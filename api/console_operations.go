@@ -108,7 +108,7 @@ func (s *server) turnKillSwitch(w http.ResponseWriter, r *http.Request, p auth.P
 	if on {
 		state = "on: no action is executed"
 	}
-	redirectWithFlash(w, r, "/operations", flash{Msg: fmt.Sprintf("Kill switch turned %s (by %s).", state, p.Name)})
+	s.redirectWithFlash(w, r, "/operations", flash{Msg: fmt.Sprintf("Kill switch turned %s (by %s).", state, p.Name)})
 }
 
 // reloadPolicyForm serves POST /operations/policy/reload (form: csrf_token):
@@ -118,14 +118,14 @@ func (s *server) reloadPolicyForm(w http.ResponseWriter, r *http.Request, p auth
 	var res policyReloaded
 	err := s.consoleAPI(r, http.MethodPost, "/api/v1/policy/reload", nil, &res)
 	if ae := new(apiError); errors.As(err, &ae) && ae.Code == http.StatusUnprocessableEntity {
-		redirectWithFlash(w, r, "/operations", flash{Msg: "The policy file was not put in force, the policy in force stays: " + ae.Msg, Error: true})
+		s.redirectWithFlash(w, r, "/operations", flash{Msg: "The policy file was not put in force, the policy in force stays: " + ae.Msg, Error: true})
 		return
 	}
 	if err != nil {
 		s.apiFailed(w, p, err)
 		return
 	}
-	redirectWithFlash(w, r, "/operations", flash{Msg: fmt.Sprintf("Policy %s in force (%d rules).", res.Version, res.Rules)})
+	s.redirectWithFlash(w, r, "/operations", flash{Msg: fmt.Sprintf("Policy %s in force (%d rules).", res.Version, res.Rules)})
 }
 
 func gaugeSum(ms []*dto.Metric) float64 {

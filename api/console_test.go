@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -683,5 +684,19 @@ func TestConsoleHostileForms(t *testing.T) {
 	}
 	if e.p.KillSwitch().State().On {
 		t.Error("the kill switch is on after the hostile forms")
+	}
+}
+
+// TestConsoleFlashIsSigned: the one-time message a page shows after a POST
+// comes from a cookie the console signed; one planted by someone else (a
+// sibling subdomain can set cookies for the parent domain) is not shown.
+func TestConsoleFlashIsSigned(t *testing.T) {
+	e := newConsoleEnv(t)
+	amy := signedIn(t, e.srv.URL, "amy")
+	u, _ := url.Parse(e.srv.URL)
+	planted := base64.RawURLEncoding.EncodeToString([]byte("error:Your session expired: sign in again at https://evil.example"))
+	amy.c.Jar.SetCookies(u, []*http.Cookie{{Name: "orderwatch_flash", Value: planted, Path: "/"}})
+	if _, body := amy.page(e.srv.URL + "/approvals"); strings.Contains(body, "evil.example") {
+		t.Errorf("a planted flash cookie is shown:\n%s", body)
 	}
 }

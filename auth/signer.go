@@ -50,3 +50,16 @@ func (s signer) open(purpose, v string) ([]byte, bool) {
 func (s signer) token(purpose, binding string) string {
 	return base64.RawURLEncoding.EncodeToString(s.mac(purpose, []byte(binding)))
 }
+
+// Seal signs payload for purpose with the group's key, so that a value the
+// browser keeps (a console message in a cookie) cannot be made by anyone else.
+// The purposes are apart from the authenticator's own (sessions, CSRF tokens).
+func (a *Authenticator) Seal(purpose string, payload []byte) string {
+	return a.sign.seal("app:"+purpose, payload)
+}
+
+// Unseal returns the payload of a value Seal made for purpose, and whether its
+// signature holds.
+func (a *Authenticator) Unseal(purpose, v string) ([]byte, bool) {
+	return a.sign.open("app:"+purpose, v)
+}
