@@ -248,6 +248,32 @@ func (r *Registry) scanModel(name string, s *slot) {
 			}
 		}
 	}
+	r.mu.Lock()
+	s.forgetRemoved(versions)
+	r.mu.Unlock()
+}
+
+// forgetRemoved drops the attempts of versions whose directory is gone, so
+// that Status stops listing them; a version still serving (it has nothing to
+// replace it yet) stays listed. The caller holds mu.
+func (s *slot) forgetRemoved(versions []string) {
+	for v := range s.tried {
+		if slices.Contains(versions, v) || s.serves(v) {
+			continue
+		}
+		delete(s.tried, v)
+	}
+}
+
+// serves reports whether version v serves in the slot, in any role.
+func (s *slot) serves(v string) bool {
+	if a := s.active.Load(); a != nil && a.m.Version() == v {
+		return true
+	}
+	if sh := s.shadow.Load(); sh != nil && sh.m.Version() == v {
+		return true
+	}
+	return false
 }
 
 // readPin returns the version pinned for name, or "". A PIN file that does not

@@ -281,3 +281,46 @@ func TestRegistrySwapUnderLoad(t *testing.T) {
 		t.Errorf("serving %s after the swaps, want 1.1.9", got)
 	}
 }
+
+// statusVersions returns the versions Status lists for name, by state.
+func statusVersions(r *Registry, name string) map[string]string {
+	out := map[string]string{}
+	for _, m := range r.Status().([]ModelStatus) {
+		if m.Name != name {
+			continue
+		}
+		for _, v := range m.Versions {
+			out[v.Version] = v.State
+		}
+	}
+	return out
+}
+
+// TestRegistryForgetsRemovedVersions (issue 21): a version directory deleted
+// from the models dir leaves the list at the next scan, instead of staying
+// listed as standby forever.
+func TestRegistryForgetsRemovedVersions(t *testing.T) {
+	r, dir, _ := newTestRegistry(t)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", nil)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.2.0", func(m map[string]any) { m["sha256"] = "0000" })
+	r.Scan()
+	if got := statusVersions(r, "cutoff_risk"); got["1.3.0"] != "serving" || got["1.2.0"] != "rejected" {
+		t.Fatalf("versions %v, want 1.3.0 serving and 1.2.0 rejected", got)
+	}
+	for _, v := range []string{"1.3.0", "1.2.0"} {
+		if err := os.RemoveAll(filepath.Join(dir, "cutoff_risk", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Scan()
+	got := statusVersions(r, "cutoff_risk")
+	if _, ok := got["1.3.0"]; ok {
+		t.Errorf("deleted 1.3.0 still listed as %s: %v", got["1.3.0"], got)
+	}
+	if _, ok := got["1.2.0"]; ok {
+		t.Errorf("deleted 1.2.0 still listed as %s: %v", got["1.2.0"], got)
+	}
+	if got[riskShipped] != "serving" || live(r, "cutoff_risk") != riskShipped {
+		t.Errorf("versions %v, want %s serving again", got, riskShipped)
+	}
+}
