@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/models"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// dropShadowCopy copies the shipped cutoff_risk into modelsDir as version v,
+// a shadow whose act threshold is act.
+func dropShadowCopy(t *testing.T, modelsDir, v string, act float64) {
+	t.Helper()
+	src := filepath.Join(modelsDir, modelRisk, "1.0.0")
+	dst := filepath.Join(modelsDir, modelRisk, v)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{models.ModelFile, models.BundleFile} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == models.BundleFile {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["role"], m["version"], m["thresholds"] = models.RoleShadow, v, map[string]any{"act": act}
+			if b, err = json.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// publishShadowEvent publishes one event of typ for order at occurred.
+func publishShadowEvent(t *testing.T, nc *nats.Conn, id, typ, order string, at time.Time, data string) {
+	t.Helper()
+	ev := fmt.Sprintf(`{"id":%q,"type":%q,"order_id":%q,"occurred_at":%q,"source":"erp","schema":1,"data":%s}`,
+		id, typ, order, at.Format(time.RFC3339Nano), data)
+	if err := nc.PublishMsg(&nats.Msg{Subject: features.Subject(typ, order), Data: []byte(ev), Header: nats.Header{"Nats-Msg-Id": {id}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTwoShadowsServeSideBySide (issue 21): two shadow versions of cutoff_risk
+// serve beside the live one, with the real nats-server, Badger, pipeline and
+// ONNX Runtime: /api/v1/models lists both, and every scored row's score point
+// in the order's history holds each shadow's score, not only the rows that
+// decided something.
+func TestTwoShadowsServeSideBySide(t *testing.T) {
+	data := t.TempDir()
+	modelsDir := filepath.Join(data, "models")
+	if err := models.SeedDir(modelsDir); err != nil {
+		t.Fatal(err)
+	}
+	dropShadowCopy(t, modelsDir, "1.1.0", 0.99)
+	dropShadowCopy(t, modelsDir, "1.2.0", 0.01)
+	const orders = 6
+	t.Run("run", func(t *testing.T) {
+		natsAddr := freeAddr(t)
+		base := startRunWith(t, "--data", data, "--nats-listen", natsAddr)
+		_, body := get(base + "/api/v1/models")
+		var st []models.ModelStatus
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("/api/v1/models: %v: %s", err, body)
+		}
+		for _, m := range st {
+			if m.Name != modelRisk {
+				continue
+			}
+			if m.Shadow == nil || m.Shadow.Version != "1.2.0" || len(m.Shadows) != 2 || m.Shadows[1].Version != "1.1.0" {
+				t.Errorf("/api/v1/models shadow %+v shadows %+v, want 1.2.0 then 1.1.0", m.Shadow, m.Shadows)
+			}
+		}
+		nc, err := nats.Connect("nats://" + natsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		now := time.Now().UTC()
+		for i := range orders {
+			order := fmt.Sprintf("SO-2SH-%d", i)
+			publishShadowEvent(t, nc, fmt.Sprintf("2sh-c-%d", i), features.TypeOrderCreated, order, now,
+				fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q}`, now.Add(5*time.Hour).Format(time.RFC3339)))
+			publishShadowEvent(t, nc, fmt.Sprintf("2sh-s-%d", i), features.TypeShipmentConfirmed, order, now.Add(time.Minute), `{}`)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "every event applied", func() bool {
+			_, s := get(base + "/api/v1/stats")
+			var st store.Stats
+			_ = json.Unmarshal([]byte(s), &st)
+			return st.EventsApplied == 2*orders
+		})
+	})
+
+	st, err := store.Open(store.Options{Dir: filepath.Join(data, "badger")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range orders {
+		v, err := st.Order(fmt.Sprintf("SO-2SH-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Scores) == 0 {
+			t.Fatalf("SO-2SH-%d has no score", i)
+		}
+		for _, raw := range v.Scores {
+			var p actions.ScorePoint
+			if err := p.UnmarshalBinary(raw); err != nil {
+				t.Fatal(err)
+			}
+			a, okA := p.Shadow["cutoff_risk@1.1.0"]
+			b, okB := p.Shadow["cutoff_risk@1.2.0"]
+			if !okA || !okB || len(p.Shadow) != 2 || a != b || a != p.Risk {
+				t.Errorf("SO-2SH-%d score point shadows %v (risk %v), want both copies' score, the live one's", i, p.Shadow, p.Risk)
+			}
+		}
+	}
+}
