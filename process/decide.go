@@ -66,6 +66,15 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 			if sc.ClassModel != nil {
 				rec.Eval.ClassVer = sc.ClassModel.Version
 			}
+			for j := range sc.Shadows {
+				sh := &sc.Shadows[j]
+				if r := sh.Risk[i]; usableRisk(r) {
+					if rec.Eval.Shadows == nil {
+						rec.Eval.Shadows = make([]evalShadow, 0, len(sc.Shadows))
+					}
+					rec.Eval.Shadows = append(rec.Eval.Shadows, evalShadow{Version: sh.Ref.Version, Risk: r, Threshold: sh.Threshold})
+				}
+			}
 		}
 		first := len(p.decs)
 		in.Context = p.ctx // reroutes weigh the alternative warehouses' load

@@ -117,13 +117,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"milestone"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_outcomes_total",
-			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version.",
-		}, []string{"model", "version", "predicted", "actual"}),
+			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, its role (live: the version that acted; shadow: a shadow's score of the same moment), whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version, on the same orders.",
+		}, []string{"model", "version", "role", "predicted", "actual"}),
 		outcomeRisk: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "orderwatch_model_outcome_risk",
-			Help:    "The evaluated risk of orders whose outcome is known, by model version and outcome: calibration per bucket.",
+			Help:    "The evaluated risk of orders whose outcome is known, by model version, role (live, shadow) and outcome: calibration per bucket.",
 			Buckets: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1},
-		}, []string{"model", "version", "actual"}),
+		}, []string{"model", "version", "role", "actual"}),
 		classOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_class_outcomes_total",
 			Help: "Orders with a known outcome by the most likely exception class predicted 2 h before the cutoff and the exception seen in their events.",

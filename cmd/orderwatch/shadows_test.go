@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,9 +60,10 @@ func publishShadowEvent(t *testing.T, nc *nats.Conn, id, typ, order string, at t
 
 // TestTwoShadowsServeSideBySide (issue 21): two shadow versions of cutoff_risk
 // serve beside the live one, with the real nats-server, Badger, pipeline and
-// ONNX Runtime: /api/v1/models lists both, and every scored row's score point
-// in the order's history holds each shadow's score, not only the rows that
-// decided something.
+// ONNX Runtime: /api/v1/models lists both, every scored row's score point in
+// the order's history holds each shadow's score, not only the rows that
+// decided something, and the outcome join judges each version on the same
+// orders: orderwatch_model_outcomes_total by version and role.
 func TestTwoShadowsServeSideBySide(t *testing.T) {
 	data := t.TempDir()
 	modelsDir := filepath.Join(data, "models")
@@ -95,18 +98,51 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 		for i := range orders {
 			order := fmt.Sprintf("SO-2SH-%d", i)
 			publishShadowEvent(t, nc, fmt.Sprintf("2sh-c-%d", i), features.TypeOrderCreated, order, now,
-				fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q}`, now.Add(5*time.Hour).Format(time.RFC3339)))
-			publishShadowEvent(t, nc, fmt.Sprintf("2sh-s-%d", i), features.TypeShipmentConfirmed, order, now.Add(time.Minute), `{}`)
+				fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-2SH","ship_cutoff":%q}`, now.Add(5*time.Hour).Format(time.RFC3339)))
+		}
+		applied := func(n int) func() bool {
+			return func() bool {
+				_, s := get(base + "/api/v1/stats")
+				var st store.Stats
+				_ = json.Unmarshal([]byte(s), &st)
+				return st.EventsApplied == int64(n)
+			}
 		}
 		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "every event applied", func() bool {
-			_, s := get(base + "/api/v1/stats")
-			var st store.Stats
-			_ = json.Unmarshal([]byte(s), &st)
-			return st.EventsApplied == 2*orders
+		// Scored (and so evaluated) before the shipments make the outcomes known.
+		waitFor(t, "the orders scored", applied(orders))
+		for i := range orders {
+			publishShadowEvent(t, nc, fmt.Sprintf("2sh-s-%d", i), features.TypeShipmentConfirmed, fmt.Sprintf("SO-2SH-%d", i), now.Add(time.Minute), `{}`)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "every event applied", applied(2*orders))
+		// Each order shipped in time, judged on its created row's scores: the
+		// live version and each shadow on the same orders, each at its own
+		// threshold (the copies score alike; 1.2.0 flags at 0.01, 1.1.0 at 0.99).
+		const metric = "orderwatch_model_outcomes_total"
+		var m string
+		waitFor(t, "the outcomes judged", func() bool {
+			_, m = get(base + "/metrics")
+			return metricSumAll(m, metric, `role="live"`) == orders
 		})
+		for _, c := range []struct {
+			version, role, predicted string
+		}{{"1.0.0", "live", ""}, {"1.1.0", "shadow", `predicted="not_flagged"`}, {"1.2.0", "shadow", `predicted="flagged"`}} {
+			sel := []string{`model="cutoff_risk"`, fmt.Sprintf(`version=%q`, c.version), fmt.Sprintf(`role=%q`, c.role)}
+			if got := metricSumAll(m, metric, sel...); got != orders {
+				t.Errorf("%s%v = %v, want %d: every order judged for each version", metric, sel, got, orders)
+			}
+			if got := metricSumAll(m, metric, append(sel, c.predicted)...); c.predicted != "" && got != orders {
+				t.Errorf("%s%v %s = %v, want %d at the version's own threshold", metric, sel, c.predicted, got, orders)
+			}
+		}
+		if got := metricSumAll(m, metric, `version="1.2.0"`, `role="live"`); got != 0 {
+			t.Errorf("shadow 1.2.0 judged as live: %v", got)
+		}
 	})
 
 	st, err := store.Open(store.Options{Dir: filepath.Join(data, "badger")})
@@ -134,4 +170,27 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 			}
 		}
 	}
+}
+
+// metricSumAll adds the values of the series of a metric whose labels contain
+// each of match.
+func metricSumAll(body, name string, match ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		labels, value, ok := strings.Cut(line, "} ")
+		if !ok {
+			continue
+		}
+		all := true
+		for _, m := range match {
+			all = all && strings.Contains(labels, m)
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil && all {
+			sum += v
+		}
+	}
+	return sum
 }
