@@ -110,9 +110,10 @@ func (p *Processor) observe(st *batchState) {
 		if o.missed {
 			actual = "missed"
 		}
-		p.m.judge(o.eval.Model, o.eval.Version, roleLive, o.eval.Risk, o.eval.Threshold, actual)
+		live := p.m.judge(o.eval.Model, o.eval.Version, roleLive, o.eval.Risk, o.eval.Threshold, actual)
 		for _, sh := range o.eval.Shadows {
-			p.m.judge(o.eval.Model, sh.Version, roleShadow, sh.Risk, sh.Threshold, actual)
+			pred := p.m.judge(o.eval.Model, sh.Version, roleShadow, sh.Risk, sh.Threshold, actual)
+			p.m.shadowOutcomes.WithLabelValues(o.eval.Model, sh.Version, o.eval.Version, pred, live, actual).Inc()
 		}
 		if o.eval.Class != "" {
 			p.m.classOutcomes.WithLabelValues("exception_class", o.eval.ClassVer, o.eval.Class, o.class).Inc()
@@ -121,14 +122,16 @@ func (p *Processor) observe(st *batchState) {
 	p.m.timers.Set(float64(p.dues.len()))
 }
 
-// judge counts one version's prediction against an order's outcome.
-func (m *metrics) judge(model, version, role string, risk float32, threshold float64, actual string) {
+// judge counts one version's prediction against an order's outcome and
+// returns the prediction: flagged or not_flagged.
+func (m *metrics) judge(model, version, role string, risk float32, threshold float64, actual string) string {
 	predicted := "not_flagged"
 	if float64(risk) >= threshold {
 		predicted = "flagged"
 	}
 	m.outcomes.WithLabelValues(model, version, role, predicted, actual).Inc()
 	m.outcomeRisk.WithLabelValues(model, version, role, actual).Observe(float64(risk))
+	return predicted
 }
 
 func countTimers(rows []Row) int {

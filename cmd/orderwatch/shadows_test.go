@@ -94,11 +94,12 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		now := time.Now().UTC()
+		// Created now with a cutoff 3 h later; the odd orders ship after it.
+		created := time.Now().UTC()
 		for i := range orders {
 			order := fmt.Sprintf("SO-2SH-%d", i)
-			publishShadowEvent(t, nc, fmt.Sprintf("2sh-c-%d", i), features.TypeOrderCreated, order, now,
-				fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-2SH","ship_cutoff":%q}`, now.Add(5*time.Hour).Format(time.RFC3339)))
+			publishShadowEvent(t, nc, fmt.Sprintf("2sh-c-%d", i), features.TypeOrderCreated, order, created,
+				fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-2SH","ship_cutoff":%q}`, created.Add(3*time.Hour).Format(time.RFC3339)))
 		}
 		applied := func(n int) func() bool {
 			return func() bool {
@@ -114,7 +115,11 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 		// Scored (and so evaluated) before the shipments make the outcomes known.
 		waitFor(t, "the orders scored", applied(orders))
 		for i := range orders {
-			publishShadowEvent(t, nc, fmt.Sprintf("2sh-s-%d", i), features.TypeShipmentConfirmed, fmt.Sprintf("SO-2SH-%d", i), now.Add(time.Minute), `{}`)
+			shipped := created.Add(time.Minute)
+			if i%2 == 1 {
+				shipped = created.Add(3*time.Hour + time.Minute) // missed its cutoff
+			}
+			publishShadowEvent(t, nc, fmt.Sprintf("2sh-s-%d", i), features.TypeShipmentConfirmed, fmt.Sprintf("SO-2SH-%d", i), shipped, `{}`)
 		}
 		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
@@ -142,6 +147,35 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 		}
 		if got := metricSumAll(m, metric, `version="1.2.0"`, `role="live"`); got != 0 {
 			t.Errorf("shadow 1.2.0 judged as live: %v", got)
+		}
+
+		// orderwatch models compare: each shadow against the live version on
+		// the same judged orders, each at its own threshold.
+		for _, c := range []struct {
+			version string
+			want    []string
+		}{
+			{"1.2.0", []string{"against live 1.0.0 on the same 6 judged orders (3 missed their cutoff)", "1.0.0    live    0.70       0        0       3       -          0.00",
+				"1.2.0    shadow  0.01       6        3       0       0.50       1.00"}},
+			{"1.1.0", []string{"against live 1.0.0 on the same 6 judged orders (3 missed their cutoff)", "1.1.0    shadow  0.99       0        0       3       -          0.00"}},
+		} {
+			var out strings.Builder
+			if err := modelsCmd([]string{"compare", modelRisk, c.version, "--api", base}, &out); err != nil {
+				t.Fatalf("models compare %s: %v", c.version, err)
+			}
+			t.Logf("orderwatch models compare %s %s:\n%s", modelRisk, c.version, out.String())
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("models compare %s printed\n%s\nwant it to contain %q", c.version, out.String(), w)
+				}
+			}
+		}
+		var out strings.Builder
+		if err := modelsCmd([]string{"compare", modelRisk, "9.9.9", "--api", base}, &out); err != nil || !strings.Contains(out.String(), "no order it scored") {
+			t.Errorf("models compare of a version that judged nothing: %v %q", err, out.String())
+		}
+		if code, body := get(base + "/api/v1/models/cutoff_risk/compare"); code != 400 || !strings.Contains(body, "version") {
+			t.Errorf("compare without a version = %d %s, want 400 naming version", code, body)
 		}
 	})
 
