@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"time"
@@ -20,16 +21,17 @@ type modelServed struct {
 
 // modelStatus is a model in GET /api/v1/models.
 type modelStatus struct {
-	Name     string       `json:"name"`
-	Live     *modelServed `json:"live"`
-	Shadow   *modelServed `json:"shadow"`
-	Pinned   string       `json:"pinned"`
+	Name     string        `json:"name"`
+	Live     *modelServed  `json:"live"`
+	Shadows  []modelServed `json:"shadows"` // the greatest first
+	Pinned   string        `json:"pinned"`
 	Versions []struct {
 		Version string    `json:"version"`
 		Role    string    `json:"role"`
 		State   string    `json:"state"`
 		Reason  string    `json:"reason"`
 		Error   string    `json:"error"`
+		Note    string    `json:"note"`
 		At      time.Time `json:"checked_at"`
 	} `json:"versions"`
 }
@@ -58,12 +60,15 @@ func (s *server) modelsPage(w http.ResponseWriter, r *http.Request, p auth.Princ
 		seen := false
 		for _, vs := range m.Versions {
 			row := modelRow{Model: m.Name, Version: vs.Version, State: vs.State, Role: vs.Role, Reason: vs.Reason,
-				Error: vs.Error, Pinned: m.Pinned == vs.Version, CheckedAt: vs.At, Quality: quality[m.Name+"\x00"+vs.Version]}
+				Error: cmp.Or(vs.Error, vs.Note), Pinned: m.Pinned == vs.Version, CheckedAt: vs.At, Quality: quality[m.Name+"\x00"+vs.Version]}
 			switch {
 			case m.Live != nil && m.Live.Version == vs.Version:
 				row.Served, seen = m.Live, true
-			case m.Shadow != nil && m.Shadow.Version == vs.Version:
-				row.Served = m.Shadow
+			}
+			for j := range m.Shadows {
+				if m.Shadows[j].Version == vs.Version {
+					row.Served = &m.Shadows[j]
+				}
 			}
 			rows = append(rows, row)
 		}

@@ -123,6 +123,7 @@ func Handler(o Options) http.Handler {
 	}
 	if o.Models != nil {
 		mux.HandleFunc("GET /api/v1/models", s.models)
+		mux.HandleFunc("GET /api/v1/models/{name}/compare", s.compareModel)
 		mux.HandleFunc("POST /api/v1/models/{name}/activate", s.require(auth.RoleAdmin, s.activateModel))
 		mux.HandleFunc("POST /api/v1/models/validate", s.require(auth.RoleAdmin, s.validateModel))
 	}

@@ -108,7 +108,15 @@ func (r *Registry) takeOut(sv *served) {
 	err := fmt.Errorf("%w: %d or more of %d consecutive rows were not finite or not probabilities", ErrBadOutputs, p.Limit, p.Window)
 	r.mu.Lock()
 	s.tried[v] = attempt{fingerprint: sv.fingerprint, err: err, role: role, at: time.Now()}
-	removed := s.ptr(role).CompareAndSwap(sv, nil)
+	var removed bool
+	if role == RoleShadow {
+		var rest *shadowList
+		if rest, removed = s.shadows.Load().without(sv); removed {
+			s.shadows.Store(rest)
+		}
+	} else {
+		removed = s.active.CompareAndSwap(sv, nil)
+	}
 	r.mu.Unlock()
 	r.rejections.WithLabelValues(name, RejectBadOutputs).Inc()
 	if !removed {

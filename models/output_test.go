@@ -58,7 +58,10 @@ func TestBadOutputsTakeAVersionOutOfService(t *testing.T) {
 			r.Scan()
 			get := func(s *Set) *Model {
 				if role == RoleShadow {
-					return s.Shadow("cutoff_risk")
+					if sh := s.Shadows("cutoff_risk"); len(sh) > 0 {
+						return sh[0]
+					}
+					return nil
 				}
 				return s.Model("cutoff_risk")
 			}

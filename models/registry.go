@@ -100,10 +100,15 @@ type Registry struct {
 	badOutputs *prometheus.CounterVec
 }
 
+// MaxShadows is how many shadow versions of one model serve at once: the
+// greatest valid ones. A further shadow version is listed as standby, with a
+// note that says why, until one of them leaves.
+const MaxShadows = 3
+
 // slot holds one model name's served versions.
 type slot struct {
-	active atomic.Pointer[served]
-	shadow atomic.Pointer[served]
+	active  atomic.Pointer[served]
+	shadows atomic.Pointer[shadowList] // nil when none serves
 
 	// Guarded by Registry.mu.
 	tried    map[string]attempt // version → the last attempt to open it
@@ -115,7 +120,53 @@ type attempt struct {
 	fingerprint string
 	err         error
 	role        string
+	note        string // why a valid version does not serve (MaxShadows)
 	at          time.Time
+}
+
+// shadowList is the shadow versions serving for one model, the greatest first;
+// it is replaced whole, never changed, so that a batch shares it.
+type shadowList struct {
+	sv []*served
+	ms []*Model // sv's models, in the same order
+}
+
+func newShadowList(sv []*served) *shadowList {
+	if len(sv) == 0 {
+		return nil
+	}
+	l := &shadowList{sv: sv, ms: make([]*Model, len(sv))}
+	for i, x := range sv {
+		l.ms[i] = x.m
+	}
+	return l
+}
+
+// find returns the served shadow of version v, or nil.
+func (l *shadowList) find(v string) *served {
+	if l == nil {
+		return nil
+	}
+	for _, sv := range l.sv {
+		if sv.m.Version() == v {
+			return sv
+		}
+	}
+	return nil
+}
+
+// without returns the list less sv, and whether sv was in it.
+func (l *shadowList) without(sv *served) (*shadowList, bool) {
+	if l == nil || !slices.Contains(l.sv, sv) {
+		return l, false
+	}
+	rest := make([]*served, 0, len(l.sv)-1)
+	for _, x := range l.sv {
+		if x != sv {
+			rest = append(rest, x)
+		}
+	}
+	return newShadowList(rest), true
 }
 
 // served is an open model with the lock that keeps it open while batches use it.
@@ -209,14 +260,18 @@ func (r *Registry) Close() error {
 	defer r.mu.Unlock()
 	for _, s := range r.slots {
 		retire(s.active.Swap(nil))
-		retire(s.shadow.Swap(nil))
+		if l := s.shadows.Swap(nil); l != nil {
+			for _, sv := range l.sv {
+				retire(sv)
+			}
+		}
 	}
 	return nil
 }
 
 // Scan looks at the models dir once: for each model it serves the pinned version,
-// or else the greatest version that opens and validates, and likewise the greatest
-// valid shadow version. Versions that failed are not retried until their files
+// or else the greatest version that opens and validates, and likewise the
+// greatest MaxShadows valid shadow versions. Versions that failed are not retried until their files
 // change. Versions are loaded and validated without holding the lock that
 // Status and Report take; only the swap is made under it.
 func (r *Registry) Scan() {
@@ -237,17 +292,51 @@ func (r *Registry) scanModel(name string, s *slot) {
 	r.mu.Lock()
 	s.pinned = pinned
 	r.mu.Unlock()
-	for _, role := range []string{RoleActive, RoleShadow} {
-		for i := len(versions) - 1; i >= 0; i-- {
-			v := versions[i]
-			if role == RoleActive && pinned != "" && v != pinned {
-				continue
-			}
-			if r.tryServe(name, v, role, s) {
-				break
-			}
+	for i := len(versions) - 1; i >= 0; i-- {
+		v := versions[i]
+		if pinned != "" && v != pinned {
+			continue
+		}
+		if r.tryServe(name, v, s) {
+			break
 		}
 	}
+	cur := s.shadows.Load()
+	next := make([]*served, 0, MaxShadows)
+	for i := len(versions) - 1; i >= 0; i-- {
+		v := versions[i]
+		if len(next) == MaxShadows {
+			r.overShadowLimit(name, v, s)
+			continue
+		}
+		if sv := r.candidate(name, v, RoleShadow, s, cur.find(v)); sv != nil {
+			next = append(next, sv)
+		}
+	}
+	r.installShadows(name, s, cur, next)
+	r.mu.Lock()
+	s.forgetRemoved(versions)
+	r.mu.Unlock()
+}
+
+// forgetRemoved drops the attempts of versions whose directory is gone, so
+// that Status stops listing them; a version still serving (it has nothing to
+// replace it yet) stays listed. The caller holds mu.
+func (s *slot) forgetRemoved(versions []string) {
+	for v := range s.tried {
+		if slices.Contains(versions, v) || s.serves(v) {
+			continue
+		}
+		delete(s.tried, v)
+	}
+}
+
+// serves reports whether version v serves in the slot, in any role.
+func (s *slot) serves(v string) bool {
+	if a := s.active.Load(); a != nil && a.m.Version() == v {
+		return true
+	}
+	return s.shadows.Load().find(v) != nil
 }
 
 // readPin returns the version pinned for name, or "". A PIN file that does not
@@ -268,35 +357,46 @@ func (r *Registry) readPin(name string) string {
 	return pin
 }
 
-func (s *slot) ptr(role string) *atomic.Pointer[served] {
-	if role == RoleShadow {
-		return &s.shadow
+// tryServe keeps or puts version v in service as the slot's active version
+// when it is an active bundle and valid; it reports whether v serves. The
+// caller holds scanMu.
+func (r *Registry) tryServe(name, v string, s *slot) bool {
+	old := s.active.Load()
+	if old != nil && old.m.Version() != v {
+		old = nil
 	}
-	return &s.active
+	sv := r.candidate(name, v, RoleActive, s, old)
+	if sv == nil {
+		return false
+	}
+	if sv != old {
+		r.install(name, s, sv)
+	}
+	return true
 }
 
-// tryServe keeps or puts version v in service in the slot's role when it has
-// the role and is valid; it reports whether v serves. The caller holds scanMu.
-func (r *Registry) tryServe(name, v, role string, s *slot) bool {
+// candidate returns version v ready to serve in role: cur (v serving already)
+// when its files did not change, else v opened and validated, or nil when v
+// does not have the role or is not valid (recorded, not retried until its
+// files change). The caller holds scanMu.
+func (r *Registry) candidate(name, v, role string, s *slot, cur *served) *served {
 	dir := filepath.Join(r.opts.Dir, name, v)
 	fp := fingerprint(dir)
-	cur := s.ptr(role)
+	if cur != nil && cur.fingerprint == fp {
+		return cur
+	}
 	r.mu.Lock()
-	old := cur.Load()
 	a, tried := s.tried[v]
 	r.mu.Unlock()
-	if old != nil && old.m.Version() == v && old.fingerprint == fp {
-		return true
-	}
 	if tried && a.fingerprint == fp && (a.err != nil || a.role != role) {
-		return false
+		return nil
 	}
 	b, err := LoadBundle(dir)
 	if err == nil && b.Role != role {
 		r.mu.Lock()
 		s.tried[v] = attempt{fingerprint: fp, role: b.Role, at: time.Now()}
 		r.mu.Unlock()
-		return false
+		return nil
 	}
 	var m *Model
 	if err == nil {
@@ -304,10 +404,85 @@ func (r *Registry) tryServe(name, v, role string, s *slot) bool {
 	}
 	if err != nil {
 		r.reject(name, v, role, fp, err)
-		return false
+		return nil
 	}
-	r.install(name, role, s, &served{m: m, fingerprint: fp})
-	return true
+	return &served{m: m, fingerprint: fp}
+}
+
+// overShadowLimit records why version v, when it is a shadow bundle, does
+// not serve: MaxShadows greater shadow versions do. It is not validated until
+// it has room. The caller holds scanMu.
+func (r *Registry) overShadowLimit(name, v string, s *slot) {
+	dir := filepath.Join(r.opts.Dir, name, v)
+	fp := fingerprint(dir)
+	r.mu.Lock()
+	a, tried := s.tried[v]
+	r.mu.Unlock()
+	if tried && a.fingerprint == fp && (a.err != nil || a.role != RoleShadow || a.note != "") {
+		return
+	}
+	b, err := LoadBundle(dir)
+	if err != nil {
+		r.reject(name, v, RoleShadow, fp, err)
+		return
+	}
+	at := attempt{fingerprint: fp, role: b.Role, at: time.Now()}
+	if b.Role == RoleShadow {
+		at.note = fmt.Sprintf("not serving: the %d greater valid shadow versions serve (at most %d at once)", MaxShadows, MaxShadows)
+	}
+	r.mu.Lock()
+	s.tried[v] = at
+	r.mu.Unlock()
+}
+
+// installShadows serves next (the greatest first) as the model's shadows in
+// place of cur, retiring those that leave once the batches using them are
+// done. A version taken out of service meanwhile (Report) is left out.
+func (r *Registry) installShadows(name string, s *slot, cur *shadowList, next []*served) {
+	r.mu.Lock()
+	kept := next[:0]
+	for _, sv := range next {
+		if a, ok := s.tried[sv.m.Version()]; ok && a.err != nil && a.fingerprint == sv.fingerprint {
+			if cur.find(sv.m.Version()) != sv {
+				go retire(sv) // opened by this scan, refused meanwhile
+			}
+			continue
+		}
+		kept = append(kept, sv)
+	}
+	next = kept
+	now := s.shadows.Load()
+	if now != nil && slices.Equal(now.sv, next) || now == nil && len(next) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	for _, sv := range next {
+		if now.find(sv.m.Version()) != sv {
+			s.tried[sv.m.Version()] = attempt{fingerprint: sv.fingerprint, role: RoleShadow, at: time.Now()}
+		}
+	}
+	s.shadows.Store(newShadowList(slices.Clone(next)))
+	r.mu.Unlock()
+	if now != nil {
+		for _, old := range now.sv {
+			if slices.Contains(next, old) {
+				continue
+			}
+			r.info.DeleteLabelValues(name, old.m.Version(), RoleShadow, old.m.SHA256())
+			r.log.Info("model shadow left service", "model", name, "version", old.m.Version())
+			go retire(old)
+		}
+	}
+	for _, sv := range next {
+		if now.find(sv.m.Version()) == sv {
+			continue
+		}
+		m := sv.m
+		r.info.WithLabelValues(name, m.Version(), RoleShadow, m.SHA256()).Set(1)
+		r.badOutputs.WithLabelValues(name, m.Version(), RoleShadow)
+		r.swaps.WithLabelValues(name, RoleShadow).Inc()
+		r.log.Info("model serving", "model", name, "version", m.Version(), "role", RoleShadow, "sha256", m.SHA256())
+	}
 }
 
 // open validates and opens the bundle in dir, showing it as being checked in
@@ -334,13 +509,14 @@ func (r *Registry) reject(name, v, role, fp string, err error) {
 	r.log.Error("model version rejected, the previous version keeps serving", "model", name, "version", v, "reason", reason, "err", err)
 }
 
-// install puts sv in service in role, retiring the version it replaces once the
-// batches using it are done.
-func (r *Registry) install(name, role string, s *slot, sv *served) {
+// install puts sv in service as the active version, retiring the version it
+// replaces once the batches using it are done.
+func (r *Registry) install(name string, s *slot, sv *served) {
+	const role = RoleActive
 	m := sv.m
 	r.mu.Lock()
 	s.tried[m.Version()] = attempt{fingerprint: sv.fingerprint, role: role, at: time.Now()}
-	old := s.ptr(role).Swap(sv)
+	old := s.active.Swap(sv)
 	r.mu.Unlock()
 	if old != nil {
 		r.info.DeleteLabelValues(name, old.m.Version(), role, old.m.SHA256())
@@ -377,43 +553,73 @@ func retire(s *served) {
 // Set is the models a batch scores with: acquired together, kept open until
 // Release, even when newer versions go live meanwhile.
 type Set struct {
-	r    *Registry
-	held []*served
-	by   map[string]*Model
+	r       *Registry
+	held    []*served
+	by      map[string]*Model
+	shadows map[string][]*Model
 }
 
 // Acquire returns the models serving now. Call Release when the batch is done.
 func (r *Registry) Acquire() *Set {
-	set := &Set{r: r, by: make(map[string]*Model, 2*len(r.slots))}
+	set := &Set{r: r, by: make(map[string]*Model, len(r.slots)), held: make([]*served, 0, len(r.slots)*(1+MaxShadows))}
 	for name, s := range r.slots {
-		for _, p := range []struct {
-			ptr *atomic.Pointer[served]
-			key string
-		}{{&s.active, name}, {&s.shadow, name + "@shadow"}} {
-			for {
-				sv := p.ptr.Load()
-				if sv == nil {
-					break
-				}
-				sv.mu.RLock()
-				if sv.closed { // retired between Load and RLock: take the new one
-					sv.mu.RUnlock()
-					continue
-				}
-				set.held = append(set.held, sv)
-				set.by[p.key] = sv.m
+		for {
+			sv := s.active.Load()
+			if sv == nil {
 				break
 			}
+			sv.mu.RLock()
+			if sv.closed { // retired between Load and RLock: take the new one
+				sv.mu.RUnlock()
+				continue
+			}
+			set.held = append(set.held, sv)
+			set.by[name] = sv.m
+			break
+		}
+		if l := acquireShadows(&s.shadows); l != nil {
+			if set.shadows == nil {
+				set.shadows = make(map[string][]*Model, len(r.slots))
+			}
+			set.held = append(set.held, l.sv...)
+			set.shadows[name] = l.ms
 		}
 	}
 	return set
 }
 
+// acquireShadows read-locks every version of the current shadow list and
+// returns it, or nil when none serves. A list is replaced before its versions
+// retire, so a retired one means a newer list: it is taken instead.
+func acquireShadows(p *atomic.Pointer[shadowList]) *shadowList {
+	for {
+		l := p.Load()
+		if l == nil {
+			return nil
+		}
+		ok := true
+		for i, sv := range l.sv {
+			sv.mu.RLock()
+			if sv.closed {
+				for _, x := range l.sv[:i+1] {
+					x.mu.RUnlock()
+				}
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return l
+		}
+	}
+}
+
 // Model returns the live version of name, or nil.
 func (s *Set) Model(name string) *Model { return s.by[name] }
 
-// Shadow returns the shadow version of name, or nil.
-func (s *Set) Shadow(name string) *Model { return s.by[name+"@shadow"] }
+// Shadows returns the shadow versions of name serving, the greatest first, or
+// nil. The slice is shared: read it, do not change it.
+func (s *Set) Shadows(name string) []*Model { return s.shadows[name] }
 
 // Release lets retired versions close. It is idempotent.
 func (s *Set) Release() {
@@ -481,7 +687,7 @@ func (r *Registry) Activate(name, version string) error {
 	s.pinned = version
 	r.mu.Unlock()
 	if sv != s.active.Load() {
-		r.install(name, RoleActive, s, sv)
+		r.install(name, s, sv)
 	}
 	return nil
 }
@@ -547,14 +753,17 @@ type VersionStatus struct {
 	State   string    `json:"state"` // serving, shadow, standby, rejected, validating
 	Reason  string    `json:"reason,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	Note    string    `json:"note,omitempty"` // why a valid standby version does not serve
 	At      time.Time `json:"checked_at,omitzero"`
 }
 
 // ModelStatus describes one served model.
 type ModelStatus struct {
-	Name     string          `json:"name"`
-	Live     *ModelRef       `json:"live"`
+	Name string    `json:"name"`
+	Live *ModelRef `json:"live"`
+	// Shadow is the greatest of Shadows, kept for clients of one shadow.
 	Shadow   *ModelRef       `json:"shadow,omitempty"`
+	Shadows  []ModelRef      `json:"shadows,omitempty"` // the greatest first
 	Pinned   string          `json:"pinned,omitempty"`
 	Versions []VersionStatus `json:"versions"`
 }
@@ -582,8 +791,14 @@ func (r *Registry) Status() any {
 			b := sv.m.Bundle()
 			return &ModelRef{Version: b.Version, SHA256: b.SHA256, Threshold: sv.m.Threshold(), Metrics: b.Metrics}
 		}
-		live, shadow := s.active.Load(), s.shadow.Load()
-		st.Live, st.Shadow = ref(live), ref(shadow)
+		live, shadows := s.active.Load(), s.shadows.Load()
+		st.Live = ref(live)
+		if shadows != nil {
+			for _, sv := range shadows.sv {
+				st.Shadows = append(st.Shadows, *ref(sv))
+			}
+			st.Shadow = &st.Shadows[0]
+		}
 		versions := make([]string, 0, len(s.tried)+1)
 		for v := range s.tried {
 			versions = append(versions, v)
@@ -602,14 +817,14 @@ func (r *Registry) Status() any {
 				st.Versions = append(st.Versions, VersionStatus{Version: v, State: "validating", At: time.Now()})
 				continue
 			}
-			vs := VersionStatus{Version: v, Role: a.role, State: "standby", At: a.at}
+			vs := VersionStatus{Version: v, Role: a.role, State: "standby", Note: a.note, At: a.at}
 			switch {
 			case a.err != nil:
-				vs.State, vs.Reason, vs.Error = "rejected", RejectReason(a.err), a.err.Error()
+				vs.State, vs.Reason, vs.Error, vs.Note = "rejected", RejectReason(a.err), a.err.Error(), ""
 			case live != nil && live.m.Version() == v:
-				vs.State = "serving"
-			case shadow != nil && shadow.m.Version() == v:
-				vs.State = "shadow"
+				vs.State, vs.Note = "serving", ""
+			case shadows.find(v) != nil:
+				vs.State, vs.Note = "shadow", ""
 			}
 			st.Versions = append(st.Versions, vs)
 		}

@@ -3,6 +3,8 @@ package models
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,8 +212,8 @@ func TestRegistryShadowAndActivate(t *testing.T) {
 	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", nil)
 	r.Scan()
 	set := r.Acquire()
-	if set.Model("cutoff_risk").Version() != "1.3.0" || set.Shadow("cutoff_risk") == nil || set.Shadow("cutoff_risk").Version() != "1.9.0" {
-		t.Errorf("live %v, shadow %v; want 1.3.0 live and 1.9.0 in shadow", set.Model("cutoff_risk").Version(), set.Shadow("cutoff_risk"))
+	if sh := set.Shadows("cutoff_risk"); set.Model("cutoff_risk").Version() != "1.3.0" || len(sh) != 1 || sh[0].Version() != "1.9.0" {
+		t.Errorf("live %v, shadows %v; want 1.3.0 live and 1.9.0 in shadow", set.Model("cutoff_risk").Version(), sh)
 	}
 	set.Release()
 
@@ -279,5 +281,112 @@ func TestRegistrySwapUnderLoad(t *testing.T) {
 	}
 	if got := live(r, "cutoff_risk"); got != "1.1.9" {
 		t.Errorf("serving %s after the swaps, want 1.1.9", got)
+	}
+}
+
+// statusVersions returns the versions Status lists for name, by state.
+func statusVersions(r *Registry, name string) map[string]string {
+	out := map[string]string{}
+	for _, m := range r.Status().([]ModelStatus) {
+		if m.Name != name {
+			continue
+		}
+		for _, v := range m.Versions {
+			out[v.Version] = v.State
+		}
+	}
+	return out
+}
+
+// TestRegistryForgetsRemovedVersions (issue 21): a version directory deleted
+// from the models dir leaves the list at the next scan, instead of staying
+// listed as standby forever.
+func TestRegistryForgetsRemovedVersions(t *testing.T) {
+	r, dir, _ := newTestRegistry(t)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", nil)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.2.0", func(m map[string]any) { m["sha256"] = "0000" })
+	r.Scan()
+	if got := statusVersions(r, "cutoff_risk"); got["1.3.0"] != "serving" || got["1.2.0"] != "rejected" {
+		t.Fatalf("versions %v, want 1.3.0 serving and 1.2.0 rejected", got)
+	}
+	for _, v := range []string{"1.3.0", "1.2.0"} {
+		if err := os.RemoveAll(filepath.Join(dir, "cutoff_risk", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Scan()
+	got := statusVersions(r, "cutoff_risk")
+	if _, ok := got["1.3.0"]; ok {
+		t.Errorf("deleted 1.3.0 still listed as %s: %v", got["1.3.0"], got)
+	}
+	if _, ok := got["1.2.0"]; ok {
+		t.Errorf("deleted 1.2.0 still listed as %s: %v", got["1.2.0"], got)
+	}
+	if got[riskShipped] != "serving" || live(r, "cutoff_risk") != riskShipped {
+		t.Errorf("versions %v, want %s serving again", got, riskShipped)
+	}
+}
+
+// shadowVersions returns the versions of the shadows of name serving now.
+func shadowVersions(r *Registry, name string) []string {
+	set := r.Acquire()
+	defer set.Release()
+	var out []string
+	for _, m := range set.Shadows(name) {
+		out = append(out, m.Version())
+	}
+	return out
+}
+
+// TestRegistryServesSeveralShadows (issue 21): every valid shadow version
+// serves, up to MaxShadows, the greatest first, each named by its version; a
+// new one does not displace the others, one past the limit is listed as
+// standby with a note, and takes the place of one that is deleted.
+func TestRegistryServesSeveralShadows(t *testing.T) {
+	r, dir, reg := newTestRegistry(t)
+	shadow := func(m map[string]any) { m["role"] = RoleShadow }
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.1.0", shadow)
+	r.Scan()
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.2.0", shadow)
+	r.Scan()
+	if got := shadowVersions(r, "cutoff_risk"); !slices.Equal(got, []string{"1.2.0", "1.1.0"}) {
+		t.Fatalf("shadows %v, want 1.2.0 and 1.1.0 side by side", got)
+	}
+	if got := live(r, "cutoff_risk"); got != riskShipped {
+		t.Errorf("live %s, want %s: a shadow never goes live", got, riskShipped)
+	}
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.3.0", shadow)
+	copyVersion(t, dir, "cutoff_risk", riskShipped, "1.4.0", shadow)
+	r.Scan()
+	if got := shadowVersions(r, "cutoff_risk"); !slices.Equal(got, []string{"1.4.0", "1.3.0", "1.2.0"}) {
+		t.Fatalf("shadows %v, want the greatest %d: 1.4.0 1.3.0 1.2.0", got, MaxShadows)
+	}
+	var st ModelStatus
+	for _, m := range r.Status().([]ModelStatus) {
+		if m.Name == "cutoff_risk" {
+			st = m
+		}
+	}
+	if st.Shadow == nil || st.Shadow.Version != "1.4.0" || len(st.Shadows) != 3 {
+		t.Errorf("status shadow %+v, shadows %+v; want 1.4.0 first of 3", st.Shadow, st.Shadows)
+	}
+	for _, v := range st.Versions {
+		want := map[string]string{riskShipped: "serving", "1.1.0": "standby", "1.2.0": "shadow", "1.3.0": "shadow", "1.4.0": "shadow"}[v.Version]
+		if v.State != want {
+			t.Errorf("version %s is %s, want %s", v.Version, v.State, want)
+		}
+		if v.Version == "1.1.0" && !strings.Contains(v.Note, "shadow") {
+			t.Errorf("1.1.0 standby without a note saying why: %+v", v)
+		}
+	}
+	if got := testutil.CollectAndCount(reg, "orderwatch_model_info"); got != 2+3 {
+		t.Errorf("orderwatch_model_info has %d series, want 5 (2 live, 3 shadows)", got)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "cutoff_risk", "1.3.0")); err != nil {
+		t.Fatal(err)
+	}
+	r.Scan()
+	if got := shadowVersions(r, "cutoff_risk"); !slices.Equal(got, []string{"1.4.0", "1.2.0", "1.1.0"}) {
+		t.Errorf("after deleting 1.3.0, shadows %v, want 1.4.0 1.2.0 1.1.0", got)
 	}
 }

@@ -18,6 +18,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	defer p.release()
 	// One policy for the whole batch, even when a reload lands meanwhile.
 	policy := p.opts.Policy.Policy()
+	shadowKeys := p.shadowKeys(&sc)
 
 	var queued bool
 	for i := range p.rows {
@@ -52,13 +53,27 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 				}
 			}
 		}
-		if sc.ShadowRisk != nil && usableRisk(sc.ShadowRisk[i]) {
-			in.Shadow = map[string]float64{sc.Shadow.Name + "@" + sc.Shadow.Version: float64(sc.ShadowRisk[i])}
+		for j := range sc.Shadows {
+			if r := sc.Shadows[j].Risk[i]; usableRisk(r) {
+				if in.Shadow == nil {
+					in.Shadow = make(map[string]float64, len(sc.Shadows))
+				}
+				in.Shadow[shadowKeys[j]] = float64(r)
+			}
 		}
 		if !degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
 			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
 			if sc.ClassModel != nil {
 				rec.Eval.ClassVer = sc.ClassModel.Version
+			}
+			for j := range sc.Shadows {
+				sh := &sc.Shadows[j]
+				if r := sh.Risk[i]; usableRisk(r) {
+					if rec.Eval.Shadows == nil {
+						rec.Eval.Shadows = make([]evalShadow, 0, len(sc.Shadows))
+					}
+					rec.Eval.Shadows = append(rec.Eval.Shadows, evalShadow{Version: sh.Ref.Version, Risk: r, Threshold: sh.Threshold})
+				}
 			}
 		}
 		first := len(p.decs)

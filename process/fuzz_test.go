@@ -36,11 +36,13 @@ func (s *fuzzScorer) Score(_ []float32, _ [][]string, risk, classes []float32) (
 		}
 	}
 	if s.mode&4 != 0 {
-		sc.ShadowRisk = make([]float32, len(risk))
-		for i := range risk {
-			sc.ShadowRisk[i] = bad[i%len(bad)]
+		for k, v := range []string{"2.0.0", "1.9.0"} {
+			sh := ShadowScores{Ref: actions.ModelRef{Name: "cutoff_risk", Version: v}, Threshold: 0.5, Risk: make([]float32, len(risk))}
+			for i := range risk {
+				sh.Risk[i] = bad[(i+k)%len(bad)]
+			}
+			sc.Shadows = append(sc.Shadows, sh)
 		}
-		sc.Shadow = actions.ModelRef{Name: "cutoff_risk", Version: "2.0.0"}
 	}
 	return sc, nil
 }

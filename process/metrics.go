@@ -43,12 +43,15 @@ type metrics struct {
 	// bucket could not be restored.
 	governanceSkipped prometheus.Counter
 
-	openByWH      *prometheus.GaugeVec
-	atRisk        *prometheus.GaugeVec
-	stays         *prometheus.HistogramVec
-	outcomes      *prometheus.CounterVec
-	outcomeRisk   *prometheus.HistogramVec
-	classOutcomes *prometheus.CounterVec
+	openByWH    *prometheus.GaugeVec
+	atRisk      *prometheus.GaugeVec
+	stays       *prometheus.HistogramVec
+	outcomes    *prometheus.CounterVec
+	outcomeRisk *prometheus.HistogramVec
+	// shadowOutcomes pairs each shadow's verdict with the live version's on
+	// the same order: orderwatch models compare.
+	shadowOutcomes *prometheus.CounterVec
+	classOutcomes  *prometheus.CounterVec
 
 	// warehouses bounds the warehouse label of openByWH and atRisk.
 	warehouses labelSet
@@ -117,13 +120,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"milestone"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_outcomes_total",
-			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version.",
-		}, []string{"model", "version", "predicted", "actual"}),
+			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, its role (live: the version that acted; shadow: a shadow's score of the same moment), whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version, on the same orders.",
+		}, []string{"model", "version", "role", "predicted", "actual"}),
 		outcomeRisk: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "orderwatch_model_outcome_risk",
-			Help:    "The evaluated risk of orders whose outcome is known, by model version and outcome: calibration per bucket.",
+			Help:    "The evaluated risk of orders whose outcome is known, by model version, role (live, shadow) and outcome: calibration per bucket.",
 			Buckets: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1},
-		}, []string{"model", "version", "actual"}),
+		}, []string{"model", "version", "role", "actual"}),
+		shadowOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_model_shadow_outcomes_total",
+			Help: "Orders whose cutoff outcome is known and that a shadow version scored at the judged moment, by the shadow's version and verdict (predicted, at its act threshold), the live version and its verdict on the same order (live_predicted), and the outcome: a shadow against the live model on exactly the same orders.",
+		}, []string{"model", "version", "live_version", "predicted", "live_predicted", "actual"}),
 		classOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_model_class_outcomes_total",
 			Help: "Orders with a known outcome by the most likely exception class predicted 2 h before the cutoff and the exception seen in their events.",
@@ -157,7 +164,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.classOutcomes, m.governanceSkipped} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.shadowOutcomes, m.classOutcomes, m.governanceSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -130,7 +130,11 @@ type batchState struct {
 	seqs     map[partSeq]bool
 	sc       scored // the models that scored the rows, until decided
 	fallback []bool // sc.fallback's storage
-	queued   bool   // commands were put in the outbox
+	// shadowRefs and shadowNames are the shadows of the last batch and their
+	// keys (shadowKeys).
+	shadowRefs  []actions.ModelRef
+	shadowNames []string
+	queued      bool // commands were put in the outbox
 	// govOrders are the orders whose governance the batch marked changed.
 	govOrders []string
 }

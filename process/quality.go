@@ -15,7 +15,24 @@ type evalScore struct {
 	Threshold float64 `json:"threshold"`
 	Class     string  `json:"class,omitempty"` // most likely exception class
 	ClassVer  string  `json:"class_version,omitempty"`
+	// Shadows are the shadow versions' scores of the same moment, each judged
+	// at its own threshold when the outcome is known.
+	Shadows []evalShadow `json:"shadows,omitempty"`
 }
+
+// evalShadow is one shadow version's score in an eval; the model is the eval's.
+type evalShadow struct {
+	Version   string  `json:"version"`
+	Risk      float32 `json:"risk"`
+	Threshold float64 `json:"threshold"`
+}
+
+// Roles of the role label of orderwatch_model_outcomes_total and
+// orderwatch_model_outcome_risk: the version that acted, or a shadow.
+const (
+	roleLive   = "live"
+	roleShadow = "shadow"
+)
 
 // atRiskDefault is the risk at or above which an order counts as at risk when its
 // model gave no threshold (the rules fallback).
@@ -93,17 +110,28 @@ func (p *Processor) observe(st *batchState) {
 		if o.missed {
 			actual = "missed"
 		}
-		predicted := "not_flagged"
-		if float64(o.eval.Risk) >= o.eval.Threshold {
-			predicted = "flagged"
+		live := p.m.judge(o.eval.Model, o.eval.Version, roleLive, o.eval.Risk, o.eval.Threshold, actual)
+		for _, sh := range o.eval.Shadows {
+			pred := p.m.judge(o.eval.Model, sh.Version, roleShadow, sh.Risk, sh.Threshold, actual)
+			p.m.shadowOutcomes.WithLabelValues(o.eval.Model, sh.Version, o.eval.Version, pred, live, actual).Inc()
 		}
-		p.m.outcomes.WithLabelValues(o.eval.Model, o.eval.Version, predicted, actual).Inc()
-		p.m.outcomeRisk.WithLabelValues(o.eval.Model, o.eval.Version, actual).Observe(float64(o.eval.Risk))
 		if o.eval.Class != "" {
 			p.m.classOutcomes.WithLabelValues("exception_class", o.eval.ClassVer, o.eval.Class, o.class).Inc()
 		}
 	}
 	p.m.timers.Set(float64(p.dues.len()))
+}
+
+// judge counts one version's prediction against an order's outcome and
+// returns the prediction: flagged or not_flagged.
+func (m *metrics) judge(model, version, role string, risk float32, threshold float64, actual string) string {
+	predicted := "not_flagged"
+	if float64(risk) >= threshold {
+		predicted = "flagged"
+	}
+	m.outcomes.WithLabelValues(model, version, role, predicted, actual).Inc()
+	m.outcomeRisk.WithLabelValues(model, version, role, actual).Observe(float64(risk))
+	return predicted
 }
 
 func countTimers(rows []Row) int {

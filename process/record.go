@@ -21,7 +21,19 @@ import (
 // AppendBinary). An optional field is a boolean, then the value when it is true.
 // Flags are derived from the state and not stored. TestRecordGolden holds the
 // form to testdata/record-v1.golden.
-const recordV1 = 1
+//
+// recordV2 is recordV1 followed by the shadows of the eval (evalShadow): a
+// count, then each one's version, risk and threshold. It is written only for a
+// record whose eval has shadows, so every other record keeps the recordV1
+// form; testdata/record-v2.golden holds it.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
+
+// maxEvalShadows bounds the shadows an eval stores, far above
+// models.MaxShadows, so that a damaged record cannot make the reader allocate.
+const maxEvalShadows = 16
 
 // orderRecord is what the pipeline stores per order: the folded state, the policy's
 // episode memory, the latest score and the next rescoring time.
@@ -58,7 +70,15 @@ type orderFlags struct {
 
 // encodeRecord appends the binary form of rec to dst.
 func encodeRecord(dst []byte, rec *orderRecord) ([]byte, error) {
-	b := append(dst, recordV1)
+	form := byte(recordV1)
+	var shadows []evalShadow
+	if rec.Eval != nil && len(rec.Eval.Shadows) > 0 {
+		form, shadows = recordV2, rec.Eval.Shadows
+		if len(shadows) > maxEvalShadows {
+			return dst, fmt.Errorf("eval of %d shadows, limit %d", len(shadows), maxEvalShadows)
+		}
+	}
+	b := append(dst, form)
 	b, err := rec.State.AppendBinary(b)
 	if err != nil {
 		return dst, err
@@ -91,6 +111,14 @@ func encodeRecord(dst []byte, rec *orderRecord) ([]byte, error) {
 	b = binrec.AppendString(b, rec.Gauge.Warehouse)
 	b = binrec.AppendBool(b, rec.Gauge.Open)
 	b = binrec.AppendBool(b, rec.Gauge.AtRisk)
+	if form == recordV2 {
+		b = binrec.AppendInt(b, len(shadows))
+		for _, sh := range shadows {
+			b = binrec.AppendString(b, sh.Version)
+			b = binrec.AppendFloat32(b, sh.Risk)
+			b = binrec.AppendFloat64(b, sh.Threshold)
+		}
+	}
 	return b, nil
 }
 
@@ -100,7 +128,7 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 	if len(raw) > 0 && raw[0] == '{' {
 		return json.Unmarshal(raw, rec)
 	}
-	if len(raw) == 0 || raw[0] != recordV1 {
+	if len(raw) == 0 || raw[0] != recordV1 && raw[0] != recordV2 {
 		return fmt.Errorf("unknown order record form (first byte %#x): written by a newer orderwatch?", raw[:min(len(raw), 1)])
 	}
 	d := binrec.NewDecoder(raw[1:])
@@ -121,6 +149,19 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 		rec.Eval = &evalScore{Model: d.Str(), Version: d.Str(), Risk: d.Float32(), Threshold: d.Float64(), Class: d.Str(), ClassVer: d.Str()}
 	}
 	rec.Gauge = gaugeState{Warehouse: d.Str(), Open: d.Bool(), AtRisk: d.Bool()}
+	if raw[0] == recordV2 {
+		n := d.Int()
+		if n < 1 || n > maxEvalShadows || rec.Eval == nil {
+			d.Fail(fmt.Errorf("eval shadows: %d for eval %v, want 1 to %d with an eval", n, rec.Eval != nil, maxEvalShadows))
+			n = 0
+		}
+		if n > 0 {
+			rec.Eval.Shadows = make([]evalShadow, n)
+		}
+		for i := range n {
+			rec.Eval.Shadows[i] = evalShadow{Version: d.Str(), Risk: d.Float32(), Threshold: d.Float64()}
+		}
+	}
 	rec.Flags = flagsOf(&rec.State)
 	return d.End()
 }

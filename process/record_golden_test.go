@@ -12,14 +12,20 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/binrec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// goldenRecordFile holds the bytes of goldenRecord as recordV1 writes them. Data
-// dirs hold records in this form: a change to these bytes is a change of the
-// stored format, which needs a new form byte, not a new golden file.
-const goldenRecordFile = "testdata/record-v1.golden"
+// goldenRecordFile holds the bytes of goldenRecord as recordV2 writes them, and
+// goldenRecordV1File those of goldenRecord less its eval's shadows as recordV1
+// writes them. Data dirs hold records in these forms: a change to these bytes
+// is a change of the stored format, which needs a new form byte, not a new
+// golden file.
+const (
+	goldenRecordFile   = "testdata/record-v2.golden"
+	goldenRecordV1File = "testdata/record-v1.golden"
+)
 
 // goldenRecord is an order record with every field set: several stamps and
 // texts, a policy memory of several rules, a risk, model, eval and gauge.
@@ -60,8 +66,9 @@ func goldenRecord() orderRecord {
 		Model:    &actions.ModelRef{Name: "cutoff_risk", Version: "2026-05-01", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		Degraded: true,
 		NextDue:  at(13, 0),
-		Eval:     &evalScore{Model: "cutoff_risk", Version: "2026-04-01", Risk: 0.75, Threshold: 0.6, Class: "carrier", ClassVer: "2026-03-01"},
-		Gauge:    gaugeState{Warehouse: "DAL", Open: true, AtRisk: true},
+		Eval: &evalScore{Model: "cutoff_risk", Version: "2026-04-01", Risk: 0.75, Threshold: 0.6, Class: "carrier", ClassVer: "2026-03-01",
+			Shadows: []evalShadow{{Version: "2026-05-02", Risk: 0.5, Threshold: 0.7}, {Version: "2026-04-20", Risk: 0.875, Threshold: 0.65}}},
+		Gauge: gaugeState{Warehouse: "DAL", Open: true, AtRisk: true},
 	}
 	rec.Flags = flagsOf(&rec.State) // derived, not stored
 	return rec
@@ -110,8 +117,19 @@ func join(path, name string) string {
 func TestRecordGolden(t *testing.T) {
 	want := goldenRecord()
 	allSet(t, reflect.ValueOf(want), "")
+	testRecordGolden(t, want, goldenRecordFile, recordV2)
+	// Without shadows in its eval, a record keeps the recordV1 form.
+	want.Eval.Shadows = nil
+	testRecordGolden(t, want, goldenRecordV1File, recordV1)
+}
+
+func testRecordGolden(t *testing.T, want orderRecord, goldenRecordFile string, form byte) {
+	t.Helper()
 	got := mustEncode(t, &want)
-	if *update {
+	if got[0] != form {
+		t.Errorf("%s: form %d, want %d", goldenRecordFile, got[0], form)
+	}
+	if *update && form == recordV2 {
 		if err := os.MkdirAll(filepath.Dir(goldenRecordFile), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -181,6 +199,21 @@ func BenchmarkRecordDecode(b *testing.B) {
 		var out orderRecord
 		if err := decodeRecord(raw, &out); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestRecordV2ShadowsBounded: a recordV2 whose shadow count is out of bounds
+// (none, more than maxEvalShadows) does not decode.
+func TestRecordV2ShadowsBounded(t *testing.T) {
+	rec := goldenRecord()
+	rec.Eval.Shadows = nil
+	v1 := mustEncode(t, &rec)
+	for _, n := range []int{0, maxEvalShadows + 1, 1 << 30} {
+		raw := binrec.AppendInt(append([]byte{recordV2}, v1[1:]...), n)
+		var back orderRecord
+		if err := decodeRecord(raw, &back); err == nil {
+			t.Errorf("a record of %d eval shadows decoded", n)
 		}
 	}
 }

@@ -30,15 +30,25 @@ type Scored struct {
 	// model output was unusable (not finite, out of [0,1]): the scorer put the
 	// rules fallback's risk in their place, and their decisions say degraded.
 	RowDegraded []bool
-	// ShadowRisk holds a shadow risk model's scores, one per row; nil without one.
-	// A NaN entry is a row the shadow could not score: it is left out.
-	ShadowRisk []float32
-	Shadow     actions.ModelRef
+	// Shadows holds the scores of each shadow risk model serving, the
+	// greatest version first; none without one.
+	Shadows []ShadowScores
 	// Explain fills deltas (one per feature and row) for rows (laid out as in
 	// Score) with the same risk model, in one run.
 	Explain func(rows []float32, texts [][]string, deltas []float32) error
 	// Release lets the models go; it must be called once.
 	Release func()
+}
+
+// ShadowScores is one shadow risk model's scores of a batch: recorded in each
+// row's score point and judged when the order's outcome is known, never acted on.
+type ShadowScores struct {
+	Ref actions.ModelRef
+	// Threshold is the shadow's act threshold: its live quality is judged at it.
+	Threshold float64
+	// Risk holds one score per row. A NaN entry is a row the shadow could not
+	// score: it is left out.
+	Risk []float32
 }
 
 // scoreRows scores the batch's rows in one call per model; the models are held
@@ -55,6 +65,20 @@ func (p *Processor) scoreRows() {
 		p.texts = append(p.texts, p.rows[i].Texts)
 	}
 	p.sc = p.score()
+}
+
+// shadowKeys returns the "name@version" of each shadow of sc, the keys of a
+// decision's and a score point's shadow scores; the strings of the previous
+// batch are reused while the same versions serve.
+func (p *Processor) shadowKeys(sc *scored) []string {
+	p.shadowRefs = slices.Grow(p.shadowRefs, len(sc.Shadows))[:len(sc.Shadows)]
+	p.shadowNames = slices.Grow(p.shadowNames, len(sc.Shadows))[:len(sc.Shadows)]
+	for j := range sc.Shadows {
+		if ref := sc.Shadows[j].Ref; p.shadowRefs[j] != ref || p.shadowNames[j] == "" {
+			p.shadowRefs[j], p.shadowNames[j] = ref, ref.Name+"@"+ref.Version
+		}
+	}
+	return p.shadowNames
 }
 
 // release lets the models that scored the batch go.

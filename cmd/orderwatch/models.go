@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -19,6 +21,7 @@ const modelsUsage = `usage:
   orderwatch models list [--api URL]                     live, shadow, pinned and rejected versions
   orderwatch models validate DIR [--api URL]             check a bundle directory on the running instance
   orderwatch models activate NAME VERSION [--api URL]    pin NAME to VERSION (rollback); VERSION "" unpins
+  orderwatch models compare NAME VERSION [--api URL]     shadow VERSION against the live version on the same judged orders
 Mutating calls need ORDERWATCH_API_TOKEN.`
 
 // modelsCmd talks to a running instance: the daemon owns the models dir.
@@ -52,6 +55,16 @@ func modelsCmd(args []string, stdout io.Writer) error {
 			return errors.New(modelsUsage)
 		}
 		return c.do(http.MethodPost, "/api/v1/models/"+fs.Arg(0)+"/activate", map[string]string{"version": fs.Arg(1)}, stdout)
+	case "compare":
+		if fs.NArg() != 2 {
+			return errors.New(modelsUsage)
+		}
+		var buf bytes.Buffer
+		q := url.Values{"version": {fs.Arg(1)}}
+		if err := c.do(http.MethodGet, "/api/v1/models/"+url.PathEscape(fs.Arg(0))+"/compare?"+q.Encode(), nil, &buf); err != nil {
+			return err
+		}
+		return printComparison(stdout, buf.Bytes())
 	}
 	return errors.New(modelsUsage)
 }
@@ -128,4 +141,57 @@ func flagsFirst(args []string) []string {
 		}
 	}
 	return append(flags, rest...)
+}
+
+// versionQuality is a version's figures in GET /api/v1/models/{name}/compare.
+type versionQuality struct {
+	Version   string   `json:"version"`
+	Role      string   `json:"role"`
+	Threshold *float64 `json:"threshold"`
+	Judged    float64  `json:"judged"`
+	Flagged   float64  `json:"flagged"`
+	Missed    float64  `json:"missed"`
+	Caught    float64  `json:"caught"`
+	Precision *float64 `json:"precision"`
+	Recall    *float64 `json:"recall"`
+}
+
+// printComparison writes the answer of GET /api/v1/models/{name}/compare as a
+// table: for each live version, it and the shadow on the same judged orders.
+func printComparison(w io.Writer, raw []byte) error {
+	var c struct {
+		Model       string `json:"model"`
+		Version     string `json:"version"`
+		Comparisons []struct {
+			Live   versionQuality `json:"live"`
+			Shadow versionQuality `json:"shadow"`
+		} `json:"comparisons"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("models compare: read the answer: %w", err)
+	}
+	if len(c.Comparisons) == 0 {
+		fmt.Fprintf(w, "%s %s: no order it scored has a known outcome yet (is it a shadow? see orderwatch models list)\n", c.Model, c.Version)
+		return nil
+	}
+	num := func(p *float64) string {
+		if p == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", *p)
+	}
+	for _, p := range c.Comparisons {
+		fmt.Fprintf(w, "%s: shadow %s against live %s on the same %.0f judged orders (%.0f missed their cutoff)\n",
+			c.Model, c.Version, p.Live.Version, p.Live.Judged, p.Live.Missed)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "version\trole\tthreshold\tflagged\tcaught\tmissed\tprecision\trecall")
+		for _, q := range []versionQuality{p.Live, p.Shadow} {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\n", q.Version, q.Role, num(q.Threshold),
+				q.Flagged, q.Caught, q.Missed-q.Caught, num(q.Precision), num(q.Recall))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

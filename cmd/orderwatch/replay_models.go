@@ -81,8 +81,8 @@ func replayRegistry(dir, scratch string, w io.Writer) (*models.Registry, error) 
 		default:
 			fmt.Fprintf(w, "replay: %s: none serves, rows carry no class", m.Name)
 		}
-		if m.Shadow != nil {
-			fmt.Fprintf(w, "; shadow %s", m.Shadow.Version)
+		for _, sh := range m.Shadows {
+			fmt.Fprintf(w, "; shadow %s", sh.Version)
 		}
 		fmt.Fprintln(w)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/models"
 	"github.com/orderwatch/orderwatch/pipeline"
+	"github.com/orderwatch/orderwatch/process"
 )
 
 // The models orderwatch serves.
@@ -36,20 +37,22 @@ func newRegistry(dir string, log *slog.Logger, reg prometheus.Registerer) (*mode
 }
 
 // registryScorer scores each pipeline batch with the models live when the batch
-// starts: cutoff_risk (required), exception_class and a shadow cutoff_risk when
-// they serve. Every output is checked (models.ValidScore, ValidDistribution)
+// starts: cutoff_risk (required), exception_class and each shadow cutoff_risk
+// when they serve. Every output is checked (models.ValidScore, ValidDistribution)
 // and its bad rows reported to the registry, which takes a version that keeps
 // producing them out of service:
 //   - a risk row that is not a probability falls back to the rules for that row
 //     (Scored.RowDegraded: the decision says degraded, model rules_fallback);
-//   - a shadow row that is not a probability is dropped (NaN in ShadowRisk);
+//   - a shadow row that is not a probability is dropped (NaN in its
+//     ShadowScores.Risk); a shadow that fails is left out of the batch;
 //   - a class model with any bad row is not used for the batch (no per-row
 //     class model exists in a decision), its good rows counted as scored.
 //
 // Score is called by one pipeline at a time: the buffers are reused.
 type registryScorer struct {
 	r        *models.Registry
-	shadow   []float32
+	shadow   [models.MaxShadows][]float32 // each shadow's scores
+	shadows  []process.ShadowScores
 	degraded []bool
 }
 
@@ -90,19 +93,28 @@ func (s *registryScorer) Score(rows []float32, texts [][]string, risk, classes [
 			}
 		}
 	}
-	if sh := set.Shadow(modelRisk); sh != nil {
-		s.shadow = append(s.shadow[:0], risk...)
-		if err := sh.ScoreTexts(rows, texts, s.shadow); err == nil {
-			var bad int
-			for i, v := range s.shadow {
-				if !models.ValidScore(v) {
-					s.shadow[i] = float32(math.NaN()) // left out of the decision
-					bad++
-				}
-			}
-			set.Report(sh, n, bad)
-			sc.ShadowRisk, sc.Shadow = s.shadow, ref(sh)
+	s.shadows = s.shadows[:0]
+	for j, sh := range set.Shadows(modelRisk) {
+		if j == len(s.shadow) {
+			break
 		}
+		out := slices.Grow(s.shadow[j][:0], n)[:n]
+		s.shadow[j] = out
+		if err := sh.ScoreTexts(rows, texts, out); err != nil {
+			continue
+		}
+		var bad int
+		for i, v := range out {
+			if !models.ValidScore(v) {
+				out[i] = float32(math.NaN()) // left out of the decision
+				bad++
+			}
+		}
+		set.Report(sh, n, bad)
+		s.shadows = append(s.shadows, process.ShadowScores{Ref: ref(sh), Threshold: sh.Threshold(), Risk: out})
+	}
+	if len(s.shadows) > 0 {
+		sc.Shadows = s.shadows
 	}
 	return sc, nil
 }
