@@ -5,7 +5,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -133,5 +135,26 @@ func TestSweepTextsFillTheTokens(t *testing.T) {
 		if full[i] == features.PadID || empty[i] != features.PadID {
 			t.Fatalf("token %d: full row %d, empty row %d", i, full[i], empty[i])
 		}
+	}
+}
+
+// TestCheckRefusesSlowOnlyAtAFullBatch (issue 21): a bundle that scores its
+// golden rows alone in no time but runs for an hour on a batch of 1,024 rows
+// (models/testdata/make_bad_fixtures.py slow_batch) is refused by Check for
+// its latency, the run terminated at the bound, naming the full batch: a live
+// pipeline scores batches of up to 1,024 rows.
+func TestCheckRefusesSlowOnlyAtAFullBatch(t *testing.T) {
+	initRuntime(t)
+	o := checkOptions()
+	o.MaxGoldenLatency = 500 * time.Millisecond
+	rep := Check(filepath.Join("testdata", "bad", "slow_batch", "cutoff_risk", "1.1.0"), o)
+	if rep.Valid || rep.Reason != RejectLatency {
+		t.Fatalf("Check: valid %v reason %q (%s), want invalid %q", rep.Valid, rep.Reason, rep.Error, RejectLatency)
+	}
+	if !strings.Contains(rep.Error, "1024") || !strings.Contains(rep.Error, "terminated") {
+		t.Errorf("error %q does not name the full batch and the terminated run", rep.Error)
+	}
+	if got := checkStatus(rep, CheckGolden); got != CheckFailed {
+		t.Errorf("golden check %s, want failed (at the full batch)", got)
 	}
 }

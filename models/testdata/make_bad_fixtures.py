@@ -21,6 +21,9 @@ the outputs while a version serves.
 - sweep_high/cutoff_risk/1.1.0:   risk 0.25, 7.0 for any row past the cutoff
 - slow/cutoff_risk/1.1.0:         risk 0.25 after a Loop of SLOW_STEPS additions: a
                                   run that takes about an hour unless terminated
+- slow_batch/cutoff_risk/1.1.0:   risk 0.25, fast for batches of fewer than 1,000
+                                  rows; from 1,000 rows on the same Loop as slow: its
+                                  golden rows, alone, pass, a full batch does not
 - expand/cutoff_risk/1.1.0:       broadcasts its [N, 34] input to [EXPAND, N, 34]
                                   and takes its maximum back to [N, 1]: a few hundred
                                   bytes that allocate EXPAND*N*34*4 bytes per run
@@ -114,7 +117,9 @@ def expand_model(names, expand):
     return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
 
 
-def slow_model(names):
+def slow_model(names, only_from=None):
+    """Risk 0.25 after a Loop of SLOW_STEPS additions; with only_from, the Loop
+    runs SLOW_STEPS times only for batches of at least only_from rows, else once."""
     nf = len(names)
     body = helper.make_graph(
         [
@@ -133,9 +138,19 @@ def slow_model(names):
         ],
         [numpy_helper.from_array(np.array([1], dtype=np.float32), "one")],
     )
+    steps = []
+    if only_from is not None:
+        steps = [
+            helper.make_node("Shape", ["features"], ["shape"]),
+            helper.make_node("Gather", ["shape", "zero_i"], ["n"]),  # scalar N
+            helper.make_node("GreaterOrEqual", ["n", "only_from"], ["big"]),
+            helper.make_node("Cast", ["big"], ["big_i"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["big_i", "steps"], ["many"]),
+            helper.make_node("Add", ["many", "one_i"], ["trips"]),
+        ]
     graph = helper.make_graph(
-        [
-            helper.make_node("Loop", ["steps", "true", "x0"], ["x"], body=body),
+        steps + [
+            helper.make_node("Loop", ["trips" if only_from is not None else "steps", "true", "x0"], ["x"], body=body),
             helper.make_node("Mul", ["x", "zero"], ["x_zero"]),  # [1]
             helper.make_node("ReduceSum", ["features", "cols"], ["s"], keepdims=1),  # [N, 1]
             helper.make_node("Mul", ["s", "zero"], ["s_zero"]),
@@ -152,7 +167,11 @@ def slow_model(names):
             numpy_helper.from_array(np.array([0], dtype=np.float32), "zero"),
             numpy_helper.from_array(np.array([0.25], dtype=np.float32), "quarter"),
             numpy_helper.from_array(np.array([1], dtype=np.int64), "cols"),
-        ],
+        ] + ([
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero_i"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "one_i"),
+            numpy_helper.from_array(np.array(only_from, dtype=np.int64), "only_from"),
+        ] if only_from is not None else []),
     )
     return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="orderwatch-fixture"))
 
@@ -195,6 +214,7 @@ def main():
     write("class_nan", "exception_class", past_cutoff_model(names, len(CLASSES), uniform, np.nan, band=True), names,
           len(CLASSES), lambda r: np.asarray(uniform, dtype=np.float32), labels=CLASSES)
     write("slow", "cutoff_risk", slow_model(names), names, 1, lambda r: [0.25])
+    write("slow_batch", "cutoff_risk", slow_model(names, only_from=1000), names, 1, lambda r: [0.25])
     write("expand", "cutoff_risk", expand_model(names, EXPAND), names, 1, lambda r: [float(np.max(r))])
     write("expand_batch", "cutoff_risk", expand_model(names, EXPAND_BATCH), names, 1, lambda r: [float(np.max(r))])
 
