@@ -64,12 +64,18 @@ type listMember struct {
 
 func newListMember(t testing.TB) *listMember {
 	t.Helper()
+	return newPolicyMember(t, approvalsPolicy)
+}
+
+// newPolicyMember is a member whose processor decides by policy.
+func newPolicyMember(t testing.TB, policy string) *listMember {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	p, err := actions.ParsePolicy([]byte(approvalsPolicy))
+	p, err := actions.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
