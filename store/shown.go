@@ -1,0 +1,122 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ShownDecisions reads, in one read transaction, the decision a row of a list
+// of orders shows for each of orders: among the order's within latest
+// decisions the latest waiting for a person (with an open item), else the
+// latest. Each view holds what the decision's state needs: its record, open
+// item, trail and the outcome of its command (Outcomes[""]); not its attempts,
+// the outcomes of its other deliveries or its queued entries (Decision reads
+// those). views[i] is orders[i]'s, its ID "" when the order has no decision;
+// errs[i] says why orders[i]'s could not be read, the others are read all the
+// same. err is a failure of the whole read.
+//
+// Two iterators serve every order, each seeking to the order's or decision's
+// keys: a page of 500 rows costs two iterators rather than a thousand.
+func (s *Store) ShownDecisions(orders []string, within int) (views []DecisionView, errs []error, err error) {
+	if within <= 0 {
+		within = 1
+	}
+	views, errs = make([]DecisionView, len(orders)), make([]error, len(orders))
+	err = s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Reverse, o.Prefix, o.PrefetchValues = true, []byte(pOrderDec), false
+		index := txn.NewIterator(o)
+		defer index.Close()
+		o = badger.DefaultIteratorOptions
+		o.Prefix = []byte(pTrail)
+		trails := txn.NewIterator(o)
+		defer trails.Close()
+		var (
+			ids    = make([]string, 0, within)
+			prefix []byte
+			seek   []byte
+		)
+		for i, order := range orders {
+			prefix = append(append(append(prefix[:0], pOrderDec...), order...), 0)
+			seek = append(append(seek[:0], prefix...), 0xff)
+			ids = ids[:0]
+			for index.Seek(seek); index.ValidForPrefix(prefix) && len(ids) < within; index.Next() {
+				ids = append(ids, string(index.Item().Key()[len(prefix):]))
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			v, err := shownDecision(txn, trails, ids)
+			if err != nil {
+				errs[i] = fmt.Errorf("store: read decision %s of order %s: %w", v.ID, order, err)
+			}
+			views[i] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: read the decisions of %d orders: %w", len(orders), err)
+	}
+	return views, errs, nil
+}
+
+// shownDecision reads the first of ids (newest first) with an open item, else
+// the first, with what its state needs; trails is an iterator over pTrail.
+func shownDecision(txn *badger.Txn, trails *badger.Iterator, ids []string) (DecisionView, error) {
+	v := DecisionView{ID: ids[0]}
+	for _, id := range ids {
+		open, err := get(txn, key(pPending, id))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return DecisionView{ID: id}, err
+		}
+		v.ID, v.Open = id, open
+		break
+	}
+	var err error
+	if v.Record, err = get(txn, key(pDecision, v.ID)); err != nil {
+		return v, err
+	}
+	switch outcome, err := get(txn, key(pOutcome, v.ID)); {
+	case err == nil:
+		v.Outcomes = map[string][]byte{"": outcome}
+	case !errors.Is(err, ErrNotFound):
+		return v, err
+	}
+	prefix := key(pTrail, v.ID, "")
+	for trails.Seek(prefix); trails.ValidForPrefix(prefix); trails.Next() {
+		val, err := trails.Item().ValueCopy(nil)
+		if err != nil {
+			return v, err
+		}
+		v.Trail = append(v.Trail, val)
+	}
+	return v, nil
+}
+
+// EachOpenItem calls fn with every open item, in decision id order, in one read
+// transaction; v is valid only during the call (nothing is copied), for a
+// caller that reads a field or two of each.
+func (s *Store) EachOpenItem(fn func(decision string, v []byte) error) error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pPending)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()[len(pPending):]
+			if err := it.Item().Value(func(v []byte) error { return fn(string(k), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: read open items: %w", err)
+	}
+	return nil
+}
