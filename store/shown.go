@@ -105,6 +105,7 @@ func (s *Store) EachOpenItem(fn func(decision string, v []byte) error) error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte(pPending)
+		o.PrefetchValues = false // read in place by Value, not copied ahead
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
