@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -168,7 +169,9 @@ func decodeOrdersCursor(c string, s process.OpenSort) (process.OpenKey, error) {
 		n, err = strconv.ParseInt(parts[1], 10, 64)
 		k.Cutoff = time.Unix(0, n).UTC()
 	}
-	if err != nil {
+	// A key is a finite number, written as encodeOrdersCursor writes it: a
+	// cursor is this server's, or garbage.
+	if err != nil || math.IsNaN(k.Risk) || math.IsInf(k.Risk, 0) || encodeOrdersCursor(s, k) != c {
 		return process.OpenKey{}, bad
 	}
 	return k, nil

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -506,5 +507,48 @@ func TestOrdersListMergesTheGroup(t *testing.T) {
 	code, p := getList(t, servers[1].URL, "limit=1")
 	if code != http.StatusOK || !slices.Equal(p.Members, []string{"b", "a"}) {
 		t.Errorf("members of a group page: %d %v, want [b a]", code, p.Members)
+	}
+}
+
+// TestOrdersListRefusesGarbageCursors: a cursor this server did not give
+// (oversized, random bytes, another encoding, a key that is no number, a risk
+// that is not finite, a key written otherwise than the server writes it) is
+// a 400 that names the cursor and does not echo all of it.
+func TestOrdersListRefusesGarbageCursors(t *testing.T) {
+	m := newListMember(t)
+	listStream(t, 12, func(string) *listMember { return m })
+	srv := httptest.NewServer(api.Handler(api.Options{Store: m.st, OpenOrders: m.idx}))
+	defer srv.Close()
+	random := make([]byte, 300)
+	for i := range random {
+		random[i] = byte(i*131 + 7)
+	}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, c := range []struct{ name, sort, cursor string }{
+		{"100 KB", "risk", strings.Repeat("A", 100<<10)},
+		{"100 KB of a valid cursor's text", "risk", enc("o1:risk:0.5:" + strings.Repeat("S", 75<<10))},
+		{"random bytes", "risk", string(random)},
+		{"random bytes in base64", "risk", base64.RawURLEncoding.EncodeToString(random)},
+		{"padded base64", "risk", base64.URLEncoding.EncodeToString([]byte("o1:risk:0.5:SO-01"))},
+		{"no version", "risk", enc("risk:0.5:SO-001")},
+		{"no order", "risk", enc("o1:risk:0.5:")},
+		{"risk not a number", "risk", enc("o1:risk:high:SO-001")},
+		{"risk NaN", "risk", enc("o1:risk:NaN:SO-001")},
+		{"risk infinite", "risk", enc("o1:risk:+Inf:SO-001")},
+		{"risk out of range", "risk", enc("o1:risk:1e400:SO-001")},
+		{"risk written otherwise", "risk", enc("o1:risk:0.50:SO-001")},
+		{"cutoff not a number", "cutoff", enc("o1:cutoff:noon:SO-001")},
+		{"cutoff written otherwise", "cutoff", enc("o1:cutoff:+0001:SO-001")},
+	} {
+		code, p := getList(t, srv.URL, "sort="+c.sort+"&cursor="+url.QueryEscape(c.cursor))
+		if code != http.StatusBadRequest || !strings.Contains(p.Error, "cursor") || len(p.Error) > 400 {
+			t.Errorf("%s: %d %.200q; want 400 naming the cursor, briefly", c.name, code, p.Error)
+		}
+	}
+	// What the server gives is taken back, in both sorts.
+	for _, sort := range []string{"risk", "cutoff"} {
+		if rows := walkList(t, srv.URL, "sort="+sort+"&limit=1"); len(rows) != 10 {
+			t.Errorf("sort=%s in pages of 1: %d rows, want the 10 open orders", sort, len(rows))
+		}
 	}
 }
