@@ -3,8 +3,8 @@ package api_test
 import (
 	"bytes"
 	"cmp"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
