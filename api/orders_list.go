@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -272,34 +273,81 @@ func (s *server) ordersList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"orders": rows, "total": page.Total, "next": next, "sort": oq.q.Sort.String()})
 }
 
+// waitingTeams is what waitingOn keeps of the open items: the order and team
+// of each, by decision id, as of the item's version. It is safe for
+// concurrent use; its zero value is empty.
+type waitingTeams struct {
+	mu sync.Mutex
+	// items holds an entry for each open item seen by the last walk.
+	items map[string]*waitingItem
+	walk  uint64 // walks so far
+}
+
+// waitingItem is an open item's order and team, read at version.
+type waitingItem struct {
+	version, walk uint64 // walk: the last that saw it
+	order, team   string
+}
+
 // waitingOn returns the orders with a decision waiting on team (approval or
-// acknowledgement, at the wait's current tier): the open items, which wait
-// for people and so are few beside the orders, read in one pass without
-// copying or decoding them (openItemFields), a few hundred nanoseconds each.
+// acknowledgement, at the wait's current tier). It walks the open items'
+// keys and reads the value of an item only when it was written since the
+// walk before (a new wait, an escalation): the rest are known by version.
+// The open items stay the one record of who waits on whom: nothing else to
+// keep in step with the pipeline, the governor and the group's restores.
 func (s *server) waitingOn(team string) ([]string, error) {
+	w := &s.teams
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items == nil {
+		w.items = map[string]*waitingItem{}
+	}
+	w.walk++
 	orders := []string{}
-	err := s.o.Store.EachOpenItem(func(decision string, v []byte) error {
-		order, t, ok := openItemFields(v)
-		if !ok {
-			// Not what the scan reads: decoded, or refused with why.
-			var it struct {
-				OrderID string `json:"order_id"`
-				Team    string `json:"team"`
+	err := s.o.Store.EachOpenItem(func(decision []byte, version uint64, value func(func([]byte) error) error) error {
+		it := w.items[string(decision)]
+		if it == nil || it.version != version {
+			var order, t string
+			if err := value(func(v []byte) (err error) { order, t, err = openItemOrderTeam(decision, v); return err }); err != nil {
+				return err
 			}
-			if err := json.Unmarshal(v, &it); err != nil {
-				return fmt.Errorf("api: decode the open item of decision %s: %w", decision, err)
+			if it == nil {
+				it = &waitingItem{}
+				w.items[string(decision)] = it
 			}
-			if it.Team == team {
-				orders = append(orders, it.OrderID)
-			}
-			return nil
+			it.version, it.order, it.team = version, order, t
 		}
-		if string(t) == team {
-			orders = append(orders, string(order))
+		it.walk = w.walk
+		if it.team == team {
+			orders = append(orders, it.order)
 		}
 		return nil
 	})
-	return orders, err
+	if err != nil {
+		return nil, err
+	}
+	for d, it := range w.items {
+		if it.walk != w.walk {
+			delete(w.items, d) // answered, or moved with its partition
+		}
+	}
+	return orders, nil
+}
+
+// openItemOrderTeam reads the order and team of an open item: by
+// openItemFields, else decoded.
+func openItemOrderTeam(decision, v []byte) (order, team string, err error) {
+	if o, t, ok := openItemFields(v); ok {
+		return string(o), string(t), nil
+	}
+	var it struct {
+		OrderID string `json:"order_id"`
+		Team    string `json:"team"`
+	}
+	if err := json.Unmarshal(v, &it); err != nil {
+		return "", "", fmt.Errorf("api: decode the open item of decision %s: %w", decision, err)
+	}
+	return it.OrderID, it.Team, nil
 }
 
 // openItemFields reads the order_id and team of an open item's JSON

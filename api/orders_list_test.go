@@ -552,3 +552,85 @@ func TestOrdersListRefusesGarbageCursors(t *testing.T) {
 		}
 	}
 }
+
+// TestOrdersListTeamFollowsTheOpenItems: team= follows the open items as
+// they change between queries of the same server: an escalated wait moves to
+// its new team, an answered one leaves, a new one joins.
+func TestOrdersListTeamFollowsTheOpenItems(t *testing.T) {
+	m := newListMember(t)
+	listStream(t, 24, func(string) *listMember { return m })
+	srv := httptest.NewServer(api.Handler(api.Options{Store: m.st, OpenOrders: m.idx}))
+	defer srv.Close()
+	team := func(name string) []string {
+		t.Helper()
+		code, p := getList(t, srv.URL, "team="+name+"&limit=500")
+		if code != http.StatusOK {
+			t.Fatalf("team=%s: %d %s", name, code, p.Error)
+		}
+		ids := rowIDs(p.Orders)
+		slices.Sort(ids)
+		return ids
+	}
+	items, err := m.st.OpenItems()
+	if err != nil || len(items) < 3 {
+		t.Fatalf("%d open items, %v", len(items), err)
+	}
+	waits := make([]actions.OpenItem, len(items))
+	var all []string
+	for i, oi := range items {
+		if err := json.Unmarshal(oi.Value, &waits[i]); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, waits[i].OrderID)
+	}
+	slices.Sort(all)
+	if got := team("credit-desk"); !slices.Equal(got, all) {
+		t.Fatalf("team=credit-desk: %v, want %v", got, all)
+	}
+	// The first escalates, the second is answered; then the second waits
+	// again, on finance-controller.
+	write := func(fn func(b *store.Batch) error) {
+		t.Helper()
+		b := m.st.NewBatch()
+		if err := fn(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(b *store.Batch, it actions.OpenItem) error {
+		v, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		return b.PutOpen(it.DecisionID, v)
+	}
+	escalated, answered := waits[0], waits[1]
+	escalated.Tier, escalated.Team = 1, "finance-controller"
+	write(func(b *store.Batch) error {
+		if err := put(b, escalated); err != nil {
+			return err
+		}
+		return b.DeleteOpen(answered.DecisionID)
+	})
+	rest := slices.DeleteFunc(slices.Clone(all), func(o string) bool { return o == escalated.OrderID || o == answered.OrderID })
+	if got := team("credit-desk"); !slices.Equal(got, rest) {
+		t.Errorf("team=credit-desk after an escalation and an answer: %v, want %v", got, rest)
+	}
+	if got := team("finance-controller"); !slices.Equal(got, []string{escalated.OrderID}) {
+		t.Errorf("team=finance-controller after an escalation: %v, want %v", got, []string{escalated.OrderID})
+	}
+	answered.Team = "finance-controller"
+	write(func(b *store.Batch) error { return put(b, answered) })
+	want := []string{escalated.OrderID, answered.OrderID}
+	slices.Sort(want)
+	if got := team("finance-controller"); !slices.Equal(got, want) {
+		t.Errorf("team=finance-controller after a new wait: %v, want %v", got, want)
+	}
+	// A damaged open item fails the request, saying which.
+	write(func(b *store.Batch) error { return b.PutOpen(answered.DecisionID, []byte("{not json")) })
+	if code, p := getList(t, srv.URL, "team=credit-desk"); code != http.StatusInternalServerError || !strings.Contains(p.Error, answered.DecisionID) {
+		t.Errorf("team= with a damaged open item: %d %q", code, p.Error)
+	}
+}

@@ -98,19 +98,24 @@ func shownDecision(txn *badger.Txn, trails *badger.Iterator, ids []string) (Deci
 	return v, nil
 }
 
-// EachOpenItem calls fn with every open item, in decision id order, in one read
-// transaction; v is valid only during the call (nothing is copied), for a
-// caller that reads a field or two of each.
-func (s *Store) EachOpenItem(fn func(decision string, v []byte) error) error {
+// EachOpenItem calls fn with every open item, in decision id order, in one
+// read transaction: its decision id and version (the item's commit: it
+// changes whenever the item is written again), both valid during the call
+// only, and value, which calls read with the item's value in place (valid
+// during read only). The keys are walked without reading the values: a
+// caller that keeps what it read of each item by version reads only the
+// items written since.
+func (s *Store) EachOpenItem(fn func(decision []byte, version uint64, value func(read func(v []byte) error) error) error) error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte(pPending)
-		o.PrefetchValues = false // read in place by Value, not copied ahead
+		o.PrefetchValues = false
 		it := txn.NewIterator(o)
 		defer it.Close()
+		value := func(read func(v []byte) error) error { return it.Item().Value(read) }
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()[len(pPending):]
-			if err := it.Item().Value(func(v []byte) error { return fn(string(k), v) }); err != nil {
+			item := it.Item()
+			if err := fn(item.Key()[len(pPending):], item.Version(), value); err != nil {
 				return err
 			}
 		}
