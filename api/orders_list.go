@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
@@ -17,7 +16,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
@@ -350,135 +348,6 @@ func openItemOrderTeam(decision, v []byte) (order, team string, err error) {
 	return it.OrderID, it.Team, nil
 }
 
-// openItemFields reads the order_id and team of an open item's JSON
-// (actions.OpenItem) from its top-level members, skipping the others (its
-// ladder names teams too) without decoding them. ok is false when it cannot:
-// v is not an object, or one of the two is not a string of valid UTF-8 free
-// of escapes, or a member's name is one of theirs in other case or with
-// escapes; the caller decodes v then, as encoding/json reads it. The strings returned share v's memory.
-func openItemFields(v []byte) (order, team []byte, ok bool) {
-	i := skipSpace(v, 0)
-	if i == len(v) || v[i] != '{' {
-		return nil, nil, false
-	}
-	i = skipSpace(v, i+1)
-	if i < len(v) && v[i] == '}' {
-		return nil, nil, true
-	}
-	for i < len(v) {
-		k, esc, j := scanString(v, i)
-		if j < 0 || esc { // a name with escapes may be one of the two
-			return nil, nil, false
-		}
-		if i = skipSpace(v, j); i == len(v) || v[i] != ':' {
-			return nil, nil, false
-		}
-		i = skipSpace(v, i+1)
-		switch string(k) {
-		case "order_id", "team":
-			s, esc, j := scanString(v, i)
-			if j < 0 || esc || !utf8.Valid(s) {
-				return nil, nil, false
-			}
-			if k[0] == 'o' {
-				order = s
-			} else {
-				team = s
-			}
-			i = j
-		default:
-			if bytes.EqualFold(k, []byte("order_id")) || bytes.EqualFold(k, []byte("team")) {
-				return nil, nil, false // encoding/json would take it
-			}
-			if i = skipValue(v, i); i < 0 {
-				return nil, nil, false
-			}
-		}
-		if i = skipSpace(v, i); i == len(v) {
-			return nil, nil, false
-		}
-		switch v[i] {
-		case '}':
-			return order, team, true
-		case ',':
-			i = skipSpace(v, i+1)
-		default:
-			return nil, nil, false
-		}
-	}
-	return nil, nil, false
-}
-
-// skipSpace returns the index of the first byte of v at or after i that is
-// not JSON white space.
-func skipSpace(v []byte, i int) int {
-	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// scanString reads the JSON string at v[i]: its bytes between the quotes,
-// whether it holds escapes, and the index after it; -1 when there is none.
-func scanString(v []byte, i int) (s []byte, esc bool, next int) {
-	if i == len(v) || v[i] != '"' {
-		return nil, false, -1
-	}
-	for j := i + 1; j < len(v); j++ {
-		switch c := v[j]; {
-		case c == '"':
-			return v[i+1 : j], esc, j + 1
-		case c == '\\':
-			esc = true
-			j++
-		case c < 0x20:
-			return nil, false, -1
-		}
-	}
-	return nil, false, -1
-}
-
-// skipValue returns the index after the JSON value at v[i], -1 when there is
-// none: strings and nesting are followed, a literal (number, true, false,
-// null) runs to the next delimiter.
-func skipValue(v []byte, i int) int {
-	if i == len(v) {
-		return -1
-	}
-	switch v[i] {
-	case '"':
-		_, _, next := scanString(v, i)
-		return next
-	case '{', '[':
-		depth := 0
-		for i < len(v) {
-			switch v[i] {
-			case '"':
-				if _, _, i = scanString(v, i); i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	}
-	j := i
-	for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] != ']' && v[j] != ' ' && v[j] != '\t' && v[j] != '\n' && v[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
-}
-
 // rowDecisions is how many of an order's latest decisions a row looks through
 // for one waiting for a person.
 const rowDecisions = 8
@@ -501,16 +370,8 @@ func (row *orderRow) fill(o *process.OpenOrder, dv *store.DecisionView, now time
 	}
 	// What the row shows of the record: decoding its features and scores
 	// would cost more than the rest of the page.
-	var d struct {
-		ID      string    `json:"id"`
-		At      time.Time `json:"at"`
-		RuleID  string    `json:"rule_id"`
-		Action  string    `json:"action"`
-		Mode    string    `json:"mode"`
-		Status  string    `json:"status"`
-		Reasons []string  `json:"reasons"`
-	}
-	if err := json.Unmarshal(dv.Record, &d); err != nil {
+	var d rowRecord
+	if err := decodeRowRecord(dv.Record, &d); err != nil {
 		return fmt.Errorf("api: decode decision %s: %w", dv.ID, err)
 	}
 	state, waiting, err := actions.StateOf(d.Status, *dv, now)

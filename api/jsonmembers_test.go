@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,4 +57,35 @@ func TestOpenItemFieldsReadsWithoutDecoding(t *testing.T) {
 	if testing.AllocsPerRun(100, func() { openItemFields(item) }) != 0 {
 		t.Error("openItemFields allocates")
 	}
+}
+
+// FuzzDecodeRowRecord: what decodeRowRecord reads of a JSON value is what
+// json.Unmarshal decodes of it, error or not.
+func FuzzDecodeRowRecord(f *testing.F) {
+	rec, err := json.Marshal(actions.Decision{ID: "0190-a", OrderID: "SO-1", At: time.Unix(1, 5).UTC(), RuleID: "credit-hold",
+		Action: "flag_finance", Mode: "approval", Status: actions.StatusPendingApproval, Reasons: []string{"on credit hold", "cutoff in 2h"},
+		Features: map[string]float32{"lines": 2, "on_credit_hold": 1}, Scores: map[string]float64{"cutoff_risk": 0.7},
+		Attributes: map[string]string{"warehouse": "DAL"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{string(rec), `{}`, `{"id":"a\u00e9","reasons":null,"at":null}`, `{"ID":"x"}`, `{"id":1}`,
+		`{"at":"yesterday"}`, `{"reasons":["a",1]}`, `{"features":{"x":[1,{"id":"no"}]},"id":"yes"}`, `{"id":"a","id":"b"}`,
+		`{"ſtatus":"x"}`, `{"mode":"\xff"}`, `{not json`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if !json.Valid(v) {
+			return // a record damaged inside a member the row does not show is read all the same
+		}
+		var got, want rowRecord
+		gotErr, wantErr := decodeRowRecord(v, &got), json.Unmarshal(v, &want)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("%q: error %v, json.Unmarshal's %v", v, gotErr, wantErr)
+		}
+		if gotErr == nil && (got.ID != want.ID || !got.At.Equal(want.At) || got.RuleID != want.RuleID || got.Action != want.Action ||
+			got.Mode != want.Mode || got.Status != want.Status || !slices.Equal(got.Reasons, want.Reasons) || (got.Reasons == nil) != (want.Reasons == nil)) {
+			t.Fatalf("%q: read %+v, json.Unmarshal gives %+v", v, got, want)
+		}
+	})
 }
