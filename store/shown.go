@@ -3,28 +3,58 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// ShownDecisions reads, in one read transaction, the decision a row of a list
-// of orders shows for each of orders: among the order's within latest
-// decisions the latest waiting for a person (with an open item), else the
-// latest. Each view holds what the decision's state needs: its record, open
-// item, trail and the outcome of its command (Outcomes[""]); not its attempts,
-// the outcomes of its other deliveries or its queued entries (Decision reads
-// those). views[i] is orders[i]'s, its ID "" when the order has no decision;
-// errs[i] says why orders[i]'s could not be read, the others are read all the
-// same. err is a failure of the whole read.
+// ShownDecisions reads the decision a row of a list of orders shows for each
+// of orders: among the order's within latest decisions the latest waiting for
+// a person (with an open item), else the latest. Each view holds what the
+// decision's state needs: its record, open item, trail and the outcome of its
+// command (Outcomes[""]); not its attempts, the outcomes of its other
+// deliveries or its queued entries (Decision reads those). views[i] is
+// orders[i]'s, its ID "" when the order has no decision; errs[i] says why
+// orders[i]'s could not be read, the others are read all the same. err is a
+// failure of the whole read.
 //
-// Two iterators serve every order, each seeking to the order's or decision's
-// keys: a page of 500 rows costs two iterators rather than a thousand.
+// Two iterators serve a run of orders, each seeking to the order's or
+// decision's keys, in one read transaction: a page of 500 rows costs a few
+// iterators rather than a thousand transactions. A long list is read in up to
+// GOMAXPROCS runs at once, each in a transaction of its own (as the rows of a
+// list were read, each in its own, before).
 func (s *Store) ShownDecisions(orders []string, within int) (views []DecisionView, errs []error, err error) {
 	if within <= 0 {
 		within = 1
 	}
 	views, errs = make([]DecisionView, len(orders)), make([]error, len(orders))
-	err = s.db.View(func(txn *badger.Txn) error {
+	runs := min(runtime.GOMAXPROCS(0), (len(orders)+shownRun-1)/shownRun)
+	if runs <= 1 {
+		err = s.readShown(orders, within, views, errs)
+	} else {
+		per := (len(orders) + runs - 1) / runs
+		failed := make([]error, runs)
+		var wg sync.WaitGroup
+		for r := range runs {
+			lo, hi := r*per, min(len(orders), (r+1)*per)
+			wg.Go(func() { failed[r] = s.readShown(orders[lo:hi], within, views[lo:hi], errs[lo:hi]) })
+		}
+		wg.Wait()
+		err = errors.Join(failed...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: read the decisions of %d orders: %w", len(orders), err)
+	}
+	return views, errs, nil
+}
+
+// shownRun is the fewest orders ShownDecisions reads in a run of their own.
+const shownRun = 128
+
+// readShown is ShownDecisions of a run of orders, in one read transaction.
+func (s *Store) readShown(orders []string, within int, views []DecisionView, errs []error) error {
+	return s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Reverse, o.Prefix, o.PrefetchValues = true, []byte(pOrderDec), false
 		index := txn.NewIterator(o)
@@ -56,10 +86,6 @@ func (s *Store) ShownDecisions(orders []string, within int) (views []DecisionVie
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: read the decisions of %d orders: %w", len(orders), err)
-	}
-	return views, errs, nil
 }
 
 // shownDecision reads the first of ids (newest first) with an open item, else

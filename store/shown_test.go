@@ -96,3 +96,40 @@ func TestShownDecisions(t *testing.T) {
 		t.Errorf("SO-1 looking at its latest alone: %+v, %v", views, err)
 	}
 }
+
+// TestShownDecisionsOfALongList: a list longer than a run is read in runs,
+// each order's view at its place.
+func TestShownDecisionsOfALongList(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	b := s.NewBatch()
+	var orders []string
+	for i := range 3*shownRun + 7 {
+		order := fmt.Sprintf("SO-%04d", i)
+		orders = append(orders, order)
+		if i%5 == 0 {
+			continue // no decision
+		}
+		if err := b.PutDecision("d-"+order, order, []byte(order)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(orders)
+	views, errs, err := s.ShownDecisions(orders, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, order := range orders {
+		want := "d-" + order
+		var n int
+		if _, err := fmt.Sscanf(order, "SO-%d", &n); err != nil || n%5 == 0 {
+			want = ""
+		}
+		if views[i].ID != want || errs[i] != nil || (want != "" && string(views[i].Record) != order) {
+			t.Errorf("%s: %q %q %v, want %q", order, views[i].ID, views[i].Record, errs[i], want)
+		}
+	}
+}
