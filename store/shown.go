@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -55,8 +56,10 @@ const shownRun = 128
 // readShown is ShownDecisions of a run of orders, in one read transaction.
 func (s *Store) readShown(orders []string, within int, views []DecisionView, errs []error) error {
 	return s.db.View(func(txn *badger.Txn) error {
+		// Forward: Badger steps back through a block by decoding it from
+		// its start; an order has few decisions.
 		o := badger.DefaultIteratorOptions
-		o.Reverse, o.Prefix, o.PrefetchValues = true, []byte(pOrderDec), false
+		o.Prefix, o.PrefetchValues = []byte(pOrderDec), false
 		index := txn.NewIterator(o)
 		defer index.Close()
 		o = badger.DefaultIteratorOptions
@@ -66,19 +69,18 @@ func (s *Store) readShown(orders []string, within int, views []DecisionView, err
 		var (
 			ids    = make([]string, 0, within)
 			prefix []byte
-			seek   []byte
 		)
 		for i, order := range orders {
 			prefix = append(append(append(prefix[:0], pOrderDec...), order...), 0)
-			seek = append(append(seek[:0], prefix...), 0xff)
 			ids = ids[:0]
-			for index.Seek(seek); index.ValidForPrefix(prefix) && len(ids) < within; index.Next() {
+			for index.Seek(prefix); index.ValidForPrefix(prefix); index.Next() {
 				ids = append(ids, string(index.Item().Key()[len(prefix):]))
 			}
 			if len(ids) == 0 {
 				continue
 			}
-			v, err := shownDecision(txn, trails, ids)
+			slices.Reverse(ids) // newest first
+			v, err := shownDecision(txn, trails, ids[:min(len(ids), within)])
 			if err != nil {
 				errs[i] = fmt.Errorf("store: read decision %s of order %s: %w", v.ID, order, err)
 			}
