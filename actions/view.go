@@ -113,3 +113,26 @@ func (v *View) state(dv store.DecisionView) string {
 	}
 	return StateQueued
 }
+
+// StateOf is the state NewView gives a decision whose record has status, with
+// the open item it waits on (nil when none), read from dv's open item and
+// trail alone: for a list that shows a decision's state without decoding the
+// rest of its record (dv.Record is not read).
+func StateOf(status string, dv store.DecisionView, now time.Time) (string, *Waiting, error) {
+	v := View{Decision: Decision{ID: dv.ID, Status: status}}
+	for _, raw := range dv.Trail {
+		var r TrailRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return "", nil, fmt.Errorf("actions: decode trail of %s: %w", dv.ID, err)
+		}
+		v.Trail = append(v.Trail, r)
+	}
+	if dv.Open != nil {
+		var it OpenItem
+		if err := json.Unmarshal(dv.Open, &it); err != nil {
+			return "", nil, fmt.Errorf("actions: decode open item of %s: %w", dv.ID, err)
+		}
+		v.Waiting = &Waiting{OpenItem: it, AgeSeconds: max(0, now.Sub(it.Since).Seconds())}
+	}
+	return v.state(dv), v.Waiting, nil
+}

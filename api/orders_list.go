@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -166,7 +168,9 @@ func decodeOrdersCursor(c string, s process.OpenSort) (process.OpenKey, error) {
 		n, err = strconv.ParseInt(parts[1], 10, 64)
 		k.Cutoff = time.Unix(0, n).UTC()
 	}
-	if err != nil {
+	// A key is a finite number, written as encodeOrdersCursor writes it: a
+	// cursor is this server's, or garbage.
+	if err != nil || math.IsNaN(k.Risk) || math.IsInf(k.Risk, 0) || encodeOrdersCursor(s, k) != c {
 		return process.OpenKey{}, bad
 	}
 	return k, nil
@@ -229,22 +233,33 @@ func (s *server) ordersList(w http.ResponseWriter, r *http.Request) {
 	}
 	page := s.o.OpenOrders.Query(oq.q)
 	now := time.Now()
-	rows := make([]orderRow, 0, len(page.Orders))
+	// The rows' decisions, in one read of the store.
+	ids := make([]string, len(page.Orders))
+	for i := range page.Orders {
+		ids[i] = page.Orders[i].ID
+	}
+	views, errs, err := s.o.Store.ShownDecisions(ids, rowDecisions)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rows := make([]orderRow, len(page.Orders))
 	var unreadable int
 	var firstErr error
 	for i := range page.Orders {
-		row, err := s.orderRow(&page.Orders[i], now)
-		if errors.Is(err, store.ErrNoSpace) {
-			s.fail(w, err)
-			return
+		dv, err := &views[i], errs[i]
+		if err != nil {
+			dv = nil // the row without its decision, saying why
+		}
+		if ferr := rows[i].fill(&page.Orders[i], dv, now); err == nil {
+			err = ferr
 		}
 		if err != nil {
-			row.Unreadable = err.Error()
+			rows[i].Unreadable = err.Error()
 			if unreadable++; firstErr == nil {
 				firstErr = err
 			}
 		}
-		rows = append(rows, row)
 	}
 	if unreadable > 0 {
 		s.log.Warn("decisions of at-risk rows not read, rows shown without them", "rows", unreadable, "err", firstErr)
@@ -256,40 +271,91 @@ func (s *server) ordersList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"orders": rows, "total": page.Total, "next": next, "sort": oq.q.Sort.String()})
 }
 
+// waitingTeams is what waitingOn keeps of the open items: the order and team
+// of each, by decision id, as of the item's version. It is safe for
+// concurrent use; its zero value is empty.
+type waitingTeams struct {
+	mu sync.Mutex
+	// items holds an entry for each open item seen by the last walk.
+	items map[string]*waitingItem
+	walk  uint64 // walks so far
+}
+
+// waitingItem is an open item's order and team, read at version.
+type waitingItem struct {
+	version, walk uint64 // walk: the last that saw it
+	order, team   string
+}
+
 // waitingOn returns the orders with a decision waiting on team (approval or
-// acknowledgement, at the wait's current tier).
+// acknowledgement, at the wait's current tier). It walks the open items'
+// keys and reads the value of an item only when it was written since the
+// walk before (a new wait, an escalation): the rest are known by version.
+// The open items stay the one record of who waits on whom: nothing else to
+// keep in step with the pipeline, the governor and the group's restores.
 func (s *server) waitingOn(team string) ([]string, error) {
-	items, err := s.o.Store.OpenItems()
+	w := &s.teams
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items == nil {
+		w.items = map[string]*waitingItem{}
+	}
+	w.walk++
+	orders := []string{}
+	err := s.o.Store.EachOpenItem(func(decision []byte, version uint64, value func(func([]byte) error) error) error {
+		it := w.items[string(decision)]
+		if it == nil || it.version != version {
+			var order, t string
+			if err := value(func(v []byte) (err error) { order, t, err = openItemOrderTeam(decision, v); return err }); err != nil {
+				return err
+			}
+			if it == nil {
+				it = &waitingItem{}
+				w.items[string(decision)] = it
+			}
+			it.version, it.order, it.team = version, order, t
+		}
+		it.walk = w.walk
+		if it.team == team {
+			orders = append(orders, it.order)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	orders := []string{}
-	for _, oi := range items {
-		// What the filter needs of an actions.OpenItem: decoding its ladder
-		// too would cost more than the page.
-		var it struct {
-			OrderID string `json:"order_id"`
-			Team    string `json:"team"`
-		}
-		if err := json.Unmarshal(oi.Value, &it); err != nil {
-			return nil, fmt.Errorf("api: decode the open item of decision %s: %w", oi.Decision, err)
-		}
-		if it.Team == team {
-			orders = append(orders, it.OrderID)
+	for d, it := range w.items {
+		if it.walk != w.walk {
+			delete(w.items, d) // answered, or moved with its partition
 		}
 	}
 	return orders, nil
+}
+
+// openItemOrderTeam reads the order and team of an open item: by
+// openItemFields, else decoded.
+func openItemOrderTeam(decision, v []byte) (order, team string, err error) {
+	if o, t, ok := openItemFields(v); ok {
+		return string(o), string(t), nil
+	}
+	var it struct {
+		OrderID string `json:"order_id"`
+		Team    string `json:"team"`
+	}
+	if err := json.Unmarshal(v, &it); err != nil {
+		return "", "", fmt.Errorf("api: decode the open item of decision %s: %w", decision, err)
+	}
+	return it.OrderID, it.Team, nil
 }
 
 // rowDecisions is how many of an order's latest decisions a row looks through
 // for one waiting for a person.
 const rowDecisions = 8
 
-// orderRow makes a page's row of an indexed order, with the decision it shows
-// read from the store: the latest waiting for a person among the order's
-// rowDecisions latest, or else the latest.
-func (s *server) orderRow(o *process.OpenOrder, now time.Time) (orderRow, error) {
-	row := orderRow{OrderID: o.ID, AtRisk: o.AtRisk, ShipCutoff: o.Cutoff, Warehouse: o.Warehouse,
+// fill makes row the page's row of an indexed order, with the decision it
+// shows, dv (store.ShownDecisions): nil or without an ID when there is none.
+func (row *orderRow) fill(o *process.OpenOrder, dv *store.DecisionView, now time.Time) error {
+	*row = orderRow{OrderID: o.ID, AtRisk: o.AtRisk, ShipCutoff: o.Cutoff, Warehouse: o.Warehouse,
 		CustomerTier: o.Tier, Class: o.Class}
 	if o.Scored {
 		risk := o.Risk
@@ -299,25 +365,25 @@ func (s *server) orderRow(o *process.OpenOrder, now time.Time) (orderRow, error)
 		m := o.Cutoff.Sub(now).Minutes()
 		row.MinutesToCutoff = &m
 	}
-	dvs, err := s.o.Store.FindDecisions(store.DecisionsQuery{Order: o.ID, Limit: rowDecisions})
-	if err != nil || len(dvs) == 0 {
-		return row, err
+	if dv == nil || dv.ID == "" {
+		return nil
 	}
-	dv := &dvs[0]
-	if i := slices.IndexFunc(dvs, func(dv store.DecisionView) bool { return dv.Open != nil }); i >= 0 {
-		dv = &dvs[i]
+	// What the row shows of the record: decoding its features and scores
+	// would cost more than the rest of the page.
+	var d rowRecord
+	if err := decodeRowRecord(dv.Record, &d); err != nil {
+		return fmt.Errorf("api: decode decision %s: %w", dv.ID, err)
 	}
-	v, err := actions.NewView(*dv, now)
+	state, waiting, err := actions.StateOf(d.Status, *dv, now)
 	if err != nil {
-		return row, err
+		return err
 	}
-	d := &v.Decision
 	row.Reasons = d.Reasons
-	row.Decision = &rowDecision{ID: d.ID, At: d.At, RuleID: d.RuleID, Action: d.Action, Mode: d.Mode, State: v.State}
-	if v.Waiting != nil {
-		row.Team, row.Decision.Waiting = v.Waiting.Team, v.Waiting.Kind
+	row.Decision = &rowDecision{ID: d.ID, At: d.At, RuleID: d.RuleID, Action: d.Action, Mode: d.Mode, State: state}
+	if waiting != nil {
+		row.Team, row.Decision.Waiting = waiting.Team, waiting.Kind
 	}
-	return row, nil
+	return nil
 }
 
 // mergedOrders serves GET /api/v1/orders over the group, as merged does the

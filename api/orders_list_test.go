@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,12 +65,18 @@ type listMember struct {
 
 func newListMember(t testing.TB) *listMember {
 	t.Helper()
+	return newPolicyMember(t, approvalsPolicy)
+}
+
+// newPolicyMember is a member whose processor decides by policy.
+func newPolicyMember(t testing.TB, policy string) *listMember {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	p, err := actions.ParsePolicy([]byte(approvalsPolicy))
+	p, err := actions.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,5 +507,130 @@ func TestOrdersListMergesTheGroup(t *testing.T) {
 	code, p := getList(t, servers[1].URL, "limit=1")
 	if code != http.StatusOK || !slices.Equal(p.Members, []string{"b", "a"}) {
 		t.Errorf("members of a group page: %d %v, want [b a]", code, p.Members)
+	}
+}
+
+// TestOrdersListRefusesGarbageCursors: a cursor this server did not give
+// (oversized, random bytes, another encoding, a key that is no number, a risk
+// that is not finite, a key written otherwise than the server writes it) is
+// a 400 that names the cursor and does not echo all of it.
+func TestOrdersListRefusesGarbageCursors(t *testing.T) {
+	m := newListMember(t)
+	listStream(t, 12, func(string) *listMember { return m })
+	srv := httptest.NewServer(api.Handler(api.Options{Store: m.st, OpenOrders: m.idx}))
+	defer srv.Close()
+	random := make([]byte, 300)
+	for i := range random {
+		random[i] = byte(i*131 + 7)
+	}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, c := range []struct{ name, sort, cursor string }{
+		{"100 KB", "risk", strings.Repeat("A", 100<<10)},
+		{"100 KB of a valid cursor's text", "risk", enc("o1:risk:0.5:" + strings.Repeat("S", 75<<10))},
+		{"random bytes", "risk", string(random)},
+		{"random bytes in base64", "risk", base64.RawURLEncoding.EncodeToString(random)},
+		{"padded base64", "risk", base64.URLEncoding.EncodeToString([]byte("o1:risk:0.5:SO-01"))},
+		{"no version", "risk", enc("risk:0.5:SO-001")},
+		{"no order", "risk", enc("o1:risk:0.5:")},
+		{"risk not a number", "risk", enc("o1:risk:high:SO-001")},
+		{"risk NaN", "risk", enc("o1:risk:NaN:SO-001")},
+		{"risk infinite", "risk", enc("o1:risk:+Inf:SO-001")},
+		{"risk out of range", "risk", enc("o1:risk:1e400:SO-001")},
+		{"risk written otherwise", "risk", enc("o1:risk:0.50:SO-001")},
+		{"cutoff not a number", "cutoff", enc("o1:cutoff:noon:SO-001")},
+		{"cutoff written otherwise", "cutoff", enc("o1:cutoff:+0001:SO-001")},
+	} {
+		code, p := getList(t, srv.URL, "sort="+c.sort+"&cursor="+url.QueryEscape(c.cursor))
+		if code != http.StatusBadRequest || !strings.Contains(p.Error, "cursor") || len(p.Error) > 400 {
+			t.Errorf("%s: %d %.200q; want 400 naming the cursor, briefly", c.name, code, p.Error)
+		}
+	}
+	// What the server gives is taken back, in both sorts.
+	for _, sort := range []string{"risk", "cutoff"} {
+		if rows := walkList(t, srv.URL, "sort="+sort+"&limit=1"); len(rows) != 10 {
+			t.Errorf("sort=%s in pages of 1: %d rows, want the 10 open orders", sort, len(rows))
+		}
+	}
+}
+
+// TestOrdersListTeamFollowsTheOpenItems: team= follows the open items as
+// they change between queries of the same server: an escalated wait moves to
+// its new team, an answered one leaves, a new one joins.
+func TestOrdersListTeamFollowsTheOpenItems(t *testing.T) {
+	m := newListMember(t)
+	listStream(t, 24, func(string) *listMember { return m })
+	srv := httptest.NewServer(api.Handler(api.Options{Store: m.st, OpenOrders: m.idx}))
+	defer srv.Close()
+	team := func(name string) []string {
+		t.Helper()
+		code, p := getList(t, srv.URL, "team="+name+"&limit=500")
+		if code != http.StatusOK {
+			t.Fatalf("team=%s: %d %s", name, code, p.Error)
+		}
+		ids := rowIDs(p.Orders)
+		slices.Sort(ids)
+		return ids
+	}
+	items, err := m.st.OpenItems()
+	if err != nil || len(items) < 3 {
+		t.Fatalf("%d open items, %v", len(items), err)
+	}
+	waits := make([]actions.OpenItem, len(items))
+	var all []string
+	for i, oi := range items {
+		if err := json.Unmarshal(oi.Value, &waits[i]); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, waits[i].OrderID)
+	}
+	slices.Sort(all)
+	if got := team("credit-desk"); !slices.Equal(got, all) {
+		t.Fatalf("team=credit-desk: %v, want %v", got, all)
+	}
+	// The first escalates, the second is answered; then the second waits
+	// again, on finance-controller.
+	write := func(fn func(b *store.Batch) error) {
+		t.Helper()
+		b := m.st.NewBatch()
+		if err := fn(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(b *store.Batch, it actions.OpenItem) error {
+		v, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		return b.PutOpen(it.DecisionID, v)
+	}
+	escalated, answered := waits[0], waits[1]
+	escalated.Tier, escalated.Team = 1, "finance-controller"
+	write(func(b *store.Batch) error {
+		if err := put(b, escalated); err != nil {
+			return err
+		}
+		return b.DeleteOpen(answered.DecisionID)
+	})
+	rest := slices.DeleteFunc(slices.Clone(all), func(o string) bool { return o == escalated.OrderID || o == answered.OrderID })
+	if got := team("credit-desk"); !slices.Equal(got, rest) {
+		t.Errorf("team=credit-desk after an escalation and an answer: %v, want %v", got, rest)
+	}
+	if got := team("finance-controller"); !slices.Equal(got, []string{escalated.OrderID}) {
+		t.Errorf("team=finance-controller after an escalation: %v, want %v", got, []string{escalated.OrderID})
+	}
+	answered.Team = "finance-controller"
+	write(func(b *store.Batch) error { return put(b, answered) })
+	want := []string{escalated.OrderID, answered.OrderID}
+	slices.Sort(want)
+	if got := team("finance-controller"); !slices.Equal(got, want) {
+		t.Errorf("team=finance-controller after a new wait: %v, want %v", got, want)
+	}
+	// A damaged open item fails the request, saying which.
+	write(func(b *store.Batch) error { return b.PutOpen(answered.DecisionID, []byte("{not json")) })
+	if code, p := getList(t, srv.URL, "team=credit-desk"); code != http.StatusInternalServerError || !strings.Contains(p.Error, answered.DecisionID) {
+		t.Errorf("team= with a damaged open item: %d %q", code, p.Error)
 	}
 }

@@ -147,6 +147,8 @@ type server struct {
 	m    *limitMetrics
 	// api is the whole handler, which the console's pages ask in-process.
 	api http.Handler
+	// teams is what GET /api/v1/orders?team= keeps of the open items.
+	teams waitingTeams
 }
 
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
