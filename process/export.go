@@ -52,6 +52,24 @@ func ReadLabels(r io.Reader) (map[string]Label, error) {
 	}
 }
 
+// appendLabelColumns appends the names of the label columns, last in an
+// exported row.
+func appendLabelColumns(head []string) []string {
+	return append(head, "missed_cutoff", "minutes_late", "exception_class")
+}
+
+// appendLabel appends the label columns of l, or empty ones when ok is false.
+func appendLabel(rec []string, l Label, ok bool) []string {
+	if !ok {
+		return append(rec, "", "", "")
+	}
+	missed := "0"
+	if l.MissedCutoff {
+		missed = "1"
+	}
+	return append(rec, missed, strconv.FormatFloat(l.MinutesLate, 'f', -1, 64), l.ExceptionClass)
+}
+
 // Exporter writes rows as CSV training data: order, moment, trigger, every feature
 // of the spec, the score, and the order's label when labels are given. Rows only
 // hold what had arrived by their moment, so they are point-in-time correct.
@@ -77,7 +95,7 @@ func NewExporter(w io.Writer, labels map[string]Label, tok *features.Tokenizer) 
 		head = append(head, "tokens")
 	}
 	if labels != nil {
-		head = append(head, "missed_cutoff", "minutes_late", "exception_class")
+		head = appendLabelColumns(head)
 	}
 	e.rec = make([]string, 0, len(head))
 	e.err = e.w.Write(head)
@@ -106,15 +124,8 @@ func (e *Exporter) Row(r *Row) {
 		rec = append(rec, string(e.buf))
 	}
 	if e.labels != nil {
-		if l, ok := e.labels[r.OrderID]; ok {
-			missed := "0"
-			if l.MissedCutoff {
-				missed = "1"
-			}
-			rec = append(rec, missed, strconv.FormatFloat(l.MinutesLate, 'f', -1, 64), l.ExceptionClass)
-		} else {
-			rec = append(rec, "", "", "")
-		}
+		l, ok := e.labels[r.OrderID]
+		rec = appendLabel(rec, l, ok)
 	}
 	e.rec = rec
 	e.err = e.w.Write(rec)
@@ -127,4 +138,56 @@ func (e *Exporter) Flush() error {
 		return e.err
 	}
 	return e.w.Error()
+}
+
+// JoinStats counts the rows JoinLabels wrote.
+type JoinStats struct {
+	Rows      int // rows written, the header not counted
+	Unlabeled int // of those, rows whose order has no label
+}
+
+// JoinLabels copies rows exported without labels (an Exporter with nil labels)
+// from src to dst, with the label columns added: each row's order's label from
+// labels, or empty columns when it has none. dst then has the columns an
+// Exporter given those labels would have written. It reads one row at a time,
+// so the rows may be far more than memory holds; labels is one entry per order.
+func JoinLabels(dst io.Writer, src io.Reader, labels map[string]Label) (JoinStats, error) {
+	var st JoinStats
+	cr := csv.NewReader(src)
+	cr.ReuseRecord = true
+	cw := csv.NewWriter(dst)
+	rec, err := cr.Read()
+	if err != nil {
+		return st, fmt.Errorf("process: join labels: read header: %w", err)
+	}
+	if rec[0] != "order_id" || rec[len(rec)-1] == "exception_class" {
+		return st, fmt.Errorf("process: join labels: header %q...%q is not that of rows exported without labels", rec[0], rec[len(rec)-1])
+	}
+	out := appendLabelColumns(append(make([]string, 0, len(rec)+3), rec...))
+	if err := cw.Write(out); err != nil {
+		return st, fmt.Errorf("process: join labels: %w", err)
+	}
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("process: join labels: row %d: %w", line, err)
+		}
+		l, ok := labels[rec[0]]
+		if !ok {
+			st.Unlabeled++
+		}
+		out = appendLabel(append(out[:0], rec...), l, ok)
+		if err := cw.Write(out); err != nil {
+			return st, fmt.Errorf("process: join labels: %w", err)
+		}
+		st.Rows++
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return st, fmt.Errorf("process: join labels: %w", err)
+	}
+	return st, nil
 }
