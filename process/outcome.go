@@ -1,7 +1,6 @@
 package process
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -11,30 +10,19 @@ import (
 
 // OutcomeOf returns the outcome an order's own events show at now, the end of the
 // stream's event time, in the form of a labels file (Label); false when they show
-// none yet. The outcome is decided at the order's shipment, else at its
-// cancellation, else at now if its ship cutoff has passed unshipped: the order
+// none yet. The outcome is decided at the order's outcome moment (OutcomeAt): it
 // missed its cutoff when that moment is after the cutoff, by the whole minutes
-// (rounded up) from the cutoff to it. An open order whose cutoff is not past now,
-// or an order whose order.created was never seen (it has no cutoff), has no
-// outcome yet. cancelledAt is the time of the order's earliest order.cancelled
-// event; it is read only for a cancelled order that never shipped.
+// (rounded up) from the cutoff to it.
 //
-// The class is the one the order's events show, by the precedence the live
-// quality join uses (features.OrderState.SeenException); a miss that none of its
-// events explains is the warehouse's: warehouse_capacity, as the simulator's
-// labels name it.
+// The class is the one s shows, by the precedence the live quality join uses
+// (features.OrderState.SeenException); a miss that none of its events explains
+// is the warehouse's: warehouse_capacity, as the simulator's labels name it. So
+// that only what happened by the outcome can explain it (a carrier's pickup scan
+// after the shipment is no carrier exception), s is to hold the events up to the
+// outcome moment: Outcomes refolds them from the order's timeline.
 func OutcomeOf(s *features.OrderState, cancelledAt, now time.Time) (Label, bool) {
-	if !s.Known || s.ShipCutoff.IsZero() {
-		return Label{}, false
-	}
-	end := s.ShippedAt
-	switch {
-	case !end.IsZero():
-	case s.Cancelled:
-		end = cancelledAt
-	case now.After(s.ShipCutoff):
-		end = now
-	default:
+	end, ok := OutcomeAt(s, cancelledAt, now)
+	if !ok {
 		return Label{}, false
 	}
 	l := Label{MissedCutoff: end.After(s.ShipCutoff), ExceptionClass: s.SeenException()}
@@ -47,6 +35,26 @@ func OutcomeOf(s *features.OrderState, cancelledAt, now time.Time) (Label, bool)
 	return l, true
 }
 
+// OutcomeAt returns the moment an order's outcome is decided, as its events show
+// it at now: its shipment, else its cancellation, else now if its ship cutoff
+// has passed unshipped. An open order whose cutoff is not past now, or an order
+// whose order.created was never seen (it has no cutoff), has none yet.
+// cancelledAt is the time of the order's earliest order.cancelled event; it is
+// read only for a cancelled order that never shipped.
+func OutcomeAt(s *features.OrderState, cancelledAt, now time.Time) (time.Time, bool) {
+	switch {
+	case !s.Known || s.ShipCutoff.IsZero():
+		return time.Time{}, false
+	case !s.ShippedAt.IsZero():
+		return s.ShippedAt, true
+	case s.Cancelled:
+		return cancelledAt, true
+	case now.After(s.ShipCutoff):
+		return now, true
+	}
+	return time.Time{}, false
+}
+
 // OutcomeStats counts what Outcomes found.
 type OutcomeStats struct {
 	End       time.Time // the stream's end: its greatest event time (the watermark)
@@ -55,12 +63,15 @@ type OutcomeStats struct {
 	Missed    int       // of those, missed their cutoff
 	NoOutcome int       // known, open and not past their cutoff at End
 	Unknown   int       // no order.created seen: no cutoff, no rows, no outcome
+	Refolded  int       // with events after their outcome, refolded from their timeline
 }
 
 // Outcomes derives every order's outcome (OutcomeOf) from what a replay left in
-// its store: the folded state of each order, at the stream's end. It holds one
-// Label per order with an outcome. A cancelled order whose events run past its
-// cutoff has its cancellation time read from its timeline.
+// its store, at the stream's end. An order with no event after its outcome
+// moment is judged on its stored state; one with later events (the carrier's
+// scans and the invoice after a shipment, notes after a cancellation) is
+// refolded from its timeline up to that moment. It holds one Label per order
+// with an outcome, and the ids of the orders to refold.
 func Outcomes(st *store.Store) (map[string]Label, OutcomeStats, error) {
 	var stats OutcomeStats
 	if wm, err := st.Meta("watermark"); err != nil {
@@ -71,11 +82,7 @@ func Outcomes(st *store.Store) (map[string]Label, OutcomeStats, error) {
 		}
 	}
 	out := map[string]Label{}
-	type cancelled struct {
-		id string
-		s  features.OrderState
-	}
-	var late []cancelled // cancelled, unshipped, with events after the cutoff
+	var refold []string
 	err := st.Orders(func(id string, raw []byte) error {
 		var rec orderRecord
 		if err := decodeRecord(raw, &rec); err != nil {
@@ -87,13 +94,14 @@ func Outcomes(st *store.Store) (map[string]Label, OutcomeStats, error) {
 			stats.Unknown++
 			return nil
 		}
-		// A cancelled order none of whose events is after its cutoff was
-		// cancelled by then, which is all its outcome needs of the time
-		// (LastEventAt stands in); one with later events needs its timeline,
-		// read after this scan.
-		if s.Cancelled && s.ShippedAt.IsZero() && s.LastEventAt.After(s.ShipCutoff) {
-			rec.State.Texts = nil
-			late = append(late, cancelled{id, rec.State})
+		// Its outcome moment is its last event or later, unless it has events
+		// after its shipment, or is cancelled with events after its cutoff
+		// (its cancellation may be after the cutoff, or before it). A cancelled
+		// order with none after its cutoff was cancelled by then, which is all
+		// its outcome needs of the time: LastEventAt stands in.
+		if !s.ShippedAt.IsZero() && s.LastEventAt.After(s.ShippedAt) ||
+			s.ShippedAt.IsZero() && s.Cancelled && s.LastEventAt.After(s.ShipCutoff) {
+			refold = append(refold, id)
 			return nil
 		}
 		stats.add(out, id, s, s.LastEventAt)
@@ -102,12 +110,35 @@ func Outcomes(st *store.Store) (map[string]Label, OutcomeStats, error) {
 	if err != nil {
 		return nil, stats, fmt.Errorf("process: derive outcomes: %w", err)
 	}
-	for i := range late {
-		at, err := cancelledAt(st, late[i].id)
-		if err != nil {
+	var evs []features.Event
+	for _, id := range refold {
+		var err error
+		if evs, err = timeline(st, id, evs[:0]); err != nil {
 			return nil, stats, fmt.Errorf("process: derive outcomes: %w", err)
 		}
-		stats.add(out, late[i].id, &late[i].s, at)
+		var full features.OrderState
+		var cancelledAt time.Time
+		for i := range evs {
+			full.Apply(&evs[i])
+			if evs[i].Type == features.TypeOrderCancelled && (cancelledAt.IsZero() || evs[i].OccurredAt.Before(cancelledAt)) {
+				cancelledAt = evs[i].OccurredAt
+			}
+		}
+		end, ok := OutcomeAt(&full, cancelledAt, stats.End)
+		if !ok {
+			return nil, stats, fmt.Errorf("process: derive outcomes: order %s: its timeline shows no outcome, its state does: was the store pruned?", id)
+		}
+		var by features.OrderState
+		for i := range evs {
+			if !evs[i].OccurredAt.After(end) {
+				by.Apply(&evs[i])
+			}
+		}
+		// The cutoff and shipment are the full fold's: an order.changed of the
+		// cutoff after the shipment still moves it.
+		by.Known, by.ShipCutoff, by.ShippedAt, by.Cancelled = full.Known, full.ShipCutoff, full.ShippedAt, full.Cancelled
+		stats.Refolded++
+		stats.add(out, id, &by, cancelledAt)
 	}
 	return out, stats, nil
 }
@@ -125,28 +156,18 @@ func (stats *OutcomeStats) add(out map[string]Label, id string, s *features.Orde
 	}
 }
 
-// cancelledAt returns the time of the order's earliest order.cancelled event in
-// its timeline.
-func cancelledAt(st *store.Store, id string) (time.Time, error) {
+// timeline appends the order's events, by event time, to dst.
+func timeline(st *store.Store, id string, dst []features.Event) ([]features.Event, error) {
 	v, err := st.Order(id)
 	if err != nil {
-		return time.Time{}, err
+		return dst, err
 	}
-	var at time.Time
 	for _, raw := range v.Timeline {
-		var ev struct {
-			Type       string    `json:"type"`
-			OccurredAt time.Time `json:"occurred_at"`
+		var ev features.Event
+		if err := features.Decode(raw, &ev); err != nil {
+			return dst, fmt.Errorf("order %s: timeline event: %w", id, err)
 		}
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return time.Time{}, fmt.Errorf("order %s: timeline event: %w", id, err)
-		}
-		if ev.Type == features.TypeOrderCancelled && (at.IsZero() || ev.OccurredAt.Before(at)) {
-			at = ev.OccurredAt
-		}
+		dst = append(dst, ev)
 	}
-	if at.IsZero() {
-		return at, fmt.Errorf("order %s is cancelled but its timeline holds no %s event: was the store pruned?", id, features.TypeOrderCancelled)
-	}
-	return at, nil
+	return dst, nil
 }

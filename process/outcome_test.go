@@ -17,7 +17,9 @@ import (
 // TestOutcomesFromTheEvents: a replayed stream's orders get the outcome their
 // own events show at the stream's end: late and timely shipments, an order
 // unshipped past its cutoff, cancellations after and before the cutoff (the
-// later one with events after it, so its time comes from the timeline), an open
+// later one with events after it, so its time comes from the timeline), an
+// order whose only carrier message came after its shipment (no exception: only
+// what happened by the outcome explains it), an open
 // order whose cutoff is still ahead (no outcome yet) and an order never created
 // (no cutoff, no outcome). The rows exported without labels then get exactly
 // these labels from JoinLabels, empty for the orders without an outcome.
@@ -40,6 +42,9 @@ func TestOutcomesFromTheEvents(t *testing.T) {
 		created("CANCEL-AFTER", 0, time.Hour),
 		created("CANCEL-BEFORE", 0, time.Hour),
 		created("OPEN", 0, 10*time.Hour),
+		created("SCANNED", 0, 2*time.Hour),
+		ev("shipment.confirmed", "SCANNED", 60*time.Minute, `{}`),
+		ev("carrier.status", "SCANNED", 70*time.Minute, `{"text":"Picked up, PRO 123"}`),
 		ev("credit.hold", "LATE", 10*time.Minute, `{"reason":"limit"}`),
 		ev("carrier.status", "LATE", 20*time.Minute, `{"text":"truck delayed"}`),
 		ev("credit.released", "LATE", 30*time.Minute, `{}`),
@@ -83,6 +88,7 @@ func TestOutcomesFromTheEvents(t *testing.T) {
 		"UNSHIPPED":     {MissedCutoff: true, MinutesLate: 180, ExceptionClass: features.ExceptionWarehouseCapacity},
 		"CANCEL-AFTER":  {MissedCutoff: true, MinutesLate: 60, ExceptionClass: features.ExceptionWarehouseCapacity},
 		"CANCEL-BEFORE": {ExceptionClass: features.ExceptionNone},
+		"SCANNED":       {ExceptionClass: features.ExceptionNone},
 	}
 	for id, w := range want {
 		if g, ok := labels[id]; !ok || g != w {
@@ -92,7 +98,7 @@ func TestOutcomesFromTheEvents(t *testing.T) {
 	if len(labels) != len(want) {
 		t.Errorf("outcomes of %d orders, want %d: %v", len(labels), len(want), labels)
 	}
-	wantStats := process.OutcomeStats{End: at(4 * time.Hour), Orders: 7, Labelled: 5, Missed: 3, NoOutcome: 1, Unknown: 1}
+	wantStats := process.OutcomeStats{End: at(4 * time.Hour), Orders: 8, Labelled: 6, Missed: 3, NoOutcome: 1, Unknown: 1, Refolded: 2}
 	if !ost.End.Equal(wantStats.End) {
 		t.Errorf("stream end %v, want %v", ost.End, wantStats.End)
 	}
