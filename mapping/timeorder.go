@@ -32,8 +32,8 @@ type TimeOrder struct {
 type TimeOrderOptions struct {
 	// TempDir is where the run files' directory is made; default os.TempDir().
 	TempDir string
-	// ChunkEvents and ChunkBytes bound a chunk held in memory (default 200,000
-	// events and 64 MiB of encoded events, whichever is reached first).
+	// ChunkEvents and ChunkBytes bound a chunk held in memory (default 100,000
+	// events and 32 MiB of encoded events, whichever is reached first).
 	ChunkEvents int
 	ChunkBytes  int
 }
@@ -58,10 +58,10 @@ func (a sortItem) compare(b sortItem) int {
 // NewTimeOrder returns an empty TimeOrder.
 func NewTimeOrder(opts TimeOrderOptions) *TimeOrder {
 	if opts.ChunkEvents <= 0 {
-		opts.ChunkEvents = 200_000
+		opts.ChunkEvents = 100_000
 	}
 	if opts.ChunkBytes <= 0 {
-		opts.ChunkBytes = 64 << 20
+		opts.ChunkBytes = 32 << 20
 	}
 	return &TimeOrder{opts: opts}
 }

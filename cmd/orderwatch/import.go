@@ -253,6 +253,10 @@ func writeImport(out string, order *mapping.TimeOrder, stdout io.Writer) error {
 		return fmt.Errorf("import: %w", err)
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600; an output is for others too
+		f.Close()
+		return fmt.Errorf("import: %w", err)
+	}
 	if _, err := order.WriteTo(f); err != nil {
 		f.Close()
 		return fmt.Errorf("import: write %s: %w", out, err)
