@@ -67,7 +67,7 @@ func TestImportCSVExampleReplaysWithNoDeadLetter(t *testing.T) {
 		types[ev.Type] = true
 	}
 	for _, ty := range []string{"order.created", "order.changed", "credit.hold", "credit.released", "pricing.exception",
-		"pricing.approved", "inventory.allocated", "allocation.short", "pick.released", "pick.confirmed",
+		"pricing.approved", "inventory.allocated", "allocation.changed", "allocation.short", "pick.released", "pick.confirmed",
 		"pack.confirmed", "shipment.confirmed", "carrier.status", "invoice.created", "invoice.failed",
 		"integration.error", "note.added", "order.cancelled"} {
 		if !types[ty] {
