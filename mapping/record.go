@@ -98,7 +98,11 @@ func (m *Mapping) Kind(rec Record) string {
 		return ""
 	}
 	if len(s) > 64 {
-		s = s[:64]
+		i := 64
+		for i > 0 && s[i]&0xc0 == 0x80 { // a continuation byte: back to the rune's start
+			i--
+		}
+		s = s[:i]
 	}
 	return s
 }
