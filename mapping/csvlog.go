@@ -20,9 +20,19 @@ type CSVLog struct {
 // not CSV of the header's width; the log can be read on past it.
 var ErrBadCSV = errors.New("mapping: bad csv row")
 
+// maxCSVLineBytes bounds one physical line of a CSV log, so that a file with no
+// line breaks cannot make the reader hold it all; a row over MaxRecordBytes is
+// rejected (oversize) by Map, a line over this stops the read.
+const maxCSVLineBytes = 4 * MaxRecordBytes
+
+// ErrLineTooLong is returned (wrapped) by NewCSVLog and CSVLog.Next when a line of
+// the log is over 256 KiB: the file is not a CSV event log, or not one a row per
+// line; the read cannot go on.
+var ErrLineTooLong = errors.New("mapping: csv line too long")
+
 // NewCSVLog reads the header row of r.
 func NewCSVLog(r io.Reader) (*CSVLog, error) {
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&lineLimit{r: r})
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
@@ -91,4 +101,25 @@ func (l *CSVLog) Row(rec Record) map[string]string {
 		out[h] = s
 	}
 	return out
+}
+
+// lineLimit fails a read once a line grows over maxCSVLineBytes.
+type lineLimit struct {
+	r   io.Reader
+	run int // bytes since the last newline
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, c := range p[:n] {
+		if c == '\n' {
+			l.run = 0
+			continue
+		}
+		l.run++
+		if l.run > maxCSVLineBytes {
+			return 0, fmt.Errorf("%w: a line is over %d bytes: want a header row, then a row per event", ErrLineTooLong, maxCSVLineBytes)
+		}
+	}
+	return n, err
 }
