@@ -18,6 +18,7 @@ Usage:
   orderwatch run [flags]     start the stream processor (embedded NATS by default)
   orderwatch simulate [flags]  write a simulated event stream with ground-truth labels
   orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
+  orderwatch import --format csv --mapping FILE --in PATH [--out FILE]  map a foreign event log to schema-1 events (NDJSON, time order)
   orderwatch models check|list|validate|activate   check a bundle offline; inspect and swap the models of a running instance
   orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
   orderwatch bench [--events N] [--scenario S]  JetStream floor vs the full pipeline, on this machine
@@ -43,6 +44,8 @@ func main() {
 		err = simulateCmd(args)
 	case "replay":
 		err = replayCmd(args)
+	case "import":
+		err = importCmd(args)
 	case "models":
 		err = modelsCmd(args, os.Stdout)
 	case "policy":
