@@ -14,9 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
-
-	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/mapping"
 )
@@ -105,21 +102,12 @@ func runImport(ctx context.Context, c importConfig, stdout, stderr io.Writer) (e
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	in := io.Reader(os.Stdin)
-	var size int64
-	if c.In != "-" {
-		f, err := os.Open(c.In)
-		if err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			size = fi.Size()
-		}
-		in = f
+	in, err := openInput("import", c.In)
+	if err != nil {
+		return err
 	}
-	counting := &countingReader{r: bufio.NewReaderSize(in, 1<<20)}
-	log, err := mapping.NewCSVLog(counting)
+	defer in.Close()
+	log, err := mapping.NewCSVLog(bufio.NewReaderSize(in, 1<<20))
 	if err != nil {
 		return fmt.Errorf("import: %s: %w", c.In, err)
 	}
@@ -137,25 +125,7 @@ func runImport(ctx context.Context, c importConfig, stdout, stderr io.Writer) (e
 	defer order.Close()
 
 	sum := importSummary{ByType: map[string]int{}, ByReason: map[string]int{}, ByKind: map[string][3]int{}}
-	progress := func(bool) {}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		last := time.Now()
-		progress = func(final bool) {
-			if final {
-				fmt.Fprint(stderr, "\r\033[K")
-				return
-			}
-			if time.Since(last) < 500*time.Millisecond {
-				return
-			}
-			last = time.Now()
-			pct := ""
-			if size > 0 {
-				pct = fmt.Sprintf(" %3.0f%%", 100*float64(counting.n)/float64(size))
-			}
-			fmt.Fprintf(stderr, "\rimport:%s %d records", pct, sum.Records)
-		}
-	}
+	progress := newProgress(stderr, "import", "records", in)
 	shown := 0
 	reject := func(line int, re *mapping.RecordError, row map[string]string) error {
 		sum.Rejected++
@@ -194,7 +164,7 @@ func runImport(ctx context.Context, c importConfig, stdout, stderr io.Writer) (e
 			continue
 		}
 		sum.Records++
-		progress(false)
+		progress.show(sum.Records)
 		kind := m.Kind(rec)
 		evs, err := m.Map(rec)
 		if err != nil {
@@ -223,7 +193,7 @@ func runImport(ctx context.Context, c importConfig, stdout, stderr io.Writer) (e
 			}
 		}
 	}
-	progress(true)
+	progress.done()
 	if rejects != nil {
 		if err := rejects.Flush(); err != nil {
 			return fmt.Errorf("import: write %s: %w", c.Rejects, err)

@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/process"
@@ -54,19 +52,11 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	in := io.Reader(os.Stdin)
-	var size int64
-	if c.In != "-" {
-		f, err := os.Open(c.In)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			size = fi.Size()
-		}
-		in = f
+	in, err := openInput("replay", c.In)
+	if err != nil {
+		return err
 	}
+	defer in.Close()
 	var labels map[string]process.Label
 	if c.Labels != "" {
 		f, err := os.Open(c.Labels)
@@ -133,29 +123,16 @@ func replay(ctx context.Context, c replayConfig, stderr io.Writer) error {
 	defer st.Close()
 
 	start := time.Now()
-	counting := &countingReader{r: in}
 	opts := process.ReplayOptions{Store: st, Policy: actions.NewLive(policy), Scorer: scorer, BatchSize: c.BatchSize, Logger: slog.New(slog.DiscardHandler)}
 	if exp != nil {
 		opts.OnRow = exp.Row
 	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		last := time.Now()
-		opts.Progress = func(lines int) {
-			if time.Since(last) < 500*time.Millisecond {
-				return
-			}
-			last = time.Now()
-			pct := ""
-			if size > 0 {
-				pct = fmt.Sprintf(" %3.0f%%", 100*float64(counting.n)/float64(size))
-			}
-			fmt.Fprintf(stderr, "\rreplay:%s %d lines", pct, lines)
-		}
+	progress := newProgress(stderr, "replay", "lines", in)
+	if progress != nil {
+		opts.Progress = progress.show
 	}
-	stats, err := process.Replay(ctx, counting, opts)
-	if opts.Progress != nil {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
+	stats, err := process.Replay(ctx, in, opts)
+	progress.done()
 	if err != nil {
 		return err
 	}
@@ -220,15 +197,4 @@ func (r *scratchRows) join(st *store.Store, out io.Writer) (string, error) {
 	}
 	return fmt.Sprintf("replay: labels from the events, as the stream shows them at its end (%s): %d orders with an outcome, %d missed; %d orders have no outcome yet (%d of %d rows without a label)\n",
 		end, ost.Labelled, ost.Missed, ost.NoOutcome, js.Unlabeled, js.Rows), nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
