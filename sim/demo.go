@@ -63,7 +63,7 @@ const (
 	// start to nearAfter after it are revealed at a higher share, sized for a
 	// backlog of about nearEvents of their history. Their picks, shipments and
 	// cutoffs passing are what the first minutes show.
-	nearBefore     = 0
+	nearBefore     = 30 * time.Minute
 	nearAfter      = 90 * time.Minute
 	nearEvents     = 15000
 	probeScale     = 10
@@ -74,8 +74,10 @@ const (
 // time. It simulates the last hours before now at full speed, so warehouses, docks
 // and offices are busy when it starts, and publishes part of that history as a
 // backlog (about 30,000 events): the orders created in the last minutes, a share
-// of the older orders whose ship cutoff falls in the 90 minutes after the start
-// (sized so that their history is about 15,000 events), and 1% of the other older
+// of the older orders whose ship cutoff falls from 30 minutes before the start to
+// 90 minutes after it (sized so that their history is about 15,000 events; the
+// orders of the last cutoffs before the start are there to show misses at once,
+// though the pipeline scores their replayed events late), and 1% of the other older
 // ones, each with its whole history; then it releases each event when the clock
 // reaches it. Other orders stay unpublished (a network at 40 events/s has about
 // 100,000 open orders: too many to replay at the start). The network is scaled so

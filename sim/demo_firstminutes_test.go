@@ -133,28 +133,29 @@ func runDemoWindow(t *testing.T, opts DemoOptions, start time.Time, d time.Durat
 }
 
 // TestDemoFirstMinutesShowTheLifecycle: in the demo's first ten minutes orders
-// created before the start ship, and the stream lets a reader know cutoff outcomes
-// of both kinds (met and missed), whatever the seed. Before the demo started in
-// the afternoon and revealed older orders near their cutoffs, the first ten
-// minutes (seeds 1 and 2) had 10 and 4 shipments against 3,200 creations and 54
-// and 40 outcomes, 5 and 4 of them missed.
+// created before the start are picked and ship, and the stream lets a reader know
+// cutoff outcomes of both kinds (met and missed), whatever the seed. Before the
+// demo started in the afternoon and revealed older orders near their cutoffs, the
+// same starts had 0 or 1 shipments against about 3,300 creations and 39 to 50 met
+// outcomes in their first ten minutes.
 func TestDemoFirstMinutesShowTheLifecycle(t *testing.T) {
-	start := time.Date(2026, 12, 8, 16, 0, 0, 0, time.UTC) // a Tuesday
-	for _, seed := range []int64{1, 2, 3} {
+	for i, seed := range []int64{1, 2, 3} {
+		// A Tuesday, at a minute between the pickups (the hour is the demo's).
+		start := time.Date(2026, 12, 8, 16, 7+20*i, 34, 0, time.UTC)
 		w := runDemoWindow(t, DemoOptions{Seed: seed, Rate: 40, Drill: 45 * time.Minute}, start, 10*time.Minute)
 		created, shipped := w.live[features.TypeOrderCreated], w.live[features.TypeShipmentConfirmed]
 		met, missed := w.metBefore+w.met, w.missedBefore+w.missed
 		t.Logf("seed %d: first 10 min: %d created, %d picked, %d shipped; outcomes known: %d met, %d missed; backlog %v",
 			seed, created, w.live[features.TypePickConfirmed], shipped, met, missed, w.backlog)
-		if created == 0 || shipped < created/10 {
-			t.Errorf("seed %d: %d shipments in the first 10 minutes against %d orders created, want at least a tenth", seed, shipped, created)
+		if created == 0 || shipped < created/20 {
+			t.Errorf("seed %d: %d shipments in the first 10 minutes against %d orders created, want at least a twentieth", seed, shipped, created)
 		}
-		if w.live[features.TypePickConfirmed] < created/20 {
-			t.Errorf("seed %d: %d picks in the first 10 minutes against %d orders created, want at least a twentieth",
+		if w.live[features.TypePickConfirmed] < created/50 {
+			t.Errorf("seed %d: %d picks in the first 10 minutes against %d orders created, want at least one in 50",
 				seed, w.live[features.TypePickConfirmed], created)
 		}
-		if met < 200 || missed < 20 {
-			t.Errorf("seed %d: outcomes known by minute 10: %d met, %d missed; want at least 200 and 20", seed, met, missed)
+		if met < 200 || missed < 10 {
+			t.Errorf("seed %d: outcomes known by minute 10: %d met, %d missed; want at least 200 and 10", seed, met, missed)
 		}
 	}
 }
