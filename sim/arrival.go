@@ -48,6 +48,30 @@ var (
 	holdBase     = [3]float64{0.008, 0.05, 0.17}
 )
 
+// setVisible decides whether order o is published; published orders are numbered from
+// 100001.
+func (s *Simulator) setVisible(o *order, visible bool) {
+	o.visible = visible
+	o.seq = -s.created
+	if o.visible {
+		s.stats.Orders++
+		o.seq = 100000 + s.stats.Orders
+		if s.stats.Orders == s.opts.Orders { // the last one: stop at the latest a month on
+			s.end = s.now + 30*msDay
+		}
+	}
+}
+
+// revealed reports whether a warm-up order that drew u (uniform in [0,1)) and has
+// its ship cutoff at cutoff is published all the same: a share revealNear of the
+// orders whose cutoff falls in [nearFrom, nearTo), a share reveal of the others.
+func (s *Simulator) revealed(u float64, cutoff int64) bool {
+	if cutoff >= s.nearFrom && cutoff < s.nearTo {
+		return u < s.revealNear
+	}
+	return u < s.reveal
+}
+
 func (s *Simulator) pickCustomer(ch uint8) int32 {
 	cum := s.chanCum[ch]
 	u := s.rOrd.Float64() * cum[len(cum)-1]
@@ -73,15 +97,10 @@ func (s *Simulator) createOrder(ch uint8) {
 	s.lastArr = s.now
 	o.created, o.cust, o.ch = s.now, ci, ch
 	// Orders of the warm-up are simulated, not published (but for a share the live
-	// demo reveals); published orders are numbered from 100001.
-	o.visible = s.now >= s.hideBefore || r.Float64() < s.reveal
-	o.seq = -s.created
-	if o.visible {
-		s.stats.Orders++
-		o.seq = 100000 + s.stats.Orders
-		if s.stats.Orders == s.opts.Orders { // the last one: stop at the latest a month on
-			s.end = s.now + 30*msDay
-		}
+	// demo reveals, drawn here and decided once the cutoff is known).
+	hidden, reveal := s.now < s.hideBefore, 0.0
+	if hidden {
+		reveal = r.Float64()
 	}
 	o.wh = c.wh
 	if r.Float64() < 0.1 { // sourced from another warehouse
@@ -112,6 +131,7 @@ func (s *Simulator) createOrder(ch uint8) {
 		t += (1 + r.Int64N(3)) * msDay
 	}
 	o.cutoff = s.nextPickup(o.wh, o.carrier, kind, t)
+	s.setVisible(o, !hidden || s.revealed(reveal, o.cutoff))
 	if future {
 		o.notBefore = o.cutoff - 12*msHour
 	}

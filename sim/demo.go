@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -52,23 +53,38 @@ const (
 	// warehouses and docks) but not published. The window is sized for a backlog of
 	// about backlogEvents: an order has about 0.36 events per second of the rate
 	// published per second of the window by the time the backlog ends.
-	backlogEvents  = 25000
-	revealShare    = 0.01
-	demoLocalHour  = 10 // the network's HQ time at the start of the demo
+	backlogEvents = 20000
+	revealShare   = 0.01
+	// demoLocalHour is the network's HQ time at the start of the demo: the
+	// afternoon, when most pickups are (at 10:00 there were almost none in the
+	// first minutes).
+	demoLocalHour = 15
+	// Of the older orders, those whose ship cutoff falls from nearBefore before the
+	// start to nearAfter after it are revealed at a higher share, sized for a
+	// backlog of about nearEvents of their history. Their picks, shipments and
+	// cutoffs passing are what the first minutes show.
+	nearBefore     = 30 * time.Minute
+	nearAfter      = 90 * time.Minute
+	nearEvents     = 15000
+	probeScale     = 10
 	publishRetries = 4
 )
 
 // Demo is the live demo feed of `orderwatch run --demo`: the simulator run in real
 // time. It simulates the last hours before now at full speed, so warehouses, docks
-// and offices are busy when it starts, and publishes the recent part of that
-// history as a backlog (about 25,000 events: the orders created in the last minutes,
-// and a few older ones with their whole history); then it releases each event when
-// the clock reaches it. Orders older than the backlog stay unpublished (a network
-// at 40 events/s has about 100,000 open orders: too many to replay at the start), so
-// the live stream starts at about a fifth to a third of Rate and grows toward it
-// over some hours as published orders age. The network is scaled so that the live stream
-// averages about Rate events per second around midday, and its clocks are moved so
-// that it is a weekday mid-morning at the network's HQ when the demo starts.
+// and offices are busy when it starts, and publishes part of that history as a
+// backlog (about 30,000 events): the orders created in the last minutes, a share
+// of the older orders whose ship cutoff falls from 30 minutes before the start to
+// 90 minutes after it (sized so that their history is about 15,000 events; the
+// orders of the last cutoffs before the start are there to show misses at once,
+// though the pipeline scores their replayed events late), and 1% of the other older
+// ones, each with its whole history; then it releases each event when the clock
+// reaches it. Other orders stay unpublished (a network at 40 events/s has about
+// 100,000 open orders: too many to replay at the start). The network is scaled so
+// that the live stream averages about Rate events per second around midday, and
+// its clocks are moved so that it is a weekday afternoon at the network's HQ when
+// the demo starts, when the trucks come: the first minutes show orders picked,
+// shipped and missing their cutoffs, not only orders arriving.
 //
 // A Demo is not safe for concurrent use: call Run from one goroutine, once.
 type Demo struct {
@@ -128,37 +144,71 @@ func NewDemo(opts DemoOptions) *Demo {
 	}
 }
 
-// simulator builds the simulator of a demo starting at now.
-func (d *Demo) simulator(now time.Time) (*Simulator, error) {
-	s, err := New(Options{
-		Scenario: d.scenario,
-		Seed:     uint64(d.seed),
-		Start:    now,
-		Warmup:   d.warmup,
-		Scale:    min(max(d.rate/eventsPerScale, 0.05), 1000),
-		Faults:   d.faults,
-	})
+// simulator builds the simulator of a demo starting at now. The share of the older
+// orders near their cutoffs that it reveals is measured first: a probe simulates the
+// warm-up of a smaller network (at most probeScale) revealing all of them, and the
+// share is what keeps their history near nearEvents at the demo's scale (how many
+// there are depends on the pickups around the start).
+func (d *Demo) simulator(ctx context.Context, now time.Time) (*Simulator, error) {
+	scale := min(max(d.rate/eventsPerScale, 0.05), 1000)
+	build := func(scale float64, hideBefore time.Time, reveal, near float64, faults Faults) (*Simulator, error) {
+		s, err := New(Options{
+			Scenario: d.scenario,
+			Seed:     uint64(d.seed),
+			Start:    now,
+			Warmup:   d.warmup,
+			Scale:    scale,
+			Faults:   faults,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.hideBefore = hideBefore.UnixMilli()
+		s.reveal, s.revealNear = reveal, near
+		s.nearFrom, s.nearTo = now.Add(-nearBefore).UnixMilli(), now.Add(nearAfter).UnixMilli()
+		s.shiftZones(localShift(now))
+		return s, nil
+	}
+	pscale := min(scale, probeScale)
+	probe, err := build(pscale, now, 0, 1, Faults{})
 	if err != nil {
+		return nil, err
+	}
+	var n float64
+	errEnough := errors.New("sim: probe done")
+	err = probe.Run(ctx, func(ev *Emitted) error {
+		if !ev.EmittedAt.Before(now) {
+			return errEnough
+		}
+		n++
+		return nil
+	})
+	if !errors.Is(err, errEnough) {
+		if err == nil {
+			err = errors.New("sim: the demo's probe ended before the start")
+		}
 		return nil, err
 	}
 	window := time.Duration(backlogEvents / (0.36 * d.rate) * float64(time.Second))
 	window = min(max(window, 2*time.Minute), time.Hour, d.warmup)
-	s.hideBefore = now.Add(-window).UnixMilli()
-	s.reveal = revealShare
+	s, err := build(scale, now.Add(-window), revealShare, min(nearEvents/max(n*scale/pscale, 1), 1), d.faults)
+	if err != nil {
+		return nil, err
+	}
 	s.drillFor = d.drill.Milliseconds()
-	s.shiftZones(localShift(now))
 	return s, nil
 }
 
 // localShift returns whole hours that move the HQ clock at now to about
-// demoLocalHour, within the range that keeps every warehouse's UTC offset valid,
+// demoLocalHour (up to 18:00 where the offsets do not allow it), within the range
+// that keeps every warehouse's UTC offset within ±12 h,
 // and days that make a weekend day at HQ a Tuesday or Wednesday for the calendars.
 func localShift(now time.Time) (time.Duration, int) {
 	z := zoneCentral
 	_, _, ms := z.local(now.UnixMilli())
 	h := int(ms / msHour)
 	shift := ((demoLocalHour-h)%24 + 24) % 24
-	if shift > 12 {
+	if shift > 16 {
 		shift = max(shift-24, -4)
 	}
 	z.shift = int64(shift) * msHour
@@ -177,8 +227,11 @@ func localShift(now time.Time) (time.Duration, int) {
 // error wrapped.
 func (d *Demo) Run(ctx context.Context, publish PublishFunc) error {
 	now := d.clock()
-	s, err := d.simulator(now)
+	s, err := d.simulator(ctx, now)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	d.log.Info("demo feed started", "seed", d.seed, "rate", d.rate, "scenario", d.scenario, "warmup", d.warmup)

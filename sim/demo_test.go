@@ -249,13 +249,18 @@ func TestNewDemoDefaults(t *testing.T) {
 }
 
 func TestLocalShift(t *testing.T) {
-	for h := range 7 * 24 {
-		now := time.Date(2026, 5, 17, h, 30, 0, 0, time.UTC)
+	for h := range 2 * 7 * 24 {
+		now := time.Date(2026, 5, 17, h, 30, 0, 0, time.UTC) // summer time, then winter time
+		if h >= 7*24 {
+			now = time.Date(2026, 12, 6, h-7*24, 30, 0, 0, time.UTC)
+		}
 		shift, days := localShift(now)
 		z := zoneCentral
 		z.shift, z.days = shift.Milliseconds(), int64(days)
 		_, wd, ms := z.local(now.UnixMilli())
-		if local := ms / msHour; local < 9 || local > 17 || wd == 0 || wd == 6 {
+		// The afternoon, when the trucks come: 15:00 where the offsets allow, else
+		// up to 18:00.
+		if local := ms / msHour; local < demoLocalHour || local > 18 || wd == 0 || wd == 6 {
 			t.Errorf("at %v the shifted HQ time is weekday %d hour %d", now, wd, local)
 		}
 		for _, wz := range []zone{zoneEastern, zonePacific, zoneMountain, zoneCentral} {

@@ -142,6 +142,11 @@ type Simulator struct {
 	// published, except a share reveal of them (the live demo's backlog).
 	hideBefore int64
 	reveal     float64
+	// Of the hidden orders, a share revealNear of those whose ship cutoff falls in
+	// [nearFrom, nearTo) is published instead of reveal (the demo's older orders
+	// whose shipments and outcomes fall in its first minutes).
+	revealNear       float64
+	nearFrom, nearTo int64
 	// drillFor, when positive, is a WMS outage of that many milliseconds at the
 	// busiest staffed warehouse when publishing starts (the demo's opening drill).
 	drillFor int64
