@@ -157,7 +157,7 @@ func TestHandwrittenEventsThroughTheWholeProcess(t *testing.T) {
 func TestDemoShowsEventsAndDecisions(t *testing.T) {
 	base, _ := startRun(t, true)
 	// The demo's actions come with its warm-up backlog (6 simulated hours, then
-	// about 25,000 events at most 2,000/s): under -race, with other packages'
+	// about 29,000 events at most 2,000/s): under -race, with other packages'
 	// tests on the same two cores, that took more than 30 s once.
 	waitForWithin(t, 90*time.Second, "events and decisions in /metrics", func() bool {
 		_, m := get(base + "/metrics")
