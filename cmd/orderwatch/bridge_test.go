@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orderwatch/orderwatch/mapping"
 	"github.com/orderwatch/orderwatch/pipeline"
@@ -46,5 +50,63 @@ func TestRunRefusesABadMapping(t *testing.T) {
 				t.Errorf("run: %v, want %v saying %q", err, c.want, c.says)
 			}
 		})
+	}
+}
+
+// TestRunMappingBridgesLive: orderwatch run --mapping takes the middleware's
+// messages published to its subjects and folds the order they describe, as
+// GET /api/v1/orders/{id} shows, with the bridge's metrics on /metrics.
+func TestRunMappingBridgesLive(t *testing.T) {
+	natsAddr := freeAddr(t)
+	base := startRunWith(t, "--data", t.TempDir(), "--nats-listen", natsAddr,
+		"--mapping", "../../examples/mapping/middleware-json.yaml")
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../examples/mapping/middleware-messages.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]string{"SalesOrderCreated": "erp.orders.created", "CreditBlock": "erp.credit.block",
+		"Heartbeat": "erp.heartbeat", "SiteStatus": "wms.sites.status", "PickTaskConfirmed": "wms.tasks.confirmed",
+		"ShipmentDispatched": "tms.dispatch", "CarrierStatus": "tms.status"}
+	for line := range strings.Lines(string(raw)) {
+		var v struct{ Kind string }
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(t.Context(), subjects[v.Kind], []byte(strings.TrimSpace(line))); err != nil {
+			t.Fatalf("publish %s: %v", v.Kind, err)
+		}
+	}
+	var body string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last answer: %s", body)
+			_, m := get(base + "/metrics")
+			for l := range strings.Lines(m) {
+				if strings.Contains(l, "bridge") || strings.Contains(l, "dlq_total") || strings.Contains(l, "events_total") {
+					t.Log(strings.TrimSpace(l))
+				}
+			}
+		}
+	}()
+	waitFor(t, "the order shipped", func() bool {
+		var code int
+		code, body = get(base + "/api/v1/orders/4500012345")
+		return code == 200 && strings.Contains(body, `"shipped_at": "2026-11-02T15:42:00Z"`) && strings.Contains(body, `"carrier_issues": 1,`) &&
+			strings.Contains(body, `"credit_holds": 1,`)
+	})
+	_, metrics := get(base + "/metrics")
+	for _, want := range []string{`orderwatch_bridge_messages_total{result="mapped"} 7`, `orderwatch_bridge_messages_total{result="skipped"} 1`, "orderwatch_bridge_events_total 8"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }
