@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/mapping"
 	"github.com/orderwatch/orderwatch/pipeline"
 )
@@ -321,3 +323,51 @@ records:
 
 // fakeJS stands for a JetStream NewBridge must not reach.
 type fakeJS struct{ jetstream.JetStream }
+
+// TestBridgeFailedPublishIsRedelivered: while ORDERS takes nothing (not there
+// yet), a foreign message is not acked and is counted as a failure; once ORDERS
+// is there, its redelivery is mapped and its events stored once.
+func TestBridgeFailedPublishIsRedelivered(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	js := natstest.JetStream(t, ns.ClientURL())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	b, err := pipeline.NewBridge(pipeline.BridgeOptions{JetStream: js, Mapping: loadMapping(t, middlewareMapping), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	msgs, _ := middlewareMessages(t, 1)
+	dispatch := msgs[6] // two events
+	if _, err := js.Publish(ctx, foreignSubject[kindOf(t, dispatch)], dispatch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed publish counted", func() bool { return metricSum(t, reg, "orderwatch_bridge_failures_total") >= 1 })
+	if n := metricSum(t, reg, "orderwatch_bridge_messages_total"); n != 0 {
+		t.Fatalf("messages handled = %v while ORDERS is missing, want 0", n)
+	}
+	if _, err := pipeline.EnsureStreams(ctx, js, pipeline.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redelivery mapped", func() bool {
+		return metricSum(t, reg, "orderwatch_bridge_messages_total", "result", "mapped") == 1
+	})
+	info, err := streamInfo(js, pipeline.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("ORDERS holds %d messages, want the dispatch's 2 events", info.State.Msgs)
+	}
+}
