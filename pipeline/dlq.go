@@ -37,15 +37,21 @@ func JetStreamDeadLetter(js jetstream.JetStream) DeadLetterFunc {
 }
 
 func deadLetter(ctx context.Context, js jetstream.JetStream, m *Message, reason, detail string) error {
+	return deadLetterAs(ctx, js, m, reason, detail, "dlq-"+strconv.FormatUint(m.Seq, 10))
+}
+
+// deadLetterAs is deadLetter with the dead letter's Nats-Msg-Id: the bridge's
+// (from FOREIGN's sequence) must not meet ORDERS' in the dedupe window.
+func deadLetterAs(ctx context.Context, js jetstream.JetStream, m *Message, reason, detail, msgID string) error {
 	seq := strconv.FormatUint(m.Seq, 10)
-	h := dlqHeader(m, reason, detail, seq, true)
+	h := dlqHeader(m, reason, detail, seq, msgID, true)
 	msg := &nats.Msg{Subject: "orderwatch.dlq." + reason, Header: h, Data: m.Data}
 	if limit := maxPayload(js); limit > 0 && headerSize(h)+len(m.Data) > limit {
 		// The copy does not fit: keep what fits of the body, and say what the
 		// whole was. The original headers go too when even they do not fit.
 		sum := sha256.Sum256(m.Data)
 		for _, keep := range []bool{true, false} {
-			h = dlqHeader(m, reason, detail, seq, keep)
+			h = dlqHeader(m, reason, detail, seq, msgID, keep)
 			h.Set(HeaderTruncated, "true")
 			h.Set(HeaderOriginalSize, strconv.Itoa(len(m.Data)))
 			h.Set(HeaderOriginalSHA256, hex.EncodeToString(sum[:]))
@@ -64,7 +70,7 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, m *Message, reason,
 
 // dlqHeader is the header of m's dead letter, with m's own headers when
 // original.
-func dlqHeader(m *Message, reason, detail, seq string, original bool) nats.Header {
+func dlqHeader(m *Message, reason, detail, seq, msgID string, original bool) nats.Header {
 	h := nats.Header{}
 	if original {
 		for k, v := range m.Header {
@@ -74,7 +80,7 @@ func dlqHeader(m *Message, reason, detail, seq string, original bool) nats.Heade
 	if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
 		h.Set(HeaderOriginalMsgID, id)
 	}
-	h.Set(jetstream.MsgIDHeader, "dlq-"+seq)
+	h.Set(jetstream.MsgIDHeader, msgID)
 	h.Set(HeaderReason, reason)
 	h.Set(HeaderDetail, detail)
 	h.Set(HeaderOriginalSubject, m.Subject)

@@ -49,6 +49,7 @@ type fileConfig struct {
 	Users        *string `yaml:"users"`
 	ProxyHeader  *string `yaml:"auth-proxy-header"`
 	ProxyTrusted *string `yaml:"auth-proxy-trusted"`
+	Mapping      *string `yaml:"mapping"`
 }
 
 // loadConfigFile reads a configuration file and returns its keys and values in

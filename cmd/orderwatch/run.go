@@ -28,6 +28,7 @@ import (
 	"github.com/orderwatch/orderwatch/auth"
 	"github.com/orderwatch/orderwatch/cluster"
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/mapping"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/sim"
@@ -69,6 +70,8 @@ type runConfig struct {
 	// AuthProxyHeader names a trusted reverse proxy's user header, honoured
 	// from the AuthProxyTrusted addresses only (comma-separated CIDRs).
 	AuthProxyHeader, AuthProxyTrusted string
+	// Mapping is the mapping file of the bridge from FOREIGN ("" = no bridge).
+	Mapping string
 }
 
 // runFlags binds the flags of run to c; config is the --config flag's value.
@@ -100,6 +103,7 @@ func runFlags(c *runConfig) (fs *flag.FlagSet, config *string) {
 	fs.StringVar(&c.Users, "users", "", "users `file` (YAML) of the people who sign in, with their roles (orderwatch users add); default none, the demo's <data>/users.yaml with --demo")
 	fs.StringVar(&c.AuthProxyHeader, "auth-proxy-header", "", "`header` in which a trusted reverse proxy names the signed-in user (X-Forwarded-User), honoured only from --auth-proxy-trusted")
 	fs.StringVar(&c.AuthProxyTrusted, "auth-proxy-trusted", "", "`CIDRs` (comma-separated) the reverse proxy of --auth-proxy-header connects from")
+	fs.StringVar(&c.Mapping, "mapping", "", "mapping `file` (YAML, README \"Bring your own events\"): map the middleware's messages on its subjects (stream FOREIGN) live onto ORDERS")
 	config = fs.String("config", "", "YAML `file` whose keys are these flags (data: ./data); flags on the command line win")
 	return fs, config
 }
@@ -173,6 +177,10 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	foreign, err := loadMapping(cfg.Mapping)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -233,6 +241,12 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	parts, err := pipeline.EnsureStreams(ctx, js, sopts)
 	if err != nil {
 		return err
+	}
+	var bridge *pipeline.Bridge
+	if foreign != nil {
+		if bridge, err = startableBridge(ctx, js, foreign, conn.Replicas, log, reg); err != nil {
+			return err
+		}
 	}
 	// What events cannot rebuild, kept where every member of the group finds it.
 	stateKV, err := cluster.StateBucket(ctx, js, cfg.Group, conn.Replicas)
@@ -449,6 +463,9 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		ingest.start(ictx, "models", registry.Run)
 	}
 	ingest.start(ictx, "lag", lag.Run)
+	if bridge != nil {
+		ingest.start(ictx, "bridge", bridge.Run)
+	}
 	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
 	ingest.start(ictx, "policy-reload", reloader.onSIGHUP)
 	if usersFile != "" {
@@ -480,6 +497,34 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	stopInOrder(log, ingest, replica, membership, srv, peers, handlers, served, execution)
 	log.Info("stopped")
 	return firstErr
+}
+
+// loadMapping compiles the --mapping file and checks its subjects; nil for none.
+func loadMapping(path string) (*mapping.Mapping, error) {
+	if path == "" {
+		return nil, nil
+	}
+	m, err := mapping.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("run: --mapping: %w", err)
+	}
+	if err := pipeline.CheckForeignSubjects(m.Subjects()); err != nil {
+		return nil, fmt.Errorf("run: --mapping %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// startableBridge makes the bridge of m, its stream FOREIGN and its consumer.
+func startableBridge(ctx context.Context, js jetstream.JetStream, m *mapping.Mapping, replicas int, log *slog.Logger, reg prometheus.Registerer) (*pipeline.Bridge, error) {
+	b, err := pipeline.NewBridge(pipeline.BridgeOptions{JetStream: js, Mapping: m, Replicas: replicas, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	log.Info("bridge on", "stream", pipeline.StreamForeign, "subjects", pipeline.ForeignSubjects(m.Subjects()), "consumer", pipeline.ConsumerBridge)
+	return b, nil
 }
 
 // stopInOrder stops the parts of run so that nothing writes Badger once it is
