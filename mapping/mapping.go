@@ -2,7 +2,7 @@
 // event log) into schema-1 events, by a mapping file: YAML whose entries say, with
 // CEL expressions (cel.dev/cel-go, formerly github.com/google/cel-go), which records become
 // which event type and where each field of the event comes from. The import command
-// uses it; the live pipeline (run --mapping) will. It is pure Go.
+// and the live bridge (run --mapping, pipeline.Bridge) use it. It is pure Go.
 //
 // CEL, as Kubernetes uses it for admission policies, is a well-kept language made for
 // this: it is sandboxed (no I/O, no loops beyond bounded macros), type-checked when
