@@ -61,7 +61,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 				in.Shadow[shadowKeys[j]] = float64(r)
 			}
 		}
-		if !degraded && (rec.Eval == nil || !row.Moment.After(rec.State.ShipCutoff.Add(-evalHorizon))) {
+		if !degraded && judgeable(&rec.State, row.Moment, rec.Eval != nil) {
 			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
 			if sc.ClassModel != nil {
 				rec.Eval.ClassVer = sc.ClassModel.Version

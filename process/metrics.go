@@ -47,6 +47,8 @@ type metrics struct {
 	atRisk      *prometheus.GaugeVec
 	stays       *prometheus.HistogramVec
 	outcomes    *prometheus.CounterVec
+	// unjudged counts the outcomes with no score to judge (quality.go).
+	unjudged prometheus.Counter
 	outcomeRisk *prometheus.HistogramVec
 	// shadowOutcomes pairs each shadow's verdict with the live version's on
 	// the same order: orderwatch models compare.
@@ -122,6 +124,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderwatch_model_outcomes_total",
 			Help: "Orders whose cutoff outcome is known, by the risk model version that scored them 2 h before the cutoff, its role (live: the version that acted; shadow: a shadow's score of the same moment), whether it flagged them (risk >= its act threshold) and whether they missed: precision and recall per version, on the same orders.",
 		}, []string{"model", "version", "role", "predicted", "actual"}),
+		unjudged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_model_outcomes_unjudged_total",
+			Help: "Orders whose cutoff outcome became known with no score to judge the model on: first seen within 2 h of their cutoff though created earlier (a backlog, a late feed), or after it. Not in orderwatch_model_outcomes_total.",
+		}),
 		outcomeRisk: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "orderwatch_model_outcome_risk",
 			Help:    "The evaluated risk of orders whose outcome is known, by model version, role (live, shadow) and outcome: calibration per bucket.",
@@ -164,7 +170,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.outcomeRisk, m.shadowOutcomes, m.classOutcomes, m.governanceSkipped} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.unjudged, m.outcomeRisk, m.shadowOutcomes, m.classOutcomes, m.governanceSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

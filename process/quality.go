@@ -2,11 +2,32 @@ package process
 
 import (
 	"time"
+
+	"github.com/orderwatch/orderwatch/features"
 )
 
 // evalHorizon: a model is judged on its last score at least this long before the
-// cutoff, when there was still time to act.
+// cutoff, when there was still time to act, or on its first score for an order
+// created within the horizon, which had no earlier one (judgeable).
 const evalHorizon = 2 * time.Hour
+
+// judgeable reports whether a score of s at moment may be the one its order is
+// judged on, given whether the order has one already: a score before the
+// cutoff, at least evalHorizon before it (the latest such wins), or else the
+// first score of an order created within the horizon. An order created
+// earlier that is first scored within the horizon was seen late (a backlog, a
+// late feed): its first score, made with the rest of its history still on the
+// way, is no prediction the model had the time to make, and it is not judged.
+func judgeable(s *features.OrderState, moment time.Time, has bool) bool {
+	if s.ShipCutoff.IsZero() || !moment.Before(s.ShipCutoff) {
+		return false
+	}
+	horizon := s.ShipCutoff.Add(-evalHorizon)
+	if !moment.After(horizon) {
+		return true
+	}
+	return !has && s.CreatedAt.After(horizon)
+}
 
 type evalScore struct {
 	Model     string  `json:"model"`   // name
@@ -47,9 +68,10 @@ func (e *evalScore) threshold() float64 {
 
 // outcome is one order's known outcome joined to its evaluated prediction.
 type outcome struct {
-	eval   evalScore
-	missed bool
-	class  string
+	eval     evalScore
+	missed   bool
+	class    string
+	unjudged bool // no score to judge: eval is empty
 }
 
 type gaugeState struct {
@@ -75,7 +97,11 @@ func (p *Processor) countOutcome(rec *orderRecord, moment time.Time) {
 		return
 	}
 	p.ctx.CountOutcome(s, moment)
-	if !s.MissCounted || rec.Eval == nil {
+	if !s.MissCounted {
+		return
+	}
+	if rec.Eval == nil {
+		p.outcomes = append(p.outcomes, outcome{unjudged: true})
 		return
 	}
 	missed := s.ShippedAt.IsZero() || s.ShippedAt.After(s.ShipCutoff)
@@ -106,6 +132,10 @@ func (p *Processor) observe(st *batchState) {
 		p.m.stays.WithLabelValues(stay.milestone).Observe(stay.d.Seconds())
 	}
 	for _, o := range st.outcomes {
+		if o.unjudged {
+			p.m.unjudged.Inc()
+			continue
+		}
 		actual := "met"
 		if o.missed {
 			actual = "missed"

@@ -115,9 +115,9 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		return err
 	}
 	moment := p.moment()
-	if rec.State.Closed() {
-		p.countOutcome(rec, moment)
-	}
+	// A closed order's outcome is known; so is an open one's seen past its
+	// cutoff unshipped, which has no cutoff timer left to count it.
+	p.countOutcome(rec, moment)
 	if rec.State.Open() {
 		p.addRow(rec, moment, TriggerEvent, ev.ID)
 	}
