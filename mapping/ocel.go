@@ -55,14 +55,17 @@ var ErrBadOCEL = errors.New("mapping: bad ocel event")
 // list "objects" before "events" (the standard's order); one with events first is
 // refused. Not safe for concurrent use.
 type OCELLog struct {
-	cfg   *ocelConfig
-	dec   *json.Decoder
-	types []string         // object types by index
-	typ   map[string]int32 // object type -> index
-	ids   map[string]int32 // object id -> index into objs
-	objs  []ocelObject
-	order int32 // index of cfg.orderType in types
-	via   map[int32][]int32
+	cfg    *ocelConfig
+	dec    *json.Decoder
+	types  []string         // object types by index
+	typ    map[string]int32 // object type -> index
+	ids    map[string]int32 // object id -> index into objs
+	objs   []ocelObject
+	orders []orderObject
+	names  []string         // order attribute names by index
+	name   map[string]int32 // order attribute name -> index
+	order  int32            // index of cfg.orderType in types
+	via    map[int32][]int32
 
 	n       int // events read
 	pending []Record
@@ -70,21 +73,34 @@ type OCELLog struct {
 	done    bool
 }
 
-// ocelObject is one object as kept: its type, the objects it relates to (either
-// direction), and, for orders, its attributes.
+// ocelObject is one object as kept: its type and the objects it relates to (either
+// direction). Small on purpose: a log holds hundreds of thousands (its id is the
+// key of OCELLog.ids; an order's id and attributes are in OCELLog.orders).
 type ocelObject struct {
-	id    string
-	typ   int32 // -1: referenced, not (yet) defined
 	rels  []int32
-	attrs []ocelAttr
+	typ   int32 // -1: referenced, not (yet) defined
+	order int32 // index into OCELLog.orders; -1 for other types
+}
+
+// orderObject is an order as kept: its id and attributes.
+type orderObject struct {
+	id    string
+	attrs []orderAttr
 }
 
 type ocelAttr struct {
 	Name  string `json:"name"`
 	Time  string `json:"time"`
 	Value any    `json:"value"`
-	t     time.Time
-	v     any
+}
+
+// orderAttr is one attribute value of an order as kept: its name (an index into
+// OCELLog.names), the time it holds from (Unix ns; 0 when none or not RFC 3339), the
+// value.
+type orderAttr struct {
+	name int32
+	t    int64
+	v    any
 }
 
 type ocelRel struct {
@@ -113,7 +129,7 @@ func NewOCELLog(r io.Reader, m *Mapping) (*OCELLog, error) {
 	if m.ocel == nil {
 		return nil, errors.New("mapping: the mapping file has no `ocel` section: add ocel.order_type (and ocel.via) to import an OCEL 2.0 log")
 	}
-	l := &OCELLog{cfg: m.ocel, dec: json.NewDecoder(r), typ: map[string]int32{}, ids: map[string]int32{}, via: map[int32][]int32{}}
+	l := &OCELLog{cfg: m.ocel, dec: json.NewDecoder(r), typ: map[string]int32{}, ids: map[string]int32{}, name: map[string]int32{}, via: map[int32][]int32{}}
 	l.dec.UseNumber()
 	l.order = l.typeIndex(m.ocel.orderType)
 	for from, path := range m.ocel.via {
@@ -174,11 +190,30 @@ func (l *OCELLog) typeIndex(t string) int32 {
 	return i
 }
 
+func (l *OCELLog) nameIndex(n string) int32 {
+	i, ok := l.name[n]
+	if !ok {
+		i = int32(len(l.names))
+		l.names = append(l.names, n)
+		l.name[n] = i
+	}
+	return i
+}
+
+// unixNano is an RFC 3339 time in Unix ns, or 0 when s is not one.
+func unixNano(s string) int64 {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 func (l *OCELLog) objIndex(id string) int32 {
 	i, ok := l.ids[id]
 	if !ok {
 		i = int32(len(l.objs))
-		l.objs = append(l.objs, ocelObject{id: id, typ: -1})
+		l.objs = append(l.objs, ocelObject{typ: -1, order: -1})
 		l.ids[id] = i
 	}
 	return i
@@ -202,13 +237,12 @@ func (l *OCELLog) readObjects() error {
 		}
 		l.objs[i].typ = l.typeIndex(o.Type)
 		if l.objs[i].typ == l.order {
-			for k := range o.Attributes {
-				a := &o.Attributes[k]
-				a.t, _ = time.Parse(time.RFC3339Nano, a.Time)
-				a.v = ocelValue(a.Value)
-				a.Value = nil
+			attrs := make([]orderAttr, len(o.Attributes))
+			for k, a := range o.Attributes {
+				attrs[k] = orderAttr{name: l.nameIndex(a.Name), t: unixNano(a.Time), v: ocelValue(a.Value)}
 			}
-			l.objs[i].attrs = o.Attributes
+			l.objs[i].order = int32(len(l.orders))
+			l.orders = append(l.orders, orderObject{id: o.ID, attrs: attrs})
 		}
 		for _, r := range o.Relationships {
 			j := l.objIndex(r.ObjectID)
@@ -261,7 +295,7 @@ func (l *OCELLog) Next() (Record, int, error) {
 	if ev.ID == "" || ev.Type == "" || ev.Time == "" {
 		return Record{}, l.n, fmt.Errorf("%w %d: no id, type or time: want {id, type, time, attributes, relationships}", ErrBadOCEL, l.n)
 	}
-	at, _ := time.Parse(time.RFC3339Nano, ev.Time)
+	at := unixNano(ev.Time)
 	attrs := make(map[string]any, len(ev.Attributes))
 	for _, a := range ev.Attributes {
 		attrs[a.Name] = ocelValue(a.Value)
@@ -315,8 +349,8 @@ func (l *OCELLog) Next() (Record, int, error) {
 		for k, v := range base {
 			f[k] = v
 		}
-		o := &l.objs[h.obj]
-		f["order"] = map[string]any{"id": o.id, "attributes": asOf(o.attrs, at), "via": h.via, "qualifier": h.qual}
+		o := &l.orders[l.objs[h.obj].order]
+		f["order"] = map[string]any{"id": o.id, "attributes": l.asOf(o.attrs, at), "via": h.via, "qualifier": h.qual}
 		l.pending = append(l.pending, Record{Fields: f, Raw: ocelRaw(ev.ID, o.id)})
 	}
 	r := l.pending[0]
@@ -353,20 +387,20 @@ func contains(s []int32, x int32) bool {
 // asOf gives each attribute's value as of t: the latest value whose time is not
 // after t, or the earliest when all are after it (an attribute with no time or a
 // time that is not RFC 3339 holds from the start).
-func asOf(attrs []ocelAttr, t time.Time) map[string]any {
+func (l *OCELLog) asOf(attrs []orderAttr, t int64) map[string]any {
 	out := make(map[string]any, len(attrs))
-	best := make(map[string]time.Time, len(attrs))
+	best := make(map[int32]int64, len(attrs))
 	for _, a := range attrs {
-		bt, ok := best[a.Name]
+		bt, ok := best[a.name]
 		switch {
 		case !ok:
-		case !a.t.After(t) && (bt.After(t) || !a.t.Before(bt)):
-		case a.t.Before(bt) && bt.After(t):
+		case a.t <= t && (bt > t || a.t >= bt):
+		case a.t < bt && bt > t:
 		default:
 			continue
 		}
-		out[a.Name] = a.v
-		best[a.Name] = a.t
+		out[l.names[a.name]] = a.v
+		best[a.name] = a.t
 	}
 	return out
 }
