@@ -62,6 +62,7 @@ type OCELLog struct {
 	ids    map[string]int32 // object id -> index into objs
 	objs   []ocelObject
 	orders []orderObject
+	edges  []ocelEdge
 	names  []string         // order attribute names by index
 	name   map[string]int32 // order attribute name -> index
 	order  int32            // index of cfg.orderType in types
@@ -77,9 +78,15 @@ type OCELLog struct {
 // direction). Small on purpose: a log holds hundreds of thousands (its id is the
 // key of OCELLog.ids; an order's id and attributes are in OCELLog.orders).
 type ocelObject struct {
-	rels  []int32
+	rels  int32 // first of its relationships in OCELLog.edges; -1: none
 	typ   int32 // -1: referenced, not (yet) defined
 	order int32 // index into OCELLog.orders; -1 for other types
+}
+
+// ocelEdge is one relationship of an object, in a list through next (-1 ends it):
+// one arena for all, rather than a slice per object.
+type ocelEdge struct {
+	to, next int32
 }
 
 // orderObject is an order as kept: its id and attributes.
@@ -213,10 +220,15 @@ func (l *OCELLog) objIndex(id string) int32 {
 	i, ok := l.ids[id]
 	if !ok {
 		i = int32(len(l.objs))
-		l.objs = append(l.objs, ocelObject{typ: -1, order: -1})
+		l.objs = append(l.objs, ocelObject{rels: -1, typ: -1, order: -1})
 		l.ids[id] = i
 	}
 	return i
+}
+
+func (l *OCELLog) relate(from, to int32) {
+	l.edges = append(l.edges, ocelEdge{to: to, next: l.objs[from].rels})
+	l.objs[from].rels = int32(len(l.edges) - 1)
 }
 
 func (l *OCELLog) readObjects() error {
@@ -246,8 +258,8 @@ func (l *OCELLog) readObjects() error {
 		}
 		for _, r := range o.Relationships {
 			j := l.objIndex(r.ObjectID)
-			l.objs[i].rels = append(l.objs[i].rels, j)
-			l.objs[j].rels = append(l.objs[j].rels, i)
+			l.relate(i, j)
+			l.relate(j, i)
 		}
 	}
 	_, err := l.dec.Token() // ]
@@ -364,7 +376,8 @@ func (l *OCELLog) follow(obj int32, path []int32) []int32 {
 	for _, step := range path {
 		var next []int32
 		for _, c := range cur {
-			for _, r := range l.objs[c].rels {
+			for e := l.objs[c].rels; e >= 0; e = l.edges[e].next {
+				r := l.edges[e].to
 				if l.objs[r].typ == step && !contains(next, r) {
 					next = append(next, r)
 				}

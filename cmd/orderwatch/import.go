@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
@@ -31,7 +32,7 @@ type importConfig struct {
 const maxSummaryKinds = 100
 
 // ocelChunkBytes bounds the time-order sort's chunk for an OCEL 2.0 import.
-const ocelChunkBytes = 8 << 20
+const ocelChunkBytes = 4 << 20
 
 func importCmd(args []string) error {
 	var c importConfig
@@ -42,12 +43,15 @@ func importCmd(args []string) error {
 	fs.StringVar(&c.Out, "out", "", "write the schema-1 events, in time order, to this NDJSON `file`; default stdout")
 	fs.StringVar(&c.Rejects, "rejects", "", "write each record not mapped to this NDJSON `file`: line, reason, detail, record")
 	fs.BoolVar(&c.Strict, "strict", false, "stop at the first record not mapped, and write no output")
+	memLimit := memoryLimit{auto: true}
+	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 160MiB (an OCEL 2.0 log's objects stay in memory)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
+	memLimit.apply(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	return runImport(ctx, c, os.Stdout, os.Stderr)
