@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -385,6 +386,7 @@ func (l *OCELLog) follow(obj int32, path []int32) []int32 {
 		}
 		cur = next
 	}
+	slices.Sort(cur) // the objects' order in the file, not the edges' (newest first)
 	return cur
 }
 
