@@ -50,6 +50,10 @@ func compileOCEL(s *ocelShape) (*ocelConfig, error) {
 // JSON type); the log can be read on past it.
 var ErrBadOCEL = errors.New("mapping: bad ocel event")
 
+// ErrOCELOversize is wrapped with ErrBadOCEL for an event over MaxRecordBytes
+// (its reason is ReasonOversize).
+var ErrOCELOversize = errors.New("event is oversize")
+
 // OCELLog reads an OCEL 2.0 JSON log as records, one per (event, order the event
 // touches). It keeps the objects compactly (type, relationships, and the attributes
 // of orders only) and streams the events, one in memory at a time. The file must
@@ -302,7 +306,7 @@ func (l *OCELLog) Next() (Record, int, error) {
 		return Record{}, l.n, fmt.Errorf("mapping: ocel: event %d: %w", l.n, err)
 	}
 	if size := l.dec.InputOffset() - start; size > MaxRecordBytes {
-		return Record{}, l.n, fmt.Errorf("%w %d: %d bytes, limit %d (oversize)", ErrBadOCEL, l.n, size, MaxRecordBytes)
+		return Record{}, l.n, fmt.Errorf("%w %d: %w: %d bytes, limit %d", ErrBadOCEL, l.n, ErrOCELOversize, size, MaxRecordBytes)
 	}
 	ev := &l.ev
 	if ev.ID == "" || ev.Type == "" || ev.Time == "" {

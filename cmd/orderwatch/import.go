@@ -182,7 +182,11 @@ func runImport(ctx context.Context, c importConfig, stdout, stderr io.Writer) (e
 			}
 			sum.Records++
 			sum.kind(badKind, kindRejected)
-			if err := reject(line, &mapping.RecordError{Reason: mapping.ReasonBadRecord, Detail: err.Error()}, nil); err != nil {
+			reason := mapping.ReasonBadRecord
+			if errors.Is(err, mapping.ErrOCELOversize) {
+				reason = mapping.ReasonOversize
+			}
+			if err := reject(line, &mapping.RecordError{Reason: reason, Detail: err.Error()}, nil); err != nil {
 				return err
 			}
 			continue

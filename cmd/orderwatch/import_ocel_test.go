@@ -95,7 +95,8 @@ func TestImportOCEL2RejectsBadEventsAndGoesOn(t *testing.T) {
 "events":[{"id":"e1","type":"confirm credit","time":"2026-11-02T08:00:00Z","relationships":[{"objectId":"o1","qualifier":"order"}]},
 {"id":"e2","type":"confirm credit","time":7,"relationships":[]},
 {"id":"e3","type":"confirm credit","time":"yesterday","relationships":[{"objectId":"o1","qualifier":"order"}]},
-{"id":"e4","type":"refund","time":"2026-11-02T09:00:00Z","relationships":[{"objectId":"o1","qualifier":"order"}]}]}`), 0o644)
+{"id":"e4","type":"refund","time":"2026-11-02T09:00:00Z","relationships":[{"objectId":"o1","qualifier":"order"}]},
+{"id":"e5","type":"confirm credit","time":"2026-11-02T09:00:00Z","attributes":[{"name":"blob","value":"`+strings.Repeat("x", 70000)+`"}],"relationships":[{"objectId":"o1","qualifier":"order"}]}]}`), 0o644)
 	rejects := filepath.Join(work, "rejects.ndjson")
 	out, summary, err := importFile(t, importConfig{Format: "ocel2", Mapping: exampleOCELMapping, In: in, Rejects: rejects})
 	if err != nil {
@@ -105,7 +106,7 @@ func TestImportOCEL2RejectsBadEventsAndGoesOn(t *testing.T) {
 		t.Errorf("%d events, want 1 (e1):\n%s", n, out)
 	}
 	b, _ := os.ReadFile(rejects)
-	for _, want := range []string{`"line":2,"reason":"bad_record"`, `"line":3,"reason":"bad_timestamp"`, `"line":4,"reason":"unmapped"`, `"order_id":"o1"`} {
+	for _, want := range []string{`"line":2,"reason":"bad_record"`, `"line":3,"reason":"bad_timestamp"`, `"line":4,"reason":"unmapped"`, `"line":5,"reason":"oversize"`, `"order_id":"o1"`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("rejects lack %s:\n%s", want, b)
 		}
