@@ -52,6 +52,7 @@ type Mapping struct {
 	tables  map[string]map[string]string
 	kind    *expr // nil: no kind expression
 	entries []*entry
+	ocel    *ocelConfig // nil: no ocel section
 }
 
 // entry is one compiled record entry.
@@ -88,6 +89,7 @@ type fileShape struct {
 	Kind    string                       `yaml:"kind"`
 	Tables  map[string]map[string]string `yaml:"tables"`
 	Records []entryShape                 `yaml:"records"`
+	OCEL    *ocelShape                   `yaml:"ocel"`
 }
 
 type entryShape struct {
@@ -157,6 +159,9 @@ func Compile(b []byte) (*Mapping, error) {
 	m := &Mapping{tables: f.Tables}
 	if m.tables == nil {
 		m.tables = map[string]map[string]string{}
+	}
+	if m.ocel, err = compileOCEL(f.OCEL); err != nil {
+		return nil, err
 	}
 	if f.Kind != "" {
 		if m.kind, err = compileExpr(env, "", "kind", f.Kind, kindString); err != nil {
