@@ -1,5 +1,5 @@
 // Package mapping turns foreign records (a middleware's JSON message, a row of a CSV
-// event log) into schema-1 events, by a mapping file: YAML whose entries say, with
+// event log, an event of an OCEL 2.0 log with the order it reaches) into schema-1 events, by a mapping file: YAML whose entries say, with
 // CEL expressions (cel.dev/cel-go, formerly github.com/google/cel-go), which records become
 // which event type and where each field of the event comes from. The import command
 // and the live bridge (run --mapping, pipeline.Bridge) use it. It is pure Go.
