@@ -43,12 +43,12 @@ type metrics struct {
 	// bucket could not be restored.
 	governanceSkipped prometheus.Counter
 
-	openByWH    *prometheus.GaugeVec
-	atRisk      *prometheus.GaugeVec
-	stays       *prometheus.HistogramVec
-	outcomes    *prometheus.CounterVec
+	openByWH *prometheus.GaugeVec
+	atRisk   *prometheus.GaugeVec
+	stays    *prometheus.HistogramVec
+	outcomes *prometheus.CounterVec
 	// unjudged counts the outcomes with no score to judge (quality.go).
-	unjudged prometheus.Counter
+	unjudged    prometheus.Counter
 	outcomeRisk *prometheus.HistogramVec
 	// shadowOutcomes pairs each shadow's verdict with the live version's on
 	// the same order: orderwatch models compare.
