@@ -61,6 +61,7 @@ var ErrOCELOversize = errors.New("event is oversize")
 // refused. Not safe for concurrent use.
 type OCELLog struct {
 	cfg    *ocelConfig
+	in     *valueBound
 	dec    *json.Decoder
 	types  []string         // object types by index
 	typ    map[string]int32 // object type -> index
@@ -141,7 +142,8 @@ func NewOCELLog(r io.Reader, m *Mapping) (*OCELLog, error) {
 	if m.ocel == nil {
 		return nil, errors.New("mapping: the mapping file has no `ocel` section: add ocel.order_type (and ocel.via) to import an OCEL 2.0 log")
 	}
-	l := &OCELLog{cfg: m.ocel, dec: json.NewDecoder(r), typ: map[string]int32{}, ids: map[string]int32{}, name: map[string]int32{}, via: map[int32][]int32{}}
+	l := &OCELLog{cfg: m.ocel, in: &valueBound{r: r}, typ: map[string]int32{}, ids: map[string]int32{}, name: map[string]int32{}, via: map[int32][]int32{}}
+	l.dec = json.NewDecoder(l.in)
 	l.dec.UseNumber()
 	l.order = l.typeIndex(m.ocel.orderType)
 	for from, path := range m.ocel.via {
@@ -151,12 +153,12 @@ func NewOCELLog(r io.Reader, m *Mapping) (*OCELLog, error) {
 		}
 		l.via[l.typeIndex(from)] = steps
 	}
-	if t, err := l.dec.Token(); err != nil || t != json.Delim('{') {
+	if t, err := l.next().Token(); err != nil || t != json.Delim('{') {
 		return nil, fmt.Errorf("mapping: ocel: not a JSON object (%v): want an OCEL 2.0 JSON log", errOr(err, t))
 	}
 	seenObjects := false
 	for l.dec.More() {
-		t, err := l.dec.Token()
+		t, err := l.next().Token()
 		if err != nil {
 			return nil, fmt.Errorf("mapping: ocel: %w", err)
 		}
@@ -171,13 +173,13 @@ func NewOCELLog(r io.Reader, m *Mapping) (*OCELLog, error) {
 			if !seenObjects {
 				return nil, errors.New(`mapping: ocel: "events" comes before "objects" in the file: put objects first (jq '{objectTypes, eventTypes, objects, events}' does), so events can be streamed`)
 			}
-			if t, err := l.dec.Token(); err != nil || t != json.Delim('[') {
+			if t, err := l.next().Token(); err != nil || t != json.Delim('[') {
 				return nil, fmt.Errorf("mapping: ocel: events is not an array (%v)", errOr(err, t))
 			}
 			return l, nil
 		default:
 			var skip json.RawMessage // objectTypes, eventTypes: not needed
-			if err := l.dec.Decode(&skip); err != nil {
+			if err := l.next().Decode(&skip); err != nil {
 				return nil, fmt.Errorf("mapping: ocel: %s: %w", key, err)
 			}
 		}
@@ -237,12 +239,12 @@ func (l *OCELLog) relate(from, to int32) {
 }
 
 func (l *OCELLog) readObjects() error {
-	if t, err := l.dec.Token(); err != nil || t != json.Delim('[') {
+	if t, err := l.next().Token(); err != nil || t != json.Delim('[') {
 		return fmt.Errorf("mapping: ocel: objects is not an array (%v)", errOr(err, t))
 	}
 	for n := 1; l.dec.More(); n++ {
 		var o ocelObjectJSON
-		if err := l.dec.Decode(&o); err != nil {
+		if err := l.next().Decode(&o); err != nil {
 			return fmt.Errorf("mapping: ocel: object %d: %w: want {id, type, attributes, relationships}", n, err)
 		}
 		if o.ID == "" || o.Type == "" {
@@ -267,7 +269,7 @@ func (l *OCELLog) readObjects() error {
 			l.relate(j, i)
 		}
 	}
-	_, err := l.dec.Token() // ]
+	_, err := l.next().Token() // ]
 	return err
 }
 
@@ -298,7 +300,7 @@ func (l *OCELLog) Next() (Record, int, error) {
 	l.n++
 	start := l.dec.InputOffset()
 	l.ev = ocelEvent{}
-	if err := l.dec.Decode(&l.ev); err != nil {
+	if err := l.next().Decode(&l.ev); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return Record{}, l.n, fmt.Errorf("%w %d: %v", ErrBadOCEL, l.n, err)
@@ -445,4 +447,37 @@ func (l *OCELLog) Row(rec Record) map[string]string {
 		out["order_id"], _ = o["id"].(string)
 	}
 	return out
+}
+
+// MaxOCELValueBytes bounds one value of an OCEL log: an object, an event, a
+// section the import skips, a key. encoding/json holds a value whole while it
+// decodes it, so a larger one (a broken or hostile file) stops the import
+// rather than the memory; an event over MaxRecordBytes but under this bound is
+// only rejected, as oversize, and the import goes on.
+const MaxOCELValueBytes = 4 << 20
+
+// valueBound is the log's reader: it refuses to read more than
+// MaxOCELValueBytes past where the decoder stands when the next value starts.
+type valueBound struct {
+	r           io.Reader
+	read, limit int64
+}
+
+func (b *valueBound) Read(p []byte) (int, error) {
+	rest := b.limit - b.read
+	if rest <= 0 {
+		return 0, fmt.Errorf("mapping: ocel: a value of the log runs past %d bytes, the limit of one object or event (MaxOCELValueBytes): the file is broken or not an OCEL 2.0 log", MaxOCELValueBytes)
+	}
+	if int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// next bounds the next token or value the decoder reads, and returns it.
+func (l *OCELLog) next() *json.Decoder {
+	l.in.limit = l.dec.InputOffset() + MaxOCELValueBytes
+	return l.dec
 }

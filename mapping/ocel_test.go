@@ -181,3 +181,65 @@ func TestOCELLogObjectsStayCompact(t *testing.T) {
 	}
 	runtime.KeepAlive(l)
 }
+
+// hugeValue is a reader of `{"objects":[` + prefix + a string of n bytes
+// + `"}]...`: it is never held whole, so the test measures what the reader keeps.
+type hugeValue struct {
+	head, tail string
+	n          int
+	off        int
+}
+
+func (h *hugeValue) Read(p []byte) (int, error) {
+	total := len(h.head) + h.n + len(h.tail)
+	if h.off >= total {
+		return 0, io.EOF
+	}
+	w := 0
+	for w < len(p) && h.off < total {
+		switch {
+		case h.off < len(h.head):
+			p[w] = h.head[h.off]
+		case h.off < len(h.head)+h.n:
+			p[w] = 'x'
+		default:
+			p[w] = h.tail[h.off-len(h.head)-h.n]
+		}
+		w++
+		h.off++
+	}
+	return w, nil
+}
+
+// TestOCELLogStopsAtAHugeValue: one object, event or skipped section of 200
+// MB (a hostile or broken file) stops the import with an error naming the
+// bound, having read little past it, instead of buffering it whole; an event
+// over MaxRecordBytes but under the bound is still only rejected as oversize.
+func TestOCELLogStopsAtAHugeValue(t *testing.T) {
+	m, _ := Compile([]byte(ocelYAML))
+	const huge = 200 << 20
+	for _, c := range []struct{ name, head, tail string }{
+		{"object", `{"objects":[{"id":"o1","type":"order","attributes":[{"name":"n","value":"`, `"}]}],"events":[]}`},
+		{"section", `{"objectTypes":[{"name":"`, `"}],"objects":[],"events":[]}`},
+	} {
+		r := &hugeValue{head: c.head, tail: c.tail, n: huge}
+		_, err := NewOCELLog(r, m)
+		if err == nil || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("%s of %d bytes: %v, want an error naming the limit", c.name, huge, err)
+		}
+		if r.off > 2*MaxOCELValueBytes {
+			t.Errorf("%s: read %d bytes before refusing, want about %d at most", c.name, r.off, MaxOCELValueBytes)
+		}
+	}
+	r := &hugeValue{head: `{"objects":[],"events":[{"id":"e1","type":"x","time":"2026-11-02T10:00:00Z","attributes":[{"name":"n","value":"`, tail: `"}]}]}`, n: huge}
+	l, err := NewOCELLog(r, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Next(); err == nil || !strings.Contains(err.Error(), "limit") || errors.Is(err, ErrBadOCEL) {
+		t.Errorf("event of %d bytes: %v, want the import stopped (not a rejected record) naming the limit", huge, err)
+	}
+	if r.off > 2*MaxOCELValueBytes {
+		t.Errorf("event: read %d bytes before refusing", r.off)
+	}
+}
