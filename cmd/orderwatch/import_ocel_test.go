@@ -3,18 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/orderwatch/orderwatch/features"
 )
 
 const (
@@ -39,17 +35,8 @@ func TestImportOCEL2ExampleReplaysWithNoDeadLetter(t *testing.T) {
 	}
 	types := map[string]bool{}
 	perOrder := map[string]int{}
-	var prev time.Time
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	for _, l := range lines {
-		var ev features.Event
-		if err := features.Decode(l, &ev); err != nil {
-			t.Fatalf("features.Decode(%s): %v", l, err)
-		}
-		if ev.OccurredAt.Before(prev) {
-			t.Fatalf("%s is before the line above (%s)", l, prev)
-		}
-		prev = ev.OccurredAt
+	evs := importedEvents(t, out)
+	for _, ev := range evs {
 		types[ev.Type] = true
 		if ev.Type == "shipment.confirmed" {
 			perOrder[ev.OrderID]++
@@ -64,14 +51,7 @@ func TestImportOCEL2ExampleReplaysWithNoDeadLetter(t *testing.T) {
 	if perOrder["SO-5102"] != 2 || perOrder["SO-5100"] != 1 {
 		t.Errorf("shipments by order %v: want SO-5102 twice (two packages), SO-5100 once", perOrder)
 	}
-	var stderr bytes.Buffer
-	if err := replay(context.Background(), replayConfig{In: filepath.Join(work, "events.ndjson"), BatchSize: 64}, &stderr); err != nil {
-		t.Fatalf("replay: %v\n%s", err, stderr.String())
-	}
-	m := regexp.MustCompile(`replay: (\d+) lines, (\d+) applied, (\d+) duplicates, (\d+) dead-lettered`).FindStringSubmatch(stderr.String())
-	if m == nil || m[1] != m[2] || m[3] != "0" || m[4] != "0" || m[1] != itoa(len(lines)) {
-		t.Errorf("replay of %d events: %s", len(lines), stderr.String())
-	}
+	replaysWhole(t, filepath.Join(work, "events.ndjson"), len(evs))
 }
 
 func TestImportOCEL2GivesTheSameBytesTwice(t *testing.T) {

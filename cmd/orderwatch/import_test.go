@@ -53,17 +53,8 @@ func TestImportCSVExampleReplaysWithNoDeadLetter(t *testing.T) {
 	// Every line is an event the real decoder accepts, in time order, and the
 	// mapping reaches every type of the log.
 	types := map[string]bool{}
-	var prev time.Time
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	for _, l := range lines {
-		var ev features.Event
-		if err := features.Decode(l, &ev); err != nil {
-			t.Fatalf("features.Decode(%s): %v", l, err)
-		}
-		if ev.OccurredAt.Before(prev) {
-			t.Fatalf("%s is before the line above (%s)", l, prev)
-		}
-		prev = ev.OccurredAt
+	evs := importedEvents(t, out)
+	for _, ev := range evs {
 		types[ev.Type] = true
 	}
 	for _, ty := range []string{"order.created", "order.changed", "credit.hold", "credit.released", "pricing.exception",
@@ -74,15 +65,7 @@ func TestImportCSVExampleReplaysWithNoDeadLetter(t *testing.T) {
 			t.Errorf("no %s event in the import", ty)
 		}
 	}
-	// replay --in applies every event: no dead letter, no duplicate.
-	var stderr bytes.Buffer
-	if err := replay(context.Background(), replayConfig{In: filepath.Join(work, "events.ndjson"), BatchSize: 64}, &stderr); err != nil {
-		t.Fatalf("replay: %v\n%s", err, stderr.String())
-	}
-	m := regexp.MustCompile(`replay: (\d+) lines, (\d+) applied, (\d+) duplicates, (\d+) dead-lettered`).FindStringSubmatch(stderr.String())
-	if m == nil || m[1] != m[2] || m[3] != "0" || m[4] != "0" || m[1] != itoa(len(lines)) {
-		t.Errorf("replay of %d events: %s", len(lines), stderr.String())
-	}
+	replaysWhole(t, filepath.Join(work, "events.ndjson"), len(evs))
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
@@ -191,5 +174,39 @@ func TestImportGivesTheSameBytesTwice(t *testing.T) {
 	}
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Fatalf("two imports of the same log differ (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+// importedEvents decodes import's output with the real decoder, each line an
+// event, and checks that they come in time order.
+func importedEvents(t *testing.T, out []byte) []features.Event {
+	t.Helper()
+	var evs []features.Event
+	var prev time.Time
+	for _, l := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		var ev features.Event
+		if err := features.Decode(l, &ev); err != nil {
+			t.Fatalf("features.Decode(%s): %v", l, err)
+		}
+		if ev.OccurredAt.Before(prev) {
+			t.Fatalf("%s is before the line above (%s)", l, prev)
+		}
+		prev = ev.OccurredAt
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// replaysWhole checks that replay --in path applies all n events of an
+// import: no dead letter, no duplicate.
+func replaysWhole(t *testing.T, path string, n int) {
+	t.Helper()
+	var stderr bytes.Buffer
+	if err := replay(context.Background(), replayConfig{In: path, BatchSize: 64}, &stderr); err != nil {
+		t.Fatalf("replay: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`replay: (\d+) lines, (\d+) applied, (\d+) duplicates, (\d+) dead-lettered`).FindStringSubmatch(stderr.String())
+	if m == nil || m[1] != m[2] || m[3] != "0" || m[4] != "0" || m[1] != itoa(n) {
+		t.Errorf("replay of %d events: %s", n, stderr.String())
 	}
 }

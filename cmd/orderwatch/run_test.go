@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,13 +70,14 @@ func waitForWithin(t *testing.T, bound time.Duration, what string, cond func() b
 	}
 }
 
-// metricSum adds the values of the series of a metric whose labels contain match.
-func metricSum(body, name, match string) float64 {
+// metricSum adds the values of the series of a metric whose labels contain each
+// of match.
+func metricSum(body, name string, match ...string) float64 {
 	var sum float64
 	re := regexp.MustCompile(`^` + name + `(\{[^}]*\})? ([0-9.e+-]+)$`)
 	for _, line := range strings.Split(body, "\n") {
 		m := re.FindStringSubmatch(line)
-		if m == nil || !strings.Contains(m[1], match) {
+		if m == nil || slices.ContainsFunc(match, func(s string) bool { return !strings.Contains(m[1], s) }) {
 			continue
 		}
 		v, _ := strconv.ParseFloat(m[2], 64)

@@ -115,18 +115,7 @@ func TestShadowBadPastCutoffKeepsThePipelineGoing(t *testing.T) {
 			}
 			defer st.Close()
 			for i := range orders {
-				v, err := st.Order(fmt.Sprintf("SO-SH-%d", i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(v.Scores) == 0 {
-					t.Fatalf("SO-SH-%d has no score", i)
-				}
-				for _, raw := range v.Scores {
-					var p actions.ScorePoint
-					if err := p.UnmarshalBinary(raw); err != nil {
-						t.Fatal(err)
-					}
+				for _, p := range scorePoints(t, st, fmt.Sprintf("SO-SH-%d", i)) {
 					if p.Degraded || !strings.HasPrefix(p.Model, "cutoff_risk@1.0.0") {
 						t.Errorf("SO-SH-%d scored by %s (degraded %v), want the live cutoff_risk@1.0.0", i, p.Model, p.Degraded)
 					}
@@ -219,4 +208,24 @@ func badOutputs(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no orderwatch_model_bad_outputs_total for %s 1.1.0", name)
 	return 0
+}
+
+// scorePoints reads the score points of an order's history from st: at least
+// one, each decoded.
+func scorePoints(t *testing.T, st *store.Store, order string) []actions.ScorePoint {
+	t.Helper()
+	v, err := st.Order(order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Scores) == 0 {
+		t.Fatalf("%s has no score", order)
+	}
+	ps := make([]actions.ScorePoint, len(v.Scores))
+	for i, raw := range v.Scores {
+		if err := ps[i].UnmarshalBinary(raw); err != nil {
+			t.Fatalf("%s score point %d: %v", order, i, err)
+		}
+	}
+	return ps
 }

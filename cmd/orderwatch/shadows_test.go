@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/models"
 	"github.com/orderwatch/orderwatch/store"
@@ -132,20 +130,20 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 		var m string
 		waitFor(t, "the outcomes judged", func() bool {
 			_, m = get(base + "/metrics")
-			return metricSumAll(m, metric, `role="live"`) == orders
+			return metricSum(m, metric, `role="live"`) == orders
 		})
 		for _, c := range []struct {
 			version, role, predicted string
 		}{{"1.0.0", "live", ""}, {"1.1.0", "shadow", `predicted="not_flagged"`}, {"1.2.0", "shadow", `predicted="flagged"`}} {
 			sel := []string{`model="cutoff_risk"`, fmt.Sprintf(`version=%q`, c.version), fmt.Sprintf(`role=%q`, c.role)}
-			if got := metricSumAll(m, metric, sel...); got != orders {
+			if got := metricSum(m, metric, sel...); got != orders {
 				t.Errorf("%s%v = %v, want %d: every order judged for each version", metric, sel, got, orders)
 			}
-			if got := metricSumAll(m, metric, append(sel, c.predicted)...); c.predicted != "" && got != orders {
+			if got := metricSum(m, metric, append(sel, c.predicted)...); c.predicted != "" && got != orders {
 				t.Errorf("%s%v %s = %v, want %d at the version's own threshold", metric, sel, c.predicted, got, orders)
 			}
 		}
-		if got := metricSumAll(m, metric, `version="1.2.0"`, `role="live"`); got != 0 {
+		if got := metricSum(m, metric, `version="1.2.0"`, `role="live"`); got != 0 {
 			t.Errorf("shadow 1.2.0 judged as live: %v", got)
 		}
 
@@ -185,18 +183,7 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 	}
 	defer st.Close()
 	for i := range orders {
-		v, err := st.Order(fmt.Sprintf("SO-2SH-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(v.Scores) == 0 {
-			t.Fatalf("SO-2SH-%d has no score", i)
-		}
-		for _, raw := range v.Scores {
-			var p actions.ScorePoint
-			if err := p.UnmarshalBinary(raw); err != nil {
-				t.Fatal(err)
-			}
+		for _, p := range scorePoints(t, st, fmt.Sprintf("SO-2SH-%d", i)) {
 			a, okA := p.Shadow["cutoff_risk@1.1.0"]
 			b, okB := p.Shadow["cutoff_risk@1.2.0"]
 			if !okA || !okB || len(p.Shadow) != 2 || a != b || a != p.Risk {
@@ -204,27 +191,4 @@ func TestTwoShadowsServeSideBySide(t *testing.T) {
 			}
 		}
 	}
-}
-
-// metricSumAll adds the values of the series of a metric whose labels contain
-// each of match.
-func metricSumAll(body, name string, match ...string) float64 {
-	var sum float64
-	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		labels, value, ok := strings.Cut(line, "} ")
-		if !ok {
-			continue
-		}
-		all := true
-		for _, m := range match {
-			all = all && strings.Contains(labels, m)
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil && all {
-			sum += v
-		}
-	}
-	return sum
 }
