@@ -1,9 +1,11 @@
 package mapping
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -293,3 +295,39 @@ func TestOCELLogStopsAtAHugeValue(t *testing.T) {
 		t.Errorf("event: read %d bytes before refusing", r.off)
 	}
 }
+
+// FuzzOCELOrderAttribute: an order attribute's value comes back from the
+// compact table as encoding/json (UseNumber, then ints and doubles) reads it.
+func FuzzOCELOrderAttribute(f *testing.F) {
+	for _, s := range []string{`"WH-EAST"`, `"caf\u00e9 \"x\""`, "\"\xff\"", `3`, `-0`, `3.0`, `1e400`, `-9223372036854775808`, `18446744073709551616`, `true`, `false`, `null`, `{"a":[1,2.5,"x"]}`, `[]`, `""`} {
+		f.Add(s)
+	}
+	m, err := Compile([]byte(ocelYAML))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		var want any
+		dec := json.NewDecoder(strings.NewReader(value))
+		dec.UseNumber()
+		if dec.Decode(&want) != nil || dec.More() {
+			return // not one JSON value
+		}
+		want = ocelValue(want)
+		log := `{"objects":[{"id":"o1","type":"order","attributes":[{"name":"a","time":"2026-11-02T07:00:00Z","value":` + value + `}]}],"events":[{"id":"e1","type":"x","time":"2026-11-02T08:00:00Z","relationships":[{"objectId":"o1"}]}]}`
+		l, err := NewOCELLog(strings.NewReader(log), m)
+		if err != nil {
+			return // a value the log refuses as a whole (a key, not a value, is bad)
+		}
+		rec, _, err := l.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rec.Fields["order"].(map[string]any)["attributes"].(map[string]any)["a"]
+		if !reflect.DeepEqual(got, want) && !(isNaN(got) && isNaN(want)) {
+			t.Errorf("value %s: got %#v, want %#v", value, got, want)
+		}
+	})
+}
+
+func isNaN(v any) bool { f, ok := v.(float64); return ok && f != f }

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"math"
 	"strings"
+	"unicode/utf8"
 )
 
 // ocelObjects is the compact table of an OCEL log's objects, which stays in
@@ -253,7 +254,7 @@ func appendAttr(b []byte, name int32, dt int64, raw json.RawMessage) ([]byte, er
 		return head(attrNull), nil
 	case raw[0] == '"':
 		s := raw[1 : len(raw)-1]
-		if bytes.IndexByte(raw, '\\') >= 0 {
+		if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(s) { // as encoding/json reads it
 			var u string
 			if err := json.Unmarshal(raw, &u); err != nil {
 				return b, err
