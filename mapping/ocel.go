@@ -55,50 +55,29 @@ var ErrBadOCEL = errors.New("mapping: bad ocel event")
 var ErrOCELOversize = errors.New("event is oversize")
 
 // OCELLog reads an OCEL 2.0 JSON log as records, one per (event, order the event
-// touches). It keeps the objects compactly (type, relationships, and the attributes
-// of orders only) and streams the events, one in memory at a time. The file must
-// list "objects" before "events" (the standard's order); one with events first is
+// touches). It keeps the objects compactly and streams the events, one in memory
+// at a time: ids and order attributes varint-encoded in one arena, found
+// through an open-addressing table of int32s, relationships as one int32 slice
+// (ocelObjects: about 50 bytes an object). The file must list
+// "objects" before "events" (the standard's order); one with events first is
 // refused. Not safe for concurrent use.
 type OCELLog struct {
-	cfg    *ocelConfig
-	in     *valueBound
-	dec    *json.Decoder
-	types  []string         // object types by index
-	typ    map[string]int32 // object type -> index
-	ids    map[string]int32 // object id -> index into objs
-	objs   []ocelObject
-	orders []orderObject
-	edges  []ocelEdge
-	names  []string         // order attribute names by index
-	name   map[string]int32 // order attribute name -> index
-	order  int32            // index of cfg.orderType in types
-	via    map[int32][]int32
+	cfg   *ocelConfig
+	in    *valueBound
+	dec   *json.Decoder
+	types []string         // object types by index
+	typ   map[string]int32 // object type -> index
+	names []string         // order attribute names by index
+	name  map[string]int32 // order attribute name -> index
+	order int32            // index of cfg.orderType in types
+	via   map[int32][]int32
+	steps map[[2]int32]bool // (from, to) object types a via path steps through
+	ocelObjects
 
 	n       int // events read
 	pending []Record
 	ev      ocelEvent
 	done    bool
-}
-
-// ocelObject is one object as kept: its type and the objects it relates to (either
-// direction). Small on purpose: a log holds hundreds of thousands (its id is the
-// key of OCELLog.ids; an order's id and attributes are in OCELLog.orders).
-type ocelObject struct {
-	rels  int32 // first of its relationships in OCELLog.edges; -1: none
-	typ   int32 // -1: referenced, not (yet) defined
-	order int32 // index into OCELLog.orders; -1 for other types
-}
-
-// ocelEdge is one relationship of an object, in a list through next (-1 ends it):
-// one arena for all, rather than a slice per object.
-type ocelEdge struct {
-	to, next int32
-}
-
-// orderObject is an order as kept: its id and attributes.
-type orderObject struct {
-	id    string
-	attrs []orderAttr
 }
 
 type ocelAttr struct {
@@ -107,25 +86,9 @@ type ocelAttr struct {
 	Value any    `json:"value"`
 }
 
-// orderAttr is one attribute value of an order as kept: its name (an index into
-// OCELLog.names), the time it holds from (Unix ns; 0 when none or not RFC 3339), the
-// value.
-type orderAttr struct {
-	name int32
-	t    int64
-	v    any
-}
-
 type ocelRel struct {
 	ObjectID  string `json:"objectId"`
 	Qualifier string `json:"qualifier"`
-}
-
-type ocelObjectJSON struct {
-	ID            string     `json:"id"`
-	Type          string     `json:"type"`
-	Attributes    []ocelAttr `json:"attributes"`
-	Relationships []ocelRel  `json:"relationships"`
 }
 
 type ocelEvent struct {
@@ -142,14 +105,17 @@ func NewOCELLog(r io.Reader, m *Mapping) (*OCELLog, error) {
 	if m.ocel == nil {
 		return nil, errors.New("mapping: the mapping file has no `ocel` section: add ocel.order_type (and ocel.via) to import an OCEL 2.0 log")
 	}
-	l := &OCELLog{cfg: m.ocel, in: &valueBound{r: r}, typ: map[string]int32{}, ids: map[string]int32{}, name: map[string]int32{}, via: map[int32][]int32{}}
+	l := &OCELLog{cfg: m.ocel, in: &valueBound{r: r}, typ: map[string]int32{}, name: map[string]int32{}, via: map[int32][]int32{}, steps: map[[2]int32]bool{}}
 	l.dec = json.NewDecoder(l.in)
 	l.dec.UseNumber()
 	l.order = l.typeIndex(m.ocel.orderType)
 	for from, path := range m.ocel.via {
 		steps := make([]int32, len(path))
+		prev := l.typeIndex(from)
 		for i, p := range path {
 			steps[i] = l.typeIndex(p)
+			l.steps[[2]int32{prev, steps[i]}] = true
+			prev = steps[i]
 		}
 		l.via[l.typeIndex(from)] = steps
 	}
@@ -223,52 +189,53 @@ func unixNano(s string) int64 {
 	return t.UnixNano()
 }
 
-func (l *OCELLog) objIndex(id string) int32 {
-	i, ok := l.ids[id]
-	if !ok {
-		i = int32(len(l.objs))
-		l.objs = append(l.objs, ocelObject{rels: -1, typ: -1, order: -1})
-		l.ids[id] = i
-	}
-	return i
-}
-
-func (l *OCELLog) relate(from, to int32) {
-	l.edges = append(l.edges, ocelEdge{to: to, next: l.objs[from].rels})
-	l.objs[from].rels = int32(len(l.edges) - 1)
+// ocelObjectIn is an object as read.
+type ocelObjectIn struct {
+	ID            string       `json:"id"`
+	Type          string       `json:"type"`
+	Attributes    []ocelAttrIn `json:"attributes"`
+	Relationships []ocelRel    `json:"relationships"`
 }
 
 func (l *OCELLog) readObjects() error {
 	if t, err := l.next().Token(); err != nil || t != json.Delim('[') {
 		return fmt.Errorf("mapping: ocel: objects is not an array (%v)", errOr(err, t))
 	}
+	var o ocelObjectIn // reused: its slices keep their room, emptied
 	for n := 1; l.dec.More(); n++ {
-		var o ocelObjectJSON
+		clear(o.Attributes[:cap(o.Attributes)])
+		clear(o.Relationships[:cap(o.Relationships)])
+		o = ocelObjectIn{Attributes: o.Attributes[:0], Relationships: o.Relationships[:0]}
 		if err := l.next().Decode(&o); err != nil {
 			return fmt.Errorf("mapping: ocel: object %d: %w: want {id, type, attributes, relationships}", n, err)
 		}
 		if o.ID == "" || o.Type == "" {
 			return fmt.Errorf("mapping: ocel: object %d: no id or type: give every object both", n)
 		}
-		i := l.objIndex(o.ID)
+		i, err := l.intern(o.ID)
+		if err != nil {
+			return err
+		}
 		if l.objs[i].typ >= 0 {
 			return fmt.Errorf("mapping: ocel: object %q twice: give each object once", o.ID)
 		}
 		l.objs[i].typ = l.typeIndex(o.Type)
 		if l.objs[i].typ == l.order {
-			attrs := make([]orderAttr, len(o.Attributes))
-			for k, a := range o.Attributes {
-				attrs[k] = orderAttr{name: l.nameIndex(a.Name), t: unixNano(a.Time), v: ocelValue(a.Value)}
+			if err := l.setAttrs(i, o.Attributes, l.nameIndex); err != nil {
+				return fmt.Errorf("mapping: ocel: object %q: %w", o.ID, err)
 			}
-			l.objs[i].order = int32(len(l.orders))
-			l.orders = append(l.orders, orderObject{id: o.ID, attrs: attrs})
 		}
 		for _, r := range o.Relationships {
-			j := l.objIndex(r.ObjectID)
-			l.relate(i, j)
-			l.relate(j, i)
+			j, err := l.intern(r.ObjectID)
+			if err != nil {
+				return err
+			}
+			if err := l.relate(i, j); err != nil {
+				return err
+			}
 		}
 	}
+	l.link(func(from, to int32) bool { return l.steps[[2]int32{from, to}] })
 	_, err := l.next().Token() // ]
 	return err
 }
@@ -334,7 +301,7 @@ func (l *OCELLog) Next() (Record, int, error) {
 		return false
 	}
 	for _, r := range ev.Relationships {
-		i, ok := l.ids[r.ObjectID]
+		i, ok := l.find(r.ObjectID)
 		typ := ""
 		if ok && l.objs[i].typ >= 0 {
 			typ = l.types[l.objs[i].typ]
@@ -368,9 +335,9 @@ func (l *OCELLog) Next() (Record, int, error) {
 		for k, v := range base {
 			f[k] = v
 		}
-		o := &l.orders[l.objs[h.obj].order]
-		f["order"] = map[string]any{"id": o.id, "attributes": l.asOf(o.attrs, at), "via": h.via, "qualifier": h.qual}
-		l.pending = append(l.pending, Record{Fields: f, Raw: ocelRaw(ev.ID, o.id)})
+		id := l.id(h.obj)
+		f["order"] = map[string]any{"id": id, "attributes": l.asOf(h.obj, at), "via": h.via, "qualifier": h.qual}
+		l.pending = append(l.pending, Record{Fields: f, Raw: ocelRaw(ev.ID, id)})
 	}
 	r := l.pending[0]
 	l.pending = l.pending[1:]
@@ -383,8 +350,7 @@ func (l *OCELLog) follow(obj int32, path []int32) []int32 {
 	for _, step := range path {
 		var next []int32
 		for _, c := range cur {
-			for e := l.objs[c].rels; e >= 0; e = l.edges[e].next {
-				r := l.edges[e].to
+			for _, r := range l.related(c) {
 				if l.objs[r].typ == step && !contains(next, r) {
 					next = append(next, r)
 				}
@@ -392,7 +358,7 @@ func (l *OCELLog) follow(obj int32, path []int32) []int32 {
 		}
 		cur = next
 	}
-	slices.Sort(cur) // the objects' order in the file, not the edges' (newest first)
+	slices.Sort(cur) // the objects' order in the file, not the relationships'.
 	return cur
 }
 
@@ -405,24 +371,24 @@ func contains(s []int32, x int32) bool {
 	return false
 }
 
-// asOf gives each attribute's value as of t: the latest value whose time is not
-// after t, or the earliest when all are after it (an attribute with no time or a
-// time that is not RFC 3339 holds from the start).
-func (l *OCELLog) asOf(attrs []orderAttr, t int64) map[string]any {
-	out := make(map[string]any, len(attrs))
-	best := make(map[int32]int64, len(attrs))
-	for _, a := range attrs {
+// asOf gives the attributes of order obj as of t: for each name, the latest
+// value whose time is not after t, or the earliest when all are after it (an
+// attribute with no time or a time that is not RFC 3339 holds from the start).
+func (l *OCELLog) asOf(obj int32, t int64) map[string]any {
+	out := make(map[string]any, 8)
+	best := make(map[int32]int64, 8)
+	l.eachAttr(obj, func(a orderAttr) {
 		bt, ok := best[a.name]
 		switch {
 		case !ok:
 		case a.t <= t && (bt > t || a.t >= bt):
 		case a.t < bt && bt > t:
 		default:
-			continue
+			return
 		}
 		out[l.names[a.name]] = a.v
 		best[a.name] = a.t
-	}
+	})
 	return out
 }
 

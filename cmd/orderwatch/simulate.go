@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ type simulateConfig struct {
 	Rate       float64
 	Labels     string
 	Faults     sim.Faults
+	// OCEL2 is a file to write the run's history to as an OCEL 2.0 JSON log.
+	OCEL2 string
 }
 
 func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error) {
@@ -58,6 +61,7 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 	fs.IntVar(&c.Partitions, "partitions", 0, "with --nats-url: `n` partitions of ORDERS if it is created (0 = an existing stream's, else 16)")
 	fs.Float64Var(&c.Rate, "rate", 0, "with --nats-url: at most `n` events per second (0 = as fast as possible)")
 	fs.StringVar(&c.Labels, "labels", "", "write the ground truth to `file` (CSV: order_id,missed_cutoff,minutes_late,exception_class)")
+	fs.StringVar(&c.OCEL2, "ocel2", "", "also write the run's history as an OCEL 2.0 JSON log to `file` (duplicates left out; import it with examples/mapping/simulator-ocel2.yaml)")
 	fs.Float64Var(&c.Faults.Duplicates, "duplicates", sim.DefaultFaults.Duplicates, "`share` of events delivered twice (same id)")
 	fs.Float64Var(&c.Faults.OutOfOrder, "out-of-order", sim.DefaultFaults.OutOfOrder, "`share` of events delivered after later ones")
 	fs.Float64Var(&c.Faults.Late, "late", sim.DefaultFaults.Late, "`share` of events delivered 10 min to 4 h after they happened")
@@ -159,6 +163,20 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 			return out.WriteByte('\n')
 		}
 	}
+	var ocel *sim.OCELWriter
+	if cfg.OCEL2 != "" {
+		if ocel, err = sim.NewOCELWriter(filepath.Dir(cfg.OCEL2)); err != nil {
+			return err
+		}
+		defer ocel.Close()
+		next := emit
+		emit = func(ev *sim.Emitted) error {
+			if err := ocel.Add(ev); err != nil {
+				return err
+			}
+			return next(ev)
+		}
+	}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		emit = withProgress(emit, s, stderr)
 	}
@@ -178,6 +196,9 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 			runErr = fmt.Errorf("labels: %w", err)
 		}
 	}
+	if ocel != nil && runErr == nil {
+		runErr = writeOCEL(cfg.OCEL2, ocel, stderr)
+	}
 	elapsed := time.Since(began)
 	st := s.Stats()
 	missed := 0.0
@@ -191,6 +212,32 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 	}
 	fmt.Fprintln(stderr)
 	return runErr
+}
+
+// writeOCEL writes the OCEL 2.0 log through a temporary file renamed at the end,
+// so a failed run leaves no half log.
+func writeOCEL(path string, ocel *sim.OCELWriter, stderr io.Writer) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("ocel2: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("ocel2: %w", err)
+	}
+	n, err := ocel.WriteTo(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("ocel2: write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("ocel2: %w", err)
+	}
+	fmt.Fprintf(stderr, "simulate: ocel2: %d events, %d objects, %d bytes in %s\n", ocel.Events(), ocel.Objects(), n, path)
+	return nil
 }
 
 // paced limits emit to rate events per second.
