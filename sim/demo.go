@@ -68,9 +68,9 @@ const (
 	// start to nearAfter after it are revealed at a higher share, sized for a
 	// backlog of about nearEvents of their history. Their picks, shipments and
 	// cutoffs passing are what the first minutes show.
-	nearBefore     = 30 * time.Minute
+	nearBefore     = time.Hour
 	nearAfter      = 90 * time.Minute
-	nearEvents     = 15000
+	nearEvents     = 19000
 	probeScale     = 10
 	publishRetries = 4
 )
