@@ -78,12 +78,13 @@ const (
 // Demo is the live demo feed of `orderwatch run --demo`: the simulator run in real
 // time. It simulates the last hours before now at full speed, so warehouses, docks
 // and offices are busy when it starts, and publishes part of that history as a
-// backlog (about 30,000 events): the orders created in the last minutes, a share
-// of the older orders whose ship cutoff falls from 30 minutes before the start to
-// 90 minutes after it (sized so that their history is about 15,000 events; the
-// orders of the last cutoffs before the start are there to show misses at once,
-// though the pipeline scores their replayed events late), and 1% of the other older
-// ones, each with its whole history; then it releases each event when the clock
+// backlog (about 32,000 events): the orders created in the last minutes, a share
+// of the older orders whose ship cutoff falls from an hour before the start to
+// 90 minutes after it (sized so that their history is about 19,000 events; the
+// orders of the cutoffs before the start show outcomes at once, judged on the
+// scores they had 2 h before their cutoffs when the pipeline scores the backlog
+// on its own time, as `run --demo` does), and 1% of the other older ones, each
+// with its whole history; then it releases each event when the clock
 // reaches it. Other orders stay unpublished (a network at 40 events/s has about
 // 100,000 open orders: too many to replay at the start). The network is scaled so
 // that the live stream averages about Rate events per second around midday, and
