@@ -38,6 +38,11 @@ type Options struct {
 	// whole in stream order with one consumer ("<group>-ordered"), so that the
 	// same stream gives the same rows; Ownership must be nil.
 	EventTime bool
+	// CatchUpBefore, when set, scores the events that happened before it on
+	// their own time, and the rescoring timers among them, until the first
+	// event at or after it (see process.Options.CatchUpBefore): `run --demo`
+	// sets it to the demo's start, so its backlog is scored as it happened.
+	CatchUpBefore time.Time
 	// OnRow receives every scored row (see process.Options.OnRow).
 	OnRow func(*Row)
 	// OnCommitted, when set, receives the messages of each batch after its commit
@@ -133,7 +138,7 @@ func New(opts Options) (*Pipeline, error) {
 	n := opts.Partitions
 	proc, err := process.New(process.Options{
 		Store: opts.Store, Policy: opts.Policy, Scorer: opts.Scorer, DeadLetter: JetStreamDeadLetter(opts.JetStream),
-		EventTime: opts.EventTime, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
+		EventTime: opts.EventTime, CatchUpBefore: opts.CatchUpBefore, Clock: opts.Clock, OnRow: opts.OnRow, Retention: opts.Retention,
 		Partitions: n, PartitionOf: func(order string) int { return features.Partition(features.OrderToken(order), n) },
 		Owns: p.active, Replicated: opts.Replica != nil, OpenOrders: opts.OpenOrders,
 		Logger: opts.Logger.With("component", "process"), Registerer: opts.Registerer,

@@ -67,16 +67,21 @@ func (p *Processor) Process(ctx context.Context, msgs []*Message) (Result, error
 
 // firesUntil is the time up to which the timers fire when msgs is applied:
 // the wall clock live; in event-time mode, the first message's event time when it
-// moves the watermark.
+// moves the watermark; while catching up on history, when it is history that
+// moves the catch-up's watermark.
 func (p *Processor) firesUntil(msgs []*Message) (time.Time, bool) {
-	if !p.opts.EventTime {
+	if p.clockTimers() {
 		return p.opts.Clock(), true
 	}
 	var ev features.Event
-	if len(msgs) == 0 || features.Decode(msgs[0].Data, &ev) != nil || !ev.OccurredAt.After(p.watermark) {
+	if len(msgs) == 0 || features.Decode(msgs[0].Data, &ev) != nil {
 		return time.Time{}, false
 	}
-	return ev.OccurredAt, true
+	if p.opts.EventTime && ev.OccurredAt.After(p.watermark) ||
+		!p.opts.EventTime && ev.OccurredAt.Before(p.opts.CatchUpBefore) && ev.OccurredAt.After(p.caught.at) {
+		return ev.OccurredAt, true
+	}
+	return time.Time{}, false
 }
 
 // maxDetail bounds the detail of a poison dead letter (a header).

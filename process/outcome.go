@@ -25,12 +25,10 @@ func OutcomeOf(s *features.OrderState, cancelledAt, now time.Time) (Label, bool)
 	if !ok {
 		return Label{}, false
 	}
-	l := Label{MissedCutoff: end.After(s.ShipCutoff), ExceptionClass: s.SeenException()}
+	missed := end.After(s.ShipCutoff)
+	l := Label{MissedCutoff: missed, ExceptionClass: outcomeClass(s, missed)}
 	if l.MissedCutoff {
 		l.MinutesLate = float64((end.Sub(s.ShipCutoff) + time.Minute - 1) / time.Minute)
-		if l.ExceptionClass == features.ExceptionNone {
-			l.ExceptionClass = features.ExceptionWarehouseCapacity
-		}
 	}
 	return l, true
 }

@@ -32,6 +32,15 @@ type Options struct {
 	EventTime bool
 	// Clock is the wall clock in live mode; nil means time.Now.
 	Clock func() time.Time
+	// CatchUpBefore, when set (live mode), makes the events that happened
+	// before it history this instance catches up on, as replay would: their
+	// scoring moments and the rescoring timers due among them follow their
+	// event time (the greatest such occurred_at applied since New), so an
+	// order whose history arrives at once (the demo's backlog) has the scores
+	// it would have had, among them the one its live quality is judged on. The
+	// first event at or after it (or the clock 10 minutes past it) ends the
+	// catch-up: from then on the wall clock. Zero: always the wall clock.
+	CatchUpBefore time.Time
 	// OnRow, when set, receives every scored row, in stream order.
 	OnRow func(*Row)
 	// Retention is how long closed and orphan orders and timelines are kept. Zero
@@ -73,6 +82,9 @@ type Processor struct {
 	ctx       *features.Context
 	dues      *dueIndex
 	watermark time.Time
+	// caught is the catch-up (Options.CatchUpBefore) as staged, caughtCommitted
+	// as committed (what a failed batch goes back to).
+	caught, caughtCommitted catchUp
 	// counters are the names of each partition's counters, ctxCounters those of
 	// the context subjects.
 	counters    []partCounters
@@ -134,7 +146,8 @@ type batchState struct {
 	// keys (shadowKeys).
 	shadowRefs  []actions.ModelRef
 	shadowNames []string
-	queued      bool // commands were put in the outbox
+	queued      bool    // commands were put in the outbox
+	caught      catchUp // the catch-up once the batch is applied
 	// govOrders are the orders whose governance the batch marked changed.
 	govOrders []string
 }
@@ -299,6 +312,7 @@ func (p *Processor) load(first bool) error {
 		}
 	}
 	p.ctx, p.dues = ctx, idx
+	p.caught = p.caughtCommitted
 	return nil
 }
 
@@ -379,7 +393,7 @@ func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*
 	} else {
 		s.batch = p.opts.Store.NewBatch()
 	}
-	if !p.opts.EventTime {
+	if p.clockTimers() {
 		if err := p.fireDue(s.batch, p.opts.Clock()); err != nil {
 			return s, err
 		}
@@ -417,6 +431,7 @@ func (p *Processor) Abort(s *Staged) {
 // and the batch is aborted.
 func (p *Processor) Submit(s *Staged) (*Flight, error) {
 	p.batchState = s.st
+	s.st.caught = p.caught
 	fail := func(err error) (*Flight, error) {
 		p.Abort(s)
 		return nil, err
@@ -456,6 +471,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 		return res, err
 	}
 	p.cacheTouched(f.st)
+	p.caughtCommitted = f.st.caught
 	p.observe(f.st)
 	p.govChanged = append(p.govChanged, f.st.govOrders...)
 	if p.opts.OpenOrders != nil {

@@ -105,7 +105,20 @@ func (p *Processor) countOutcome(rec *orderRecord, moment time.Time) {
 		return
 	}
 	missed := s.ShippedAt.IsZero() || s.ShippedAt.After(s.ShipCutoff)
-	p.outcomes = append(p.outcomes, outcome{eval: *rec.Eval, missed: missed, class: s.SeenException()})
+	p.outcomes = append(p.outcomes, outcome{eval: *rec.Eval, missed: missed, class: outcomeClass(s, missed)})
+}
+
+// outcomeClass names the exception class an order's outcome shows, for the
+// live join and the labels of replay (OutcomeOf) alike: the one its events
+// show (features.OrderState.SeenException), and for a miss none of them
+// explains, the warehouse's: warehouse_capacity, as the simulator's labels
+// name it.
+func outcomeClass(s *features.OrderState, missed bool) string {
+	c := s.SeenException()
+	if missed && c == features.ExceptionNone {
+		return features.ExceptionWarehouseCapacity
+	}
+	return c
 }
 
 // observe counts a committed batch in the metrics.

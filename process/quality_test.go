@@ -77,3 +77,63 @@ func TestOrdersSeenLateAreNotJudged(t *testing.T) {
 		t.Errorf("customer C-3 = %+v, want its order's miss counted when it was seen past its cutoff", u)
 	}
 }
+
+// TestLiveClassJudgedAsTheLabelsName: the live join of an order's outcome to
+// the exception_class prediction names the class as the labels of `replay
+// --export` do (process.OutcomeOf): a miss none of the order's events explains
+// is warehouse_capacity, not none; a met order without exceptions is none and
+// a missed one with a credit hold credit.
+func TestLiveClassJudgedAsTheLabelsName(t *testing.T) {
+	cutoff := time.Date(2026, 6, 1, 17, 0, 0, 0, time.UTC)
+	clock := cutoff.Add(-3 * time.Hour)
+	reg := prometheus.NewRegistry()
+	p, _, _ := newTestProcessor(t, store.Options{}, Options{Registerer: reg, Scorer: spreadScorer{}, Clock: func() time.Time { return clock }})
+	seq := 0
+	msg := func(typ, order string, data string) *Message {
+		seq++
+		return &Message{Seq: uint64(seq), Subject: storedSubject(typ, order), Data: fmt.Appendf(nil,
+			`{"id":"e-%d","type":%q,"schema":1,"occurred_at":%q,"source":"erp","order_id":%q,"data":{%s}}`,
+			seq, typ, clock.Format(time.RFC3339), order, data)}
+	}
+	created := func(order string) *Message {
+		return msg("order.created", order, fmt.Sprintf(`"warehouse":"DAL","customer_id":"C-1","ship_cutoff":%q,"lines":1,"units":1,"value":10`,
+			cutoff.Format(time.RFC3339)))
+	}
+	if _, err := p.Process(context.Background(), []*Message{
+		created("SO-SLOW"), created("SO-HELD"), created("SO-FINE"), msg("credit.hold", "SO-HELD", `"reason":"limit"`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock = cutoff.Add(-time.Hour)
+	if _, err := p.Process(context.Background(), []*Message{msg("shipment.confirmed", "SO-FINE", `"carrier":"UPSN"`)}); err != nil {
+		t.Fatal(err)
+	}
+	clock = cutoff.Add(20 * time.Minute)
+	if _, err := p.Process(context.Background(), []*Message{
+		msg("shipment.confirmed", "SO-SLOW", `"carrier":"UPSN"`), msg("shipment.confirmed", "SO-HELD", `"carrier":"UPSN"`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	actual := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "orderwatch_model_class_outcomes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "actual" {
+					actual[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{"warehouse_capacity": 1, "credit": 1, "none": 1}
+	if fmt.Sprint(actual) != fmt.Sprint(want) {
+		t.Errorf("orderwatch_model_class_outcomes_total by actual = %v, want %v: a miss no event explains is warehouse_capacity, as replay's labels say", actual, want)
+	}
+}

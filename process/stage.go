@@ -94,6 +94,10 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		}
 		p.watermark = ev.OccurredAt
 	}
+	history, err := p.history(batch, ev.OccurredAt)
+	if err != nil {
+		return err
+	}
 	if features.IsContext(ev.Type) {
 		p.ctx.Apply(ev)
 		return nil
@@ -115,6 +119,9 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		return err
 	}
 	moment := p.moment()
+	if history {
+		moment = p.caught.at
+	}
 	// A closed order's outcome is known; so is an open one's seen past its
 	// cutoff unshipped, which has no cutoff timer left to count it.
 	p.countOutcome(rec, moment)

@@ -13,10 +13,10 @@ import (
 const maxTimerRows = 512
 
 // Tick rescoring orders whose timers are due by the wall clock, in commits of its
-// own. Only for live mode; in event-time mode timers fire as the watermark passes
-// them. It must not run while a batch commits.
+// own. Only for live mode; in event-time mode (and while catching up on
+// history, Options.CatchUpBefore) timers fire as the watermark passes them. It must not run while a batch commits.
 func (p *Processor) Tick() (Result, error) {
-	if p.opts.EventTime {
+	if !p.clockTimers() {
 		return Result{}, nil
 	}
 	if p.flight != nil {

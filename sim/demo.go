@@ -22,12 +22,17 @@ var DefaultFaults = Faults{Duplicates: 0.002, OutOfOrder: 0.005, Late: 0.002}
 
 // DemoOptions configures a Demo. The zero value is usable.
 type DemoOptions struct {
-	Seed     int64            // 0 means 1; part of every event and order id: use a fresh one per start
-	Rate     float64          // average live events per second around midday; 0 means 40
-	Clock    func() time.Time // nil means time.Now; event times follow it
-	BadEvery int              // after every N-1 events one deliberately malformed message (to show the DLQ); 0 = never
-	Logger   *slog.Logger     // nil = discard
-	Scenario Scenario         // "" means Normal
+	Seed  int64            // 0 means 1; part of every event and order id: use a fresh one per start
+	Rate  float64          // average live events per second around midday; 0 means 40
+	Clock func() time.Time // nil means time.Now; event times follow it
+	// Start is the demo's start: what the network did before it is the warm-up
+	// and the backlog, what it does after it is released as the clock reaches
+	// it. Zero means the clock when Run starts. `run --demo` gives the pipeline
+	// the same instant, to score the backlog on its own time.
+	Start    time.Time
+	BadEvery int          // after every N-1 events one deliberately malformed message (to show the DLQ); 0 = never
+	Logger   *slog.Logger // nil = discard
+	Scenario Scenario     // "" means Normal
 	// Faults are the delivery faults; nil means DefaultFaults.
 	Faults *Faults
 	// Warmup is the network history simulated before now at full speed, so the
@@ -63,9 +68,9 @@ const (
 	// start to nearAfter after it are revealed at a higher share, sized for a
 	// backlog of about nearEvents of their history. Their picks, shipments and
 	// cutoffs passing are what the first minutes show.
-	nearBefore     = 30 * time.Minute
+	nearBefore     = time.Hour
 	nearAfter      = 90 * time.Minute
-	nearEvents     = 15000
+	nearEvents     = 19000
 	probeScale     = 10
 	publishRetries = 4
 )
@@ -73,12 +78,13 @@ const (
 // Demo is the live demo feed of `orderwatch run --demo`: the simulator run in real
 // time. It simulates the last hours before now at full speed, so warehouses, docks
 // and offices are busy when it starts, and publishes part of that history as a
-// backlog (about 30,000 events): the orders created in the last minutes, a share
-// of the older orders whose ship cutoff falls from 30 minutes before the start to
-// 90 minutes after it (sized so that their history is about 15,000 events; the
-// orders of the last cutoffs before the start are there to show misses at once,
-// though the pipeline scores their replayed events late), and 1% of the other older
-// ones, each with its whole history; then it releases each event when the clock
+// backlog (about 32,000 events): the orders created in the last minutes, a share
+// of the older orders whose ship cutoff falls from an hour before the start to
+// 90 minutes after it (sized so that their history is about 19,000 events; the
+// orders of the cutoffs before the start show outcomes at once, judged on the
+// scores they had 2 h before their cutoffs when the pipeline scores the backlog
+// on its own time, as `run --demo` does), and 1% of the other older ones, each
+// with its whole history; then it releases each event when the clock
 // reaches it. Other orders stay unpublished (a network at 40 events/s has about
 // 100,000 open orders: too many to replay at the start). The network is scaled so
 // that the live stream averages about Rate events per second around midday, and
@@ -89,6 +95,7 @@ const (
 // A Demo is not safe for concurrent use: call Run from one goroutine, once.
 type Demo struct {
 	seed        int64
+	start       time.Time
 	rate        float64
 	badEvery    uint64
 	clock       func() time.Time
@@ -137,7 +144,7 @@ func NewDemo(opts DemoOptions) *Demo {
 		opts.BacklogRate = 2000
 	}
 	return &Demo{
-		seed: opts.Seed, rate: opts.Rate, badEvery: uint64(max(opts.BadEvery, 0)),
+		seed: opts.Seed, start: opts.Start, rate: opts.Rate, badEvery: uint64(max(opts.BadEvery, 0)),
 		clock: opts.Clock, log: opts.Logger.With("component", "sim"),
 		scenario: opts.Scenario, faults: faults, warmup: opts.Warmup,
 		backlogRate: opts.BacklogRate, drill: opts.Drill, backoff: 100 * time.Millisecond, sleep: sleepCtx,
@@ -226,7 +233,10 @@ func localShift(now time.Time) (time.Duration, int) {
 // publish is retried a few times with backoff; if it still fails, Run returns the
 // error wrapped.
 func (d *Demo) Run(ctx context.Context, publish PublishFunc) error {
-	now := d.clock()
+	now := d.start
+	if now.IsZero() {
+		now = d.clock()
+	}
 	s, err := d.simulator(ctx, now)
 	if err != nil {
 		if ctx.Err() != nil {

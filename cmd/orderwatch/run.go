@@ -335,10 +335,17 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	policy.UseRateShare(rates)
 	// The open orders this member holds, for the at-risk queue of the API.
 	openOrders := process.NewOpenIndex()
+	// The demo's backlog is the network's history before its start: scored on
+	// its own time, as replay would, its orders have the scores their live
+	// quality is judged on (README "The live demo").
+	demoStart := time.Now()
 	popts := pipeline.Options{
 		JetStream: js, Store: st, Policy: live, OnCommit: exec.Wake, OpenOrders: openOrders,
 		BatchSize: cfg.BatchSize, Partitions: parts, Group: cfg.Group, Member: member, Ownership: group, Replica: replica,
 		Logger: log, Registerer: reg,
+	}
+	if cfg.Demo {
+		popts.CatchUpBefore = demoStart
 	}
 	if registry != nil {
 		popts.Scorer = &registryScorer{r: registry}
@@ -476,7 +483,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 		// The simulator in real time, warm-started on the last hours. A fresh seed per
 		// start: it is part of every event and order id, which must not collide with
 		// an earlier run's in the same data dir.
-		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Rate: cfg.DemoRate, BadEvery: 500, Drill: demoDrill, Logger: log})
+		demo := sim.NewDemo(sim.DemoOptions{Seed: time.Now().UnixNano(), Start: demoStart, Rate: cfg.DemoRate, BadEvery: 500, Drill: demoDrill, Logger: log})
 		ingest.start(ictx, "demo", func(ctx context.Context) error { return demo.Run(ctx, jsPublisher(js)) })
 	}
 	execution.start(ectx, "executor", exec.Run)
