@@ -381,8 +381,15 @@ func (p *Policy) rerouteTarget(in *Input) (string, string) {
 // the decision record; for a queued one its outbox entries (the JetStream command,
 // and the webhook delivery when the action has one) and, with require_ack, the wait
 // for an acknowledgement; for one pending approval its open item and escalation
-// timer; for a suppressed one the count of its reason.
-func (p *Policy) Record(b *store.Batch, d *Decision) error {
+// timer; for a suppressed one the count of its reason. A wait starts at the
+// decision's moment (see RecordSince).
+func (p *Policy) Record(b *store.Batch, d *Decision) error { return p.RecordSince(b, d, d.At) }
+
+// RecordSince is Record with the wait for a person (approval, acknowledgement)
+// starting at since, its SLA running from then: a decision made on history being
+// caught up on (the demo's backlog) is dated when its events happened, but people
+// see it only now.
+func (p *Policy) RecordSince(b *store.Batch, d *Decision, since time.Time) error {
 	buf := p.buffer()
 	raw, err := d.appendJSON((*buf)[:0])
 	if err != nil {
@@ -405,10 +412,10 @@ func (p *Policy) Record(b *store.Batch, d *Decision) error {
 			return err
 		}
 		if d.RequireAck {
-			return openItem(b, d, OpenAck, ladder, d.At)
+			return openItem(b, d, OpenAck, ladder, since)
 		}
 	case StatusPendingApproval:
-		return openItem(b, d, OpenApproval, ladder, d.At)
+		return openItem(b, d, OpenApproval, ladder, since)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -117,5 +118,50 @@ func TestCatchUpScoresHistoryOnItsTime(t *testing.T) {
 				t.Errorf("missed outcomes judged = %v, want 1", got)
 			}
 		})
+	}
+}
+
+// TestCatchUpWaitsStartOnTheClock: a decision the history asks a person for
+// (the demo's backlog) is dated when its events happened, but its wait starts
+// when people can see it, on the clock: its SLA runs from then. Dated by the
+// history's time, every such wait of the demo's backlog was overdue and escalated
+// in its first minute (about 300 of them).
+func TestCatchUpWaitsStartOnTheClock(t *testing.T) {
+	cut := time.Date(2026, 6, 1, 15, 0, 0, 0, time.UTC)
+	cutoff := cut.Add(20 * time.Minute)
+	clock := cut.Add(20 * time.Second)
+	p, st, _ := newTestProcessor(t, store.Options{}, Options{Registerer: prometheus.NewRegistry(), Scorer: spreadScorer{},
+		Clock: func() time.Time { return clock }, CatchUpBefore: cut})
+	msg := func(seq int, typ string, at time.Time, data string) *Message {
+		return &Message{Seq: uint64(seq), Subject: storedSubject(typ, "SO-HOLD"), Data: fmt.Appendf(nil,
+			`{"id":"e-%d","type":%q,"schema":1,"occurred_at":%q,"source":"erp","order_id":"SO-HOLD","data":{%s}}`,
+			seq, typ, at.Format(time.RFC3339), data)}
+	}
+	held := cutoff.Add(-3 * time.Hour)
+	if _, err := p.Process(context.Background(), []*Message{
+		msg(1, "order.created", cutoff.Add(-6*time.Hour), fmt.Sprintf(`"warehouse":"DAL","customer_id":"C-1","ship_cutoff":%q,"lines":1,"units":1,"value":10`,
+			cutoff.Format(time.RFC3339))),
+		msg(2, "credit.hold", held, `"reason":"limit"`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := st.OpenItems()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) == 0 {
+		t.Fatal("no open item: want the credit hold near its cutoff waiting for finance's approval")
+	}
+	for _, it := range items {
+		var open struct {
+			Since, Due time.Time
+			RuleID     string `json:"rule_id"`
+		}
+		if err := json.Unmarshal(it.Value, &open); err != nil {
+			t.Fatal(err)
+		}
+		if !open.Since.Equal(clock) || !open.Due.After(clock) {
+			t.Errorf("wait of %s since %v due %v; want it since the clock %v and due after it", open.RuleID, open.Since, open.Due, clock)
+		}
 	}
 }

@@ -98,7 +98,13 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	reasons := p.reasons(sc)
 	for j := range p.decs {
 		p.decs[j].Reasons = reasons[p.decRows[j]]
-		if err := policy.Record(batch, &p.decs[j]); err != nil {
+		// Live, a wait for a person starts when people can see it: on the clock,
+		// also for a decision made on history being caught up on.
+		since := p.decs[j].At
+		if !p.opts.EventTime {
+			since = later(since, p.opts.Clock())
+		}
+		if err := policy.RecordSince(batch, &p.decs[j], since); err != nil {
 			return false, err
 		}
 		queued = queued || p.decs[j].Queued()
@@ -220,4 +226,12 @@ func usableClasses(probs []float32) bool {
 		}
 	}
 	return true
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
