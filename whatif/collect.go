@@ -31,6 +31,7 @@ type decisionFields struct {
 	SuppressedBy   string           `json:"suppressed_by"`
 	Target         string           `json:"target"`
 	Team           string           `json:"team"`
+	Episode        int32            `json:"episode"`
 	IdempotencyKey string           `json:"idempotency_key"`
 	Reasons        []string         `json:"reasons"`
 }
@@ -38,9 +39,9 @@ type decisionFields struct {
 // collectPage is the decisions read from the store at a time.
 const collectPage = 1000
 
-// Collect reads every decision a replay left in st as a Record, sorted by
-// order, action and time, with its episode set. It fails with
-// ErrTooManyDecisions past max decisions (max <= 0: no bound).
+// Collect reads every decision a replay left in st as a Record, sorted by key
+// (SortRecords). It fails with ErrTooManyDecisions past max decisions (max <=
+// 0: no bound).
 func Collect(st *store.Store, names *Names, max int) ([]Record, error) {
 	var (
 		recs  []Record
@@ -72,39 +73,32 @@ func Collect(st *store.Store, names *Names, max int) ([]Record, error) {
 		after = next
 	}
 	SortRecords(recs, names)
-	var prev *Record
-	for i := range recs {
-		r := &recs[i]
-		if prev != nil && prev.Order == r.Order && prev.Action == r.Action {
-			r.Episode = prev.Episode + 1
-		} else {
-			r.Episode = 1
-		}
-		prev = r
-	}
 	return slices.Clip(recs), nil
 }
 
-// SortRecords sorts recs by order, action name, time and rule name: the order
-// their episodes count in, and the order of the keys Compare merges.
+// SortRecords sorts recs by their key: order, action name, rule name and
+// episode.
 func SortRecords(recs []Record, names *Names) {
 	n := names.all()
-	slices.SortFunc(recs, func(a, b Record) int {
-		if c := strings.Compare(a.Order, b.Order); c != 0 {
-			return c
-		}
-		if a.Action != b.Action {
-			return strings.Compare(n[a.Action], n[b.Action])
-		}
-		if c := cmp.Compare(a.At, b.At); c != 0 {
-			return c
-		}
+	slices.SortFunc(recs, func(a, b Record) int { return compareKeys(&a, &b, n) })
+}
+
+// compareKeys orders two records by key.
+func compareKeys(a, b *Record, n []string) int {
+	if c := strings.Compare(a.Order, b.Order); c != 0 {
+		return c
+	}
+	if a.Action != b.Action {
+		return strings.Compare(n[a.Action], n[b.Action])
+	}
+	if a.Rule != b.Rule {
 		return strings.Compare(n[a.Rule], n[b.Rule])
-	})
+	}
+	return cmp.Compare(a.Episode, b.Episode)
 }
 
 func record(d *decisionFields, names *Names) (Record, error) {
-	r := Record{Order: d.OrderID, At: d.At.UnixNano(), Lead: int32(d.Features.MinutesToCutoff), Risk: float32(d.Scores.Risk)}
+	r := Record{Order: d.OrderID, At: d.At.UnixNano(), Episode: d.Episode, Lead: int32(d.Features.MinutesToCutoff), Risk: float32(d.Scores.Risk)}
 	copy(r.Key[:], d.IdempotencyKey)
 	model := d.Model.Name
 	if d.Model.Version != "" {

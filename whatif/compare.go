@@ -3,7 +3,6 @@ package whatif
 import (
 	"cmp"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -18,14 +17,19 @@ const (
 var Kinds = []string{KindAdded, KindRemoved, KindChanged}
 
 // Changes is how the candidate's decisions differ from the baseline's.
-// Decisions are the same when they have the same key: order, action and
-// episode (the n-th decision of that action for that order, in event time, the
-// warm-up included); a key is reported when a decision of it is in the window.
+// Decisions are the same when they have the same key: order, action, rule and
+// the rule's episode for the order (the n-th time its conditions started to
+// hold, counted from the replay's start, warm-up included). A rule acts once
+// per episode, so a threshold moved within a rule keeps its decisions' keys
+// (they come earlier or later) and adds or removes the episodes it creates or
+// ends; a new rule adds, a rule taken out removes, a renamed rule does both. A
+// key is reported when a decision of it is in the window.
 type Changes struct {
 	Added   int `json:"added"`
 	Removed int `json:"removed"`
 	// Changed counts keys both decide with another status (queued, pending
-	// approval, suppressed, shadow), suppression reason, reroute target or team.
+	// approval, suppressed, shadow: a mode changed, a cooldown or a limit
+	// another decision took), suppression reason, reroute target or team.
 	Changed int `json:"changed"`
 	// Unchanged counts keys both decide alike; Earlier and Later of them the
 	// candidate decides at another moment, by a median of MedianShift minutes
@@ -58,6 +62,7 @@ type Change struct {
 	Kind      string `json:"kind"`
 	OrderID   string `json:"order_id"`
 	Action    string `json:"action"`
+	RuleID    string `json:"rule_id"`
 	Episode   int    `json:"episode"`
 	Baseline  *Side  `json:"baseline,omitempty"`
 	Candidate *Side  `json:"candidate,omitempty"`
@@ -66,7 +71,6 @@ type Change struct {
 // Side is one run's decision of a change.
 type Side struct {
 	At           time.Time `json:"at"`
-	RuleID       string    `json:"rule_id"`
 	Status       string    `json:"status"`
 	SuppressedBy string    `json:"suppressed_by,omitempty"`
 	Target       string    `json:"target,omitempty"`
@@ -93,15 +97,7 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 		diffs  []diff
 		shifts []float64
 	)
-	key := func(a, b *Record) int {
-		if c := strings.Compare(a.Order, b.Order); c != 0 {
-			return c
-		}
-		if a.Action != b.Action {
-			return strings.Compare(n[a.Action], n[b.Action])
-		}
-		return cmp.Compare(a.Episode, b.Episode)
-	}
+	key := func(a, b *Record) int { return compareKeys(a, b, n) }
 	i, j := 0, 0
 	for i < len(base) || j < len(cand) {
 		var k int
@@ -165,11 +161,13 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 		ch := Change{Kind: d.kind}
 		if d.base >= 0 {
 			ch.Baseline = side(&base[d.base], n)
-			ch.OrderID, ch.Action, ch.Episode = base[d.base].Order, n[base[d.base].Action], int(base[d.base].Episode)
+			r := &base[d.base]
+			ch.OrderID, ch.Action, ch.RuleID, ch.Episode = r.Order, n[r.Action], n[r.Rule], int(r.Episode)
 		}
 		if d.cand >= 0 {
 			ch.Candidate = side(&cand[d.cand], n)
-			ch.OrderID, ch.Action, ch.Episode = cand[d.cand].Order, n[cand[d.cand].Action], int(cand[d.cand].Episode)
+			r := &cand[d.cand]
+			ch.OrderID, ch.Action, ch.RuleID, ch.Episode = r.Order, n[r.Action], n[r.Rule], int(r.Episode)
 		}
 		c.List = append(c.List, ch)
 	}
@@ -181,6 +179,6 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 }
 
 func side(r *Record, n []string) *Side {
-	return &Side{At: r.at(), RuleID: n[r.Rule], Status: n[r.Status], SuppressedBy: n[r.Reason], Target: n[r.Target],
+	return &Side{At: r.at(), Status: n[r.Status], SuppressedBy: n[r.Reason], Target: n[r.Target],
 		Team: n[r.Team], Risk: round(float64(r.Risk), 4), LeadMinutes: int(r.Lead), Model: n[r.Model], id: r.decisionID()}
 }

@@ -18,9 +18,10 @@ type Record struct {
 	Order string
 	At    int64   // unix nanoseconds, event time
 	Key   [8]byte // the idempotency key's first 8 digits: with At, the decision id
-	// Episode is the key of the decision with Order and Action: it is the
-	// Episode-th decision of Action for Order in the run (1 first), in event
-	// time, the warm-up included.
+	// Episode is the rule's episode for the order (actions.Decision.Episode):
+	// the Episode-th time its conditions started to hold, counted from the
+	// start of the replay. Order, Action, Rule and Episode are the key that
+	// tells the same decision in two runs.
 	Episode int32
 	Lead    int32   // minutes from the decision to the order's cutoff (the decision's minutes_to_cutoff)
 	Risk    float32 // cutoff_risk at the decision

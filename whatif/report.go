@@ -43,13 +43,14 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	row("lead time before cutoff, median", minutes(bs.LeadTime.Median), minutes(cs.LeadTime.Median))
 	row("lead time before cutoff, p10", minutes(bs.LeadTime.P10), minutes(cs.LeadTime.P10))
-	row("precision (acted orders that missed)", share(bs.Quality.Precision, bs.Quality.ActedMissed, bs.Quality.ActedKnown),
+	row("acted at or after the cutoff", fmt.Sprint(bs.ActedLate), fmt.Sprint(cs.ActedLate))
+	row("precision (orders acted on before the cutoff that missed)", share(bs.Quality.Precision, bs.Quality.ActedMissed, bs.Quality.ActedKnown),
 		share(cs.Quality.Precision, cs.Quality.ActedMissed, cs.Quality.ActedKnown))
-	row("recall (missed orders acted on)", share(bs.Quality.Recall, bs.Quality.MissedActed, bs.Quality.MissedOrders),
+	row("recall (missed orders acted on before the cutoff)", share(bs.Quality.Recall, bs.Quality.MissedActed, bs.Quality.MissedOrders),
 		share(cs.Quality.Recall, cs.Quality.MissedActed, cs.Quality.MissedOrders))
 
 	c := &r.Changes
-	fmt.Fprintf(&b, "\n**Changes** (keyed by order, action and episode): %d added, %d removed, %d changed; %d unchanged",
+	fmt.Fprintf(&b, "\n**Changes** (keyed by order, action, rule and episode): %d added, %d removed, %d changed; %d unchanged",
 		c.Added, c.Removed, c.Changed, c.Unchanged)
 	if c.Earlier+c.Later > 0 {
 		fmt.Fprintf(&b, ", of which %d decided earlier and %d later (median shift %s)", c.Earlier, c.Later, signedMinutes(*c.MedianShift))
@@ -62,9 +63,9 @@ func (r *Report) Markdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "\n## %s (first %d of %d)\n\n", titles[kind], min(total, c.Listed), total)
 		if kind == KindChanged {
-			b.WriteString("| order | action | # | at | baseline | candidate | risk b → c | reasons |\n|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| order | action | rule | episode | at | baseline | candidate | risk b → c | reasons |\n|---|---|---|---|---|---|---|---|---|\n")
 		} else {
-			b.WriteString("| order | action | # | at | rule | outcome | risk | lead | reasons |\n|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| order | action | rule | episode | at | outcome | risk | lead | reasons |\n|---|---|---|---|---|---|---|---|---|\n")
 		}
 		for i := range c.List {
 			ch := &c.List[i]
@@ -73,14 +74,14 @@ func (r *Report) Markdown(w io.Writer) error {
 			}
 			switch kind {
 			case KindChanged:
-				fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %.2f → %.2f | %s |\n", ch.OrderID, ch.Action, ch.Episode, stamp(ch.Candidate.At),
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s | %.2f → %.2f | %s |\n", ch.OrderID, ch.Action, ch.RuleID, ch.Episode, stamp(ch.Candidate.At),
 					outcome(ch.Baseline), outcome(ch.Candidate), ch.Baseline.Risk, ch.Candidate.Risk, strings.Join(ch.Candidate.Reasons, ", "))
 			default:
 				s := ch.Candidate
 				if s == nil {
 					s = ch.Baseline
 				}
-				fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %.2f | %s | %s |\n", ch.OrderID, ch.Action, ch.Episode, stamp(s.At), s.RuleID,
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %.2f | %s | %s |\n", ch.OrderID, ch.Action, ch.RuleID, ch.Episode, stamp(s.At),
 					outcome(s), s.Risk, signedMinutes(float64(s.LeadMinutes)), strings.Join(s.Reasons, ", "))
 			}
 		}
@@ -92,7 +93,7 @@ func (r *Report) Markdown(w io.Writer) error {
 var titles = map[string]string{KindAdded: "Added", KindRemoved: "Removed", KindChanged: "Changed"}
 
 // outcome says what became of a decision: its status, with the reason of a
-// suppression, a reroute's target and the team asked.
+// suppression, a reroute's target and the team asked to approve.
 func outcome(s *Side) string {
 	out := s.Status
 	if s.SuppressedBy != "" {
@@ -103,9 +104,6 @@ func outcome(s *Side) string {
 	}
 	if s.Team != "" && s.Status == "pending_approval" {
 		out += ", " + s.Team
-	}
-	if s.RuleID != "" {
-		out += " [" + s.RuleID + "]"
 	}
 	return out
 }

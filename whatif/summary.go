@@ -25,7 +25,10 @@ type Summary struct {
 	Approvals  []TeamApprovals `json:"approvals"`
 	Suppressed map[string]int  `json:"suppressed"` // by reason
 	LeadTime   LeadTime        `json:"lead_time"`
-	Quality    Quality         `json:"quality"`
+	// ActedLate counts the acted decisions at or after the order's cutoff
+	// (lead time 0 or less): too late to keep it, so Quality leaves them out.
+	ActedLate int     `json:"acted_after_cutoff"`
+	Quality   Quality `json:"quality"`
 }
 
 // TeamApprovals is the decisions a team is asked to approve.
@@ -47,10 +50,13 @@ type LeadTime struct {
 }
 
 // Quality is how well the acted decisions picked the orders that missed, over
-// the orders whose outcome the stream shows by its end (process.Outcomes).
+// the orders whose outcome the stream shows by its end (process.Outcomes). An
+// order is acted on when an acted decision (queued or pending approval) came
+// in the window before its cutoff: one after it cannot keep the cutoff, and an
+// order past its cutoff unshipped is at high risk whatever the model.
 type Quality struct {
-	// ActedOrders have an acted decision (queued or pending approval) in the
-	// window; ActedKnown of them have an outcome, ActedMissed of those missed.
+	// ActedOrders were acted on; ActedKnown of them have an outcome,
+	// ActedMissed of those missed.
 	ActedOrders int `json:"acted_orders"`
 	ActedKnown  int `json:"acted_with_outcome"`
 	ActedMissed int `json:"acted_missed"`
@@ -96,8 +102,12 @@ func summarise(recs []Record, names *Names, w Window, outcomes map[string]proces
 			s.Suppressed[n[r.Reason]]++
 		case acted(status):
 			s.ByAction[n[r.Action]]++
-			actedOrders[r.Order] = struct{}{}
 			leads = append(leads, float64(r.Lead))
+			if r.Lead > 0 {
+				actedOrders[r.Order] = struct{}{}
+			} else {
+				s.ActedLate++
+			}
 			if status == actions.StatusPendingApproval {
 				teams[r.Team]++
 				perHour[teamHour{r.Team, r.At / int64(time.Hour)}]++
