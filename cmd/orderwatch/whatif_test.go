@@ -351,15 +351,22 @@ func publishFile(t *testing.T, ctx context.Context, js jetstream.JetStream, path
 		if _, err := js.PublishMsgAsync(msg); err != nil {
 			t.Fatal(err)
 		}
-		n++
+		if n++; n%1000 == 0 { // a window of acks at a time: a slow (-race) server stalls more
+			waitPublished(t, ctx, js)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
+	waitPublished(t, ctx, js)
+	return n
+}
+
+func waitPublished(t *testing.T, ctx context.Context, js jetstream.JetStream) {
+	t.Helper()
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
 		t.Fatal("publishes not acknowledged in time")
 	}
-	return n
 }
