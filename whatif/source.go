@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,9 +25,10 @@ const (
 // ReadStream writes the messages of a JetStream stream, from the first one
 // published at or after start up to the stream's last message when it is
 // called, to w, one per line (NDJSON, as process.Replay reads). It reads them
-// through an ordered consumer: an ephemeral consumer of its own, which the
-// server drops when it is idle and which leaves the durable consumers (the
-// live pipeline's) as they are. It returns the messages written.
+// through an ordered consumer: an ephemeral consumer of its own, deleted when
+// it is done (else the server drops it 30 s after its last use), which leaves
+// the durable consumers (the live pipeline's) as they are. It returns the
+// messages written.
 func ReadStream(ctx context.Context, js jetstream.JetStream, stream string, start time.Time, w io.Writer) (int, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -42,11 +44,22 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream string, star
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
-		InactiveThreshold: 30 * time.Second, NamePrefix: "orderwatch-whatif",
+		// A name of its own: a consumer of a run a moment ago may still be
+		// there, and the server refuses to move its start time.
+		InactiveThreshold: 30 * time.Second, NamePrefix: "orderwatch-whatif-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("whatif: ordered consumer on %s: %w", stream, err)
 	}
+	defer func() {
+		// The server drops it after InactiveThreshold anyway: a failed
+		// delete leaves it that long, nothing more.
+		if ci := cons.CachedInfo(); ci != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = js.DeleteConsumer(dctx, stream, ci.Name)
+			cancel()
+		}
+	}()
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
 	if err != nil {
 		return 0, fmt.Errorf("whatif: read %s: %w", stream, err)
