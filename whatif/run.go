@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -42,7 +43,8 @@ type Options struct {
 	List int
 	// BatchSize is the lines per commit of each replay; zero means 1024.
 	BatchSize int
-	// Done, when set, is called as each run finishes its replay.
+	// Done, when set, is called as each run finishes its replay, one call at
+	// a time.
 	Done   func(arm string, st process.ReplayStats, elapsed time.Duration)
 	Logger *slog.Logger // nil means discard
 }
@@ -110,6 +112,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	names := NewNames()
+	if done := opts.Done; done != nil {
+		var mu sync.Mutex
+		opts.Done = func(arm string, st process.ReplayStats, elapsed time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			done(arm, st, elapsed)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type done struct {
@@ -125,7 +135,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			res, err := replayArm(ctx, &opts, arm.name, arm.a, names, i == 0)
 			if err != nil {
 				cancel() // the other run is of no use alone
-				err = fmt.Errorf("whatif: %s: %w", arm.name, err)
+				err = fmt.Errorf("%s run: %w", arm.name, err)
 			}
 			results[i] <- done{res, err}
 		}()
