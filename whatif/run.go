@@ -230,7 +230,7 @@ func reasons(st *store.Store, s *Side) error {
 func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *Names, baseline bool) (*armResult, error) {
 	dir := filepath.Join(opts.Scratch, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("scratch dir: %w", err)
+		return nil, fmt.Errorf("whatif: scratch dir: %w", err)
 	}
 	st, err := store.Open(store.Options{Dir: dir, NoSync: true})
 	if err != nil {
