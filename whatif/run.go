@@ -84,6 +84,10 @@ type armResult struct {
 	stats  process.ReplayStats
 	filter FilterStats
 	scored map[string]struct{}
+	// The baseline's: the orders' outcomes at the stream's end (the same in
+	// both runs: the events are).
+	outcomes map[string]process.Label
+	ost      process.OutcomeStats
 }
 
 // Run replays the stream through both arms at once, each on its own scratch
@@ -167,10 +171,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, errors.Join(errs...)
 	}
 	base, cand := arms[0], arms[1]
-	outcomes, ost, err := process.Outcomes(base.st)
-	if err != nil {
-		return nil, fmt.Errorf("whatif: %w", err)
-	}
+	outcomes, ost := base.outcomes, base.ost
 	rep := &Report{}
 	w := opts.Window
 	rep.Window.Start, rep.Window.From, rep.Window.To, rep.Window.Hours = w.Start.UTC(), w.From.UTC(), w.To.UTC(), w.Hours()
@@ -271,6 +272,11 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 	}
 	if res.recs, err = Collect(st, names, opts.MaxDecisions); err != nil {
 		return fail(err)
+	}
+	if baseline {
+		if res.outcomes, res.ost, err = process.Outcomes(st); err != nil {
+			return fail(fmt.Errorf("whatif: %w", err))
+		}
 	}
 	return res, nil
 }
