@@ -151,7 +151,7 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 		c.MedianShift = &m
 	}
 	slices.SortStableFunc(diffs, func(a, b diff) int { return cmp.Compare(a.at, b.at) })
-	c.Listed = list
+	c.Listed, c.List = list, []Change{} // [] in JSON, not null
 	per := map[string]int{}
 	for _, d := range diffs {
 		if per[d.kind] >= list {

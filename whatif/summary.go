@@ -79,7 +79,8 @@ func acted(status string) bool {
 // orders' outcomes, scored the orders scored in the window.
 func summarise(recs []Record, names *Names, w Window, outcomes map[string]process.Label, scored map[string]struct{}) Summary {
 	n := names.all()
-	s := Summary{ScoredBy: map[string]int{}, ByStatus: map[string]int{}, ByAction: map[string]int{}, Suppressed: map[string]int{}}
+	s := Summary{ScoredBy: map[string]int{}, ByStatus: map[string]int{}, ByAction: map[string]int{}, Suppressed: map[string]int{},
+		Approvals: []TeamApprovals{}}
 	actedOrders := map[string]struct{}{}
 	type teamHour struct {
 		team uint16
