@@ -18,6 +18,7 @@ Usage:
   orderwatch run [flags]     start the stream processor (embedded NATS by default)
   orderwatch simulate [flags]  write a simulated event stream with ground-truth labels
   orderwatch replay [flags]  run a recorded stream through the same code, on event time; export training rows
+  orderwatch whatif [--candidate-policy FILE] [--candidate-models DIR] (--in FILE | --nats-url URL)  replay the past through a changed policy or models; report what would change
   orderwatch import --format csv --mapping FILE --in PATH [--out FILE]  map a foreign event log to schema-1 events (NDJSON, time order)
   orderwatch models check|list|validate|activate   check a bundle offline; inspect and swap the models of a running instance
   orderwatch policy check|default|show|reload  check policy files before a deploy; show or reload a running instance's
@@ -46,6 +47,8 @@ func main() {
 		err = replayCmd(args)
 	case "import":
 		err = importCmd(args)
+	case "whatif":
+		os.Exit(whatifMain(args, os.Stdout, os.Stderr))
 	case "models":
 		err = modelsCmd(args, os.Stdout)
 	case "policy":

@@ -20,26 +20,32 @@ import (
 // the replay with its reason: scoring with another version than the one asked
 // for would make the exported rows lie. It writes to w which versions score.
 func replayRegistry(dir, scratch string, w io.Writer) (*models.Registry, error) {
+	return scratchRegistry("replay", dir, scratch, w)
+}
+
+// scratchRegistry is replayRegistry for the command cmd, which prefixes its
+// errors and lines.
+func scratchRegistry(cmd, dir, scratch string, w io.Writer) (*models.Registry, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("replay: --models %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: --models %s: %w", cmd, dir, err)
 	}
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("replay: --models %s is not a models directory (<dir>/<model>/<version>/bundle.json): %v", dir, err)
+		return nil, fmt.Errorf("%s: --models %s is not a models directory (<dir>/<model>/<version>/bundle.json): %v", cmd, dir, err)
 	}
 	names := []string{modelRisk, modelClass}
 	from := map[string]string{}
 	for _, name := range names {
 		vs, err := models.Versions(abs, name)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("replay: --models %s: %w", dir, err)
+			return nil, fmt.Errorf("%s: --models %s: %w", cmd, dir, err)
 		}
 		if len(vs) == 0 {
 			from[name] = "shipped"
 			continue
 		}
 		if err := os.Symlink(filepath.Join(abs, name), filepath.Join(scratch, name)); err != nil {
-			return nil, fmt.Errorf("replay: %w", err)
+			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
 		from[name] = dir
 	}
@@ -55,7 +61,7 @@ func replayRegistry(dir, scratch string, w io.Writer) (*models.Registry, error) 
 		Open: openOptions(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	st, _ := r.Status().([]models.ModelStatus)
 	var refused []string
@@ -68,18 +74,18 @@ func replayRegistry(dir, scratch string, w io.Writer) (*models.Registry, error) 
 	}
 	if len(refused) > 0 {
 		r.Close()
-		return nil, fmt.Errorf("replay: --models %s: %d version(s) refused, nothing replayed: %s; fix or remove them, or pin the version to use (`orderwatch models check DIR/<model>/<version>` says why)",
-			dir, len(refused), strings.Join(refused, "; "))
+		return nil, fmt.Errorf("%s: --models %s: %d version(s) refused, nothing replayed: %s; fix or remove them, or pin the version to use (`orderwatch models check DIR/<model>/<version>` says why)",
+			cmd, dir, len(refused), strings.Join(refused, "; "))
 	}
 	for _, m := range st {
 		switch {
 		case m.Live != nil:
-			fmt.Fprintf(w, "replay: %s %s scores (from %s)", m.Name, m.Live.Version, from[m.Name])
+			fmt.Fprintf(w, "%s: %s %s scores (from %s)", cmd, m.Name, m.Live.Version, from[m.Name])
 		case m.Name == modelRisk:
 			r.Close()
-			return nil, fmt.Errorf("replay: --models %s: no version of %s serves: the risk model is required", dir, modelRisk)
+			return nil, fmt.Errorf("%s: --models %s: no version of %s serves: the risk model is required", cmd, dir, modelRisk)
 		default:
-			fmt.Fprintf(w, "replay: %s: none serves, rows carry no class", m.Name)
+			fmt.Fprintf(w, "%s: %s: none serves, rows carry no class", cmd, m.Name)
 		}
 		for _, sh := range m.Shadows {
 			fmt.Fprintf(w, "; shadow %s", sh.Version)
