@@ -79,6 +79,22 @@ func (p *Policy) estimate(r *Rule, in *Input) *Cost {
 	return &c
 }
 
+// nowWorth reports, for a rule whose conditions still hold, whether it was
+// found not worth it in its episode and now pays: then it decides again, in a
+// new episode. Its memory keeps the wait under waitKey ('~' is not allowed in
+// rule ids).
+func (p *Policy) nowWorth(r *Rule, in *Input, mem Memory) bool {
+	if !r.CostAware || p.Costs == nil || !mem[r.waitKey].Active {
+		return false
+	}
+	c := p.Costs.Estimate(r.Action, in.Risk, in.State.Value, in.State.CustomerTier)
+	if !c.Worth() {
+		return false
+	}
+	delete(mem, r.waitKey)
+	return true
+}
+
 // notWorth reports whether a cost-aware rule's decision d is not worth taking,
 // and why.
 func notWorth(r *Rule, d *Decision) (bool, string) {

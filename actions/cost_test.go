@@ -204,3 +204,63 @@ func TestCostEncodesAsJSONMarshal(t *testing.T) {
 		t.Errorf("an infinite saving: error %v, want one naming expected_saving", err)
 	}
 }
+
+// TestCostAwareRuleActsOnceItPays: a cost-aware rule found not worth it when
+// its conditions start to hold decides again, in a new episode, once the risk
+// makes it pay while they still hold, and not again in that episode; when they
+// stop holding and start again, it judges anew.
+func TestCostAwareRuleActsOnceItPays(t *testing.T) {
+	p, err := ParsePolicy([]byte(costPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Miss cost 55: reprioritising (effect 0.3, cost 15) pays above risk 0.909.
+	state := &features.OrderState{OrderID: "SO-1", Known: true, CustomerTier: "standard", Value: 100}
+	mem := Memory{}
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	type got struct {
+		step, episode int
+		status        string
+	}
+	var seen []got
+	keys := map[string]bool{}
+	for i, risk := range []float64{0.6, 0.8, 0.95, 0.97, 0.3, 0.6, 0.4} {
+		var v features.Vector
+		b := st.NewBatch()
+		ds, err := p.Decide(b, &Input{OrderID: "SO-1", At: at.Add(time.Duration(i) * time.Minute), Risk: risk, Features: &v, State: state}, mem, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range ds {
+			if ds[j].RuleID != "at-risk-reprioritise" {
+				continue
+			}
+			if err := p.Record(b, &ds[j]); err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, got{i, ds[j].Episode, ds[j].Status})
+			keys[ds[j].IdempotencyKey] = true
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Discard()
+	}
+	want := []got{{0, 1, StatusSuppressed}, {2, 2, StatusQueued}, {5, 3, StatusSuppressed}}
+	if len(seen) != len(want) || len(keys) != len(want) {
+		t.Fatalf("decisions %v (%d keys), want %v", seen, len(keys), want)
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Errorf("decision %d: %+v, want %+v", i, seen[i], want[i])
+		}
+	}
+	if _, waiting := mem["at-risk-reprioritise~worth"]; waiting || len(mem) != 2 {
+		t.Errorf("memory %v: the wait should end when the conditions stop holding", mem)
+	}
+}

@@ -109,7 +109,8 @@ const scoreKeep = 30 * 24 * time.Hour
 // The caller then passes each to Record, in the same batch.
 //
 // A rule decides once when its conditions start to hold (a new episode) and not
-// again until they stopped holding. Governance then says what becomes of the
+// again until they stopped holding; but a cost-aware rule found not worth it
+// starts a new episode, and decides again, once it pays while they still hold. Governance then says what becomes of the
 // decision: shadow mode records it only; the kill switch, a cost-aware rule's
 // saving not exceeding its cost (not_worth_it), dry run, a reroute without an
 // alternative, the cooldown and the rate limits suppress it, in that order, and
@@ -128,10 +129,11 @@ func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) (
 			if m.Active {
 				m.Active = false
 				mem[r.ID] = m
+				delete(mem, r.waitKey)
 			}
 			continue
 		}
-		if m.Active {
+		if m.Active && !p.nowWorth(r, in, mem) {
 			continue
 		}
 		m.Active = true
@@ -140,6 +142,9 @@ func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) (
 		d := p.decision(r, in, m.Episode)
 		if err := p.govern(b, r, in, &d); err != nil {
 			return out, fmt.Errorf("govern rule %s for order %s: %w", r.ID, in.OrderID, err)
+		}
+		if d.SuppressedBy == SuppressedNotWorthIt {
+			mem[r.waitKey] = RuleMemory{Active: true}
 		}
 		out = append(out, d)
 	}

@@ -187,6 +187,8 @@ type Rule struct {
 	// CostAware: act only when the expected saving exceeds the action's cost
 	// (costs:); otherwise the decision is suppressed with reason not_worth_it.
 	CostAware bool `yaml:"cost_aware" json:"cost_aware,omitempty"`
+
+	waitKey string // the memory key of a cost-aware episode waiting to pay (cost.go)
 }
 
 // Limits are per-hour caps of an action's executions (and approval requests) for
@@ -441,6 +443,7 @@ func (p *Policy) validate() error {
 			bad("%s.id %q: must not hold NUL or '~'", at, r.ID)
 		}
 		seen[r.ID] = true
+		r.waitKey = r.ID + "~worth"
 		if !slices.Contains(Actions, r.Action) {
 			bad("%s.action %q is unknown, want one of %v", at, r.Action, Actions)
 		}
