@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Record is one decision of a run, kept compact: about 72 bytes and its order
+// Record is one decision of a run, kept compact: 64 bytes and its order
 // id. The strings of a few distinct values (actions, rules, statuses, reasons,
 // targets, teams, models) are indices into the run's Names.
 type Record struct {
