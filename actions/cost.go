@@ -8,10 +8,6 @@ import (
 	"github.com/orderwatch/orderwatch/features"
 )
 
-// SuppressedNotWorthIt is the reason a cost-aware rule's decision is not executed:
-// its expected saving does not exceed the action's cost.
-const SuppressedNotWorthIt = "not_worth_it"
-
 // Costs is the policy's costs: section, in one currency unit. With it, every
 // decision records its expected value (Cost), and a rule with cost_aware acts only
 // when that pays:

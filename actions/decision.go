@@ -90,8 +90,7 @@ const (
 	SuppressedRateWarehouse     = "rate_limit:" + ScopeWarehouse
 	SuppressedRateCustomer      = "rate_limit:" + ScopeCustomer
 	SuppressedRateCarrier       = "rate_limit:" + ScopeCarrier
-	// SuppressedNotWorthIt (cost.go): a cost-aware rule whose expected saving
-	// does not exceed the action's cost.
+	SuppressedNotWorthIt        = "not_worth_it" // a cost_aware rule whose expected saving does not exceed the action's cost (cost.go)
 )
 
 // counterSuppressed prefixes the durable counters of suppressed decisions by reason.
@@ -110,12 +109,13 @@ const scoreKeep = 30 * 24 * time.Hour
 //
 // A rule decides once when its conditions start to hold (a new episode) and not
 // again until they stopped holding; but a cost-aware rule found not worth it
-// starts a new episode, and decides again, once it pays while they still hold. Governance then says what becomes of the
-// decision: shadow mode records it only; the kill switch, a cost-aware rule's
-// saving not exceeding its cost (not_worth_it), dry run, a reroute without an
-// alternative, the cooldown and the rate limits suppress it, in that order, and
-// the status says which. A decision that may fire takes its place in
-// the rate-limit windows and the cooldown, written into b. mem is updated in
+// starts a new episode, and decides again, once it pays while they still hold.
+// Governance then says what becomes of the decision: shadow mode records it
+// only; the kill switch, a cost-aware rule's saving not exceeding its cost
+// (not_worth_it), dry run, a reroute without an alternative, the cooldown and
+// the rate limits suppress it, in that order, and the status says which. A
+// decision that may fire takes its place in the rate-limit windows and the
+// cooldown, written into b. mem is updated in
 // place; the caller stores it in the same commit.
 func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) ([]Decision, error) {
 	if err := p.recordScore(b, in); err != nil {
