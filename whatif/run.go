@@ -72,6 +72,10 @@ type Report struct {
 		Missed    int       `json:"missed"`
 		NoOutcome int       `json:"no_outcome_yet"`
 	} `json:"outcomes"`
+	// CostsFrom says whose costs: section priced both runs' Summary.Cost:
+	// "candidate", or "baseline" when the candidate's policy states none;
+	// empty, and no cost, when neither does.
+	CostsFrom string  `json:"costs_from,omitempty"`
 	Baseline  Summary `json:"baseline"`
 	Candidate Summary `json:"candidate"`
 	Changes   Changes `json:"changes"`
@@ -83,7 +87,7 @@ type armResult struct {
 	recs   []Record
 	stats  process.ReplayStats
 	filter FilterStats
-	scored map[string]struct{}
+	scored map[string]orderFacts // the orders scored in the window, as last scored
 	// The baseline's: the orders' outcomes at the stream's end (the same in
 	// both runs: the events are).
 	outcomes map[string]process.Label
@@ -186,6 +190,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Candidate = summarise(cand.recs, names, w, outcomes, base.scored)
 	rep.Baseline.Policy, rep.Baseline.Models = policyName(opts.Baseline), opts.Baseline.Models
 	rep.Candidate.Policy, rep.Candidate.Models = policyName(opts.Candidate), opts.Candidate.Models
+	costs, from := opts.Candidate.Policy.Costs, "candidate"
+	if costs == nil {
+		costs, from = opts.Baseline.Policy.Costs, "baseline"
+	}
+	if costs != nil {
+		rep.CostsFrom = from
+		rep.Baseline.Cost = expectedCost(base.recs, names, w, outcomes, base.scored, costs)
+		rep.Candidate.Cost = expectedCost(cand.recs, names, w, outcomes, base.scored, costs)
+	}
 	rep.Changes = compare(base.recs, cand.recs, names, w, opts.List)
 	for i := range rep.Changes.List {
 		c := &rep.Changes.List[i]
@@ -253,11 +266,11 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 		// The orders scored in the window: recall's denominator. Both runs
 		// score the same moments (policy and models change what is decided,
 		// not when orders are scored).
-		res.scored = map[string]struct{}{}
+		res.scored = map[string]orderFacts{}
 		w := opts.Window
 		ro.OnRow = func(r *process.Row) {
 			if !r.Moment.Before(w.From) && r.Moment.Before(w.To) {
-				res.scored[r.OrderID] = struct{}{}
+				res.scored[r.OrderID] = factsOf(&r.Vector)
 			}
 		}
 	}
