@@ -3,7 +3,7 @@
 
     /usr/bin/python3 models/train/train.py [--bin bin/orderwatch] [--work .cache/train]
                                            [--out models/shipped]
-    /usr/bin/python3 models/train/train.py --rows rows.csv --out DIR [--version 1.0.0]
+    /usr/bin/python3 models/train/train.py --rows rows.csv --out DIR [--version 1.1.0]
 
 Without --rows it trains the shipped models (`make models` builds the binary and
 runs this); with --rows, the same models on your own history (below). Steps:
@@ -56,6 +56,9 @@ import re  # noqa: E402
 from data import Rows, Run, generate, load, read_rows  # noqa: E402
 
 VERSION = "1.0.0"
+# --rows: one minor version above the shipped bundles, so that the trained ones
+# serve when dropped into a models dir seeded with those; give each retrain its own.
+ROWS_VERSION = "1.1.0"
 RECIPE = "models/train/train.py"
 SEED = 20261122
 # The policy acts on risk >= 0.7 (actions/default_policy.yaml, high-risk-notify-cs);
@@ -432,8 +435,10 @@ def main():
     ap.add_argument("--out", default=None,
                     help="models dir to write <name>/<version>/ into (models/shipped without --rows)")
     ap.add_argument("--rows", help="train on this `orderwatch replay --export` file instead of the simulator")
-    ap.add_argument("--version", default=VERSION, help="the bundles' semantic version")
+    ap.add_argument("--version", help=f"the bundles' semantic version ({VERSION}; {ROWS_VERSION} with --rows)")
     args = ap.parse_args()
+    if args.version is None:
+        args.version = ROWS_VERSION if args.rows else VERSION
     if not re.fullmatch(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)", args.version):
         ap.error(f"--version {args.version}: want a semantic version MAJOR.MINOR.PATCH, e.g. 1.1.0")
     if args.out is None:
