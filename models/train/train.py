@@ -41,6 +41,7 @@ Everything is seeded: a rerun with the same binary (or rows) writes the same byt
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -51,8 +52,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import bundle  # noqa: E402
 import cutoff_risk  # noqa: E402
 import exception_class  # noqa: E402
-import re  # noqa: E402
-
 from data import Rows, Run, generate, load, read_rows  # noqa: E402
 
 VERSION = "1.0.0"
@@ -238,7 +237,8 @@ def split_by_time(rows, share):
 
 
 def iso(ns):
-    return str(np.datetime64(int(ns), "ns").astype("datetime64[s]")) + "Z"
+    """A moment in ns as RFC 3339 in UTC, to the millisecond."""
+    return str(np.datetime64(int(ns), "ns").astype("datetime64[ms]")) + "Z"
 
 
 def norders(rows):
