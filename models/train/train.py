@@ -260,9 +260,11 @@ def check_parts(path, train, held, split):
                       f"({bundle.exception_classes()[int(train.cls[0])]}): {what}")
 
 
-def fit_and_write(train, held, version, out, trained_on, evaluated_on, recipe, baselines, extra=None):
+def fit_and_write(train, held, version, out, trained_on, evaluated_on, recipe, baselines, extra=None,
+                  role="active"):
     """Fit both models on train, judge them on held against the baselines (a list of
     (name, scores); the first is the rules fallback), write both bundles into out
+    with role (active, or shadow: scored beside the live version, never acted on)
     and print the model card. Returns the exit code."""
     t0 = time.time()
     names = bundle.feature_names()
@@ -316,7 +318,7 @@ def fit_and_write(train, held, version, out, trained_on, evaluated_on, recipe, b
     }
     risk_bundle = {
         "name": cutoff_risk.NAME, "version": version, "feature_spec_version": bundle.FEATURE_SPEC_VERSION,
-        "role": "active",
+        "role": role,
         "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, len(names)], "features": names}],
         "outputs": [{"name": "risk", "dtype": "float32", "shape": [-1, 1]}],
         "thresholds": {"act": ACT_THRESHOLD},
@@ -342,7 +344,7 @@ def fit_and_write(train, held, version, out, trained_on, evaluated_on, recipe, b
         class_metrics_card["classes_not_in_training"] = [classes[c] for c in cm.absent]
     class_bundle = {
         "name": exception_class.NAME, "version": version, "feature_spec_version": bundle.FEATURE_SPEC_VERSION,
-        "role": "active",
+        "role": role,
         "inputs": [{"name": "features", "dtype": "float32", "shape": [-1, len(names)], "features": names},
                    {"name": "tokens", "dtype": "int64", "shape": [-1, bundle.MAX_TOKENS], "tokens": True}],
         "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [-1, len(classes)]}],
@@ -424,7 +426,7 @@ def own_history(args):
         train, held, args.version, args.out,
         f"{name}: the {norders(train)} orders first seen before {iso(split)} (the earlier 70%)",
         f"{name}: the {norders(held)} orders first seen from {iso(split)} on (the later 30%)",
-        RECIPE + " --rows", [("rules fallback", held.risk)], {"split_time": iso(split)})
+        RECIPE + " --rows", [("rules fallback", held.risk)], {"split_time": iso(split)}, args.role)
 
 
 def main():
@@ -436,6 +438,9 @@ def main():
                     help="models dir to write <name>/<version>/ into (models/shipped without --rows)")
     ap.add_argument("--rows", help="train on this `orderwatch replay --export` file instead of the simulator")
     ap.add_argument("--version", help=f"the bundles' semantic version ({VERSION}; {ROWS_VERSION} with --rows)")
+    ap.add_argument("--role", choices=("active", "shadow"), default="active",
+                    help="the bundles' role: active serves (the greatest valid version), shadow is scored "
+                         "beside it and judged, never acted on (README: Shadows and compare)")
     args = ap.parse_args()
     if args.version is None:
         args.version = ROWS_VERSION if args.rows else VERSION
