@@ -47,6 +47,9 @@ type Options struct {
 	// a time.
 	Done   func(arm string, st process.ReplayStats, elapsed time.Duration)
 	Logger *slog.Logger // nil means discard
+	// Recorded, when set, is the decisions a live run recorded: the report's
+	// Parity compares the baseline's with them.
+	Recorded Recorded
 }
 
 // Report is a comparison's result: what Markdown prints and --json writes.
@@ -79,6 +82,9 @@ type Report struct {
 	Baseline  Summary `json:"baseline"`
 	Candidate Summary `json:"candidate"`
 	Changes   Changes `json:"changes"`
+	// Parity is the baseline against the decisions recorded live, with
+	// Options.Recorded; nil without.
+	Parity *Parity `json:"parity,omitempty"`
 }
 
 // arm is what one replay left.
@@ -208,6 +214,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := reasons(cand.st, c.Candidate); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Recorded != nil {
+		rec, other, err := collectRecorded(ctx, opts.Recorded, w, names, opts.MaxDecisions, opts.Baseline.Policy.Version)
+		if err != nil {
+			return nil, err
+		}
+		p := compareParity(rec, base.recs, other, names, w, opts.List)
+		for i := range p.List {
+			if err := reasons(base.st, p.List[i].Replayed); err != nil {
+				return nil, err
+			}
+		}
+		rep.Parity = &p
 	}
 	return rep, nil
 }
