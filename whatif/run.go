@@ -265,7 +265,10 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("whatif: scratch dir: %w", err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, NoSync: true})
+	// A scratch store of what the comparison reads back: the decisions, and
+	// in the baseline's the timelines the outcomes are derived from; no
+	// score history (store.Skip).
+	st, err := store.Open(store.Options{Dir: dir, NoSync: true, Scratch: true, SkipScores: true, SkipTimelines: !baseline})
 	if err != nil {
 		return nil, err
 	}
