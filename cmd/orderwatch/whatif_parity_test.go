@@ -116,7 +116,7 @@ func TestWhatifBaselineMatchesRecordedLiveRun(t *testing.T) {
 	t.Setenv("ORDERWATCH_API_TOKEN", "parity-token")
 	url := liveRecorded(t, events, policy, "parity-token", nil)
 
-	args := append([]string{"--in", events, "--policy", policy, "--fail-on", "parity", "--batch-size", "64"}, whatifWindow...)
+	args := append([]string{"--in", events, "--policy", policy, "--fail-on", "parity"}, whatifWindow...)
 	code, rep, out, errOut := runWhatifTest(t, append(args, "--recorded", url)...)
 	if code != whatifOK || rep == nil || rep.Parity == nil {
 		t.Fatalf("exit %d, want 0 with a parity section\n%s\n%s", code, out, errOut)
