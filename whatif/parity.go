@@ -40,6 +40,10 @@ const (
 	// episode: the live run counted episodes from before the replay's start
 	// (the window's warm-up), or counted one the replay did not.
 	ReasonEpisode = "episode"
+	// ReasonGovernance: one side was suppressed by a cooldown or a rate
+	// limit and the other was not: the decisions before it, which those
+	// count, differ (in their order within a batch, or earlier).
+	ReasonGovernance = "cooldown_or_limit"
 	// ReasonUnexplained: none of the above.
 	ReasonUnexplained = "unexplained"
 )
@@ -190,6 +194,9 @@ func compareParity(rec, base []Record, otherPolicy map[string]string, names *Nam
 				d.Reasons = append(d.Reasons, ReasonKillSwitch)
 			}
 		}
+		if r != nil && b != nil && governed(d.Recorded.SuppressedBy) != governed(d.Replayed.SuppressedBy) {
+			d.Reasons = append(d.Reasons, ReasonGovernance)
+		}
 		if (r == nil && episodeElsewhere(b, rec)) || (b == nil && episodeElsewhere(r, inWin)) {
 			d.Reasons = append(d.Reasons, ReasonEpisode)
 		}
@@ -261,4 +268,9 @@ func compareParity(rec, base []Record, otherPolicy map[string]string, names *Nam
 		return cmp.Compare(slices.Index(kinds, a.Kind), slices.Index(kinds, b.Kind))
 	})
 	return p
+}
+
+// governed reports whether a suppression reason is a cooldown or a rate limit.
+func governed(reason string) bool {
+	return reason == "cooldown" || strings.HasPrefix(reason, "rate_limit:")
 }
