@@ -11,8 +11,9 @@ import (
 )
 
 // Recorded yields the decisions a live run recorded, each as its record
-// (actions.Decision's JSON, as the store and the API hold it), at least those
-// at or after since, in any order. The caller's Run keeps those in the window.
+// (actions.Decision's JSON, as the store and the API hold it): at least those
+// at or after since, in any order. Run compares those in the window and
+// ignores the rest, and a decision yielded twice.
 type Recorded func(ctx context.Context, since time.Time, yield func(record []byte) error) error
 
 // Kinds of parity difference between the baseline and the recorded run.
