@@ -94,6 +94,9 @@ func (r *Report) Markdown(w io.Writer) error {
 			}
 		}
 	}
+	if r.Parity != nil {
+		r.Parity.markdown(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// a time.
 	Done   func(arm string, st process.ReplayStats, elapsed time.Duration)
 	Logger *slog.Logger // nil means discard
+	// Recorded, when set, is the decisions a live run recorded: the report's
+	// Parity compares the baseline's with them.
+	Recorded Recorded
 }
 
 // Report is a comparison's result: what Markdown prints and --json writes.
@@ -79,6 +82,9 @@ type Report struct {
 	Baseline  Summary `json:"baseline"`
 	Candidate Summary `json:"candidate"`
 	Changes   Changes `json:"changes"`
+	// Parity is the baseline against the decisions recorded live, with
+	// Options.Recorded; nil without.
+	Parity *Parity `json:"parity,omitempty"`
 }
 
 // arm is what one replay left.
@@ -209,6 +215,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if opts.Recorded != nil {
+		rec, other, err := collectRecorded(ctx, opts.Recorded, w, names, opts.MaxDecisions, opts.Baseline.Policy.Version)
+		if err != nil {
+			return nil, err
+		}
+		p := compareParity(rec, base.recs, other, names, w, opts.List)
+		for i := range p.List {
+			if err := reasons(base.st, p.List[i].Replayed); err != nil {
+				return nil, err
+			}
+		}
+		rep.Parity = &p
+	}
 	return rep, nil
 }
 
@@ -246,7 +265,10 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("whatif: scratch dir: %w", err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, NoSync: true})
+	// A scratch store of what the comparison reads back: the decisions, and
+	// in the baseline's the timelines the outcomes are derived from; no
+	// score history (store.Skip).
+	st, err := store.Open(store.Options{Dir: dir, NoSync: true, Scratch: true, SkipScores: true, SkipTimelines: !baseline})
 	if err != nil {
 		return nil, err
 	}
