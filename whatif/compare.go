@@ -20,24 +20,27 @@ var Kinds = []string{KindAdded, KindRemoved, KindChanged}
 // Decisions are the same when they have the same key: order, action, rule and
 // the rule's episode for the order (the n-th time its conditions started to
 // hold, counted from the replay's start, warm-up included). A rule acts once
-// per episode, so a threshold moved within a rule keeps its decisions' keys
-// (they come earlier or later) and adds or removes the episodes it creates or
-// ends; a new rule adds, a rule taken out removes, a renamed rule does both. A
-// key is reported when a decision of it is in the window.
+// per episode, so a threshold moved within a rule keeps its decisions' keys:
+// they are changed, decided earlier or later, and the episodes the new
+// threshold creates or ends are added or removed; a new rule adds, a rule
+// taken out removes, a renamed rule does both. A key is reported when a
+// decision of it is in the window.
 type Changes struct {
 	Added   int `json:"added"`
 	Removed int `json:"removed"`
-	// Changed counts keys both decide with another status (queued, pending
-	// approval, suppressed, shadow: a mode changed, a cooldown or a limit
-	// another decision took), suppression reason, reroute target or team.
-	Changed int `json:"changed"`
-	// Unchanged counts keys both decide alike; Earlier and Later of them the
-	// candidate decides at another moment, by a median of MedianShift minutes
+	// Changed counts keys both decide, with another outcome (status: queued,
+	// pending approval, suppressed, shadow; suppression reason, reroute target
+	// or team) or at another moment. Moved counts those of them with the same
+	// outcome at another moment; Earlier and Later split the keys decided at
+	// another moment (moved or not), by a median of MedianShift minutes
 	// (candidate minus baseline; nil when none moved).
-	Unchanged   int      `json:"unchanged"`
+	Changed     int      `json:"changed"`
+	Moved       int      `json:"moved"`
 	Earlier     int      `json:"earlier"`
 	Later       int      `json:"later"`
 	MedianShift *float64 `json:"median_shift_minutes"`
+	// Unchanged counts keys both decide alike, at the same moment.
+	Unchanged int `json:"unchanged"`
 	// List holds the first Listed changes of each kind by time (the
 	// candidate's decision's, else the baseline's).
 	Listed int      `json:"listed"`
@@ -59,13 +62,15 @@ func (c *Changes) Count(kind string) int {
 
 // Change is one key the runs decide differently.
 type Change struct {
-	Kind      string `json:"kind"`
-	OrderID   string `json:"order_id"`
-	Action    string `json:"action"`
-	RuleID    string `json:"rule_id"`
-	Episode   int    `json:"episode"`
-	Baseline  *Side  `json:"baseline,omitempty"`
-	Candidate *Side  `json:"candidate,omitempty"`
+	Kind    string `json:"kind"`
+	OrderID string `json:"order_id"`
+	Action  string `json:"action"`
+	RuleID  string `json:"rule_id"`
+	Episode int    `json:"episode"`
+	// What says what changed of a changed key: "outcome", "moment" or both.
+	What      []string `json:"what,omitempty"`
+	Baseline  *Side    `json:"baseline,omitempty"`
+	Candidate *Side    `json:"candidate,omitempty"`
 }
 
 // Side is one run's decision of a change.
@@ -125,20 +130,25 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 		default:
 			b, a := &base[i], &cand[j]
 			if w.contains(b.At) || w.contains(a.At) {
-				if b.Status != a.Status || b.Reason != a.Reason || b.Target != a.Target || b.Team != a.Team {
+				outcome := b.Status != a.Status || b.Reason != a.Reason || b.Target != a.Target || b.Team != a.Team
+				switch {
+				case a.At < b.At:
+					c.Earlier++
+				case a.At > b.At:
+					c.Later++
+				}
+				if a.At != b.At {
+					shifts = append(shifts, float64(a.At-b.At)/float64(time.Minute))
+				}
+				switch {
+				case outcome || a.At != b.At:
 					c.Changed++
+					if !outcome {
+						c.Moved++
+					}
 					diffs = append(diffs, diff{KindChanged, int32(i), int32(j), a.At})
-				} else {
+				default:
 					c.Unchanged++
-					switch {
-					case a.At < b.At:
-						c.Earlier++
-					case a.At > b.At:
-						c.Later++
-					}
-					if a.At != b.At {
-						shifts = append(shifts, float64(a.At-b.At)/float64(time.Minute))
-					}
 				}
 			}
 			i++
@@ -168,6 +178,15 @@ func compare(base, cand []Record, names *Names, w Window, list int) Changes {
 			ch.Candidate = side(&cand[d.cand], n)
 			r := &cand[d.cand]
 			ch.OrderID, ch.Action, ch.RuleID, ch.Episode = r.Order, n[r.Action], n[r.Rule], int(r.Episode)
+		}
+		if d.kind == KindChanged {
+			b, a := &base[d.base], &cand[d.cand]
+			if b.Status != a.Status || b.Reason != a.Reason || b.Target != a.Target || b.Team != a.Team {
+				ch.What = append(ch.What, "outcome")
+			}
+			if a.At != b.At {
+				ch.What = append(ch.What, "moment")
+			}
 		}
 		c.List = append(c.List, ch)
 	}

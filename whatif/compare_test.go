@@ -1,6 +1,7 @@
 package whatif
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func rec(t *testing.T, n *Names, order, action, rule string, episode int32, m in
 }
 
 // TestCompareByKey: decisions match by order, action, rule and episode; a
-// match with another status is changed, one at another moment moved; a key
+// match with another status is changed, and so is one at another moment; a key
 // with no decision in the window is not reported.
 func TestCompareByKey(t *testing.T) {
 	n := NewNames()
@@ -50,22 +51,23 @@ func TestCompareByKey(t *testing.T) {
 	SortRecords(base, n)
 	SortRecords(cand, n)
 	c := compare(base, cand, n, w, 10)
-	if c.Added != 1 || c.Removed != 1 || c.Changed != 1 || c.Unchanged != 4 || c.Earlier != 0 || c.Later != 2 {
-		t.Fatalf("changes %+v: want 1 added, 1 removed, 1 changed, 4 unchanged of which 2 later", c)
+	if c.Added != 1 || c.Removed != 1 || c.Changed != 3 || c.Moved != 2 || c.Unchanged != 2 || c.Earlier != 0 || c.Later != 2 {
+		t.Fatalf("changes %+v: want 1 added, 1 removed, 3 changed (2 of them moved later), 2 unchanged", c)
 	}
 	if c.MedianShift == nil || *c.MedianShift != 7 {
 		t.Errorf("median shift %v, want 7 minutes (7 and 15, nearest rank)", c.MedianShift)
 	}
-	want := []struct{ kind, order, rule string }{{KindAdded, "SO-2", "new-rule"}, {KindRemoved, "SO-1", "high-risk"}, {KindChanged, "SO-3", "credit"}}
+	want := []struct{ kind, order, rule, what string }{{KindAdded, "SO-2", "new-rule", ""}, {KindRemoved, "SO-1", "high-risk", ""},
+		{KindChanged, "SO-6", "high-risk", "moment"}, {KindChanged, "SO-3", "credit", "outcome"}, {KindChanged, "SO-2", "high-risk", "moment"}}
 	if len(c.List) != len(want) {
 		t.Fatalf("listed %d, want %d: %+v", len(c.List), len(want), c.List)
 	}
 	for i, w := range want {
-		if got := c.List[i]; got.Kind != w.kind || got.OrderID != w.order || got.RuleID != w.rule {
-			t.Errorf("list[%d] = %s %s %s, want %v", i, got.Kind, got.OrderID, got.RuleID, w)
+		if got := c.List[i]; got.Kind != w.kind || got.OrderID != w.order || got.RuleID != w.rule || strings.Join(got.What, ",") != w.what {
+			t.Errorf("list[%d] = %s %s %s %v, want %v", i, got.Kind, got.OrderID, got.RuleID, got.What, w)
 		}
 	}
-	if ch := c.List[2]; ch.Baseline.Status != "pending_approval" || ch.Candidate.SuppressedBy != "rate_limit:customer" {
+	if ch := c.List[3]; ch.Baseline.Status != "pending_approval" || ch.Candidate.SuppressedBy != "rate_limit:customer" {
 		t.Errorf("changed sides: %+v %+v", ch.Baseline, ch.Candidate)
 	}
 	if c := compare(base, cand, n, w, 0); len(c.List) != 0 || c.Added != 1 {

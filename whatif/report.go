@@ -58,10 +58,13 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 
 	c := &r.Changes
-	fmt.Fprintf(&b, "\n**Changes** (keyed by order, action, rule and episode): %d added, %d removed, %d changed; %d unchanged",
-		c.Added, c.Removed, c.Changed, c.Unchanged)
+	fmt.Fprintf(&b, "\n**Changes** (keyed by order, action, rule and episode): %d added, %d removed, %d changed", c.Added, c.Removed, c.Changed)
+	if c.Moved > 0 {
+		fmt.Fprintf(&b, " (%d of them only in time)", c.Moved)
+	}
+	fmt.Fprintf(&b, "; %d unchanged", c.Unchanged)
 	if c.Earlier+c.Later > 0 {
-		fmt.Fprintf(&b, ", of which %d decided earlier and %d later (median shift %s)", c.Earlier, c.Later, signedMinutes(*c.MedianShift))
+		fmt.Fprintf(&b, "; %d decided earlier and %d later (median shift %s)", c.Earlier, c.Later, signedMinutes(*c.MedianShift))
 	}
 	b.WriteString(".\n")
 	for _, kind := range Kinds {
@@ -71,7 +74,7 @@ func (r *Report) Markdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "\n## %s (first %d of %d)\n\n", titles[kind], min(total, c.Listed), total)
 		if kind == KindChanged {
-			b.WriteString("| order | action | rule | episode | at | baseline | candidate | risk b → c | reasons |\n|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| order | action | rule | episode | what | at b → c | baseline | candidate | risk b → c | reasons |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		} else {
 			b.WriteString("| order | action | rule | episode | at | outcome | risk | lead | reasons |\n|---|---|---|---|---|---|---|---|---|\n")
 		}
@@ -82,7 +85,8 @@ func (r *Report) Markdown(w io.Writer) error {
 			}
 			switch kind {
 			case KindChanged:
-				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s | %.2f → %.2f | %s |\n", ch.OrderID, ch.Action, ch.RuleID, ch.Episode, stamp(ch.Candidate.At),
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s → %s | %s | %s | %.2f → %.2f | %s |\n", ch.OrderID, ch.Action, ch.RuleID, ch.Episode,
+					strings.Join(ch.What, ", "), stamp(ch.Baseline.At), stamp(ch.Candidate.At),
 					outcome(ch.Baseline), outcome(ch.Candidate), ch.Baseline.Risk, ch.Candidate.Risk, strings.Join(ch.Candidate.Reasons, ", "))
 			default:
 				s := ch.Candidate

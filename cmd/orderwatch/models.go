@@ -81,6 +81,10 @@ func newAPIClient(base string, getenv func(string) string) apiClient {
 	return apiClient{base: strings.TrimRight(base, "/"), token: getenv("ORDERWATCH_API_TOKEN")}
 }
 
+// maxAPIResponse bounds what the client reads of one response: a page of the
+// API's largest lists is a few MB, so more is not an orderwatch answering.
+const maxAPIResponse = 64 << 20
+
 // apiClient calls the HTTP API of a running instance.
 type apiClient struct {
 	base, token string
@@ -110,9 +114,12 @@ func (c apiClient) do(method, path string, body any, out io.Writer) error {
 		return fmt.Errorf("%s %s (is orderwatch running? set --api): %w", method, c.base+path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIResponse+1))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: read the response: %w", method, path, err)
+	}
+	if len(b) > maxAPIResponse {
+		return fmt.Errorf("%s %s: the response is larger than %d MiB: is --api an orderwatch? (a page of the API is far smaller)", method, path, maxAPIResponse>>20)
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))

@@ -45,6 +45,9 @@ func recordedFromAPI(base string, getenv func(string) string) whatif.Recorded {
 			if page.Next == "" || len(page.Decisions) == 0 {
 				return nil
 			}
+			if page.Next == q.Get("cursor") {
+				return fmt.Errorf("whatif: --recorded: /api/v1/decisions returned the cursor it was given (%q): the pages would never end; is --recorded an orderwatch of this version?", page.Next)
+			}
 			q.Set("cursor", page.Next)
 		}
 	}

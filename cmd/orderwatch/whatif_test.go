@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,10 +141,9 @@ func TestWhatifNewRuleIsAdded(t *testing.T) {
 	}
 }
 
-// TestWhatifThresholdChange: lowering a rule's risk threshold keeps its
-// decisions' keys (the same rule and episode, decided earlier) and adds the
-// episodes of orders between the two thresholds; only that rule's decisions
-// change.
+// TestWhatifThresholdChange: lowering a rule's risk threshold changes its
+// decisions (the same rule and episode, decided earlier) and adds the episodes
+// of orders between the two thresholds; only that rule's decisions change.
 func TestWhatifThresholdChange(t *testing.T) {
 	events := whatifEvents(t)
 	cand := candidatePolicy(t, func(p string) string {
@@ -159,8 +159,17 @@ func TestWhatifThresholdChange(t *testing.T) {
 	}
 	c := rep.Changes
 	t.Logf("threshold 0.7 -> 0.55: %d added, %d removed, %d changed, %d unchanged (%d earlier, %d later)", c.Added, c.Removed, c.Changed, c.Unchanged, c.Earlier, c.Later)
-	if c.Added == 0 || c.Earlier == 0 {
-		t.Errorf("a lower threshold should add decisions and bring some earlier: %+v", c)
+	if c.Added == 0 || c.Changed == 0 || c.Earlier == 0 {
+		t.Errorf("a lower threshold should add decisions and change some, decided earlier: %+v", c)
+	}
+	earlier := 0
+	for _, ch := range c.List {
+		if ch.Kind == whatif.KindChanged && slices.Contains(ch.What, "moment") && ch.Candidate.At.Before(ch.Baseline.At) {
+			earlier++
+		}
+	}
+	if earlier == 0 {
+		t.Errorf("no changed decision listed as decided earlier: %+v", c.List)
 	}
 	if len(c.List) != c.Added+c.Removed+c.Changed {
 		t.Fatalf("listed %d changes of %d", len(c.List), c.Added+c.Removed+c.Changed)
