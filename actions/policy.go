@@ -77,6 +77,9 @@ type Policy struct {
 	Reroute    Reroute             `yaml:"reroute" json:"reroute"`
 	Webhooks   map[string]*Webhook `yaml:"webhooks" json:"webhooks,omitempty"`
 	Rules      []Rule              `yaml:"rules" json:"rules"`
+	// ExceptionPolicy is the milestone deadlines and the exception owners
+	// (deadlines.go); its keys sit at the top level.
+	ExceptionPolicy `yaml:",inline"`
 
 	kill  *KillSwitch
 	rates *RateShare
@@ -467,6 +470,7 @@ func (p *Policy) validate() error {
 		p.keep[r.Action] = max(p.keep[r.Action], r.Cooldown.D())
 		errs = append(errs, r.When.compile(at+".when")...)
 	}
+	errs = append(errs, p.validateExceptions()...)
 	return errors.Join(errs...)
 }
 

@@ -39,7 +39,7 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 		}
 	}()
 	for {
-		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
+		if e, ok := p.dues.h.peek(); (!ok || e.at.After(t)) && !p.watches.due(t) {
 			return res, nil
 		}
 		res.Timers = true
@@ -108,7 +108,11 @@ func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
 			p.dues.set(e.order, e.at)
 		}
 	}()
-	for n := 0; limit < 0 || n < limit; n++ {
+	fired, err := p.fireDeadlines(batch, t, limit)
+	if err != nil {
+		return err
+	}
+	for n := fired; limit < 0 || n < limit; n++ {
 		e, ok := p.dues.popDue(t)
 		if !ok {
 			return nil

@@ -1,0 +1,384 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// deadlinePolicy is a policy with the four deadlines of issue 18.
+const deadlinePolicy = `
+version: deadlines-test
+escalation:
+  warehouse: [{team: floor-lead, sla: 15m}]
+  finance: [{team: credit-desk, sla: 10m}]
+exception_owners: {warehouse_capacity: warehouse, credit: credit-desk, invoicing: finance, carrier: floor-lead}
+deadlines:
+  - {id: released-not-picked, after: pick.released, expect: pick.confirmed, within: 60m, class: warehouse_capacity, category: execution, remind_every: 30m}
+  - {id: credit-hold-open, after: credit.hold, expect: credit.released, within: 4h, class: credit, category: policy}
+  - {id: shipped-not-invoiced, after: shipment.confirmed, expect: invoice.created, within: 24h, class: invoicing, category: execution}
+  - {id: past-cutoff-unshipped, after: cutoff, expect: shipment.confirmed, within: 0m, class: carrier, category: execution}
+rules:
+  - id: shadow-only
+    action: notify_customer_service
+    mode: shadow
+    when: {risk: {gte: 0.99}}
+`
+
+var t0 = time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+
+// step is an event of an order at t0+at, or, with typ "", a look at the
+// exceptions at t0+at: the clock (live) or the watermark (replay) moves there
+// first.
+type step struct {
+	typ, order string
+	at         time.Duration
+}
+
+// deadlineRun drives a Processor live (a fake clock, Tick) or on event time
+// (as Replay does), over a Badger store in a temp dir.
+type deadlineRun struct {
+	t         *testing.T
+	p         *Processor
+	st        *store.Store
+	reg       *prometheus.Registry
+	eventTime bool
+	clock     time.Time
+	seq       int
+}
+
+func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun {
+	t.Helper()
+	pol, err := actions.ParsePolicy([]byte(deadlinePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Dir = t.TempDir()
+	st, err := store.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := &deadlineRun{t: t, st: st, eventTime: eventTime, clock: t0}
+	r.p = r.processor(actions.NewLive(pol))
+	return r
+}
+
+// processor opens a Processor on the run's store, as a restart would.
+func (r *deadlineRun) processor(live *actions.Live) *Processor {
+	r.reg = prometheus.NewRegistry()
+	p, err := New(Options{Store: r.st, Policy: live, EventTime: r.eventTime, Registerer: r.reg,
+		Clock:      func() time.Time { return r.clock },
+		DeadLetter: func(context.Context, *Message, string, string) error { return errors.New("unexpected dead letter") }})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return p
+}
+
+func (r *deadlineRun) msg(typ, order string, at time.Time) *Message {
+	r.seq++
+	data := "{}"
+	if typ == "order.created" {
+		data = fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-1","carrier":"UPS","ship_cutoff":%q,"lines":1,"units":1,"value":10}`,
+			t0.Add(8*time.Hour).Format(time.RFC3339))
+	}
+	return &Message{Seq: uint64(r.seq), Subject: storedSubject(typ, order),
+		Data: fmt.Appendf(nil, `{"id":"e-%d","type":%q,"order_id":%q,"occurred_at":%q,"source":"test","schema":1,"data":%s}`,
+			r.seq, typ, order, at.UTC().Format(time.RFC3339Nano), data)}
+}
+
+// do takes a step: an event is processed; a look moves the clock (live, then
+// a Tick) or the watermark (an event of another order).
+func (r *deadlineRun) do(s step) error {
+	r.t.Helper()
+	at := t0.Add(s.at)
+	if s.typ == "" {
+		if r.eventTime {
+			_, err := r.p.Process(context.Background(), []*Message{r.msg("note.added", "SO-CLOCK", at)})
+			return err
+		}
+		r.clock = at
+		_, err := r.p.Tick()
+		return err
+	}
+	if !r.eventTime {
+		r.clock = at
+	}
+	_, err := r.p.Process(context.Background(), []*Message{r.msg(s.typ, s.order, at)})
+	return err
+}
+
+func (r *deadlineRun) run(steps ...step) {
+	r.t.Helper()
+	for _, s := range steps {
+		if err := r.do(s); err != nil {
+			r.t.Fatalf("step %+v: %v", s, err)
+		}
+	}
+}
+
+// exceptions returns the stored exceptions of an order.
+func (r *deadlineRun) exceptions(order string) []Exception {
+	r.t.Helper()
+	raws, err := r.st.OrderExceptions(order)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := make([]Exception, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &out[i]); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// summary says, per deadline, what its exceptions of the order are:
+// "open" or "closed:<how>", with the reminders when there are some.
+func summary(xs []Exception) map[string]string {
+	out := map[string]string{}
+	for _, x := range xs {
+		s := "open"
+		if !x.Open {
+			s = "closed:" + x.ClosedBy
+		}
+		if x.Reminders > 0 {
+			s += fmt.Sprintf(" reminders=%d", x.Reminders)
+		}
+		out[x.Deadline] = s
+	}
+	return out
+}
+
+// TestDeadlinesFireAndNot: each deadline of the policy opens its exception
+// when its expected event is late or missing, and opens none when it comes in
+// time, live on the wall clock and in replay on event time.
+func TestDeadlinesFireAndNot(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	cases := []struct {
+		name  string
+		steps []step
+		want  map[string]string
+	}{
+		{"picked in time", []step{{"order.created", "SO-1", 0}, {"pick.released", "SO-1", h}, {"pick.confirmed", "SO-1", h + 59*m}, {"", "", 3 * h}},
+			map[string]string{}},
+		{"picked late", []step{{"order.created", "SO-1", 0}, {"pick.released", "SO-1", h}, {"", "", 2*h + m}},
+			map[string]string{"released-not-picked": "open"}},
+		{"picked at the deadline itself", []step{{"order.created", "SO-1", 0}, {"pick.released", "SO-1", h}, {"pick.confirmed", "SO-1", 2 * h}, {"", "", 3 * h}},
+			map[string]string{}},
+		{"credit released in time", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"credit.released", "SO-1", 4 * h}, {"", "", 5 * h}},
+			map[string]string{}},
+		{"credit hold open too long", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 4*h + 11*m}},
+			map[string]string{"credit-hold-open": "open"}},
+		{"credit released late", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 4*h + 11*m}, {"credit.released", "SO-1", 4*h + 20*m}},
+			map[string]string{"credit-hold-open": "closed:expected"}},
+		{"shipped before the cutoff", []step{{"order.created", "SO-1", 0}, {"shipment.confirmed", "SO-1", 7 * h}, {"", "", 9 * h}},
+			map[string]string{}},
+		{"past the cutoff unshipped", []step{{"order.created", "SO-1", 0}, {"", "", 8*h + m}},
+			map[string]string{"past-cutoff-unshipped": "open"}},
+		{"invoiced in time", []step{{"order.created", "SO-1", 0}, {"shipment.confirmed", "SO-1", 7 * h}, {"invoice.created", "SO-1", 30 * h}, {"", "", 40 * h}},
+			map[string]string{}},
+		{"shipped, never invoiced", []step{{"order.created", "SO-1", 0}, {"shipment.confirmed", "SO-1", 7 * h}, {"", "", 31*h + m}},
+			map[string]string{"shipped-not-invoiced": "open"}},
+		{"cancelled with an exception open", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 5 * h}, {"order.cancelled", "SO-1", 6 * h}, {"", "", 30 * h}},
+			map[string]string{"credit-hold-open": "closed:cancelled"}},
+	}
+	for _, eventTime := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("event_time=%v/%s", eventTime, c.name), func(t *testing.T) {
+				r := newDeadlineRun(t, eventTime, store.Options{})
+				r.run(c.steps...)
+				got := summary(r.exceptions("SO-1"))
+				if fmt.Sprint(got) != fmt.Sprint(c.want) {
+					t.Errorf("exceptions %v, want %v", got, c.want)
+				}
+			})
+		}
+	}
+}
+
+// TestInvoicedLateOpensAndCloses: a shipped order (closed for scoring) stays
+// watched: invoiced a day and three hours after shipment, its
+// shipped-not-invoiced exception opens when the 24 h pass, owned by finance,
+// and closes when the invoice comes; the record says when and by what.
+func TestInvoicedLateOpensAndCloses(t *testing.T) {
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRun(t, eventTime, store.Options{})
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour},
+				step{"pick.confirmed", "SO-1", 90 * time.Minute}, step{"shipment.confirmed", "SO-1", 2 * time.Hour},
+				step{"", "", 26*time.Hour + time.Minute})
+			xs := r.exceptions("SO-1")
+			if len(xs) != 1 || !xs[0].Open || xs[0].Deadline != "shipped-not-invoiced" {
+				t.Fatalf("after 24 h uninvoiced: %+v, want the shipped-not-invoiced exception open", xs)
+			}
+			x := xs[0]
+			if x.Owner != "finance" || x.Class != "invoicing" || x.Category != "execution" || !x.OpenedAt.Equal(t0.Add(26*time.Hour)) ||
+				!x.StartedAt.Equal(t0.Add(2*time.Hour)) || x.Warehouse != "DAL" || x.Carrier != "UPS" || x.Customer != "C-1" {
+				t.Errorf("open exception %+v: want owner finance, class invoicing, opened at the deadline, and the order's warehouse, carrier, customer", x)
+			}
+			r.run(step{"invoice.created", "SO-1", 27 * time.Hour}, step{"", "", 60 * time.Hour})
+			xs = r.exceptions("SO-1")
+			if len(xs) != 1 || xs[0].Open || xs[0].ClosedBy != ClosedExpected || !xs[0].ClosedAt.Equal(t0.Add(27*time.Hour)) || xs[0].CloseEvent == "" {
+				t.Fatalf("after the invoice: %+v, want it closed by the expected event at its time", xs)
+			}
+			if xs[0].ID != x.ID {
+				t.Errorf("closed exception id %q, opened as %q", xs[0].ID, x.ID)
+			}
+		})
+	}
+}
+
+// TestRemindersRepeatUntilClosed: an open exception is reminded every
+// remind_every while it is open, and no more once it is closed.
+func TestRemindersRepeatUntilClosed(t *testing.T) {
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRun(t, eventTime, store.Options{})
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour}, step{"", "", 2*time.Hour + time.Minute})
+			if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
+				t.Fatalf("at the deadline: %q, want open without reminders", got)
+			}
+			r.run(step{"", "", 3*time.Hour + time.Minute})
+			if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open reminders=2" {
+				t.Fatalf("an hour later: %q, want open with 2 reminders", got)
+			}
+			r.run(step{"pick.confirmed", "SO-1", 3*time.Hour + 10*time.Minute}, step{"", "", 10 * time.Hour})
+			xs := r.exceptions("SO-1")
+			if got := summary(xs)["released-not-picked"]; got != "closed:expected reminders=2" {
+				t.Fatalf("after the pick: %q, want closed with the 2 reminders", got)
+			}
+			for _, x := range xs {
+				if x.Deadline == "released-not-picked" && !x.RemindedAt.Equal(t0.Add(3*time.Hour)) {
+					t.Errorf("last reminder at %v, want %v", x.RemindedAt, t0.Add(3*time.Hour))
+				}
+			}
+			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 2 {
+				t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} = %v, want 2", got)
+			}
+		})
+	}
+}
+
+// TestExceptionMetrics: orderwatch_open_exceptions counts the open exceptions
+// by owner and class, orderwatch_oldest_open_exception_age_seconds the age of
+// each owner's oldest, and both go to zero when they close.
+func TestExceptionMetrics(t *testing.T) {
+	r := newDeadlineRun(t, false, store.Options{})
+	r.run(step{"order.created", "SO-1", 0}, step{"order.created", "SO-2", 0}, step{"order.created", "SO-3", 0},
+		step{"pick.released", "SO-1", time.Hour}, step{"pick.released", "SO-2", 90 * time.Minute},
+		step{"credit.hold", "SO-3", 0}, step{"", "", 4*time.Hour + 30*time.Minute})
+	want := `
+# HELP orderwatch_oldest_open_exception_age_seconds Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.
+# TYPE orderwatch_oldest_open_exception_age_seconds gauge
+orderwatch_oldest_open_exception_age_seconds{owner="credit-desk"} 1800
+orderwatch_oldest_open_exception_age_seconds{owner="warehouse"} 9000
+# HELP orderwatch_open_exceptions Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.
+# TYPE orderwatch_open_exceptions gauge
+orderwatch_open_exceptions{class="credit",owner="credit-desk"} 1
+orderwatch_open_exceptions{class="warehouse_capacity",owner="warehouse"} 2
+`
+	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(want), "orderwatch_open_exceptions", "orderwatch_oldest_open_exception_age_seconds"); err != nil {
+		t.Fatal(err)
+	}
+	r.run(step{"pick.confirmed", "SO-1", 5 * time.Hour}, step{"pick.confirmed", "SO-2", 5 * time.Hour}, step{"credit.released", "SO-3", 5 * time.Hour})
+	want = strings.NewReplacer(" 1800", " 0", " 9000", " 0", "} 1\n", "} 0\n", "} 2\n", "} 0\n").Replace(want)
+	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(want), "orderwatch_open_exceptions", "orderwatch_oldest_open_exception_age_seconds"); err != nil {
+		t.Fatal(err)
+	}
+	// A restart counts the open exceptions from the store.
+	r.run(step{"order.created", "SO-4", 6 * time.Hour}, step{"pick.released", "SO-4", 6 * time.Hour}, step{"", "", 7*time.Hour + time.Minute})
+	r.p = r.processor(r.p.opts.Policy)
+	if got := testutil.ToFloat64(gaugeOf(t, r.reg, "warehouse", "warehouse_capacity")); got != 1 {
+		t.Errorf("after a restart: %v open, want 1", got)
+	}
+}
+
+func gaugeOf(t *testing.T, reg *prometheus.Registry, owner, class string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "orderwatch_open_exceptions" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var o, c string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "owner":
+					o = l.GetValue()
+				case "class":
+					c = l.GetValue()
+				}
+			}
+			if o == owner && c == class {
+				g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"})
+				g.Set(m.GetGauge().GetValue())
+				return g
+			}
+		}
+	}
+	t.Fatalf("no orderwatch_open_exceptions{owner=%q,class=%q}", owner, class)
+	return nil
+}
+
+// TestDeadlineWatchCommitsWithItsEvent: the watch a deadline starts and the
+// exception an event closes are written in the commit of that event: a batch
+// whose commit fails leaves neither (the deadline does not fire, the
+// exception stays open), and a restart finds what committed.
+func TestDeadlineWatchCommitsWithItsEvent(t *testing.T) {
+	var calls, failAt int
+	so := store.Options{CheckSpace: func() error {
+		if calls++; calls == failAt {
+			return errors.New("disk full (test)")
+		}
+		return nil
+	}}
+	r := newDeadlineRun(t, false, so)
+	r.run(step{"order.created", "SO-1", 0})
+	// The release's commit fails (the store is asked at staging, then at the
+	// commit): no clock starts.
+	failAt = calls + 2
+	if err := r.do(step{"pick.released", "SO-1", time.Hour}); err == nil {
+		t.Fatal("the release's batch committed, want its commit to fail")
+	}
+	r.run(step{"", "", 3 * time.Hour})
+	if xs := r.exceptions("SO-1"); len(xs) != 0 {
+		t.Fatalf("a release that did not commit opened %+v", xs)
+	}
+	// Released again, committed; a restart before the deadline fires it.
+	r.run(step{"pick.released", "SO-1", 4 * time.Hour})
+	r.p = r.processor(r.p.opts.Policy)
+	r.run(step{"", "", 5*time.Hour + time.Minute})
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
+		t.Fatalf("after a restart past the deadline: %q, want open", got)
+	}
+	// The pick's commit fails: the exception stays open, and the redelivered
+	// pick closes it.
+	failAt = calls + 2
+	if err := r.do(step{"pick.confirmed", "SO-1", 5*time.Hour + 5*time.Minute}); err == nil {
+		t.Fatal("the pick's batch committed, want its commit to fail")
+	}
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
+		t.Fatalf("after a pick that did not commit: %q, want open", got)
+	}
+	r.seq--
+	r.run(step{"pick.confirmed", "SO-1", 5*time.Hour + 5*time.Minute}, step{"", "", 8 * time.Hour})
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "closed:expected" {
+		t.Fatalf("after the redelivered pick: %q, want closed:expected", got)
+	}
+}

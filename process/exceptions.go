@@ -1,0 +1,175 @@
+package process
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// How an exception closed (Exception.ClosedBy).
+const (
+	// ClosedExpected: the event its deadline expects arrived.
+	ClosedExpected = "expected"
+	// ClosedCancelled: the order was cancelled.
+	ClosedCancelled = "cancelled"
+	// ClosedWatchEnded: the order reached the policy's watch_until milestone.
+	ClosedWatchEnded = "watch_ended"
+)
+
+// Exception is the record of an exception: a deadline of the policy passed
+// without the event it expects. It opens when the deadline passes, counts the
+// reminders sent while it is open, and closes when the expected event arrives
+// (or the order's watch ends). The API shows it as JSON, which is how it is
+// stored.
+type Exception struct {
+	ID       string `json:"id"`
+	Order    string `json:"order_id"`
+	Deadline string `json:"deadline"` // the policy's deadline id
+	Class    string `json:"class"`
+	Category string `json:"category"`
+	Owner    string `json:"owner"` // the team, from exception_owners
+	// StartedAt is when the clock started (the After event's time, or the
+	// cutoff), StartEvent that event's id; DueAt when the deadline passed.
+	StartedAt  time.Time `json:"started_at"`
+	StartEvent string    `json:"start_event,omitempty"`
+	DueAt      time.Time `json:"due_at"`
+	OpenedAt   time.Time `json:"opened_at"`
+	// Reminders counts the reminders sent while open, one each remind_every,
+	// the last at RemindedAt.
+	Reminders  int       `json:"reminders"`
+	RemindedAt time.Time `json:"reminded_at,omitzero"`
+	Open       bool      `json:"open"`
+	ClosedAt   time.Time `json:"closed_at,omitzero"`
+	ClosedBy   string    `json:"closed_by,omitempty"`   // ClosedExpected, ClosedCancelled or ClosedWatchEnded
+	CloseEvent string    `json:"close_event,omitempty"` // the id of the event that closed it
+	// What the order was at when it opened, for grouping exceptions of one
+	// cause (incidents).
+	Warehouse string `json:"warehouse,omitempty"`
+	Carrier   string `json:"carrier,omitempty"`
+	Customer  string `json:"customer_id,omitempty"`
+}
+
+// exChange is an exception opened or closed by a batch, applied to the
+// exceptionBook after its commit.
+type exChange struct {
+	id, owner, class string
+	opened           time.Time
+	open             bool
+	event            int // exOpened, exReminded, exClosed, exDropped; zero: loaded at start
+}
+
+const (
+	exOpened = iota + 1
+	exReminded
+	exClosed
+	exDropped // left with its partition
+)
+
+// exceptionBook holds the open exceptions as committed, for the metrics
+// orderwatch_open_exceptions and orderwatch_oldest_open_exception_age_seconds.
+// It is a prometheus.Collector; safe for concurrent use.
+type exceptionBook struct {
+	clock     func() time.Time
+	eventTime bool
+
+	opened    *prometheus.CounterVec
+	reminders *prometheus.CounterVec
+
+	mu   sync.Mutex
+	open map[string]exChange
+	// seen are the series shown once, shown at zero when nothing is open.
+	seen      map[[2]string]bool
+	seenOwner map[string]bool
+	at        time.Time // the watermark as committed, the clock in event-time mode
+}
+
+var (
+	descOpenExceptions = prometheus.NewDesc("orderwatch_open_exceptions",
+		"Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.",
+		[]string{"owner", "class"}, nil)
+	descOldestException = prometheus.NewDesc("orderwatch_oldest_open_exception_age_seconds",
+		"Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.",
+		[]string{"owner"}, nil)
+)
+
+// newExceptionBook makes the book and registers its metrics with reg, when
+// not nil.
+func newExceptionBook(reg prometheus.Registerer, clock func() time.Time, eventTime bool) (*exceptionBook, error) {
+	b := &exceptionBook{clock: clock, eventTime: eventTime, open: map[string]exChange{},
+		seen: map[[2]string]bool{}, seenOwner: map[string]bool{},
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_exceptions_opened_total",
+			Help: "Exceptions opened (a policy deadline passed without the event it expects), by owner team and class.",
+		}, []string{"owner", "class"}),
+		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_exception_reminders_total",
+			Help: "Reminders of open exceptions (one each remind_every of their deadline), by owner team.",
+		}, []string{"owner"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{b, b.opened, b.reminders} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
+}
+
+// apply takes the changes of a committed batch.
+func (b *exceptionBook) apply(changes []exChange, watermark time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range changes {
+		switch c.event {
+		case exOpened:
+			b.opened.WithLabelValues(c.owner, c.class).Inc()
+		case exReminded:
+			b.reminders.WithLabelValues(c.owner).Inc()
+		}
+		if c.open {
+			b.open[c.id] = c
+		} else {
+			delete(b.open, c.id)
+		}
+	}
+	b.at = watermark
+}
+
+// Describe implements prometheus.Collector.
+func (b *exceptionBook) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descOpenExceptions
+	ch <- descOldestException
+}
+
+// Collect implements prometheus.Collector. Owners and classes are bounded by
+// the policy (validated names), so are the series.
+func (b *exceptionBook) Collect(ch chan<- prometheus.Metric) {
+	b.mu.Lock()
+	now := b.at
+	if !b.eventTime {
+		now = b.clock()
+	}
+	counts := map[[2]string]int{}
+	oldest := map[string]time.Time{}
+	for _, c := range b.open {
+		k := [2]string{c.owner, c.class}
+		counts[k]++
+		b.seen[k], b.seenOwner[c.owner] = true, true
+		if o, ok := oldest[c.owner]; !ok || c.opened.Before(o) {
+			oldest[c.owner] = c.opened
+		}
+	}
+	for k := range b.seen {
+		ch <- prometheus.MustNewConstMetric(descOpenExceptions, prometheus.GaugeValue, float64(counts[k]), k[0], k[1])
+	}
+	for owner := range b.seenOwner {
+		age := 0.0
+		if at, ok := oldest[owner]; ok {
+			age = max(now.Sub(at).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(descOldestException, prometheus.GaugeValue, age, owner)
+	}
+	b.mu.Unlock()
+}
