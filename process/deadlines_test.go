@@ -382,3 +382,27 @@ func TestDeadlineWatchCommitsWithItsEvent(t *testing.T) {
 		t.Fatalf("after the redelivered pick: %q, want closed:expected", got)
 	}
 }
+
+// TestDroppedPartitionTakesItsExceptions: a partition another member owns now
+// takes its watches and exception records with it, and its open exceptions
+// leave the gauges; the new owner rebuilds them from the events.
+func TestDroppedPartitionTakesItsExceptions(t *testing.T) {
+	r := newDeadlineRun(t, false, store.Options{})
+	r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour}, step{"", "", 2*time.Hour + time.Minute})
+	if got := testutil.ToFloat64(gaugeOf(t, r.reg, "warehouse", "warehouse_capacity")); got != 1 {
+		t.Fatalf("before the drop: %v open, want 1", got)
+	}
+	if _, err := r.p.DropPartition(0); err != nil {
+		t.Fatal(err)
+	}
+	if xs := r.exceptions("SO-1"); len(xs) != 0 {
+		t.Errorf("after the drop the store still has %+v", xs)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, r.reg, "warehouse", "warehouse_capacity")); got != 0 {
+		t.Errorf("after the drop: %v open, want 0", got)
+	}
+	var n int
+	if err := r.st.Watches(func([]byte) error { n++; return nil }); err != nil || n != 0 || len(r.p.watches.m) != 0 {
+		t.Errorf("after the drop: %d stored watches (%v), %d in memory; want none", n, err, len(r.p.watches.m))
+	}
+}

@@ -60,6 +60,7 @@ func (p *Processor) DropPartition(part int) (int, error) {
 	for id := range orders {
 		p.dues.remove(id)
 	}
+	p.dropWatches(orders)
 	if p.opts.OpenOrders != nil {
 		p.opts.OpenOrders.drop(orders)
 	}

@@ -16,6 +16,9 @@ import (
 //	X/<order>\x00<exception>       exception record, open or closed (closed ones
 //	                               expire with the order's retention)
 //
+// A partition dropped (DropPartition) takes both with it: its new owner
+// rebuilds the watches from the events, and fires again what is overdue.
+//
 // Both are written by the pipeline batch alone, in the commit of the event or
 // the timer that changed them.
 const (
@@ -127,4 +130,13 @@ func (s *Store) ExceptionsPage(after string, limit int, match func(v []byte) boo
 		return nil, "", fmt.Errorf("store: read exceptions: %w", err)
 	}
 	return out, next, nil
+}
+
+// keyOrder returns the order of a Z/ or X/ key.
+func keyOrder(k []byte, prefix string) string {
+	k = k[len(prefix):]
+	if i := bytes.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	return string(k)
 }
