@@ -43,7 +43,9 @@ func TestExceptionsEndpoint(t *testing.T) {
 	t0 := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
 	clock := t0
 	p, err := process.New(process.Options{Store: st, Policy: actions.NewLive(pol), Clock: func() time.Time { return clock },
-		DeadLetter: func(context.Context, *process.Message, string, string) error { return fmt.Errorf("unexpected dead letter") }})
+		DeadLetter: func(context.Context, *process.Message, string, string) error {
+			return fmt.Errorf("unexpected dead letter")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
