@@ -406,3 +406,48 @@ func TestDroppedPartitionTakesItsExceptions(t *testing.T) {
 		t.Errorf("after the drop: %d stored watches (%v), %d in memory; want none", n, err, len(r.p.watches.m))
 	}
 }
+
+// TestReplayOpensAndClosesExceptions: process.Replay (what `orderwatch
+// replay` runs) fires the deadlines on event time: an order invoiced 25 h
+// after shipment opens its shipped-not-invoiced exception at 24 h and closes
+// it with the invoice; one invoiced in time opens none.
+func TestReplayOpensAndClosesExceptions(t *testing.T) {
+	pol, err := actions.ParsePolicy([]byte(deadlinePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var lines strings.Builder
+	n := 0
+	line := func(typ, order string, at time.Duration) {
+		n++
+		data := "{}"
+		if typ == "order.created" {
+			data = fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q}`, t0.Add(8*time.Hour).Format(time.RFC3339))
+		}
+		fmt.Fprintf(&lines, `{"id":"e-%d","type":%q,"order_id":%q,"occurred_at":%q,"source":"test","schema":1,"data":%s}`+"\n",
+			n, typ, order, t0.Add(at).Format(time.RFC3339), data)
+	}
+	line("order.created", "SO-LATE", 0)
+	line("order.created", "SO-OK", 0)
+	line("shipment.confirmed", "SO-LATE", 2*time.Hour)
+	line("shipment.confirmed", "SO-OK", 2*time.Hour)
+	line("invoice.created", "SO-OK", 20*time.Hour)
+	line("invoice.created", "SO-LATE", 27*time.Hour)
+	if _, err := Replay(context.Background(), strings.NewReader(lines.String()), ReplayOptions{Store: st, Policy: actions.NewLive(pol), BatchSize: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := &deadlineRun{t: t, st: st}
+	if got := summary(r.exceptions("SO-OK")); len(got) != 0 {
+		t.Errorf("SO-OK, invoiced in time: %v, want none", got)
+	}
+	xs := r.exceptions("SO-LATE")
+	if len(xs) != 1 || xs[0].Deadline != "shipped-not-invoiced" || xs[0].Open || xs[0].ClosedBy != ClosedExpected ||
+		!xs[0].OpenedAt.Equal(t0.Add(26*time.Hour)) || !xs[0].ClosedAt.Equal(t0.Add(27*time.Hour)) {
+		t.Errorf("SO-LATE, invoiced 25 h after shipment: %+v, want shipped-not-invoiced opened at 26 h and closed by the invoice at 27 h", xs)
+	}
+}
