@@ -331,8 +331,15 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 			x.RemindedAt = at
 		}
 		w.Due = time.Time{}
-		if d.RemindEvery > 0 {
-			w.Due = at.Add(d.RemindEvery.D())
+		if every := d.RemindEvery.D(); every > 0 {
+			// The next reminder is the first after t: reminders missed while
+			// nothing ran (downtime, a gap in a replayed stream, history long
+			// past) are one reminder, not a storm of them.
+			next := at.Add(every)
+			if next.Before(t) {
+				next = next.Add((t.Sub(next)/every + 1) * every)
+			}
+			w.Due = next
 		}
 		if err := p.putException(batch, w.Exception, 0); err != nil {
 			return n, err

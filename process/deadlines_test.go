@@ -250,7 +250,7 @@ func TestRemindersRepeatUntilClosed(t *testing.T) {
 			if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
 				t.Fatalf("at the deadline: %q, want open without reminders", got)
 			}
-			r.run(step{"", "", 3*time.Hour + time.Minute})
+			r.run(step{"", "", 2*time.Hour + 31*time.Minute}, step{"", "", 3*time.Hour + time.Minute})
 			if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open reminders=2" {
 				t.Fatalf("an hour later: %q, want open with 2 reminders", got)
 			}
@@ -449,5 +449,19 @@ func TestReplayOpensAndClosesExceptions(t *testing.T) {
 	if len(xs) != 1 || xs[0].Deadline != "shipped-not-invoiced" || xs[0].Open || xs[0].ClosedBy != ClosedExpected ||
 		!xs[0].OpenedAt.Equal(t0.Add(26*time.Hour)) || !xs[0].ClosedAt.Equal(t0.Add(27*time.Hour)) {
 		t.Errorf("SO-LATE, invoiced 25 h after shipment: %+v, want shipped-not-invoiced opened at 26 h and closed by the invoice at 27 h", xs)
+	}
+}
+
+// TestMissedRemindersAreOne: an exception found long overdue (history, or
+// after downtime) gets one reminder for the time nothing ran, not one per
+// remind_every missed: a year-old deadline must not make 17,000 writes.
+func TestMissedRemindersAreOne(t *testing.T) {
+	r := newDeadlineRun(t, false, store.Options{})
+	r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour}, step{"", "", 2*time.Hour + time.Minute},
+		step{"", "", 400 * 24 * time.Hour})
+	for _, x := range r.exceptions("SO-1") {
+		if x.Deadline == "released-not-picked" && x.Reminders != 1 {
+			t.Errorf("reminders after 400 days without a tick: %d, want 1", x.Reminders)
+		}
 	}
 }
