@@ -53,10 +53,10 @@ deadlines:
 	}
 }
 
-// TestDefaultPolicyHasDeadlines: the shipped policy watches the milestones of
-// issue 18, each with an owner.
-func TestDefaultPolicyHasDeadlines(t *testing.T) {
-	p, err := LoadPolicy("")
+// TestExamplePolicyHasDeadlines: the example policy with deadlines watches
+// the milestones of issue 18, each with an owner.
+func TestExamplePolicyHasDeadlines(t *testing.T) {
+	p, err := LoadPolicy("../examples/policy-deadlines.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestDefaultPolicyHasDeadlines(t *testing.T) {
 			}
 		}
 		if d == nil {
-			t.Errorf("the default policy has no deadline %s", id)
+			t.Errorf("the example policy has no deadline %s", id)
 			continue
 		}
 		if p.Owner(d.Class) == "" {
