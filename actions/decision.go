@@ -66,6 +66,7 @@ type Decision struct {
 	Escalation     string             `json:"escalation,omitempty"`        // the ladder of a wait
 	Team           string             `json:"team,omitempty"`              // tier 0 of the ladder: who approves or acknowledges
 	RequireAck     bool               `json:"require_ack,omitempty"`
+	Cost           *Cost              `json:"cost,omitempty"` // the expected value, when the policy states costs
 	Episode        int                `json:"episode"`
 	IdempotencyKey string             `json:"idempotency_key"`
 }
@@ -89,6 +90,7 @@ const (
 	SuppressedRateWarehouse     = "rate_limit:" + ScopeWarehouse
 	SuppressedRateCustomer      = "rate_limit:" + ScopeCustomer
 	SuppressedRateCarrier       = "rate_limit:" + ScopeCarrier
+	SuppressedNotWorthIt        = "not_worth_it" // a cost_aware rule whose expected saving does not exceed the action's cost (cost.go)
 )
 
 // counterSuppressed prefixes the durable counters of suppressed decisions by reason.
@@ -106,11 +108,14 @@ const scoreKeep = 30 * 24 * time.Hour
 // The caller then passes each to Record, in the same batch.
 //
 // A rule decides once when its conditions start to hold (a new episode) and not
-// again until they stopped holding. Governance then says what becomes of the
-// decision: shadow mode records it only; the kill switch, dry run, a reroute
-// without an alternative, the cooldown and the rate limits suppress it, in that
-// order, and the status says which. A decision that may fire takes its place in
-// the rate-limit windows and the cooldown, written into b. mem is updated in
+// again until they stopped holding; but a cost-aware rule found not worth it
+// starts a new episode, and decides again, once it pays while they still hold.
+// Governance then says what becomes of the decision: shadow mode records it
+// only; the kill switch, a cost-aware rule's saving not exceeding its cost
+// (not_worth_it), dry run, a reroute without an alternative, the cooldown and
+// the rate limits suppress it, in that order, and the status says which. A
+// decision that may fire takes its place in the rate-limit windows and the
+// cooldown, written into b. mem is updated in
 // place; the caller stores it in the same commit.
 func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) ([]Decision, error) {
 	if err := p.recordScore(b, in); err != nil {
@@ -124,10 +129,11 @@ func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) (
 			if m.Active {
 				m.Active = false
 				mem[r.ID] = m
+				delete(mem, r.waitKey)
 			}
 			continue
 		}
-		if m.Active {
+		if m.Active && !p.nowWorth(r, in, mem) {
 			continue
 		}
 		m.Active = true
@@ -136,6 +142,9 @@ func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) (
 		d := p.decision(r, in, m.Episode)
 		if err := p.govern(b, r, in, &d); err != nil {
 			return out, fmt.Errorf("govern rule %s for order %s: %w", r.ID, in.OrderID, err)
+		}
+		if d.SuppressedBy == SuppressedNotWorthIt {
+			mem[r.waitKey] = RuleMemory{Active: true}
 		}
 		out = append(out, d)
 	}
@@ -224,6 +233,7 @@ func (p *Policy) decision(r *Rule, in *Input, episode int) Decision {
 		IdempotencyKey: key,
 		RequireAck:     r.RequireAck,
 		Escalation:     r.Escalation,
+		Cost:           p.estimate(r, in),
 	}
 	if l := p.Escalation[r.Escalation]; len(l) > 0 {
 		d.Team = l[0].Team
@@ -257,6 +267,10 @@ func (p *Policy) govern(b *store.Batch, r *Rule, in *Input, d *Decision) error {
 			ks := p.kill.State()
 			suppress(reason, "kill switch turned on by %s at %s: %s", ks.By, ks.At.Format(time.RFC3339), ks.Reason)
 		}
+		return nil
+	}
+	if no, why := notWorth(r, d); no {
+		suppress(SuppressedNotWorthIt, "%s", why)
 		return nil
 	}
 	if p.Settings.DryRun {

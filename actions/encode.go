@@ -279,6 +279,20 @@ func (d *Decision) appendJSON(b []byte) ([]byte, error) {
 	if d.RequireAck {
 		e.raw(`,"require_ack":true`)
 	}
+	if c := d.Cost; c != nil {
+		e.raw(`,"cost":`)
+		e.raw(`{"order_value":`)
+		e.float(c.OrderValue, 64)
+		e.raw(`,"miss_cost":`)
+		e.float(c.MissCost, 64)
+		e.raw(`,"effect":`)
+		e.float(c.Effect, 64)
+		e.raw(`,"expected_saving":`)
+		e.float(c.ExpectedSaving, 64)
+		e.raw(`,"action_cost":`)
+		e.float(c.ActionCost, 64)
+		e.b = append(e.b, '}')
+	}
 	e.raw(`,"episode":`)
 	e.int(d.Episode)
 	e.raw(`,"idempotency_key":`)

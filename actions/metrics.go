@@ -30,7 +30,7 @@ func newStoreCollector(st *store.Store, p *Live, clock func() time.Time) *storeC
 		acks: prometheus.NewDesc("orderwatch_acks_pending",
 			"Executed decisions waiting for someone to acknowledge them.", nil, nil),
 		suppressed: prometheus.NewDesc("orderwatch_decisions_suppressed_total",
-			"Decisions recorded but not executed, by reason (kill_switch:policy, kill_switch:runtime, dry_run, no_alternative, cooldown, rate_limit:<scope>); durable across restarts.",
+			"Decisions recorded but not executed, by reason (kill_switch:policy, kill_switch:runtime, not_worth_it, dry_run, no_alternative, cooldown, rate_limit:<scope>); durable across restarts.",
 			[]string{"reason"}, nil),
 		kill: prometheus.NewDesc("orderwatch_kill_switch",
 			"1 while a kill switch (policy setting or runtime) stops all actions.", nil, nil),

@@ -80,6 +80,9 @@ type Policy struct {
 	// ExceptionPolicy is the milestone deadlines and the exception owners
 	// (deadlines.go); its keys sit at the top level.
 	ExceptionPolicy `yaml:",inline"`
+	// Costs, when set, prices misses and actions: every decision records its
+	// expected value, and cost-aware rules act only when it pays (cost.go).
+	Costs *Costs `yaml:"costs" json:"costs,omitempty"`
 
 	kill  *KillSwitch
 	rates *RateShare
@@ -184,6 +187,11 @@ type Rule struct {
 	// RequireAck, for someone to acknowledge the executed action.
 	Escalation string `yaml:"escalation" json:"escalation,omitempty"`
 	RequireAck bool   `yaml:"require_ack" json:"require_ack,omitempty"`
+	// CostAware: act only when the expected saving exceeds the action's cost
+	// (costs:); otherwise the decision is suppressed with reason not_worth_it.
+	CostAware bool `yaml:"cost_aware" json:"cost_aware,omitempty"`
+
+	waitKey string // the memory key of a cost-aware episode waiting to pay (cost.go)
 }
 
 // Limits are per-hour caps of an action's executions (and approval requests) for
@@ -438,6 +446,7 @@ func (p *Policy) validate() error {
 			bad("%s.id %q: must not hold NUL or '~'", at, r.ID)
 		}
 		seen[r.ID] = true
+		r.waitKey = r.ID + "~worth"
 		if !slices.Contains(Actions, r.Action) {
 			bad("%s.action %q is unknown, want one of %v", at, r.Action, Actions)
 		}
@@ -471,6 +480,7 @@ func (p *Policy) validate() error {
 		errs = append(errs, r.When.compile(at+".when")...)
 	}
 	errs = append(errs, p.validateExceptions()...)
+	errs = append(errs, p.Costs.validate(p.Rules)...)
 	return errors.Join(errs...)
 }
 

@@ -57,11 +57,14 @@ type metrics struct {
 
 	// warehouses bounds the warehouse label of openByWH and atRisk.
 	warehouses labelSet
+	// sources counts applied events by source system (sources.go).
+	sources *sourceMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		warehouses: labelSet{max: maxWarehouseLabels, kept: map[string]bool{}},
+		sources:    newSourceMetrics(),
 		governanceSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderwatch_governance_restore_skipped_total",
 			Help: "Orders whose governance read from the group's state bucket could not be restored on a takeover (a damaged value): left out, logged.",
@@ -174,6 +177,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
+		}
+		if err := m.sources.register(reg); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil

@@ -133,6 +133,7 @@ func (p *Processor) observe(st *batchState) {
 			p.m.dlq.WithLabelValues(it.reason).Inc()
 		}
 	}
+	p.m.sources.observe(st.items, p.opts.Clock())
 	for i := range st.decs {
 		p.m.decisions.WithLabelValues(st.decs[i].Action, st.decs[i].Mode).Inc()
 	}

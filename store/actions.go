@@ -94,6 +94,9 @@ func (b *Batch) PutLastFired(order, action string, at time.Time, ttl time.Durati
 // AppendScore adds a score point to an order's history. It copies v: the caller
 // may reuse it.
 func (b *Batch) AppendScore(order string, at time.Time, v []byte, ttl time.Duration) error {
+	if b.s.skip.Scores {
+		return nil
+	}
 	// Key and value share one allocation, which the batch keeps until it commits.
 	n := len(pScore) + len(order) + 1 + 8
 	buf := make([]byte, 0, n+len(v))

@@ -237,6 +237,9 @@ func (b *Batch) PutOrder(id string, rec []byte, ttl time.Duration) error {
 // AppendTimeline adds an event to an order's timeline, ordered by event time. A ttl
 // above zero lets it expire.
 func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw []byte, ttl time.Duration) error {
+	if b.s.skip.Timelines {
+		return nil
+	}
 	e := badger.NewEntry(timelineKey(order, at.UnixNano(), eventID), raw)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)

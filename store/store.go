@@ -23,6 +23,12 @@ type Options struct {
 	// acknowledging a message whose effect is not synced breaks the durability
 	// contract.
 	NoSync bool
+	// Scratch tunes Badger for a throwaway store with one writer, such as
+	// whatif's replays (scratchOptions); with NoSync. SkipScores and
+	// SkipTimelines leave out the orders' score history and timelines, for a
+	// scratch store whose reader never reads them (Skip).
+	Scratch                   bool
+	SkipScores, SkipTimelines bool
 	// MarkerTTL bounds how long delivery markers (stream sequences and event ids
 	// seen) are kept for duplicate detection. Zero means 14 days.
 	MarkerTTL time.Duration
@@ -53,6 +59,7 @@ type Store struct {
 	log       *slog.Logger
 	// checkSpace is Options.CheckSpace.
 	checkSpace func() error
+	skip       Skip // what the batches leave out
 }
 
 // Open opens (or creates) the store.
@@ -92,6 +99,9 @@ func Open(opts Options) (*Store, error) {
 	// 1,000,000-event benchmark (peak anonymous RSS 1,284 MiB with 4 MiB tables,
 	// 1,102 with 2). The cost: one open file per 2 MiB of tables.
 	bo.TableSizeMultiplier = 1
+	if opts.Scratch {
+		bo = scratchOptions(bo)
+	}
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}
@@ -99,7 +109,8 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
-	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger, checkSpace: opts.CheckSpace}, nil
+	return &Store{db: db, markerTTL: opts.MarkerTTL, log: opts.Logger, checkSpace: opts.CheckSpace,
+		skip: Skip{Scores: opts.SkipScores, Timelines: opts.SkipTimelines}}, nil
 }
 
 // Writable reports whether writes are taken: nil, or an error wrapping ErrNoSpace

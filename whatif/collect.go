@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +21,14 @@ type decisionFields struct {
 	At       time.Time `json:"at"`
 	Features struct {
 		MinutesToCutoff float64 `json:"minutes_to_cutoff"`
+		LogValue        float64 `json:"log_value"`
+		CustomerTier    float64 `json:"customer_tier"`
 	} `json:"features"`
+	// Cost is the decision's expected value, when its policy states costs:
+	// its order value is exact, log_value's is float32.
+	Cost *struct {
+		OrderValue float64 `json:"order_value"`
+	} `json:"cost"`
 	Scores struct {
 		Risk float64 `json:"cutoff_risk"`
 	} `json:"scores"`
@@ -98,7 +106,11 @@ func compareKeys(a, b *Record, n []string) int {
 }
 
 func record(d *decisionFields, names *Names) (Record, error) {
-	r := Record{Order: d.OrderID, At: d.At.UnixNano(), Episode: d.Episode, Lead: int32(d.Features.MinutesToCutoff), Risk: float32(d.Scores.Risk)}
+	r := Record{Order: d.OrderID, At: d.At.UnixNano(), Episode: d.Episode, Lead: int32(d.Features.MinutesToCutoff), Risk: float32(d.Scores.Risk),
+		Value: float32(math.Expm1(d.Features.LogValue)), Tier: tierRank(d.Features.CustomerTier)}
+	if d.Cost != nil {
+		r.Value = float32(d.Cost.OrderValue)
+	}
 	copy(r.Key[:], d.IdempotencyKey)
 	model := d.Model.Name
 	if d.Model.Version != "" {

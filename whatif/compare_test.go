@@ -91,7 +91,7 @@ func TestSummariseQuality(t *testing.T) {
 	}
 	recs[1].Status, _ = n.id("pending_approval")
 	outcomes := map[string]process.Label{"SO-1": {MissedCutoff: true}, "SO-2": {}, "SO-3": {MissedCutoff: true}, "SO-4": {MissedCutoff: true}}
-	scored := map[string]struct{}{"SO-1": {}, "SO-2": {}, "SO-3": {}, "SO-4": {}, "SO-5": {}}
+	scored := map[string]orderFacts{"SO-1": {}, "SO-2": {}, "SO-3": {}, "SO-4": {}, "SO-5": {}}
 	s := summarise(recs, n, w, outcomes, scored)
 	q := s.Quality
 	if q.ActedOrders != 2 || q.ActedKnown != 2 || q.ActedMissed != 1 || *q.Precision != 0.5 {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Record is one decision of a run, kept compact: about 64 bytes and its order
+// Record is one decision of a run, kept compact: 64 bytes and its order
 // id. The strings of a few distinct values (actions, rules, statuses, reasons,
 // targets, teams, models) are indices into the run's Names.
 type Record struct {
@@ -25,6 +25,8 @@ type Record struct {
 	Episode int32
 	Lead    int32   // minutes from the decision to the order's cutoff (the decision's minutes_to_cutoff)
 	Risk    float32 // cutoff_risk at the decision
+	Value   float32 // the order's value at the decision, for its miss cost
+	Tier    uint8   // the customer's tier: 1 + its index in features.CustomerTiers; 0: none known
 	Action  uint16
 	Rule    uint16
 	Status  uint16

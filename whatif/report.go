@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +49,13 @@ func (r *Report) Markdown(w io.Writer) error {
 		share(cs.Quality.Precision, cs.Quality.ActedMissed, cs.Quality.ActedKnown))
 	row("recall (missed orders acted on before the cutoff)", share(bs.Quality.Recall, bs.Quality.MissedActed, bs.Quality.MissedOrders),
 		share(cs.Quality.Recall, cs.Quality.MissedActed, cs.Quality.MissedOrders))
+	if bc, cc := bs.Cost, cs.Cost; bc != nil && cc != nil {
+		row("expected cost (actions + misses not averted; costs of the "+r.CostsFrom+")", money(bc.ExpectedCost), money(cc.ExpectedCost))
+		row("· action spend", money(bc.ActionSpend), money(cc.ActionSpend))
+		row("· misses not averted (missed orders' cost × share left by actions before the cutoff)", money(bc.MissCost), money(cc.MissCost))
+		row("misses averted (by the stated effects)", money(bc.Averted), money(cc.Averted))
+		row("expected saving at the decisions (risk × miss cost × effect)", money(bc.ExpectedSaving), money(cc.ExpectedSaving))
+	}
 
 	c := &r.Changes
 	fmt.Fprintf(&b, "\n**Changes** (keyed by order, action, rule and episode): %d added, %d removed, %d changed; %d unchanged",
@@ -85,6 +93,9 @@ func (r *Report) Markdown(w io.Writer) error {
 					outcome(s), s.Risk, signedMinutes(float64(s.LeadMinutes)), strings.Join(s.Reasons, ", "))
 			}
 		}
+	}
+	if r.Parity != nil {
+		r.Parity.markdown(&b)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -173,6 +184,23 @@ func signedMinutes(m float64) string {
 		return fmt.Sprintf("%s%dm", sign, mm)
 	}
 	return fmt.Sprintf("%s%dh %02dm", sign, h, mm)
+}
+
+// money writes an amount with two decimals and thousands separated.
+func money(v float64) string {
+	s := fmt.Sprintf("%.2f", math.Abs(v))
+	whole, frac := s[:len(s)-3], s[len(s)-3:]
+	var b strings.Builder
+	if v < 0 && s != "0.00" {
+		b.WriteByte('-')
+	}
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String() + frac
 }
 
 func share(v *float64, n, of int) string {

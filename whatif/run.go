@@ -47,6 +47,9 @@ type Options struct {
 	// a time.
 	Done   func(arm string, st process.ReplayStats, elapsed time.Duration)
 	Logger *slog.Logger // nil means discard
+	// Recorded, when set, is the decisions a live run recorded: the report's
+	// Parity compares the baseline's with them.
+	Recorded Recorded
 }
 
 // Report is a comparison's result: what Markdown prints and --json writes.
@@ -72,9 +75,16 @@ type Report struct {
 		Missed    int       `json:"missed"`
 		NoOutcome int       `json:"no_outcome_yet"`
 	} `json:"outcomes"`
+	// CostsFrom says whose costs: section priced both runs' Summary.Cost:
+	// "candidate", or "baseline" when the candidate's policy states none;
+	// empty, and no cost, when neither does.
+	CostsFrom string  `json:"costs_from,omitempty"`
 	Baseline  Summary `json:"baseline"`
 	Candidate Summary `json:"candidate"`
 	Changes   Changes `json:"changes"`
+	// Parity is the baseline against the decisions recorded live, with
+	// Options.Recorded; nil without.
+	Parity *Parity `json:"parity,omitempty"`
 }
 
 // arm is what one replay left.
@@ -83,7 +93,7 @@ type armResult struct {
 	recs   []Record
 	stats  process.ReplayStats
 	filter FilterStats
-	scored map[string]struct{}
+	scored map[string]orderFacts // the orders scored in the window, as last scored
 	// The baseline's: the orders' outcomes at the stream's end (the same in
 	// both runs: the events are).
 	outcomes map[string]process.Label
@@ -186,6 +196,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Candidate = summarise(cand.recs, names, w, outcomes, base.scored)
 	rep.Baseline.Policy, rep.Baseline.Models = policyName(opts.Baseline), opts.Baseline.Models
 	rep.Candidate.Policy, rep.Candidate.Models = policyName(opts.Candidate), opts.Candidate.Models
+	costs, from := opts.Candidate.Policy.Costs, "candidate"
+	if costs == nil {
+		costs, from = opts.Baseline.Policy.Costs, "baseline"
+	}
+	if costs != nil {
+		rep.CostsFrom = from
+		rep.Baseline.Cost = expectedCost(base.recs, names, w, outcomes, base.scored, costs)
+		rep.Candidate.Cost = expectedCost(cand.recs, names, w, outcomes, base.scored, costs)
+	}
 	rep.Changes = compare(base.recs, cand.recs, names, w, opts.List)
 	for i := range rep.Changes.List {
 		c := &rep.Changes.List[i]
@@ -195,6 +214,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := reasons(cand.st, c.Candidate); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Recorded != nil {
+		rec, other, err := collectRecorded(ctx, opts.Recorded, w, names, opts.MaxDecisions, opts.Baseline.Policy.Version)
+		if err != nil {
+			return nil, err
+		}
+		p := compareParity(rec, base.recs, other, names, w, opts.List)
+		for i := range p.List {
+			if err := reasons(base.st, p.List[i].Replayed); err != nil {
+				return nil, err
+			}
+		}
+		rep.Parity = &p
 	}
 	return rep, nil
 }
@@ -233,7 +265,10 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("whatif: scratch dir: %w", err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, NoSync: true})
+	// A scratch store of what the comparison reads back: the decisions, and
+	// in the baseline's the timelines the outcomes are derived from; no
+	// score history (store.Skip).
+	st, err := store.Open(store.Options{Dir: dir, NoSync: true, Scratch: true, SkipScores: true, SkipTimelines: !baseline})
 	if err != nil {
 		return nil, err
 	}
@@ -253,11 +288,11 @@ func replayArm(ctx context.Context, opts *Options, name string, arm Arm, names *
 		// The orders scored in the window: recall's denominator. Both runs
 		// score the same moments (policy and models change what is decided,
 		// not when orders are scored).
-		res.scored = map[string]struct{}{}
+		res.scored = map[string]orderFacts{}
 		w := opts.Window
 		ro.OnRow = func(r *process.Row) {
 			if !r.Moment.Before(w.From) && r.Moment.Before(w.To) {
-				res.scored[r.OrderID] = struct{}{}
+				res.scored[r.OrderID] = factsOf(&r.Vector)
 			}
 		}
 	}

@@ -29,6 +29,8 @@ type Summary struct {
 	// (lead time 0 or less): too late to keep it, so Quality leaves them out.
 	ActedLate int     `json:"acted_after_cutoff"`
 	Quality   Quality `json:"quality"`
+	// Cost is the run's expected cost, when a policy states costs (Report.CostsFrom).
+	Cost *CostSummary `json:"cost,omitempty"`
 }
 
 // TeamApprovals is the decisions a team is asked to approve.
@@ -77,7 +79,7 @@ func acted(status string) bool {
 
 // summarise sums up the records of a run in the window. outcomes are the
 // orders' outcomes, scored the orders scored in the window.
-func summarise(recs []Record, names *Names, w Window, outcomes map[string]process.Label, scored map[string]struct{}) Summary {
+func summarise(recs []Record, names *Names, w Window, outcomes map[string]process.Label, scored map[string]orderFacts) Summary {
 	n := names.all()
 	s := Summary{ScoredBy: map[string]int{}, ByStatus: map[string]int{}, ByAction: map[string]int{}, Suppressed: map[string]int{},
 		Approvals: []TeamApprovals{}}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,5 +117,49 @@ func TestValidateAnswersTheReport(t *testing.T) {
 	var rep models.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.Valid || rep.SweepRows == 0 || rep.FullBatch != models.ValidationRows || len(rep.Checks) == 0 {
 		t.Errorf("validate answered %s (%v), want the report of a valid bundle", out.String(), err)
+	}
+}
+
+// TestModelsCheckAModelsDir: `models check` of a models dir (what the trainer
+// writes: <name>/<version>/ inside) checks every bundle in it, says which would
+// serve, and fails naming the one that would not. It was read as one bundle
+// and refused with "open DIR/bundle.json: no such file or directory".
+func TestModelsCheckAModelsDir(t *testing.T) {
+	t.Setenv("ORDERWATCH_API_TOKEN", "")
+	dir := t.TempDir()
+	for _, name := range []string{"cutoff_risk", "exception_class"} {
+		copyDir(t, filepath.Join("..", "..", "models", "shipped", name, "1.0.0"), filepath.Join(dir, name, "1.0.0"))
+	}
+	var out bytes.Buffer
+	if err := modelsCmd([]string{"check", dir}, &out); err != nil {
+		t.Fatalf("models check of a models dir: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"cutoff_risk 1.0.0 in ", "exception_class 1.0.0 in ", "2 bundles: 2 would serve"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("models check %s printed:\n%s\nwant %q", dir, out.String(), want)
+		}
+	}
+	copyDir(t, filepath.Join("..", "..", "models", "testdata", "bad", "sweep_nan", "cutoff_risk", "1.1.0"), filepath.Join(dir, "cutoff_risk", "1.1.0"))
+	out.Reset()
+	err := modelsCmd([]string{"check", dir}, &out)
+	if !errors.Is(err, errCheckFailed) || !strings.Contains(err.Error(), filepath.Join("cutoff_risk", "1.1.0")) {
+		t.Errorf("models check with a NaN bundle: err %v, want errCheckFailed naming cutoff_risk/1.1.0", err)
+	}
+	if !strings.Contains(out.String(), "3 bundles: 2 would serve, 1 would not (cutoff_risk 1.1.0: sweep_non_finite)") {
+		t.Errorf("models check printed:\n%s", out.String())
+	}
+	out.Reset()
+	_ = modelsCmd([]string{"check", "--json", dir}, &out)
+	var reps []models.Report
+	if err := json.Unmarshal(out.Bytes(), &reps); err != nil || len(reps) != 3 {
+		t.Errorf("models check --json of a models dir: %v, %d reports, want 3:\n%s", err, len(reps), out.String())
+	}
+}
+
+// copyDir copies the directory from to to (which must not exist).
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,6 +32,10 @@ const (
 	whatifFailOn = 3 // a change of a --fail-on kind
 )
 
+// failOnParity is the --fail-on kind of a baseline that does not match the
+// recorded run.
+const failOnParity = "parity"
+
 // modelsNone is the --models value that scores with the rules fallback.
 const modelsNone = "none"
 
@@ -46,6 +50,7 @@ type whatifConfig struct {
 	JSON                             string
 	FailOn                           []string
 	List, MaxDecisions, BatchSize    int
+	Recorded                         string // the URL of the instance whose decisions parity compares
 }
 
 // days is a duration flag that also takes a number of days (7d).
@@ -95,7 +100,11 @@ func whatifMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var hit []string
 	for _, kind := range c.FailOn {
-		if n := rep.Changes.Count(kind); n > 0 {
+		n := rep.Changes.Count(kind)
+		if kind == failOnParity && rep.Parity != nil {
+			n = rep.Parity.Mismatched()
+		}
+		if n > 0 {
 			hit = append(hit, fmt.Sprintf("%d %s", n, kind))
 		}
 	}
@@ -126,6 +135,7 @@ func parseWhatifFlags(args []string, stderr io.Writer) (whatifConfig, error) {
 	fs.StringVar(&failOn, "fail-on", "", "exit 3 when a change of these `kinds` occurred: added,removed,changed (for a CI gate)")
 	fs.IntVar(&c.List, "list", 20, "list the first `n` changes of each kind")
 	fs.IntVar(&c.MaxDecisions, "max-decisions", 1_000_000, "fail when a run decides more than `n` times (memory: about 80 bytes a decision per run)")
+	fs.StringVar(&c.Recorded, "recorded", "", "compare the baseline with the decisions this running orderwatch recorded (its API `URL`; ORDERWATCH_API_TOKEN when it asks for one)")
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "lines per commit of each replay (decisions do not depend on it)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -152,12 +162,18 @@ func parseWhatifFlags(args []string, stderr io.Writer) (whatifConfig, error) {
 	if err := c.NATS.check(); err != nil {
 		return c, err
 	}
+	if err := checkRecorded(c.Recorded); err != nil {
+		return c, err
+	}
 	for _, k := range strings.Split(failOn, ",") {
 		if k = strings.TrimSpace(k); k == "" {
 			continue
 		}
-		if !slices.Contains(whatif.Kinds, k) {
-			return c, fmt.Errorf("--fail-on %q: want a list of %s", k, strings.Join(whatif.Kinds, ","))
+		if k == failOnParity && c.Recorded == "" {
+			return c, errors.New("--fail-on parity needs --recorded URL")
+		}
+		if !slices.Contains(whatif.Kinds, k) && k != failOnParity {
+			return c, fmt.Errorf("--fail-on %q: want a list of %s,%s", k, strings.Join(whatif.Kinds, ","), failOnParity)
 		}
 		c.FailOn = append(c.FailOn, k)
 	}
@@ -244,7 +260,7 @@ func runWhatif(ctx context.Context, c whatifConfig, stdout, stderr io.Writer) (*
 	}
 	win.Start = win.From.Add(-time.Duration(c.Warmup))
 
-	rep, err := whatif.Run(ctx, whatif.Options{
+	opts := whatif.Options{
 		Baseline: base, Candidate: cand, Window: win, Scratch: scratch,
 		Open:         func() (io.ReadCloser, error) { return os.Open(path) },
 		MaxDecisions: c.MaxDecisions, List: c.List, BatchSize: c.BatchSize,
@@ -253,7 +269,11 @@ func runWhatif(ctx context.Context, c whatifConfig, stdout, stderr io.Writer) (*
 				arm, st.Lines, st.Applied, st.Duplicates, st.DeadLettered, st.Rows, took.Seconds())
 		},
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	if c.Recorded != "" {
+		opts.Recorded = recordedFromAPI(c.Recorded, os.Getenv)
+	}
+	rep, err := whatif.Run(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

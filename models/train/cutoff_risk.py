@@ -1,20 +1,14 @@
 """cutoff_risk: the probability that an open order misses its ship cutoff.
 
 The model is scikit-learn's HistGradientBoostingClassifier on the 34 features of
-feature spec 2, with one engineered input, exported by hand with onnx.helper as
+feature spec 2, exported by hand with onnx.helper as
 
-    features float32 [N,34] -> usable minutes (below) in place of minutes_to_cutoff
-    -> ai.onnx.ml TreeEnsembleRegressor (the boosted trees, summed, plus the
-    baseline log-odds) -> logit [N,1] -> Sigmoid -> risk float32 [N,1]
+    features float32 [N,34] -> ai.onnx.ml TreeEnsembleRegressor (the boosted trees,
+    summed, plus the baseline log-odds) -> logit [N,1] -> Sigmoid -> risk float32 [N,1]
 
-Usable minutes: a warehouse that reports an outage does not pick, so an order that
-still has to be picked (milestone_rank < 4) there gets no work done however long
-its cutoff is away. The model sees such an order as if a day (1440 minutes) of its
-time were gone: minutes_to_cutoff - 1440, clamped at -1440 like the feature. This
-is an assumption written into the model, not learnt: the training scenarios hold
-almost no outages (the normal scenario's short ones are rare and hit no order still
-to be picked), so the trees alone cannot know what an outage does. Everywhere else
-the input is minutes_to_cutoff unchanged.
+Nothing is written into the graph but what training produced: the training runs
+include warehouse outages (train.py), so what an outage does to an order still to
+be picked is learnt from them like everything else.
 
 Trees compare x <= threshold. The thresholds of scikit-learn are float64 midpoints
 between feature values; ONNX Runtime compares float32 inputs with float32
@@ -31,7 +25,7 @@ feature at a time, with them).
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from bundle import IR_VERSION, ML_OPSET, OPSET
@@ -43,6 +37,7 @@ MONOTONE = {
     "minutes_to_cutoff": -1,
     "milestone_rank": -1,
     "customer_tier": -1,  # higher tiers are picked first
+    "expedited": -1,  # pickers take next-day orders first
     "allocation_changes": 1,
     "on_credit_hold": 1,
     "hold_minutes": 1,
@@ -61,45 +56,18 @@ MONOTONE = {
 PARAMS = dict(learning_rate=0.08, max_iter=150, max_leaf_nodes=31, min_samples_leaf=80,
               l2_regularization=1.0, max_bins=255)
 
-# Feature indices the engineered input reads (features/spec.go).
-MINUTES, RANK, OUTAGE = 0, 2, 25
-PICKED = 4  # milestone_rank of picked
-OUTAGE_MINUTES = 1440  # what an outage takes from an order still to be picked
-MIN_MINUTES = -1440  # the feature's clamp
-
-
-def stalled(x):
-    """Rows of orders still to be picked at a warehouse that reports an outage."""
-    return (x[:, RANK] < np.float32(PICKED)) & (x[:, OUTAGE] > np.float32(0))
-
-
-def usable(x):
-    """The trees' input: x with minutes_to_cutoff replaced by the usable minutes,
-    in float32 with the graph's operations (see the module comment)."""
-    x = np.array(x, dtype=np.float32)
-    cut = np.maximum(x[:, MINUTES] - np.float32(OUTAGE_MINUTES), np.float32(MIN_MINUTES))
-    x[:, MINUTES] = np.where(stalled(x), cut, x[:, MINUTES])
-    return x
-
-
-def fit(x, y, names, weight=None, seed=0, params=None, assume_outage=True):
-    """Fit the classifier on float32 feature rows x and labels y; without
-    assume_outage, on the raw features (to measure what the assumption does)."""
-    assert names[MINUTES] == "minutes_to_cutoff" and names[RANK] == "milestone_rank" \
-        and names[OUTAGE] == "warehouse_outage"
+def fit(x, y, names, weight=None, seed=0, params=None):
+    """Fit the classifier on float32 feature rows x and labels y."""
     p = dict(PARAMS, **(params or {}))
     clf = HistGradientBoostingClassifier(
         loss="log_loss", early_stopping=False, random_state=seed,
         monotonic_cst=[MONOTONE.get(n, 0) for n in names], **p)
-    clf.fit((usable(x) if assume_outage else np.asarray(x)).astype(np.float64), y, sample_weight=weight)
+    clf.fit(np.asarray(x, dtype=np.float64), y, sample_weight=weight)
     return clf
 
 
-def predict(clf, x, assume_outage=True):
-    """scikit-learn's probabilities for feature rows x (for checking score); without
-    assume_outage, of the trees on the raw features."""
-    if assume_outage:
-        x = usable(x)
+def predict(clf, x):
+    """scikit-learn's probabilities for feature rows x (for checking score)."""
     return clf.predict_proba(np.asarray(x, dtype=np.float64))[:, 1]
 
 
@@ -145,26 +113,8 @@ def graph(clf, nfeatures):
                 a["false"].append(int(nd["right"]))
                 a["missing"].append(int(nd["missing_go_to_left"]))
     base = float(np.float32(clf._baseline_prediction.ravel()[0]))
-    c = lambda name, v, dt=np.float32: numpy_helper.from_array(np.array(v, dtype=dt), name)  # noqa: E731
-    inits = [c("minutes_col", [MINUTES], np.int64), c("rank_col", [RANK], np.int64),
-             c("outage_col", [OUTAGE], np.int64), c("rest_cols", list(range(1, nfeatures)), np.int64),
-             c("picked", PICKED), c("zero", 0), c("outage_minutes", OUTAGE_MINUTES),
-             c("min_minutes", MIN_MINUTES)]
-    prep = [
-        helper.make_node("Gather", ["features", "minutes_col"], ["minutes"], axis=1, name="minutes"),
-        helper.make_node("Gather", ["features", "rank_col"], ["rank"], axis=1, name="rank"),
-        helper.make_node("Gather", ["features", "outage_col"], ["outage"], axis=1, name="outage"),
-        helper.make_node("Gather", ["features", "rest_cols"], ["rest"], axis=1, name="rest"),
-        helper.make_node("Less", ["rank", "picked"], ["to_pick"], name="to_pick"),
-        helper.make_node("Greater", ["outage", "zero"], ["down"], name="down"),
-        helper.make_node("And", ["to_pick", "down"], ["stalled"], name="stalled"),
-        helper.make_node("Sub", ["minutes", "outage_minutes"], ["minus_day"], name="minus_day"),
-        helper.make_node("Max", ["minus_day", "min_minutes"], ["cut"], name="clamp"),
-        helper.make_node("Where", ["stalled", "cut", "minutes"], ["usable"], name="usable"),
-        helper.make_node("Concat", ["usable", "rest"], ["tree_input"], axis=1, name="tree_input"),
-    ]
     trees = helper.make_node(
-        "TreeEnsembleRegressor", ["tree_input"], ["logit"], domain="ai.onnx.ml", name="trees",
+        "TreeEnsembleRegressor", ["features"], ["logit"], domain="ai.onnx.ml", name="trees",
         n_targets=1, aggregate_function="SUM", post_transform="NONE", base_values=[base],
         nodes_treeids=a["treeids"], nodes_nodeids=a["nodeids"], nodes_featureids=a["featureids"],
         nodes_values=a["values"], nodes_modes=a["modes"], nodes_truenodeids=a["true"],
@@ -173,9 +123,9 @@ def graph(clf, nfeatures):
         target_weights=t_weight)
     sig = helper.make_node("Sigmoid", ["logit"], ["risk"], name="probability")
     g = helper.make_graph(
-        prep + [trees, sig], "cutoff_risk",
+        [trees, sig], "cutoff_risk",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", nfeatures])],
-        [helper.make_tensor_value_info("risk", TensorProto.FLOAT, ["N", 1])], inits)
+        [helper.make_tensor_value_info("risk", TensorProto.FLOAT, ["N", 1])])
     model = helper.make_model(
         g, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
         producer_name="orderwatch-train", producer_version="1",
@@ -189,7 +139,7 @@ def graph(clf, nfeatures):
 def score(clf, x):
     """The ONNX graph's arithmetic in float32: per row, the float32 leaf values summed
     tree by tree, the base added, then the sigmoid. Returns [N,1] float32."""
-    x = usable(x)
+    x = np.asarray(x, dtype=np.float32)
     z = np.zeros(len(x), dtype=np.float32)
     rows = np.arange(len(x))
     for tree in _trees(clf):

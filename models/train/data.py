@@ -86,7 +86,8 @@ class Rows:
     x float32 [n,34] features; risk float32 [n] (the rules fallback's score);
     tokens int64 [n,64]; missed int8 [n]; cls int64 [n] (index into
     exception_classes()); order int64 [n] (an order index unique across the
-    loaded runs); minutes float32 [n] = x[:, minutes_to_cutoff]; run int [n].
+    loaded runs); moment int64 [n] (the row's moment, ns since the Unix epoch,
+    UTC); minutes float32 [n] = x[:, minutes_to_cutoff]; run int [n].
     """
 
     def __init__(self, parts):
@@ -95,6 +96,7 @@ class Rows:
         self.tokens = np.concatenate([p["tokens"] for p in parts])
         self.missed = np.concatenate([p["missed"] for p in parts])
         self.cls = np.concatenate([p["cls"] for p in parts])
+        self.moment = np.concatenate([p["moment"] for p in parts])
         offsets = np.cumsum([0] + [p["norders"] for p in parts])
         self.order = np.concatenate([p["order"] + off for p, off in zip(parts, offsets)])
         self.run = np.concatenate([np.full(len(p["x"]), i) for i, p in enumerate(parts)])
@@ -106,7 +108,7 @@ class Rows:
 
     def subset(self, mask):
         r = object.__new__(Rows)
-        for k in ("x", "risk", "tokens", "missed", "cls", "order", "run", "minutes"):
+        for k in ("x", "risk", "tokens", "missed", "cls", "order", "moment", "run", "minutes"):
             setattr(r, k, getattr(self, k)[mask])
         r.norders = self.norders
         return r
@@ -116,7 +118,7 @@ def read_rows(path):
     """Read one exported rows file; rows without a label are dropped."""
     names = feature_names()
     classes = {c: i for i, c in enumerate(exception_classes())}
-    feats, risk, toks, missed, cls, order = [], [], [], [], [], []
+    feats, risk, toks, missed, cls, order, moment = [], [], [], [], [], [], []
     ids = {}
     with open(path, newline="") as fh:
         rd = csv.reader(fh)
@@ -129,7 +131,11 @@ def read_rows(path):
         for rec in rd:
             if rec[-3] == "":
                 continue
+            if rec[-1] not in classes:
+                raise SystemExit(f"{path}: order {rec[0]}: exception_class {rec[-1]!r} is not one of "
+                                 f"{', '.join(classes)}")
             feats.append(rec[f0:f1])
+            moment.append(rec[1])
             risk.append(rec[f1])
             toks.append(rec[f1 + 1])
             missed.append(rec[-3] == "1")
@@ -144,7 +150,16 @@ def read_rows(path):
         t[i, :len(v)] = np.array(v, dtype=np.int64)
     return {"x": x, "risk": np.array(risk, dtype=np.float32), "tokens": t,
             "missed": np.array(missed, dtype=np.int8), "cls": np.array(cls, dtype=np.int64),
-            "order": np.array(order, dtype=np.int64), "norders": len(ids)}
+            "order": np.array(order, dtype=np.int64), "moment": _moments(path, moment),
+            "norders": len(ids)}
+
+
+def _moments(path, moments):
+    """RFC 3339 moments in UTC (as replay --export writes them, with Z) to int64 ns."""
+    if any(not m.endswith("Z") for m in moments):
+        raise SystemExit(f"{path}: a moment is not RFC 3339 in UTC (…Z): write the file with "
+                         f"orderwatch replay --export")
+    return np.array([m[:-1] for m in moments], dtype="datetime64[ns]").astype(np.int64)
 
 
 def load(paths):

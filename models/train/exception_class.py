@@ -48,18 +48,34 @@ def token_counts(tokens, vocab):
     return m
 
 
-class Model:
-    """A fitted scaler and logistic regression, with the weights of the graph."""
+# The bias of a class that training never saw (a history without invoicing
+# failures, say): its probability stays below 1e-12 of the others'.
+ABSENT_BIAS = -30.0
 
-    def __init__(self, scaler, clf, vocab, nfeatures):
+
+class Model:
+    """A fitted scaler and logistic regression, with the weights of the graph, one
+    column per class of the taxonomy (zero weights and ABSENT_BIAS for a class the
+    training rows lack)."""
+
+    def __init__(self, scaler, clf, vocab, nfeatures, nclasses):
         self.mean = scaler.mean_.astype(np.float32)
         self.scale = scaler.scale_.astype(np.float32)
-        coef = clf.coef_.T  # [34 + vocab, classes]
-        self.w = coef[:nfeatures].astype(np.float32)
-        self.emb = coef[nfeatures:].astype(np.float32)
+        present = [int(c) for c in clf.classes_]
+        coef, intercept = clf.coef_.T, clf.intercept_  # [34 + vocab, k], [k]
+        if len(present) == 2:  # binary: one logit for the second class, the first at 0
+            coef = np.hstack([np.zeros_like(coef), coef])
+            intercept = np.concatenate([[0.0], intercept])
+        full = np.zeros((coef.shape[0], nclasses))
+        full[:, present] = coef
+        bias = np.full(nclasses, ABSENT_BIAS)
+        bias[present] = intercept
+        self.w = full[:nfeatures].astype(np.float32)
+        self.emb = full[nfeatures:].astype(np.float32)
         self.emb[0] = 0  # [PAD] contributes nothing
-        self.b = clf.intercept_.astype(np.float32)
-        self.classes = clf.classes_
+        self.b = bias.astype(np.float32)
+        self.classes = list(range(nclasses))
+        self.absent = [c for c in range(nclasses) if c not in present]
 
 
 def fit(x, tokens, y, nclasses, seed=0, params=None):
@@ -72,8 +88,7 @@ def fit(x, tokens, y, nclasses, seed=0, params=None):
     clf.fit(design, y)
     if clf.n_iter_[0] >= clf.max_iter:
         raise SystemExit("exception_class: the logistic regression did not converge")
-    assert list(clf.classes_) == list(range(nclasses)), "every class must occur in training"
-    return Model(scaler, clf, vocab, x.shape[1])
+    return Model(scaler, clf, vocab, x.shape[1], nclasses)
 
 
 def graph(m, nfeatures, nclasses):
