@@ -48,7 +48,31 @@ type Exception struct {
 	Warehouse string `json:"warehouse,omitempty"`
 	Carrier   string `json:"carrier,omitempty"`
 	Customer  string `json:"customer_id,omitempty"`
+	// Kind says what opened it: KindDeadline (a deadline passed), KindEvent
+	// (an event shows one, e.g. a credit hold) or KindDataQuality (events of
+	// two systems disagree, e.g. invoiced before shipped). Empty means
+	// KindDeadline (records written before kinds existed).
+	Kind string `json:"kind,omitempty"`
+	// OpenEvent is the id of the event that opened it (KindEvent,
+	// KindDataQuality); Source and Code that event's source system and code
+	// (integration.error's system and code, carrier.status's code).
+	OpenEvent string `json:"open_event,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Code      string `json:"code,omitempty"`
+	// Cause is the key of the cause it may share with exceptions of other
+	// orders, "<kind>/<part>/...", e.g. "integration/edi/MAP-UOM/C-0042",
+	// "carrier/ODFL/DAL", "warehouse/DAL"; empty: none. Incident is the id of
+	// the incident it was grouped into, if any.
+	Cause    string `json:"cause,omitempty"`
+	Incident string `json:"incident,omitempty"`
 }
+
+// What opened an exception (Exception.Kind).
+const (
+	KindDeadline    = "deadline"
+	KindEvent       = "event"
+	KindDataQuality = "data_quality"
+)
 
 // exChange is an exception opened or closed by a batch, applied to the
 // exceptionBook after its commit.
