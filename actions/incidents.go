@@ -137,7 +137,7 @@ func IncidentKey(incident string) string { return hashKey("incident", incident, 
 // policy has one), keyed by the incident so that it is sent once. It does not
 // wait for approval, nor count in the cooldowns and rate limits of orders.
 // The caller calls it once per incident.
-func (p *Policy) NotifyIncident(b *store.Batch, n *IncidentNotice, since time.Time) (Decision, error) {
+func (p *Policy) NotifyIncident(b *store.Batch, n *IncidentNotice) (Decision, error) {
 	cfg := p.Incidents.Notify
 	if cfg == nil {
 		return Decision{}, fmt.Errorf("actions: notify incident %s: the policy has no incidents.notify", n.Incident)

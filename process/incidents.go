@@ -295,15 +295,11 @@ func (p *Processor) writeIncidents(batch *store.Batch) error {
 // this instance owns.
 func (p *Processor) notifyIncident(batch *store.Batch, pol *actions.Policy, inc *Incident) error {
 	order := inc.Orders[len(inc.Orders)-1]
-	since := inc.LastSeen
-	if !p.opts.EventTime {
-		since = later(since, p.opts.Clock())
-	}
 	d, err := pol.NotifyIncident(batch, &actions.IncidentNotice{
 		Incident: inc.ID, Cause: inc.Cause, Kind: inc.Kind, Owner: inc.Owner, Class: inc.Class,
 		Orders: inc.Orders, OrderCount: inc.OrderCount, FirstSeen: inc.FirstSeen, LastSeen: inc.LastSeen,
 		Order: order, At: inc.LastSeen,
-	}, since)
+	})
 	if err != nil {
 		return err
 	}
