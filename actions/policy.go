@@ -482,8 +482,8 @@ func (p *Policy) validate() error {
 		errs = append(errs, r.When.compile(at+".when")...)
 	}
 	errs = append(errs, p.validateExceptions()...)
-	errs = append(errs, p.Incidents.validate()...)
 	errs = append(errs, p.Costs.validate(p.Rules)...)
+	errs = append(errs, p.Incidents.validate()...)
 	return errors.Join(errs...)
 }
 
