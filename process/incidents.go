@@ -232,7 +232,9 @@ func (p *Processor) joinIncident(batch *store.Batch, x *Exception) error {
 	return nil
 }
 
-// leaveIncident: see joinIncident.
+// leaveIncident: see joinIncident. It writes nothing itself (batch may be
+// nil, e.g. for an exception dropped with its partition): the incident is
+// written by the Submit of the batch being staged, or of the next one.
 func (p *Processor) leaveIncident(batch *store.Batch, x *Exception) error {
 	if x.Incident == "" {
 		return nil

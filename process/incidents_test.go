@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -410,5 +411,40 @@ func TestIncidentNotifyShadow(t *testing.T) {
 	}
 	if inc := r.incidents()[0]; inc.Notification == "" {
 		t.Fatal("shadow notification not recorded")
+	}
+}
+
+// BenchmarkIncidentJoin: an exception joining the open incident of its
+// cause, in memory (the write is once per incident and batch): its order is
+// looked up in the incident's list, full at 1000 orders.
+func BenchmarkIncidentJoin(b *testing.B) {
+	pol, err := actions.ParsePolicy(fmt.Appendf(nil, incidentPolicy, ""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	p, err := New(Options{Store: st, Policy: actions.NewLive(pol), EventTime: true,
+		DeadLetter: func(context.Context, *Message, string, string) error { return errors.New("unexpected dead letter") }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const cause = "carrier/ODFL/DAL"
+	xs := make([]*Exception, 2*MaxIncidentOrders)
+	for i := range xs {
+		xs[i] = exOf(fmt.Sprintf("SO-%d", i), cause, time.Duration(i)*time.Second)
+	}
+	batch := st.NewBatch()
+	defer batch.Discard()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		x := xs[i%len(xs)]
+		x.Incident = ""
+		if err := p.joinIncident(batch, x); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
