@@ -70,6 +70,10 @@ type Incident struct {
 	// Notification is the id of the decision of its notification
 	// (incidents.notify), once it affects notify.min_orders orders.
 	Notification string `json:"notification,omitempty"`
+
+	// open are its open exceptions (id -> order), in memory only: read from
+	// the exception records at load, so OpenExceptions is their count.
+	open map[string]string
 }
 
 // incidentID is the id of the incident of cause that starts at first: its
@@ -213,6 +217,10 @@ func (p *Processor) joinIncident(batch *store.Batch, x *Exception) error {
 		inc.Reopened++
 		in.open++
 	}
+	if _, ok := inc.open[x.ID]; ok {
+		x.Incident = inc.ID
+		return nil
+	}
 	if !slices.Contains(inc.Orders, x.Order) {
 		if len(inc.Orders) < MaxIncidentOrders {
 			inc.Orders = append(inc.Orders, x.Order)
@@ -220,7 +228,11 @@ func (p *Processor) joinIncident(batch *store.Batch, x *Exception) error {
 		inc.OrderCount++
 	}
 	inc.Exceptions++
-	inc.OpenExceptions++
+	if inc.open == nil {
+		inc.open = map[string]string{}
+	}
+	inc.open[x.ID] = x.Order
+	inc.OpenExceptions = len(inc.open)
 	if at.Before(inc.FirstSeen) {
 		inc.FirstSeen = at
 	}
@@ -241,19 +253,53 @@ func (p *Processor) leaveIncident(batch *store.Batch, x *Exception) error {
 	}
 	in := p.incidents
 	inc := in.byID[x.Incident]
-	if inc == nil || inc.State != IncidentOpen || inc.OpenExceptions <= 0 {
+	if inc == nil || inc.State != IncidentOpen {
 		in.ungrouped[[2]string{kindLabel(causeKind(x.Cause)), ungroupedUnknown}]++
 		return nil
 	}
-	if inc.OpenExceptions--; inc.OpenExceptions == 0 {
-		inc.State, inc.ClosedAt = IncidentClosed, x.ClosedAt
-		if inc.ClosedAt.IsZero() {
+	if _, ok := inc.open[x.ID]; !ok {
+		in.ungrouped[[2]string{kindLabel(causeKind(x.Cause)), ungroupedUnknown}]++
+		return nil
+	}
+	delete(inc.open, x.ID)
+	in.settle(inc, x.ClosedAt)
+	return nil
+}
+
+// settle counts an open incident's open exceptions after some left, and
+// closes it at closed (its last_seen when zero) once none is.
+func (in *incidents) settle(inc *Incident, closed time.Time) {
+	inc.OpenExceptions = len(inc.open)
+	if inc.OpenExceptions == 0 {
+		inc.State, inc.ClosedAt = IncidentClosed, closed
+		if inc.ClosedAt.IsZero() || inc.ClosedAt.Before(inc.LastSeen) {
 			inc.ClosedAt = inc.LastSeen
 		}
 		in.open--
 	}
 	in.markDirty(inc)
-	return nil
+}
+
+// dropIncidents lets the open exceptions of orders (a partition another
+// instance owns now; store.DropPartition deletes their records) leave their
+// incidents: an incident left without one closes. The incidents are written
+// by the next batch; a restart before it finds the same from the exception
+// records (loadIncidents). Call it from DropPartition, between batches.
+func (p *Processor) dropIncidents(orders map[string]bool) {
+	for _, inc := range p.incidents.byID {
+		if inc.State != IncidentOpen {
+			continue
+		}
+		n := len(inc.open)
+		for id, order := range inc.open {
+			if orders[order] {
+				delete(inc.open, id)
+			}
+		}
+		if len(inc.open) != n {
+			p.incidents.settle(inc, time.Time{})
+		}
+	}
 }
 
 // writeIncidents writes the incidents the staged batch changed into it, with
@@ -335,6 +381,41 @@ func (p *Processor) loadIncidents() error {
 	if unreadable > 0 {
 		p.m.unreadable.WithLabelValues(kindIncident).Add(float64(unreadable))
 		p.log.Warn("stored incidents that do not decode, left out", "records", unreadable, "err", firstErr)
+	}
+	// The open exceptions of each open incident, from the exception records
+	// (written in the commits that joined them). An incident whose count
+	// differs (its orders' partition was dropped) is set right, and written
+	// by the next batch.
+	_, _, err = p.opts.Store.ExceptionsPage("", 0, func(v []byte) bool {
+		var x struct {
+			ID       string `json:"id"`
+			Order    string `json:"order_id"`
+			Open     bool   `json:"open"`
+			Incident string `json:"incident"`
+		}
+		if json.Unmarshal(v, &x) != nil || !x.Open || x.Incident == "" {
+			return false // an exception record that does not decode is the deadlines' to count
+		}
+		if inc := in.byID[x.Incident]; inc != nil && inc.State == IncidentOpen {
+			if inc.open == nil {
+				inc.open = map[string]string{}
+			}
+			inc.open[x.ID] = x.Order
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("process: load incidents: %w", err)
+	}
+	var settled int
+	for _, inc := range in.byID {
+		if inc.State == IncidentOpen && len(inc.open) != inc.OpenExceptions {
+			in.settle(inc, time.Time{})
+			settled++
+		}
+	}
+	if settled > 0 {
+		p.log.Info("incidents whose open exceptions are no longer here set right", "incidents", settled)
 	}
 	in.prune(p.opts.Policy.Policy().Incidents.MaxOpen)
 	p.incidents = in

@@ -77,12 +77,16 @@ func (r *deadlineRun) commit(fn func(b *store.Batch) error) error {
 	return err
 }
 
-// join joins each exception, in one batch.
+// join opens each exception as the contract says (joinIncident, then
+// putException), in one batch.
 func (r *deadlineRun) join(xs ...*Exception) {
 	r.t.Helper()
 	err := r.commit(func(b *store.Batch) error {
 		for _, x := range xs {
 			if err := r.p.joinIncident(b, x); err != nil {
+				return err
+			}
+			if err := r.p.putException(b, x, 0); err != nil {
 				return err
 			}
 		}
@@ -93,12 +97,15 @@ func (r *deadlineRun) join(xs ...*Exception) {
 	}
 }
 
-// leave closes each exception's membership, in one batch.
+// leave writes each exception closed after leaveIncident, in one batch.
 func (r *deadlineRun) leave(xs ...*Exception) {
 	r.t.Helper()
 	err := r.commit(func(b *store.Batch) error {
 		for _, x := range xs {
 			if err := r.p.leaveIncident(b, x); err != nil {
+				return err
+			}
+			if err := r.p.putException(b, x, time.Hour); err != nil {
 				return err
 			}
 		}
@@ -446,5 +453,56 @@ func BenchmarkIncidentJoin(b *testing.B) {
 		if err := p.joinIncident(batch, x); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIncidentPartitionDropped: the open exceptions of orders whose
+// partition left this instance leave their incidents, at once with
+// dropIncidents (DropPartition) and, after a restart, from the exception
+// records that store.DropPartition deleted; an incident left without any
+// closes, and the next batch writes it.
+func TestIncidentPartitionDropped(t *testing.T) {
+	const a, b = "warehouse/DAL", "carrier/ODFL/DAL"
+	r := newIncidentRun(t, "")
+	r.join(exOf("SO-1", a, 0), exOf("SO-2", a, time.Minute), exOf("SO-3", b, 0), exOf("SO-4", b, 0))
+
+	// drop is what DropPartition does: the store forgets the orders' records,
+	// the incidents their exceptions.
+	drop := func(orders ...string) {
+		t.Helper()
+		set := map[string]bool{}
+		for _, o := range orders {
+			set[o] = true
+		}
+		if err := r.st.DropPartition(0, set, false); err != nil {
+			t.Fatal(err)
+		}
+		r.p.dropIncidents(set)
+	}
+	// At once: SO-1 and SO-3 go.
+	drop("SO-1", "SO-3")
+	r.join() // the next batch
+	got := r.incidents()
+	if got[0].OpenExceptions != 1 || got[0].State != IncidentOpen || got[1].OpenExceptions != 1 || got[1].State != IncidentOpen {
+		t.Fatalf("after dropping SO-1 and SO-3: %+v, want both open with one exception", got)
+	}
+	drop("SO-2")
+	r.join()
+	if got := r.incidents(); got[0].State != IncidentClosed || got[0].OpenExceptions != 0 || !got[0].ClosedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after dropping SO-2: %+v, want %s closed at its last_seen", got[0], a)
+	}
+
+	// After a restart: the store dropped SO-4's records, the incident had not
+	// been told.
+	if err := r.st.DropPartition(0, map[string]bool{"SO-4": true}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.p = r.processor(r.p.opts.Policy)
+	if n := testutil.ToFloat64(r.p.incMetrics.open.WithLabelValues("carrier")); n != 0 {
+		t.Fatalf("orderwatch_open_incidents{kind=carrier} after the restart = %v, want 0", n)
+	}
+	r.join()
+	if got := r.incidents(); got[1].State != IncidentClosed || got[1].OpenExceptions != 0 {
+		t.Fatalf("after the restart: %+v, want %s closed", got[1], b)
 	}
 }
