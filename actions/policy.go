@@ -83,6 +83,8 @@ type Policy struct {
 	// Costs, when set, prices misses and actions: every decision records its
 	// expected value, and cost-aware rules act only when it pays (cost.go).
 	Costs *Costs `yaml:"costs" json:"costs,omitempty"`
+	// Incidents groups exceptions of one cause (incidents.go).
+	Incidents IncidentPolicy `yaml:"incidents" json:"incidents"`
 
 	kill  *KillSwitch
 	rates *RateShare
@@ -481,6 +483,7 @@ func (p *Policy) validate() error {
 	}
 	errs = append(errs, p.validateExceptions()...)
 	errs = append(errs, p.Costs.validate(p.Rules)...)
+	errs = append(errs, p.Incidents.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -111,6 +111,8 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/decisions/{id}", s.orPeers(s.decisionShow))
 	mux.HandleFunc("GET /api/v1/targets", s.targets)
 	mux.HandleFunc("GET /api/v1/exceptions", s.exceptionsList)
+	mux.HandleFunc("GET /api/v1/incidents", s.incidentsList)
+	mux.HandleFunc("GET /api/v1/incidents/{id}", s.incidentShow)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	if g := o.Governor; g != nil {
 		// Approvers answer for their teams: the team check is the answering

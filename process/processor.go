@@ -84,6 +84,11 @@ type Processor struct {
 	watches   *watches       // the deadline watches (deadlines.go)
 	book      *exceptionBook // the open exceptions as committed, for the metrics
 	watermark time.Time
+
+	// incidents are the incidents a batch may change (incidents.go),
+	// incMetrics their metrics as committed.
+	incidents  *incidents
+	incMetrics *incidentMetrics
 	// caught is the catch-up (Options.CatchUpBefore) as staged, caughtCommitted
 	// as committed (what a failed batch goes back to).
 	caught, caughtCommitted catchUp
@@ -156,6 +161,8 @@ type batchState struct {
 	// exChanges are the exceptions the batch opened, reminded or closed, for
 	// the exception book after the commit.
 	exChanges []exChange
+	// incStats is what the batch changed in the incident metrics.
+	incStats incidentStats
 }
 
 // Result summarises a processed batch.
@@ -208,6 +215,9 @@ func New(opts Options) (*Processor, error) {
 	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}, heldMemory: map[string]actions.Memory{}, govNonce: uint64(time.Now().UnixNano())}
 	if p.book, err = newExceptionBook(opts.Registerer, opts.Clock, opts.EventTime); err != nil {
 		return nil, fmt.Errorf("process: register exception metrics: %w", err)
+	}
+	if p.incMetrics, err = newIncidentMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("process: register incident metrics: %w", err)
 	}
 	p.counters = make([]partCounters, opts.Partitions)
 	for i := range p.counters {
@@ -322,6 +332,9 @@ func (p *Processor) load(first bool) error {
 		}
 	}
 	if err := p.loadWatches(); err != nil {
+		return err
+	}
+	if err := p.loadIncidents(); err != nil {
 		return err
 	}
 	p.ctx, p.dues = ctx, idx
@@ -457,6 +470,10 @@ func (p *Processor) Submit(s *Staged) (*Flight, error) {
 		return fail(err)
 	}
 	p.queued = queued
+	// After decide, which sets p.queued: an incident's notification may queue too.
+	if err := p.writeIncidents(s.batch); err != nil {
+		return fail(err)
+	}
 	f := &Flight{st: s.st, done: make(chan error, 1)}
 	// The next batch may be staged while this one commits: it reads what was
 	// committed before this commit started.
@@ -486,6 +503,7 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	p.cacheTouched(f.st)
 	p.caughtCommitted = f.st.caught
 	p.book.apply(f.st.exChanges, p.watermark)
+	p.applyIncidents(&f.st.incStats)
 	p.observe(f.st)
 	p.govChanged = append(p.govChanged, f.st.govOrders...)
 	if p.opts.OpenOrders != nil {
