@@ -167,9 +167,11 @@ func (p *Processor) openDataQuality(batch *store.Batch, rec *orderRecord, ev *fe
 }
 
 // closeDataQuality closes the open exception of data-quality check d on the
-// event's order, if any, as how; an exception is not closed by the watch end
-// of the event that opened it, and one closed by the event it missed that
-// happened before the event that opened it closes as ClosedLateDelivery.
+// event's order, if any, as how, at the event's time; an exception is not
+// closed by the watch end of the event that opened it, and one closed by the
+// event it missed that happened before the event that opened it closes as
+// ClosedLateDelivery, at the watermark (when the late event arrived), never
+// before it opened.
 func (p *Processor) closeDataQuality(batch *store.Batch, ev *features.Event, d, how string) error {
 	if d == "" {
 		return nil
@@ -178,8 +180,20 @@ func (p *Processor) closeDataQuality(batch *store.Batch, ev *features.Event, d, 
 	if w == nil || w.Exception == nil || w.StartEvent == ev.ID {
 		return nil
 	}
-	if how == ClosedExpected && !ev.OccurredAt.After(w.Started) {
-		how = ClosedLateDelivery
+	at := ev.OccurredAt
+	if how == ClosedExpected && !at.After(w.Started) {
+		// It closes when the late event arrives: at the watermark, not
+		// before it opened.
+		how, at = ClosedLateDelivery, p.watermark
 	}
-	return p.endWatch(batch, w, how, ev)
+	if at.Before(w.Exception.OpenedAt) {
+		at = w.Exception.OpenedAt
+	}
+	if err := batch.DeleteWatch(w.Order, w.Deadline); err != nil {
+		return err
+	}
+	delete(p.watches.m, watchKey{w.Order, w.Deadline})
+	x := w.Exception
+	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, at, how, ev.ID
+	return p.putException(batch, x, p.opts.Retention)
 }

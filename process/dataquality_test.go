@@ -221,3 +221,20 @@ func TestReplayDataQuality(t *testing.T) {
 		}
 	}
 }
+
+// TestLateDeliveryClosesWhenItArrives: an exception that a late delivery
+// opened closes as late_delivery when the late event arrives (at the
+// watermark then), not at the late event's own time, before it opened.
+func TestLateDeliveryClosesWhenItArrives(t *testing.T) {
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDataQualityRun(t, eventTime, dataQualityPolicy)
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour}, step{"pick.confirmed", "SO-1", 2 * time.Hour},
+				step{"invoice.created", "SO-1", 5 * time.Hour}, step{"note.added", "SO-2", 6 * time.Hour}, step{"shipment.confirmed", "SO-1", 4 * time.Hour})
+			xs := r.exceptions("SO-1")
+			if len(xs) != 1 || xs[0].ClosedBy != ClosedLateDelivery || !xs[0].OpenedAt.Equal(t0.Add(5*time.Hour)) || !xs[0].ClosedAt.Equal(t0.Add(6*time.Hour)) {
+				t.Errorf("exceptions %+v, want invoiced_before_shipped opened at 5 h, closed as late_delivery at 6 h", xs)
+			}
+		})
+	}
+}
