@@ -34,7 +34,9 @@ rules:
 	}
 	t0 := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
 	p, err := process.New(process.Options{Store: st, Policy: actions.NewLive(pol), Clock: func() time.Time { return t0 },
-		DeadLetter: func(context.Context, *process.Message, string, string) error { return fmt.Errorf("unexpected dead letter") }})
+		DeadLetter: func(context.Context, *process.Message, string, string) error {
+			return fmt.Errorf("unexpected dead letter")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
