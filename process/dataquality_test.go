@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -236,5 +237,34 @@ func TestLateDeliveryClosesWhenItArrives(t *testing.T) {
 				t.Errorf("exceptions %+v, want invoiced_before_shipped opened at 5 h, closed as late_delivery at 6 h", xs)
 			}
 		})
+	}
+}
+
+// TestDataQualityAllocatesNothingInOrder: on the per-event path, an event
+// whose milestones agree (and one of a type no check looks at) costs the
+// checks no allocation.
+func TestDataQualityAllocatesNothingInOrder(t *testing.T) {
+	r := newDataQualityRun(t, true, dataQualityPolicy)
+	rec := &orderRecord{State: features.OrderState{OrderID: "SO-1", Known: true, Milestone: features.MilestonePicked,
+		MilestoneAt: t0, ShippedAt: t0.Add(time.Hour), LastEventAt: t0.Add(2 * time.Hour)}}
+	evs := []features.Event{
+		{ID: "e-1", Type: features.TypePickConfirmed, OrderID: "SO-1", OccurredAt: t0},
+		{ID: "e-2", Type: features.TypeShipmentConfirmed, OrderID: "SO-1", OccurredAt: t0.Add(time.Hour)},
+		{ID: "e-3", Type: features.TypeInvoiceCreated, OrderID: "SO-1", OccurredAt: t0.Add(2 * time.Hour)},
+		{ID: "e-4", Type: features.TypeNoteAdded, OrderID: "SO-1", OccurredAt: t0.Add(2 * time.Hour)},
+	}
+	was := []string{features.MilestoneReleased, features.MilestonePicked, features.MilestoneShipped, features.MilestoneShipped}
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range evs {
+			if err := r.p.dataQualityEvent(nil, rec, &evs[i], was[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per run of four agreeing events, want 0", allocs)
+	}
+	if len(r.p.watches.m) != 0 {
+		t.Errorf("watches %v, want none: nothing disagrees", r.p.watches.m)
 	}
 }
