@@ -268,3 +268,28 @@ func TestDataQualityAllocatesNothingInOrder(t *testing.T) {
 		t.Errorf("watches %v, want none: nothing disagrees", r.p.watches.m)
 	}
 }
+
+// TestDataQualityRebuilt: a partition taken over is rebuilt from its events
+// (ModeRebuild, without scoring): its data-quality exceptions open and close
+// as the previous owner had them.
+func TestDataQualityRebuilt(t *testing.T) {
+	r := newDataQualityRun(t, false, dataQualityPolicy)
+	var msgs []*Message
+	for _, s := range []step{{"order.created", "SO-1", 0}, {"shipment.confirmed", "SO-1", time.Hour},
+		{"order.created", "SO-2", 0}, {"invoice.created", "SO-2", time.Hour}, {"shipment.confirmed", "SO-2", 2 * time.Hour}} {
+		m := r.msg(s.typ, s.order, t0.Add(s.at))
+		m.Mode = ModeRebuild
+		msgs = append(msgs, m)
+	}
+	if _, err := r.p.Process(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	for o, want := range map[string]string{
+		"SO-1": "map[data_quality/shipped_without_pick:open]",
+		"SO-2": "map[data_quality/invoiced_before_shipped:closed:expected]",
+	} {
+		if got := fmt.Sprint(summary(r.exceptions(o))); got != want {
+			t.Errorf("%s rebuilt: %v, want %s", o, got, want)
+		}
+	}
+}
