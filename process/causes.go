@@ -24,6 +24,17 @@ const (
 	systemWMS = "wms"
 )
 
+// Integration error codes of retries: a timeout or a late acknowledgement
+// that the next attempt clears, independent of any other order's, whatever
+// the system. Besides these, any code that ends in TIMEOUT.
+const (
+	codeWaveTimeout = "WAVE_TIMEOUT" // WMS wave release, retried
+	codeAckLate     = "997_LATE"     // X12 functional acknowledgement not yet received
+	codeIDoc51      = "IDOC_51"      // SAP IDoc not posted (a lock), retried
+	codeDeadlock    = "DEADLOCK"     // database deadlock victim, retried
+	suffixTimeout   = "TIMEOUT"
+)
+
 // Codes of carrier.status that say a pickup failed at the order's warehouse:
 // the carrier's trouble there is one cause for every order it should have
 // taken. The others (TRANSIT_DELAY, TRANSIT) are about one shipment.
@@ -48,10 +59,12 @@ const reasonContractExpired = "contract_expired"
 //
 // The causes, by event (README "Exceptions", cause keys):
 //   - integration.error: source data.system (the envelope's source when it has
-//     none), code data.code. System edi or api: one trading partner's broken
-//     map, "integration/<system>/<code>/<customer_id>"; wms: an outage of the
+//     none), code data.code. A retry's code (a timeout, a late
+//     acknowledgement: retry) has none, whatever the system. System edi or
+//     api: one trading partner's broken map,
+//     "integration/<system>/<code>/<customer_id>"; wms: an outage of the
 //     order's warehouse, "warehouse/<warehouse>"; others (TMS address
-//     validation, label print, transient retries): none.
+//     validation, label print): none.
 //   - carrier.status: code data.code; NO_SHOW, PICKUP_LATE and ROLLED: the
 //     carrier at the order's warehouse, "carrier/<carrier>/<warehouse>" (the
 //     event's data.carrier, else the order's); others: none.
@@ -72,6 +85,7 @@ func causeOf(ev *features.Event, s *features.OrderState) (source, code, cause st
 			source = ev.Source
 		}
 		switch {
+		case retry(code):
 		case strings.EqualFold(source, systemEDI), strings.EqualFold(source, systemAPI):
 			if code != "" && s.CustomerID != "" {
 				cause = "integration/" + strings.ToLower(source) + "/" + code + "/" + s.CustomerID
@@ -100,6 +114,15 @@ func causeOf(ev *features.Event, s *features.OrderState) (source, code, cause st
 		return ev.Source, code, cause
 	}
 	return ev.Source, "", ""
+}
+
+// retry reports whether an integration error code is a retry's (a timeout, a
+// late acknowledgement), which shares no cause.
+func retry(code string) bool {
+	n := len(code) - len(suffixTimeout)
+	return strings.EqualFold(code, codeWaveTimeout) || strings.EqualFold(code, codeAckLate) ||
+		strings.EqualFold(code, codeIDoc51) || strings.EqualFold(code, codeDeadlock) ||
+		n >= 0 && strings.EqualFold(code[n:], suffixTimeout)
 }
 
 // pickupFailed reports whether a carrier.status code says a pickup failed.
