@@ -39,6 +39,13 @@ type ExceptionPolicy struct {
 	// its open exceptions close and no clock starts. Empty means invoice.created.
 	// Order cancellation ends the watch too.
 	WatchUntil string `yaml:"watch_until" json:"watch_until,omitempty"`
+	// DataQuality lists the checks of milestone order across systems to run
+	// (DataQualityChecks, README "Data-quality checks"); empty runs none.
+	DataQuality []string `yaml:"data_quality" json:"data_quality,omitempty"`
+	// DataQualityOwner is the team that owns the exceptions of the checks: a
+	// ladder under escalation: or a team of one. Empty means
+	// DefaultDataQualityOwner.
+	DataQualityOwner string `yaml:"data_quality_owner" json:"data_quality_owner,omitempty"`
 }
 
 // Deadline is one milestone deadline: once After happens, Expect must happen

@@ -482,6 +482,7 @@ func (p *Policy) validate() error {
 		errs = append(errs, r.When.compile(at+".when")...)
 	}
 	errs = append(errs, p.validateExceptions()...)
+	errs = append(errs, p.validateDataQuality()...)
 	errs = append(errs, p.Costs.validate(p.Rules)...)
 	errs = append(errs, p.Incidents.validate()...)
 	return errors.Join(errs...)
