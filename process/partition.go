@@ -61,6 +61,7 @@ func (p *Processor) DropPartition(part int) (int, error) {
 		p.dues.remove(id)
 	}
 	p.dropWatches(orders)
+	p.dropIncidents(orders)
 	if p.opts.OpenOrders != nil {
 		p.opts.OpenOrders.drop(orders)
 	}
