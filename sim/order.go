@@ -488,6 +488,7 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		tc := textCtx{o: o, car: carrierDefs[o.carrier].code, city: w.def.cities[r.IntN(len(w.def.cities))]}
 		s.head(evCarrierStatus, o, "tms", carrierActors[o.carrier], 0)
 		s.str("carrier", tc.car)
+		s.str("code", pickupCode(arg))
 		switch {
 		case arg >= 0:
 			tc.minutes = int64(arg)
@@ -509,8 +510,10 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		s.head(evCarrierStatus, o, "tms", carrierActors[o.carrier], 0)
 		s.str("carrier", carrierDefs[o.carrier].code)
 		if arg < 0 {
+			s.str("code", codeTransitDelay)
 			s.text(&txtTransitDelay, &tc)
 		} else {
+			s.str("code", codeTransit)
 			s.text(&txtTracking[arg], &tc)
 		}
 		s.send()
@@ -555,6 +558,28 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		s.coded(ct, &textCtx{o: o, queue: int64(w.queued)})
 		s.send()
 	}
+}
+
+// Codes of carrier.status (data.code): a failed pickup before shipment, then
+// tracking after it.
+const (
+	codeNoShow       = "NO_SHOW"
+	codePickupLate   = "PICKUP_LATE"
+	codeRolled       = "ROLLED"
+	codeTransitDelay = "TRANSIT_DELAY"
+	codeTransit      = "TRANSIT"
+)
+
+// pickupCode is the code of a kCarrierMsg by its arg: minutes late (>= 0), -1 a
+// no-show, -2 left on the dock.
+func pickupCode(arg int32) string {
+	switch {
+	case arg >= 0:
+		return codePickupLate
+	case arg == -1:
+		return codeNoShow
+	}
+	return codeRolled
 }
 
 var (
