@@ -3,8 +3,9 @@ package sim
 // Map breaks: a trading partner (an EDI customer) pushes a bad map. For one to four
 // hours every order it sends fails mapping with one code; then the corrected map
 // comes and the held orders are reprocessed together. Breaks start in office hours
-// (08-17 Central, Mon-Fri), as a Poisson process at params.mapBreaks a weekday times
-// the scale, the partner drawn by its order volume. Everything about them draws
+// (08-17 Central, Mon-Fri): the first in the first three office hours published,
+// then as a Poisson process at params.mapBreaks a weekday times the scale, the
+// partner drawn by its order volume. Everything about them draws
 // from their own random stream (rInc), so a scenario without them simulates the
 // same network as before they existed.
 

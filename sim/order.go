@@ -579,7 +579,7 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg, aux int32) {
 		s.text(&txtFloorNote, &textCtx{o: o, wh: w.def.code, minutes: max(backlog, 20), queue: int64(w.queued + w.busy), clock: s.localMs(w, s.now-r.Int64N(90*msMinute))})
 		s.send()
 	case kOutageMsg:
-		if o.stage > stPicking {
+		if o.stage > stPicking || aux == 1 && int32(o.wh) != arg { // a notice: moved to another WMS meanwhile
 			return
 		}
 		rt := s.rText

@@ -28,16 +28,17 @@ const (
 	// a fifth of its open work is moved to other warehouses; another site follows
 	// one to two and a half days later, and so on. Short outages come twice as often.
 	WarehouseOutage Scenario = "warehouse-outage"
-	// Incidents is Normal with map breaks and outage notices. Map breaks: now and
-	// then, in office hours, an EDI trading partner pushes a bad map and every
-	// order it sends for one to four hours fails mapping with one code, until the
-	// fixed map comes and they are reprocessed together (MapBreaksPerDay a weekday
-	// at scale 1). Outage notices: while a warehouse's WMS is down, the orders
-	// waiting for its next wave get an integration.error (WMS_CONN) as their
-	// download fails, not only some of those already queued. Every cause that
-	// touches many orders then shows in the orders' events, for measuring incident
-	// grouping against the ground truth of Options.Causes. The models are not
-	// trained on it.
+	// Incidents is WarehouseOutage with map breaks and outage notices, so that
+	// every kind of cause that touches many orders shows in the orders' events
+	// from the first day on, for measuring incident grouping against the ground
+	// truth of Options.Causes. Map breaks: in office hours, an EDI trading partner
+	// pushes a bad map and every order it sends for one to four hours fails
+	// mapping with one code, until the fixed map comes and they are reprocessed
+	// together; the first in the first office hours published, then
+	// MapBreaksPerDay a weekday at scale 1. Outage notices: while a warehouse's
+	// WMS is down, the orders waiting for its next wave get an integration.error
+	// (WMS_CONN) as their download fails, not only some of those already queued.
+	// The models are not trained on it.
 	Incidents Scenario = "incidents"
 )
 
@@ -94,6 +95,7 @@ func (sc Scenario) params() params {
 	case WarehouseOutage:
 		p.bigOutages, p.outageDays, p.episodeDays = true, 9, 1.5
 	case Incidents:
+		p.bigOutages, p.outageDays, p.episodeDays = true, 9, 1.5
 		p.mapBreaks, p.outageNotes = MapBreaksPerDay, true
 	}
 	return p
