@@ -55,6 +55,8 @@ type deadlineRun struct {
 	eventTime bool
 	clock     time.Time
 	seq       int
+	// owns, when set, is Options.Owns of the processors the run opens.
+	owns func(int) bool
 }
 
 func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun {
@@ -78,7 +80,7 @@ func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun
 func (r *deadlineRun) processor(live *actions.Live) *Processor {
 	r.reg = prometheus.NewRegistry()
 	p, err := New(Options{Store: r.st, Policy: live, EventTime: r.eventTime, Registerer: r.reg,
-		Clock:      func() time.Time { return r.clock },
+		Clock: func() time.Time { return r.clock }, Owns: r.owns,
 		DeadLetter: func(context.Context, *Message, string, string) error { return errors.New("unexpected dead letter") }})
 	if err != nil {
 		r.t.Fatal(err)
@@ -463,5 +465,48 @@ func TestMissedRemindersAreOne(t *testing.T) {
 		if x.Deadline == "released-not-picked" && x.Reminders != 1 {
 			t.Errorf("reminders after 400 days without a tick: %d, want 1", x.Reminders)
 		}
+	}
+}
+
+// TestTickSkipsPartitionsNotOwned: a Tick that finds due timers (a deadline
+// watch and a rescoring timer) only of a partition this instance does not own
+// now (a lease lapsed under load, before the partition is dropped) returns
+// without firing them, instead of looping on them: the loop that waits in
+// Tick is the one that would run the partition's drop, and the lease renewal
+// starves beside it. Once the partition is owned again they fire.
+func TestTickSkipsPartitionsNotOwned(t *testing.T) {
+	owned := true
+	var refused int
+	r := newDeadlineRun(t, false, store.Options{})
+	r.owns = func(int) bool {
+		if owned {
+			return true
+		}
+		// Bounded: a Tick that asks again and again is the bug; give up
+		// refusing so that the test ends and says so.
+		if refused++; refused > 1000 {
+			return true
+		}
+		return false
+	}
+	r.p = r.processor(r.p.opts.Policy)
+	r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour})
+	owned = false
+	r.clock = t0.Add(7 * time.Hour)
+	if _, err := r.p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if refused > 1000 {
+		t.Fatalf("Tick asked %d times whether the partition is owned: it loops on timers it does not own", refused)
+	}
+	if xs := r.exceptions("SO-1"); len(xs) != 0 {
+		t.Fatalf("a partition not owned fired %+v", xs)
+	}
+	owned = true
+	if _, err := r.p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
+		t.Fatalf("owned again: %q, want released-not-picked open", got)
 	}
 }
