@@ -39,6 +39,23 @@ type watch struct {
 	Warehouse string `json:"warehouse,omitempty"`
 	Carrier   string `json:"carrier,omitempty"`
 	Customer  string `json:"customer_id,omitempty"`
+	// Milestone is the order's milestone when the clock started, for a
+	// deadline that expects the next one (actions.ExpectNextMilestone).
+	Milestone string `json:"milestone,omitempty"`
+	// Passed: the deadline has passed, its exception is open and overdue.
+	Passed bool `json:"passed,omitempty"`
+	// RemindAt and EscalateAt are the next reminder and the next escalation
+	// of the overdue exception; zero when none comes. Due is the earlier.
+	RemindAt   time.Time `json:"remind_at,omitzero"`
+	EscalateAt time.Time `json:"escalate_at,omitzero"`
+}
+
+// schedule sets Due to the earlier of the next reminder and escalation.
+func (w *watch) schedule() {
+	w.Due = w.RemindAt
+	if !w.EscalateAt.IsZero() && (w.Due.IsZero() || w.EscalateAt.Before(w.Due)) {
+		w.Due = w.EscalateAt
+	}
 }
 
 type watchKey struct{ order, deadline string }
@@ -129,6 +146,11 @@ func (p *Processor) loadWatches() error {
 			}
 			return nil
 		}
+		if x := w.Exception; x != nil && !w.Passed && x.Kind != KindEvent {
+			// Written before escalations: an open exception of a deadline
+			// has passed it, and Due was its next reminder.
+			w.Passed, w.RemindAt, x.Overdue = true, w.Due, true
+		}
 		ws.put(w)
 		return nil
 	})
@@ -173,12 +195,35 @@ var milestoneOf = map[string]string{
 // happened, as far as its milestone tells.
 func reached(s *features.OrderState, t string) bool {
 	m, ok := milestoneOf[t]
-	return ok && slices.Index(features.Milestones, s.Milestone) >= slices.Index(features.Milestones, m)
+	return ok && milestoneRank(s.Milestone) >= milestoneRank(m)
+}
+
+func milestoneRank(m string) int { return slices.Index(features.Milestones, m) }
+
+// reachedAny reports whether the order's state shows that one of the
+// deadline's expected events has happened.
+func reachedAny(s *features.OrderState, d *actions.Deadline) bool {
+	for _, t := range d.Expect {
+		if reached(s, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// meets reports whether ev, folded into s, is an event the watch's deadline
+// expects.
+func meets(d *actions.Deadline, w *watch, ev *features.Event, s *features.OrderState) bool {
+	if len(d.Expect) == 1 && d.Expect[0] == actions.ExpectNextMilestone {
+		return milestoneRank(s.Milestone) > milestoneRank(w.Milestone)
+	}
+	return d.Expects(ev.Type)
 }
 
 // deadlineEvent applies an order's event to its deadlines: it closes the
 // exceptions and stops the clocks that the event satisfies or whose watch it
-// ends, and starts the clocks it starts. rec holds the state with the event.
+// ends, and starts the clocks it starts (opening the exception of a deadline
+// that opens at its start). rec holds the state with the event.
 func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *features.Event) error {
 	pol := &p.opts.Policy.Policy().ExceptionPolicy
 	if len(pol.Deadlines) == 0 {
@@ -195,7 +240,7 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 		d := &pol.Deadlines[i]
 		w := p.watches.m[watchKey{ev.OrderID, d.ID}]
 		switch {
-		case w != nil && ev.Type == d.Expect:
+		case w != nil && meets(d, w, ev, &rec.State):
 			if err := p.endWatch(batch, w, ClosedExpected, ev); err != nil {
 				return err
 			}
@@ -209,13 +254,13 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 			if err := p.putWatch(batch, w); err != nil {
 				return err
 			}
-		case w != nil || ended != "" || reached(&rec.State, d.Expect):
+		case w != nil || ended != "" || reachedAny(&rec.State, d):
 		case d.After == ev.Type:
-			if err := p.startWatch(batch, rec, d, ev.OccurredAt, ev.ID); err != nil {
+			if err := p.startWatch(batch, rec, d, ev.OccurredAt, ev); err != nil {
 				return err
 			}
 		case d.After == actions.AfterCutoff && !rec.State.ShipCutoff.IsZero():
-			if err := p.startWatch(batch, rec, d, rec.State.ShipCutoff, ""); err != nil {
+			if err := p.startWatch(batch, rec, d, rec.State.ShipCutoff, nil); err != nil {
 				return err
 			}
 		}
@@ -223,11 +268,51 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 	return nil
 }
 
-// startWatch starts the clock of deadline d on an order at started.
-func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.Deadline, started time.Time, event string) error {
+// startWatch starts the clock of deadline d on an order at started, by ev
+// (nil for the cutoff). A deadline with codes starts only for an event whose
+// code is one of them; one that opens at its start opens its exception now.
+func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.Deadline, started time.Time, ev *features.Event) error {
 	s := &rec.State
-	return p.putWatch(batch, &watch{Order: s.OrderID, Deadline: d.ID, Started: started, StartEvent: event,
-		Due: started.Add(d.Within.D()), Warehouse: s.Warehouse, Carrier: s.Carrier, Customer: s.CustomerID})
+	w := &watch{Order: s.OrderID, Deadline: d.ID, Started: started, Due: started.Add(d.Within.D()),
+		Warehouse: s.Warehouse, Carrier: s.Carrier, Customer: s.CustomerID, Milestone: s.Milestone}
+	if ev == nil {
+		return p.putWatch(batch, w)
+	}
+	w.StartEvent = ev.ID
+	if len(d.Codes) == 0 && !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	source, code, cause := causeOf(ev, s)
+	if len(d.Codes) > 0 && !slices.Contains(d.Codes, code) {
+		return nil
+	}
+	if !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	x := p.newException(w, d, w.Due)
+	x.Kind, x.OpenedAt, x.OpenEvent, x.Source, x.Code, x.Cause = KindEvent, ev.OccurredAt, ev.ID, source, code, cause
+	if x.Cause != "" {
+		if err := p.joinIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	w.Exception = x
+	if err := p.writeException(batch, x, 0); err != nil {
+		return err
+	}
+	p.noteException(x, exOpened)
+	return p.putWatch(batch, w)
+}
+
+// newException makes the open exception of deadline d on a watch's order,
+// due at due, opened then (KindDeadline) unless the caller says otherwise.
+func (p *Processor) newException(w *watch, d *actions.Deadline, due time.Time) *Exception {
+	owner := p.opts.Policy.Policy().Owner(d.Class)
+	x := &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category, Owner: owner, FirstOwner: owner,
+		StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: due, OpenedAt: due, Open: true, Kind: KindDeadline}
+	x.ID = w.Order + "/" + exceptionKey(x)
+	x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
+	return x
 }
 
 // putWatch writes a watch and keeps it in memory.
@@ -254,30 +339,48 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 		return nil
 	}
 	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, ev.OccurredAt, how, ev.ID
-	return p.putException(batch, x, p.opts.Retention)
+	if x.Incident != "" {
+		if err := p.leaveIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	if err := p.writeException(batch, x, p.opts.Retention); err != nil {
+		return err
+	}
+	p.noteException(x, exClosed)
+	return nil
 }
 
 // putException writes an exception record and notes the change for the
-// exception book.
+// exception book: closed, reminded (when it has reminders) or opened.
 func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
+	if err := p.writeException(batch, x, ttl); err != nil {
+		return err
+	}
+	switch {
+	case !x.Open:
+		p.noteException(x, exClosed)
+	case x.Reminders > 0:
+		p.noteException(x, exReminded)
+	default:
+		p.noteException(x, exOpened)
+	}
+	return nil
+}
+
+// writeException writes an exception record.
+func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
 	v, err := json.Marshal(x)
 	if err != nil {
 		return fmt.Errorf("process: encode exception: %w", err)
 	}
-	if err := batch.PutException(x.Order, exceptionKey(x), v, ttl); err != nil {
-		return err
-	}
-	c := exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: x.Open}
-	switch {
-	case !x.Open:
-		c.event = exClosed
-	case x.Reminders > 0:
-		c.event = exReminded
-	default:
-		c.event = exOpened
-	}
-	p.exChanges = append(p.exChanges, c)
-	return nil
+	return batch.PutException(x.Order, exceptionKey(x), v, ttl)
+}
+
+// noteException notes a change of an exception (exOpened, ...) for the
+// exception book, applied after the commit.
+func (p *Processor) noteException(x *Exception, event int) {
+	p.exChanges = append(p.exChanges, exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: x.Open, event: event})
 }
 
 // exceptionKey is the part of an exception's key after its order: its
@@ -288,8 +391,10 @@ func exceptionKey(x *Exception) string {
 }
 
 // fireDeadlines fires up to limit deadline watches (no limit when negative)
-// due strictly before t: a passed deadline opens its exception, a due reminder
-// is counted on it. It returns how many fired.
+// due strictly before t: a passed deadline opens its exception (or makes the
+// one open since its start overdue), a due reminder is counted on it, a due
+// escalation moves it one tier up its owner's ladder. It returns how many
+// fired.
 func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (int, error) {
 	var skipped []*watch
 	defer func() {
@@ -319,36 +424,80 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 			}
 			continue
 		}
-		at := w.Due
-		if x := w.Exception; x == nil {
-			x = &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category,
-				Owner: pol.Owner(d.Class), StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: at, OpenedAt: at, Open: true}
-			x.ID = w.Order + "/" + exceptionKey(x)
-			x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
-			w.Exception = x
-		} else {
-			x.Reminders++
-			x.RemindedAt = at
-		}
-		w.Due = time.Time{}
-		if every := d.RemindEvery.D(); every > 0 {
-			// The next reminder is the first after t: reminders missed while
-			// nothing ran (downtime, a gap in a replayed stream, history long
-			// past) are one reminder, not a storm of them.
-			next := at.Add(every)
-			if next.Before(t) {
-				next = next.Add((t.Sub(next)/every + 1) * every)
-			}
-			w.Due = next
-		}
-		if err := p.putException(batch, w.Exception, 0); err != nil {
-			return n, err
-		}
-		if err := p.putWatch(batch, w); err != nil {
+		if err := p.fireWatch(batch, pol, d, w, t); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// fireWatch fires a watch due at w.Due, strictly before t.
+func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
+	at := w.Due
+	every := d.RemindEvery.D()
+	// next is the first of from, from+every, ... after t: reminders missed
+	// while nothing ran (downtime, a gap in a replayed stream, history long
+	// past) are one reminder, not a storm of them.
+	next := func(from time.Time) time.Time {
+		if from.Before(t) {
+			from = from.Add((t.Sub(from)/every + 1) * every)
+		}
+		return from
+	}
+	x := w.Exception
+	event := exReminded
+	switch {
+	case !w.Passed:
+		w.Passed = true
+		event = exOverdue
+		if x == nil {
+			x = p.newException(w, d, at)
+			w.Exception, event = x, exOpened
+		}
+		x.Overdue = true
+		w.RemindAt, w.EscalateAt = time.Time{}, time.Time{}
+		if every > 0 {
+			w.RemindAt = next(at.Add(every))
+		}
+		if _, sla, ok := pol.Escalates(x.Owner); ok {
+			w.EscalateAt = at.Add(sla)
+		}
+	case !w.RemindAt.IsZero() && !w.RemindAt.After(at):
+		x.Reminders++
+		x.RemindedAt = w.RemindAt
+		w.RemindAt = time.Time{}
+		if every > 0 { // a reloaded policy may have stopped them
+			w.RemindAt = next(x.RemindedAt.Add(every))
+		}
+	default:
+		event = 0
+	}
+	if event != 0 {
+		p.noteException(x, event)
+	}
+	// Escalations due before t, one tier each SLA, up to the ladder's end.
+	var steps int
+	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) {
+		to, _, ok := pol.Escalates(x.Owner)
+		if !ok {
+			w.EscalateAt = time.Time{}
+			break
+		}
+		x.Owner, x.Escalations, x.EscalatedAt = to, x.Escalations+1, w.EscalateAt
+		steps++
+		p.noteException(x, exEscalated)
+		w.EscalateAt = time.Time{}
+		if _, sla, ok := pol.Escalates(to); ok {
+			w.EscalateAt = x.EscalatedAt.Add(sla)
+		}
+	}
+	w.schedule()
+	if event != 0 || steps > 0 {
+		if err := p.writeException(batch, x, 0); err != nil {
+			return err
+		}
+	}
+	return p.putWatch(batch, w)
 }
 
 func deadlineOf(p *actions.Policy, id string) *actions.Deadline {

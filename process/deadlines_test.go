@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -57,11 +58,20 @@ type deadlineRun struct {
 	seq       int
 	// owns, when set, is Options.Owns of the processors the run opens.
 	owns func(int) bool
+	// data, when set, is the data of the events of a type other than
+	// order.created ("{}" otherwise).
+	data map[string]string
 }
 
 func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun {
 	t.Helper()
-	pol, err := actions.ParsePolicy([]byte(deadlinePolicy))
+	return newDeadlineRunWith(t, eventTime, so, deadlinePolicy)
+}
+
+// newDeadlineRunWith is newDeadlineRun with another policy.
+func newDeadlineRunWith(t *testing.T, eventTime bool, so store.Options, policy string) *deadlineRun {
+	t.Helper()
+	pol, err := actions.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +101,9 @@ func (r *deadlineRun) processor(live *actions.Live) *Processor {
 func (r *deadlineRun) msg(typ, order string, at time.Time) *Message {
 	r.seq++
 	data := "{}"
+	if d, ok := r.data[typ]; ok {
+		data = d
+	}
 	if typ == "order.created" {
 		data = fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-1","carrier":"UPS","ship_cutoff":%q,"lines":1,"units":1,"value":10}`,
 			t0.Add(8*time.Hour).Format(time.RFC3339))
@@ -508,5 +521,182 @@ func TestTickSkipsPartitionsNotOwned(t *testing.T) {
 	}
 	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
 		t.Fatalf("owned again: %q, want released-not-picked open", got)
+	}
+}
+
+// eventPolicy has deadlines that open at their start event, with an expect
+// list, next_milestone and codes, and a three-tier ladder.
+const eventPolicy = `
+version: event-deadlines-test
+escalation:
+  finance:
+    - {team: credit-desk, sla: 10m}
+    - {team: finance-controller, sla: 30m}
+    - {team: cfo-office, sla: 2h}
+  operations: [{team: order-desk, sla: 15m}]
+exception_owners: {credit: finance, edi_mapping: operations, carrier: order-desk, warehouse_capacity: credit-desk}
+deadlines:
+  - {id: credit-hold-open, after: credit.hold, open: start, expect: [credit.released, order.changed], within: 1h, class: credit, category: policy, remind_every: 1h}
+  - {id: integration-error-open, after: integration.error, open: start, expect: next_milestone, within: 2h, class: edi_mapping, category: integration}
+  - {id: carrier-no-show, after: carrier.status, codes: [NO_SHOW], open: start, expect: shipment.confirmed, within: 2h, class: carrier, category: execution}
+  - {id: released-not-picked, after: pick.released, expect: pick.confirmed, within: 60m, class: warehouse_capacity, category: execution}
+rules:
+  - id: shadow-only
+    action: notify_customer_service
+    mode: shadow
+    when: {risk: {gte: 0.99}}
+`
+
+// TestExceptionsOpenedByEvents: a deadline with open: start opens its
+// exception with its after event (KindEvent, the event's id and source),
+// makes it overdue when within passes, and any of its expected events closes
+// it; next_milestone is met by the next milestone event, not by any event.
+// Live and on event time.
+func TestExceptionsOpenedByEvents(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	cases := []struct {
+		name  string
+		steps []step
+		want  string // the order's exceptions as summary, then overdue
+	}{
+		{"credit hold released in time", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 20 * m}},
+			"map[credit-hold-open:open] overdue=false"},
+		{"credit hold released in time, closed", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"credit.released", "SO-1", h}, {"", "", 5 * h}},
+			"map[credit-hold-open:closed:expected] overdue=false"},
+		{"credit hold closed by the second expected type", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"order.changed", "SO-1", h}, {"", "", 5 * h}},
+			"map[credit-hold-open:closed:expected] overdue=false"},
+		{"credit hold past its deadline", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", h + 11*m}},
+			"map[credit-hold-open:open] overdue=true"},
+		{"credit hold released late", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 2 * h}, {"credit.released", "SO-1", 3 * h}},
+			"map[credit-hold-open:closed:expected reminders=1] overdue=true"},
+		{"integration error, a note does not resolve it", []step{{"order.created", "SO-1", 0}, {"integration.error", "SO-1", 10 * m}, {"note.added", "SO-1", 20 * m}, {"", "", 30 * m}},
+			"map[integration-error-open:open] overdue=false"},
+		{"integration error resolved by the next milestone", []step{{"order.created", "SO-1", 0}, {"integration.error", "SO-1", 10 * m}, {"inventory.allocated", "SO-1", h}, {"", "", 5 * h}},
+			"map[integration-error-open:closed:expected] overdue=false"},
+		{"carrier status without a listed code", []step{{"order.created", "SO-1", 0}, {"carrier.status", "SO-1", 10 * m}, {"", "", 5 * h}},
+			"map[] overdue=false"},
+	}
+	for _, eventTime := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("event_time=%v/%s", eventTime, c.name), func(t *testing.T) {
+				r := newDeadlineRunWith(t, eventTime, store.Options{}, eventPolicy)
+				r.data = map[string]string{"carrier.status": `{"carrier":"UPS","code":"ON_TIME"}`}
+				r.run(c.steps...)
+				xs := r.exceptions("SO-1")
+				overdue := false
+				for _, x := range xs {
+					overdue = overdue || x.Overdue
+					if x.Kind != KindEvent || x.OpenEvent != "e-2" || x.Source != "test" || !x.OpenedAt.Equal(t0.Add(10*m)) || x.StartEvent != "e-2" {
+						t.Errorf("exception %+v: want kind event, opened by e-2 from source test at its time", x)
+					}
+				}
+				if got := fmt.Sprintf("%v overdue=%v", summary(xs), overdue); got != c.want {
+					t.Errorf("got %s, want %s", got, c.want)
+				}
+			})
+		}
+	}
+}
+
+// TestDeadlineCodes: a deadline with codes starts its clock only for an after
+// event whose code (causeOf) is one of them.
+func TestDeadlineCodes(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		want string
+	}{
+		{`{"carrier":"UPS","code":"ROLLED"}`, "map[]"},
+		{`{"carrier":"UPS","code":"NO_SHOW"}`, "map[carrier-no-show:open]"},
+	} {
+		r := newDeadlineRunWith(t, true, store.Options{}, eventPolicy)
+		r.data = map[string]string{"carrier.status": c.data}
+		var ev features.Event
+		if err := features.Decode(r.msg("carrier.status", "SO-1", t0).Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		r.seq = 0
+		if _, code, _ := causeOf(&ev, &features.OrderState{}); c.want != "map[]" && code == "" {
+			t.Skipf("causeOf gives no carrier.status code yet (process/causes.go, the causes part of issue 18): the code %s cannot start a clock", c.data)
+		}
+		r.run(step{"order.created", "SO-1", 0}, step{"carrier.status", "SO-1", 10 * time.Minute})
+		if got := fmt.Sprint(summary(r.exceptions("SO-1"))); got != c.want {
+			t.Errorf("carrier.status %s: %s, want %s", c.data, got, c.want)
+		}
+	}
+}
+
+// TestEscalation: an exception that sits past its deadline moves one tier up
+// its owner's ladder each SLA of the tier it is at, counted by the team it
+// moves to, keeps being reminded, and stops at the ladder's end; one resolved
+// in time never escalates. Live and on event time.
+func TestEscalation(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRunWith(t, eventTime, store.Options{}, eventPolicy)
+			// Due at 1h; finance's first tier has 10m, the second 30m.
+			r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"order.created", "SO-2", 0},
+				step{"credit.hold", "SO-2", 0}, step{"credit.released", "SO-2", 50 * m})
+			look := func(at time.Duration) Exception {
+				t.Helper()
+				r.run(step{"", "", at})
+				xs := r.exceptions("SO-1")
+				if len(xs) != 1 {
+					t.Fatalf("at %v: %+v, want one exception", at, xs)
+				}
+				return xs[0]
+			}
+			type got struct {
+				Owner       string
+				Escalations int
+				At          time.Duration
+			}
+			check := func(at time.Duration, want got) {
+				t.Helper()
+				x := look(at)
+				g := got{x.Owner, x.Escalations, x.EscalatedAt.Sub(t0)}
+				if x.EscalatedAt.IsZero() {
+					g.At = 0
+				}
+				if g != want || x.FirstOwner != "finance" {
+					t.Errorf("at %v: %+v (first owner %q), want %+v, first owner finance", at, g, x.FirstOwner, want)
+				}
+			}
+			check(h+m, got{"finance", 0, 0})
+			check(h+9*m, got{"finance", 0, 0})
+			check(h+11*m, got{"finance-controller", 1, h + 10*m})
+			check(h+39*m, got{"finance-controller", 1, h + 10*m})
+			check(h+41*m, got{"cfo-office", 2, h + 40*m})
+			check(2*h+m, got{"cfo-office", 2, h + 40*m})
+			check(3*h+m, got{"cfo-office", 2, h + 40*m})
+			check(30*h, got{"cfo-office", 2, h + 40*m})
+			if x := look(30 * h); x.Reminders != 3 || !x.Open {
+				t.Errorf("at the ladder's end: %+v, want it open and reminded still", x)
+			}
+			for owner, want := range map[string]float64{"finance-controller": 1, "cfo-office": 1} {
+				if got := testutil.ToFloat64(r.p.book.escalations.WithLabelValues(owner)); got != want {
+					t.Errorf("orderwatch_exception_escalations_total{owner=%q} = %v, want %v", owner, got, want)
+				}
+			}
+			if got := testutil.ToFloat64(gaugeOf(t, r.reg, "cfo-office", "credit")); got != 1 {
+				t.Errorf("orderwatch_open_exceptions{owner=cfo-office,class=credit} = %v, want 1", got)
+			}
+			xs := r.exceptions("SO-2")
+			if len(xs) != 1 || xs[0].Open || xs[0].Escalations != 0 || xs[0].Owner != "finance" || xs[0].Overdue {
+				t.Errorf("SO-2, released before its deadline: %+v, want closed, never overdue nor escalated", xs)
+			}
+		})
+	}
+}
+
+// TestEscalationAfterDowntime: an exception found overdue long after its
+// deadline (downtime, history) is at the tier it would have reached, with one
+// escalation counted per tier.
+func TestEscalationAfterDowntime(t *testing.T) {
+	r := newDeadlineRunWith(t, false, store.Options{}, eventPolicy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", 50 * time.Hour})
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || xs[0].Owner != "cfo-office" || xs[0].Escalations != 2 || !xs[0].Overdue {
+		t.Fatalf("50 h after a 1 h deadline, in one tick: %+v, want it overdue and escalated twice to cfo-office", xs)
 	}
 }

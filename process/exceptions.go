@@ -65,6 +65,16 @@ type Exception struct {
 	// the incident it was grouped into, if any.
 	Cause    string `json:"cause,omitempty"`
 	Incident string `json:"incident,omitempty"`
+	// Overdue: its deadline has passed (always, for KindDeadline; for an
+	// exception opened by its start event, once DueAt passes).
+	Overdue bool `json:"overdue,omitempty"`
+	// Owner is the team that owns it now: FirstOwner (from exception_owners)
+	// until it sits overdue past the SLA of its tier; then it moves one tier
+	// up the owner's ladder each SLA, Escalations times, the last at
+	// EscalatedAt, and stops at the ladder's end.
+	FirstOwner  string    `json:"first_owner,omitempty"`
+	Escalations int       `json:"escalations,omitempty"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 }
 
 // What opened an exception (Exception.Kind).
@@ -87,7 +97,9 @@ const (
 	exOpened = iota + 1
 	exReminded
 	exClosed
-	exDropped // left with its partition
+	exDropped   // left with its partition
+	exEscalated // moved up its ladder to owner
+	exOverdue   // its deadline passed (opened by its start event)
 )
 
 // exceptionBook holds the open exceptions as committed, for the metrics
@@ -106,6 +118,8 @@ type exceptionBook struct {
 	seen      map[[2]string]bool
 	seenOwner map[string]bool
 	at        time.Time // the watermark as committed, the clock in event-time mode
+
+	escalations *prometheus.CounterVec
 }
 
 var (
@@ -130,9 +144,13 @@ func newExceptionBook(reg prometheus.Registerer, clock func() time.Time, eventTi
 			Name: "orderwatch_exception_reminders_total",
 			Help: "Reminders of open exceptions (one each remind_every of their deadline), by owner team.",
 		}, []string{"owner"}),
+		escalations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_exception_escalations_total",
+			Help: "Overdue exceptions moved one tier up their owner's escalation ladder, by the owner team they moved to.",
+		}, []string{"owner"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{b, b.opened, b.reminders} {
+		for _, c := range []prometheus.Collector{b, b.opened, b.reminders, b.escalations} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -151,6 +169,8 @@ func (b *exceptionBook) apply(changes []exChange, watermark time.Time) {
 			b.opened.WithLabelValues(c.owner, c.class).Inc()
 		case exReminded:
 			b.reminders.WithLabelValues(c.owner).Inc()
+		case exEscalated:
+			b.escalations.WithLabelValues(c.owner).Inc()
 		}
 		if c.open {
 			b.open[c.id] = c
