@@ -162,6 +162,7 @@ func (p *Processor) loadWatches() error {
 		p.log.Warn("stored deadline watches that do not decode, left out", "records", unreadable, "err", firstErr)
 	}
 	p.watches = ws
+	p.book.seed(p.opts.Policy.Policy())
 	return nil
 }
 

@@ -298,10 +298,14 @@ func TestExceptionMetrics(t *testing.T) {
 # HELP orderwatch_oldest_open_exception_age_seconds Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.
 # TYPE orderwatch_oldest_open_exception_age_seconds gauge
 orderwatch_oldest_open_exception_age_seconds{owner="credit-desk"} 1800
+orderwatch_oldest_open_exception_age_seconds{owner="finance"} 0
+orderwatch_oldest_open_exception_age_seconds{owner="floor-lead"} 0
 orderwatch_oldest_open_exception_age_seconds{owner="warehouse"} 9000
-# HELP orderwatch_open_exceptions Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.
+# HELP orderwatch_open_exceptions Exceptions open now (a policy deadline passed, or an event showed trouble), by the owner team they sit with now and class.
 # TYPE orderwatch_open_exceptions gauge
+orderwatch_open_exceptions{class="carrier",owner="floor-lead"} 0
 orderwatch_open_exceptions{class="credit",owner="credit-desk"} 1
+orderwatch_open_exceptions{class="invoicing",owner="finance"} 0
 orderwatch_open_exceptions{class="warehouse_capacity",owner="warehouse"} 2
 `
 	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(want), "orderwatch_open_exceptions", "orderwatch_oldest_open_exception_age_seconds"); err != nil {

@@ -1,10 +1,13 @@
 package process
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/actions"
 )
 
 // How an exception closed (Exception.ClosedBy).
@@ -124,7 +127,7 @@ type exceptionBook struct {
 
 var (
 	descOpenExceptions = prometheus.NewDesc("orderwatch_open_exceptions",
-		"Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.",
+		"Exceptions open now (a policy deadline passed, or an event showed trouble), by the owner team they sit with now and class.",
 		[]string{"owner", "class"}, nil)
 	descOldestException = prometheus.NewDesc("orderwatch_oldest_open_exception_age_seconds",
 		"Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.",
@@ -138,7 +141,7 @@ func newExceptionBook(reg prometheus.Registerer, clock func() time.Time, eventTi
 		seen: map[[2]string]bool{}, seenOwner: map[string]bool{},
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_exceptions_opened_total",
-			Help: "Exceptions opened (a policy deadline passed without the event it expects), by owner team and class.",
+			Help: "Exceptions opened (a policy deadline passed, or an event showed trouble), by owner team and class.",
 		}, []string{"owner", "class"}),
 		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_exception_reminders_total",
@@ -216,4 +219,32 @@ func (b *exceptionBook) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOldestException, prometheus.GaugeValue, age, owner)
 	}
 	b.mu.Unlock()
+}
+
+// seed shows the series of every team and class the policy can give an
+// exception (exception_owners, and the teams of their ladders an exception
+// escalates to) at zero, so that a fresh instance exports every name the
+// alerts and the dashboard use, and a counter's first increase is seen by
+// rate(). Bounded by the policy.
+func (b *exceptionBook) seed(pol *actions.Policy) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for class, owner := range pol.ExceptionOwners {
+		teams := []string{owner}
+		for next := owner; ; {
+			to, _, ok := pol.Escalates(next)
+			if !ok || slices.Contains(teams, to) {
+				break
+			}
+			teams, next = append(teams, to), to
+		}
+		for i, team := range teams {
+			b.seen[[2]string{team, class}], b.seenOwner[team] = true, true
+			b.opened.WithLabelValues(team, class)
+			b.reminders.WithLabelValues(team)
+			if i > 0 {
+				b.escalations.WithLabelValues(team)
+			}
+		}
+	}
 }
