@@ -2,7 +2,6 @@ package actions
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -124,11 +123,10 @@ func (e *EventTypes) UnmarshalYAML(n *yaml.Node) error {
 func (p *Policy) Escalates(owner string) (next string, sla time.Duration, ok bool) {
 	l, i := p.Escalation[owner], 0
 	if l == nil {
-		names := slices.Sorted(maps.Keys(p.Escalation))
-		for _, name := range names {
-			if j := slices.IndexFunc(p.Escalation[name], func(t Tier) bool { return t.Team == owner }); j >= 0 {
-				l, i = p.Escalation[name], j
-				break
+		first := ""
+		for name, tiers := range p.Escalation {
+			if j := slices.IndexFunc(tiers, func(t Tier) bool { return t.Team == owner }); j >= 0 && (l == nil || name < first) {
+				l, i, first = tiers, j, name
 			}
 		}
 	}

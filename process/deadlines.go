@@ -1,11 +1,11 @@
 package process
 
 import (
-	"container/heap"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -50,6 +50,86 @@ type watch struct {
 	EscalateAt time.Time `json:"escalate_at,omitzero"`
 }
 
+// appendJSON appends the watch as json.Marshal writes it (the exception,
+// rarer, through json.Marshal itself): a watch is written with every clock
+// that starts, and reflection would cost allocations on every event.
+func (w *watch) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"order":`...)
+	b = appendJSONString(b, w.Order)
+	b = append(b, `,"deadline":`...)
+	b = appendJSONString(b, w.Deadline)
+	b = append(b, `,"started_at":`...)
+	b = appendJSONTime(b, w.Started)
+	if w.StartEvent != "" {
+		b = append(b, `,"start_event":`...)
+		b = appendJSONString(b, w.StartEvent)
+	}
+	if !w.Due.IsZero() {
+		b = append(b, `,"due":`...)
+		b = appendJSONTime(b, w.Due)
+	}
+	if w.Exception != nil {
+		v, err := json.Marshal(w.Exception)
+		if err != nil {
+			return b, err
+		}
+		b = append(b, `,"exception":`...)
+		b = append(b, v...)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{`,"warehouse":`, w.Warehouse}, {`,"carrier":`, w.Carrier}, {`,"customer_id":`, w.Customer}, {`,"milestone":`, w.Milestone},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if w.Passed {
+		b = append(b, `,"passed":true`...)
+	}
+	if !w.RemindAt.IsZero() {
+		b = append(b, `,"remind_at":`...)
+		b = appendJSONTime(b, w.RemindAt)
+	}
+	if !w.EscalateAt.IsZero() {
+		b = append(b, `,"escalate_at":`...)
+		b = appendJSONTime(b, w.EscalateAt)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONTime appends t quoted in RFC 3339 with nanoseconds, as
+// time.Time.MarshalJSON does for the years 0..9999 that event times have.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONString appends s quoted for JSON: quotes, backslashes and control
+// characters escaped (json.Unmarshal reads back the same string; invalid
+// UTF-8 comes back as U+FFFD, as with json.Marshal).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		if c == '"' || c == '\\' {
+			b = append(b, '\\', c)
+		} else {
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
 // schedule sets Due to the earlier of the next reminder and escalation.
 func (w *watch) schedule() {
 	w.Due = w.RemindAt
@@ -67,10 +147,12 @@ type watchEntry struct {
 	key watchKey
 }
 
+// watchHeap is a min-heap of watchEntry by time, then order and deadline;
+// push and pop are written out (not container/heap), so that an entry is not
+// boxed into an interface on the way in and out.
 type watchHeap []watchEntry
 
-func (h watchHeap) Len() int { return len(h) }
-func (h watchHeap) Less(i, j int) bool {
+func (h watchHeap) less(i, j int) bool {
 	if c := h[i].at.Compare(h[j].at); c != 0 {
 		return c < 0
 	}
@@ -79,40 +161,111 @@ func (h watchHeap) Less(i, j int) bool {
 	}
 	return h[i].key.deadline < h[j].key.deadline
 }
-func (h watchHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *watchHeap) Push(x any)   { *h = append(*h, x.(watchEntry)) }
-func (h *watchHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+
+func (h *watchHeap) push(e watchEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+// pop removes the first entry.
+func (h *watchHeap) pop() {
+	q := *h
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = watchEntry{}
+	q = q[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && q.less(l, least) {
+			least = l
+		}
+		if r < n && q.less(r, least) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+	*h = q
 }
 
 // watches mirrors the stored watches in memory.
 type watches struct {
 	m map[watchKey]*watch
 	h watchHeap
+	// dirty are the watches the batch being staged changed, with whether
+	// each was stored before it: flushWatches writes each once, as it ends
+	// up (a clock that starts and stops within a batch is never written).
+	dirty map[watchKey]bool
 }
 
-func newWatches() *watches { return &watches{m: map[watchKey]*watch{}} }
+func newWatches() *watches {
+	return &watches{m: map[watchKey]*watch{}, dirty: map[watchKey]bool{}}
+}
 
 // put keeps w and schedules its due time.
 func (ws *watches) put(w *watch) {
 	k := watchKey{w.Order, w.Deadline}
 	ws.m[k] = w
 	if !w.Due.IsZero() {
-		heap.Push(&ws.h, watchEntry{w.Due, k})
+		ws.h.push(watchEntry{w.Due, k})
 	}
+}
+
+// touch notes that the batch changes the watch of k, before it does.
+func (ws *watches) touch(k watchKey) {
+	if _, ok := ws.dirty[k]; !ok {
+		_, stored := ws.m[k]
+		ws.dirty[k] = stored
+	}
+}
+
+// flushWatches writes the watches the batch changed, each as it ends up:
+// kept, deleted, or (started and stopped within the batch) nothing. Call it
+// once the batch's events and timers are applied, before its commit.
+func (p *Processor) flushWatches(batch *store.Batch) error {
+	ws := p.watches
+	for k, stored := range ws.dirty {
+		w, ok := ws.m[k]
+		switch {
+		case ok:
+			start := len(p.arena)
+			arena, err := w.appendJSON(p.arena)
+			if err != nil {
+				return fmt.Errorf("process: encode deadline watch of order %s: %w", w.Order, err)
+			}
+			p.arena = arena
+			if err := batch.PutWatch(w.Order, w.Deadline, p.arena[start:len(p.arena):len(p.arena)]); err != nil {
+				return err
+			}
+		case stored:
+			if err := batch.DeleteWatch(k.order, k.deadline); err != nil {
+				return err
+			}
+		}
+	}
+	clear(ws.dirty)
+	return nil
 }
 
 // popDue removes and returns the earliest watch due strictly before t.
 func (ws *watches) popDue(t time.Time) (*watch, bool) {
-	for ws.h.Len() > 0 {
+	for len(ws.h) > 0 {
 		e := ws.h[0]
 		if !e.at.Before(t) {
 			return nil, false
 		}
-		heap.Pop(&ws.h)
+		ws.h.pop()
 		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
 			return w, true
 		}
@@ -122,12 +275,12 @@ func (ws *watches) popDue(t time.Time) (*watch, bool) {
 
 // due reports whether a watch is due strictly before t.
 func (ws *watches) due(t time.Time) bool {
-	for ws.h.Len() > 0 {
+	for len(ws.h) > 0 {
 		e := ws.h[0]
 		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
 			return e.at.Before(t)
 		}
-		heap.Pop(&ws.h)
+		ws.h.pop()
 	}
 	return false
 }
@@ -311,30 +464,24 @@ func (p *Processor) newException(w *watch, d *actions.Deadline, due time.Time) *
 	owner := p.opts.Policy.Policy().Owner(d.Class)
 	x := &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category, Owner: owner, FirstOwner: owner,
 		StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: due, OpenedAt: due, Open: true, Kind: KindDeadline}
-	x.ID = w.Order + "/" + exceptionKey(x)
+	x.ID = w.Order + "/" + d.ID + "/" + strconv.FormatInt(due.UnixNano(), 10)
 	x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
 	return x
 }
 
-// putWatch writes a watch and keeps it in memory.
+// putWatch keeps a watch in memory and marks it for the batch's commit
+// (flushWatches).
 func (p *Processor) putWatch(batch *store.Batch, w *watch) error {
-	v, err := json.Marshal(w)
-	if err != nil {
-		return fmt.Errorf("process: encode deadline watch: %w", err)
-	}
-	if err := batch.PutWatch(w.Order, w.Deadline, v); err != nil {
-		return err
-	}
+	p.watches.touch(watchKey{w.Order, w.Deadline})
 	p.watches.put(w)
 	return nil
 }
 
 // endWatch stops a watch: its exception, when open, closes as how.
 func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *features.Event) error {
-	if err := batch.DeleteWatch(w.Order, w.Deadline); err != nil {
-		return err
-	}
-	delete(p.watches.m, watchKey{w.Order, w.Deadline})
+	k := watchKey{w.Order, w.Deadline}
+	p.watches.touch(k)
+	delete(p.watches.m, k)
 	x := w.Exception
 	if x == nil {
 		return nil
@@ -388,6 +535,9 @@ func (p *Processor) noteException(x *Exception, event int) {
 // deadline and the time the deadline passed, so an order's exceptions list by
 // deadline, then in time.
 func exceptionKey(x *Exception) string {
+	if n := len(x.Order); len(x.ID) > n && x.ID[n] == '/' && strings.HasPrefix(x.ID, x.Order) && strings.HasPrefix(x.ID[n+1:], x.Deadline) {
+		return x.ID[n+1:] // the ID is "<order>/<key>": no allocation per write
+	}
 	return x.Deadline + "/" + strconv.FormatInt(x.DueAt.UnixNano(), 10)
 }
 

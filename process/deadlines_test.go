@@ -704,3 +704,54 @@ func TestEscalationAfterDowntime(t *testing.T) {
 		t.Fatalf("50 h after a 1 h deadline, in one tick: %+v, want it overdue and escalated twice to cfo-office", xs)
 	}
 }
+
+// TestWatchEncoding: a watch's hand-written JSON is what json.Marshal writes
+// (for strings without control or HTML characters, which it escapes another
+// way), and reads back the same.
+func TestWatchEncoding(t *testing.T) {
+	x := &Exception{ID: "SO-1/d/1", Order: "SO-1", Deadline: "d", Owner: "finance", Open: true, Kind: KindEvent, DueAt: t0, OpenedAt: t0}
+	for _, w := range []*watch{
+		{Order: "SO-1", Deadline: "released-not-picked", Started: t0},
+		{Order: "SO-\"2\"\\\n\x01é\u2028", Deadline: "d", Started: t0.Add(time.Nanosecond), StartEvent: "e-1", Due: t0.Add(time.Hour),
+			Warehouse: "DAL", Carrier: "UPS", Customer: "C-1", Milestone: "picked"},
+		{Order: "SO-3", Deadline: "d", Started: t0.In(time.FixedZone("x", 3600)), Exception: x, Passed: true,
+			RemindAt: t0.Add(2 * time.Hour), EscalateAt: t0.Add(90 * time.Minute), Due: t0.Add(90 * time.Minute)},
+	} {
+		got, err := w.appendJSON([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain := !strings.ContainsAny(w.Order, "\n\x01\u2028"); plain && string(got[len("prefix"):]) != string(want) {
+			t.Errorf("appendJSON\n%s\nwant (json.Marshal)\n%s", got[len("prefix"):], want)
+		}
+		var back watch
+		if err := json.Unmarshal(got[len("prefix"):], &back); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := json.Marshal(&back); string(again) != string(want) {
+			t.Errorf("read back as %s, want %s", again, want)
+		}
+	}
+}
+
+// TestWatchHeap: the written-out heap pops in time, then order and deadline
+// order.
+func TestWatchHeap(t *testing.T) {
+	var h watchHeap
+	for i, at := range []int{5, 3, 9, 1, 3, 7, 0, 3, 8, 2} {
+		h.push(watchEntry{t0.Add(time.Duration(at) * time.Minute), watchKey{fmt.Sprintf("SO-%d", 9-i), "d"}})
+	}
+	var got []string
+	for len(h) > 0 {
+		got = append(got, fmt.Sprintf("%v/%s", h[0].at.Sub(t0), h[0].key.order))
+		h.pop()
+	}
+	want := "[0s/SO-3 1m0s/SO-6 2m0s/SO-0 3m0s/SO-2 3m0s/SO-5 3m0s/SO-8 5m0s/SO-9 7m0s/SO-4 8m0s/SO-1 9m0s/SO-7]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("popped %v, want %s", got, want)
+	}
+}

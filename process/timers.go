@@ -80,6 +80,9 @@ func (p *Processor) timerCommit(t time.Time, limit int) (int, bool, error) {
 	p.reset(0)
 	s := &Staged{st: p.batchState, batch: p.opts.Store.NewBatch()}
 	fired, err := p.fireDueN(s.batch, t, limit)
+	if err == nil {
+		err = p.flushWatches(s.batch)
+	}
 	if err != nil {
 		p.Abort(s)
 		return 0, false, err
