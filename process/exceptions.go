@@ -21,10 +21,12 @@ const (
 )
 
 // Exception is the record of an exception: a deadline of the policy passed
-// without the event it expects. It opens when the deadline passes, counts the
-// reminders sent while it is open, and closes when the expected event arrives
-// (or the order's watch ends). The API shows it as JSON, which is how it is
-// stored.
+// without an event it expects (KindDeadline), or an event showed trouble that
+// a deadline then bounds (KindEvent, open: start). It opens when the deadline
+// passes or with its event, is overdue once the deadline has passed, counts
+// the reminders sent and the escalations up its owner's ladder while it is
+// overdue, and closes when an expected event arrives (or the order's watch
+// ends). The API shows it as JSON, which is how it is stored.
 type Exception struct {
 	ID       string `json:"id"`
 	Order    string `json:"order_id"`
