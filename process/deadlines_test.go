@@ -755,3 +755,40 @@ func TestWatchHeap(t *testing.T) {
 		t.Errorf("popped %v, want %s", got, want)
 	}
 }
+
+// TestShippedPolicyExceptions: with the shipped policy, a credit hold opens
+// its exception at once, owned by finance; unreleased after 4 h it is
+// overdue, and 10 minutes later (credit-desk's SLA) it is with
+// finance-controller; a pick released and not confirmed, and an order past
+// its cutoff unshipped, open theirs, owned by warehouse, with site-manager
+// after floor-lead's 15 minutes.
+func TestShippedPolicyExceptions(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRunWith(t, eventTime, store.Options{}, string(actions.DefaultPolicy()))
+			r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", m})
+			if xs := r.exceptions("SO-1"); len(xs) != 1 || xs[0].Deadline != "credit-hold-open" || xs[0].Owner != "finance" || !xs[0].Open || xs[0].Overdue {
+				t.Fatalf("after the hold: %+v, want credit-hold-open open, owned by finance, not overdue", xs)
+			}
+			r.run(step{"", "", 4*h + 2*m}, step{"credit.released", "SO-1", 4*h + 5*m}, step{"pick.released", "SO-1", 5 * h},
+				step{"order.created", "SO-2", 5 * h}, step{"credit.hold", "SO-2", 5 * h}, step{"", "", 9*h + 11*m})
+			got := map[string]string{}
+			for _, o := range []string{"SO-1", "SO-2"} {
+				for _, x := range r.exceptions(o) {
+					got[o+" "+x.Deadline] = fmt.Sprintf("open=%v overdue=%v owner=%s", x.Open, x.Overdue, x.Owner)
+				}
+			}
+			want := map[string]string{
+				"SO-1 credit-hold-open":      "open=false overdue=true owner=finance",
+				"SO-1 released-not-picked":   "open=true overdue=true owner=site-manager",
+				"SO-1 past-cutoff-unshipped": "open=true overdue=true owner=site-manager",
+				"SO-2 credit-hold-open":      "open=true overdue=true owner=finance-controller",
+				"SO-2 past-cutoff-unshipped": "open=true overdue=true owner=site-manager",
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("exceptions\n%v\nwant\n%v", got, want)
+			}
+		})
+	}
+}
