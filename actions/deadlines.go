@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/orderwatch/orderwatch/features"
 )
@@ -48,23 +51,96 @@ type ExceptionPolicy struct {
 	DataQualityOwner string `yaml:"data_quality_owner" json:"data_quality_owner,omitempty"`
 }
 
-// Deadline is one milestone deadline: once After happens, Expect must happen
-// within Within, or an exception of Class opens, owned by the class's team.
+// When a deadline's exception opens (Deadline.Open).
+const (
+	// OpenDue: when the deadline passes without an expected event.
+	OpenDue = "due"
+	// OpenStart: when the After event happens (the event shows the trouble,
+	// e.g. a credit hold); the deadline passing makes it overdue.
+	OpenStart = "start"
+)
+
+// ExpectNextMilestone is the Deadline.Expect that is met by any event that
+// moves the order past the milestone it was at when the clock started (an
+// integration error is resolved once the order moves on).
+const ExpectNextMilestone = "next_milestone"
+
+// Deadline is one milestone deadline: once After happens, one of Expect must
+// happen within Within, or an exception of Class opens, owned by the class's
+// team.
 type Deadline struct {
 	ID string `yaml:"id" json:"id"`
 	// After is the event type that starts the clock, or "cutoff": the order's
 	// ship cutoff.
 	After string `yaml:"after" json:"after"`
-	// Expect is the event type that stops the clock, and closes the exception
-	// once it is open.
-	Expect string   `yaml:"expect" json:"expect"`
-	Within Duration `yaml:"within" json:"within"`
+	// Expect are the event types that stop the clock, any one of them, and
+	// close the exception once it is open; or ExpectNextMilestone. A single
+	// type may be written as a string.
+	Expect EventTypes `yaml:"expect" json:"expect"`
+	Within Duration   `yaml:"within" json:"within"`
 	// Class is the exception class (features.ExceptionClasses), Category one of
 	// Categories.
 	Class    string `yaml:"class" json:"class"`
 	Category string `yaml:"category" json:"category"`
-	// RemindEvery repeats a reminder while the exception is open; zero sends none.
+	// RemindEvery repeats a reminder while the exception is open and overdue;
+	// zero sends none.
 	RemindEvery Duration `yaml:"remind_every" json:"remind_every,omitempty"`
+	// Open is OpenDue (empty means it) or OpenStart.
+	Open string `yaml:"open" json:"open,omitempty"`
+	// Codes, when not empty, start the clock only for an After event whose
+	// code (integration.error's code, carrier.status's code, pricing's reason)
+	// is one of them.
+	Codes []string `yaml:"codes" json:"codes,omitempty"`
+}
+
+// Expects reports whether an event of type t is one the deadline expects
+// (ExpectNextMilestone is judged on the order's milestone, not here).
+func (d *Deadline) Expects(t string) bool { return slices.Contains(d.Expect, t) }
+
+// OpensAtStart reports whether the exception opens with the After event.
+func (d *Deadline) OpensAtStart() bool { return d.Open == OpenStart }
+
+// EventTypes is a list of event types; in YAML a single string is a list of
+// one.
+type EventTypes []string
+
+// UnmarshalYAML takes a string or a list of strings.
+func (e *EventTypes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*e = EventTypes{s}
+		return nil
+	}
+	var l []string
+	if err := n.Decode(&l); err != nil {
+		return fmt.Errorf("want an event type or a list of them: %w", err)
+	}
+	*e = l
+	return nil
+}
+
+// Escalates returns the team an exception owned by owner moves to when it
+// has sat past its deadline for the SLA of owner's tier, and that SLA: owner
+// is a ladder under escalation: (its first tier then) or a team of one (the
+// first ladder by name whose tiers hold it). ok is false when owner is at the
+// end of its ladder, or on none.
+func (p *Policy) Escalates(owner string) (next string, sla time.Duration, ok bool) {
+	l, i := p.Escalation[owner], 0
+	if l == nil {
+		first := ""
+		for name, tiers := range p.Escalation {
+			if j := slices.IndexFunc(tiers, func(t Tier) bool { return t.Team == owner }); j >= 0 && (l == nil || name < first) {
+				l, i, first = tiers, j, name
+			}
+		}
+	}
+	if i+1 >= len(l) {
+		return "", 0, false
+	}
+	return l[i+1].Team, l[i].SLA.D(), true
 }
 
 // Owner returns the team that owns exceptions of class.
@@ -118,11 +194,37 @@ func (p *Policy) validateExceptions() []error {
 		if d.After != AfterCutoff && !orderType(d.After) {
 			bad("%s.after %q: want an order event type or %q", at, d.After, AfterCutoff)
 		}
-		if !orderType(d.Expect) {
-			bad("%s.expect %q: want an order event type", at, d.Expect)
+		if len(d.Expect) == 0 {
+			bad("%s.expect is empty: want an order event type, a list of them or %q", at, ExpectNextMilestone)
 		}
-		if d.After == d.Expect {
-			bad("%s: after and expect are both %q", at, d.After)
+		for j, e := range d.Expect {
+			switch {
+			case e == ExpectNextMilestone && len(d.Expect) > 1:
+				bad("%s.expect[%d] %q stands alone: it is met by any milestone event after the order's", at, j, e)
+			case e == ExpectNextMilestone:
+			case !orderType(e):
+				bad("%s.expect[%d] %q: want an order event type or %q", at, j, e, ExpectNextMilestone)
+			case e == d.After:
+				bad("%s: after and expect are both %q", at, d.After)
+			}
+		}
+		switch d.Open {
+		case "":
+			p.Deadlines[i].Open = OpenDue
+		case OpenDue, OpenStart:
+		default:
+			bad("%s.open %q: want %q (the exception opens when the deadline passes) or %q (when after happens)", at, d.Open, OpenDue, OpenStart)
+		}
+		if d.Open == OpenStart && d.After == AfterCutoff {
+			bad("%s.open start: an exception cannot open at the cutoff itself, use open: due", at)
+		}
+		for j, c := range d.Codes {
+			if c == "" || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				bad("%s.codes[%d] %q: want a code as the events give it", at, j, c)
+			}
+		}
+		if len(d.Codes) > 0 && d.After == AfterCutoff {
+			bad("%s.codes: the cutoff has no code", at)
 		}
 		if d.Within < 0 {
 			bad("%s.within %s is negative", at, d.Within.D())

@@ -1,11 +1,11 @@
 package process
 
 import (
-	"container/heap"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -39,6 +39,103 @@ type watch struct {
 	Warehouse string `json:"warehouse,omitempty"`
 	Carrier   string `json:"carrier,omitempty"`
 	Customer  string `json:"customer_id,omitempty"`
+	// Milestone is the order's milestone when the clock started, for a
+	// deadline that expects the next one (actions.ExpectNextMilestone).
+	Milestone string `json:"milestone,omitempty"`
+	// Passed: the deadline has passed, its exception is open and overdue.
+	Passed bool `json:"passed,omitempty"`
+	// RemindAt and EscalateAt are the next reminder and the next escalation
+	// of the overdue exception; zero when none comes. Due is the earlier.
+	RemindAt   time.Time `json:"remind_at,omitzero"`
+	EscalateAt time.Time `json:"escalate_at,omitzero"`
+}
+
+// appendJSON appends the watch as json.Marshal writes it (the exception,
+// rarer, through json.Marshal itself): a watch is written with every clock
+// that starts, and reflection would cost allocations on every event.
+func (w *watch) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"order":`...)
+	b = appendJSONString(b, w.Order)
+	b = append(b, `,"deadline":`...)
+	b = appendJSONString(b, w.Deadline)
+	b = append(b, `,"started_at":`...)
+	b = appendJSONTime(b, w.Started)
+	if w.StartEvent != "" {
+		b = append(b, `,"start_event":`...)
+		b = appendJSONString(b, w.StartEvent)
+	}
+	if !w.Due.IsZero() {
+		b = append(b, `,"due":`...)
+		b = appendJSONTime(b, w.Due)
+	}
+	if w.Exception != nil {
+		v, err := json.Marshal(w.Exception)
+		if err != nil {
+			return b, err
+		}
+		b = append(b, `,"exception":`...)
+		b = append(b, v...)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{`,"warehouse":`, w.Warehouse}, {`,"carrier":`, w.Carrier}, {`,"customer_id":`, w.Customer}, {`,"milestone":`, w.Milestone},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if w.Passed {
+		b = append(b, `,"passed":true`...)
+	}
+	if !w.RemindAt.IsZero() {
+		b = append(b, `,"remind_at":`...)
+		b = appendJSONTime(b, w.RemindAt)
+	}
+	if !w.EscalateAt.IsZero() {
+		b = append(b, `,"escalate_at":`...)
+		b = appendJSONTime(b, w.EscalateAt)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONTime appends t quoted in RFC 3339 with nanoseconds, as
+// time.Time.MarshalJSON does for the years 0..9999 that event times have.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONString appends s quoted for JSON: quotes, backslashes and control
+// characters escaped (json.Unmarshal reads back the same string; invalid
+// UTF-8 comes back as U+FFFD, as with json.Marshal).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		if c == '"' || c == '\\' {
+			b = append(b, '\\', c)
+		} else {
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// schedule sets Due to the earlier of the next reminder and escalation.
+func (w *watch) schedule() {
+	w.Due = w.RemindAt
+	if !w.EscalateAt.IsZero() && (w.Due.IsZero() || w.EscalateAt.Before(w.Due)) {
+		w.Due = w.EscalateAt
+	}
 }
 
 type watchKey struct{ order, deadline string }
@@ -50,10 +147,12 @@ type watchEntry struct {
 	key watchKey
 }
 
+// watchHeap is a min-heap of watchEntry by time, then order and deadline;
+// push and pop are written out (not container/heap), so that an entry is not
+// boxed into an interface on the way in and out.
 type watchHeap []watchEntry
 
-func (h watchHeap) Len() int { return len(h) }
-func (h watchHeap) Less(i, j int) bool {
+func (h watchHeap) less(i, j int) bool {
 	if c := h[i].at.Compare(h[j].at); c != 0 {
 		return c < 0
 	}
@@ -62,40 +161,111 @@ func (h watchHeap) Less(i, j int) bool {
 	}
 	return h[i].key.deadline < h[j].key.deadline
 }
-func (h watchHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *watchHeap) Push(x any)   { *h = append(*h, x.(watchEntry)) }
-func (h *watchHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+
+func (h *watchHeap) push(e watchEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+// pop removes the first entry.
+func (h *watchHeap) pop() {
+	q := *h
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = watchEntry{}
+	q = q[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && q.less(l, least) {
+			least = l
+		}
+		if r < n && q.less(r, least) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+	*h = q
 }
 
 // watches mirrors the stored watches in memory.
 type watches struct {
 	m map[watchKey]*watch
 	h watchHeap
+	// dirty are the watches the batch being staged changed, with whether
+	// each was stored before it: flushWatches writes each once, as it ends
+	// up (a clock that starts and stops within a batch is never written).
+	dirty map[watchKey]bool
 }
 
-func newWatches() *watches { return &watches{m: map[watchKey]*watch{}} }
+func newWatches() *watches {
+	return &watches{m: map[watchKey]*watch{}, dirty: map[watchKey]bool{}}
+}
 
 // put keeps w and schedules its due time.
 func (ws *watches) put(w *watch) {
 	k := watchKey{w.Order, w.Deadline}
 	ws.m[k] = w
 	if !w.Due.IsZero() {
-		heap.Push(&ws.h, watchEntry{w.Due, k})
+		ws.h.push(watchEntry{w.Due, k})
 	}
+}
+
+// touch notes that the batch changes the watch of k, before it does.
+func (ws *watches) touch(k watchKey) {
+	if _, ok := ws.dirty[k]; !ok {
+		_, stored := ws.m[k]
+		ws.dirty[k] = stored
+	}
+}
+
+// flushWatches writes the watches the batch changed, each as it ends up:
+// kept, deleted, or (started and stopped within the batch) nothing. Call it
+// once the batch's events and timers are applied, before its commit.
+func (p *Processor) flushWatches(batch *store.Batch) error {
+	ws := p.watches
+	for k, stored := range ws.dirty {
+		w, ok := ws.m[k]
+		switch {
+		case ok:
+			start := len(p.arena)
+			arena, err := w.appendJSON(p.arena)
+			if err != nil {
+				return fmt.Errorf("process: encode deadline watch of order %s: %w", w.Order, err)
+			}
+			p.arena = arena
+			if err := batch.PutWatch(w.Order, w.Deadline, p.arena[start:len(p.arena):len(p.arena)]); err != nil {
+				return err
+			}
+		case stored:
+			if err := batch.DeleteWatch(k.order, k.deadline); err != nil {
+				return err
+			}
+		}
+	}
+	clear(ws.dirty)
+	return nil
 }
 
 // popDue removes and returns the earliest watch due strictly before t.
 func (ws *watches) popDue(t time.Time) (*watch, bool) {
-	for ws.h.Len() > 0 {
+	for len(ws.h) > 0 {
 		e := ws.h[0]
 		if !e.at.Before(t) {
 			return nil, false
 		}
-		heap.Pop(&ws.h)
+		ws.h.pop()
 		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
 			return w, true
 		}
@@ -105,12 +275,12 @@ func (ws *watches) popDue(t time.Time) (*watch, bool) {
 
 // due reports whether a watch is due strictly before t.
 func (ws *watches) due(t time.Time) bool {
-	for ws.h.Len() > 0 {
+	for len(ws.h) > 0 {
 		e := ws.h[0]
 		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
 			return e.at.Before(t)
 		}
-		heap.Pop(&ws.h)
+		ws.h.pop()
 	}
 	return false
 }
@@ -129,6 +299,11 @@ func (p *Processor) loadWatches() error {
 			}
 			return nil
 		}
+		if x := w.Exception; x != nil && !w.Passed && x.Kind != KindEvent {
+			// Written before escalations: an open exception of a deadline
+			// has passed it, and Due was its next reminder.
+			w.Passed, w.RemindAt, x.Overdue = true, w.Due, true
+		}
 		ws.put(w)
 		return nil
 	})
@@ -140,6 +315,7 @@ func (p *Processor) loadWatches() error {
 		p.log.Warn("stored deadline watches that do not decode, left out", "records", unreadable, "err", firstErr)
 	}
 	p.watches = ws
+	p.book.seed(p.opts.Policy.Policy())
 	return nil
 }
 
@@ -173,12 +349,35 @@ var milestoneOf = map[string]string{
 // happened, as far as its milestone tells.
 func reached(s *features.OrderState, t string) bool {
 	m, ok := milestoneOf[t]
-	return ok && slices.Index(features.Milestones, s.Milestone) >= slices.Index(features.Milestones, m)
+	return ok && milestoneRank(s.Milestone) >= milestoneRank(m)
+}
+
+func milestoneRank(m string) int { return slices.Index(features.Milestones, m) }
+
+// reachedAny reports whether the order's state shows that one of the
+// deadline's expected events has happened.
+func reachedAny(s *features.OrderState, d *actions.Deadline) bool {
+	for _, t := range d.Expect {
+		if reached(s, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// meets reports whether ev, folded into s, is an event the watch's deadline
+// expects.
+func meets(d *actions.Deadline, w *watch, ev *features.Event, s *features.OrderState) bool {
+	if len(d.Expect) == 1 && d.Expect[0] == actions.ExpectNextMilestone {
+		return milestoneRank(s.Milestone) > milestoneRank(w.Milestone)
+	}
+	return d.Expects(ev.Type)
 }
 
 // deadlineEvent applies an order's event to its deadlines: it closes the
 // exceptions and stops the clocks that the event satisfies or whose watch it
-// ends, and starts the clocks it starts. rec holds the state with the event.
+// ends, and starts the clocks it starts (opening the exception of a deadline
+// that opens at its start). rec holds the state with the event.
 func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *features.Event) error {
 	pol := &p.opts.Policy.Policy().ExceptionPolicy
 	if len(pol.Deadlines) == 0 {
@@ -195,7 +394,7 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 		d := &pol.Deadlines[i]
 		w := p.watches.m[watchKey{ev.OrderID, d.ID}]
 		switch {
-		case w != nil && ev.Type == d.Expect:
+		case w != nil && meets(d, w, ev, &rec.State):
 			if err := p.endWatch(batch, w, ClosedExpected, ev); err != nil {
 				return err
 			}
@@ -209,13 +408,13 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 			if err := p.putWatch(batch, w); err != nil {
 				return err
 			}
-		case w != nil || ended != "" || reached(&rec.State, d.Expect):
+		case w != nil || ended != "" || reachedAny(&rec.State, d):
 		case d.After == ev.Type:
-			if err := p.startWatch(batch, rec, d, ev.OccurredAt, ev.ID); err != nil {
+			if err := p.startWatch(batch, rec, d, ev.OccurredAt, ev); err != nil {
 				return err
 			}
 		case d.After == actions.AfterCutoff && !rec.State.ShipCutoff.IsZero():
-			if err := p.startWatch(batch, rec, d, rec.State.ShipCutoff, ""); err != nil {
+			if err := p.startWatch(batch, rec, d, rec.State.ShipCutoff, nil); err != nil {
 				return err
 			}
 		}
@@ -223,73 +422,130 @@ func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *feat
 	return nil
 }
 
-// startWatch starts the clock of deadline d on an order at started.
-func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.Deadline, started time.Time, event string) error {
+// startWatch starts the clock of deadline d on an order at started, by ev
+// (nil for the cutoff). A deadline with codes starts only for an event whose
+// code is one of them; one that opens at its start opens its exception now.
+func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.Deadline, started time.Time, ev *features.Event) error {
 	s := &rec.State
-	return p.putWatch(batch, &watch{Order: s.OrderID, Deadline: d.ID, Started: started, StartEvent: event,
-		Due: started.Add(d.Within.D()), Warehouse: s.Warehouse, Carrier: s.Carrier, Customer: s.CustomerID})
-}
-
-// putWatch writes a watch and keeps it in memory.
-func (p *Processor) putWatch(batch *store.Batch, w *watch) error {
-	v, err := json.Marshal(w)
-	if err != nil {
-		return fmt.Errorf("process: encode deadline watch: %w", err)
+	w := &watch{Order: s.OrderID, Deadline: d.ID, Started: started, Due: started.Add(d.Within.D()),
+		Warehouse: s.Warehouse, Carrier: s.Carrier, Customer: s.CustomerID, Milestone: s.Milestone}
+	if ev == nil {
+		return p.putWatch(batch, w)
 	}
-	if err := batch.PutWatch(w.Order, w.Deadline, v); err != nil {
+	w.StartEvent = ev.ID
+	if len(d.Codes) == 0 && !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	source, code, cause := causeOf(ev, s)
+	if len(d.Codes) > 0 && !slices.Contains(d.Codes, code) {
+		return nil
+	}
+	if !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	x := p.newException(w, d, w.Due)
+	x.Kind, x.OpenedAt, x.OpenEvent, x.Source, x.Code, x.Cause = KindEvent, ev.OccurredAt, ev.ID, source, code, cause
+	if x.Cause != "" {
+		if err := p.joinIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	w.Exception = x
+	if err := p.writeException(batch, x, 0); err != nil {
 		return err
 	}
+	p.noteException(x, exOpened)
+	return p.putWatch(batch, w)
+}
+
+// newException makes the open exception of deadline d on a watch's order,
+// due at due, opened then (KindDeadline) unless the caller says otherwise.
+func (p *Processor) newException(w *watch, d *actions.Deadline, due time.Time) *Exception {
+	owner := p.opts.Policy.Policy().Owner(d.Class)
+	x := &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category, Owner: owner, FirstOwner: owner,
+		StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: due, OpenedAt: due, Open: true, Kind: KindDeadline}
+	x.ID = w.Order + "/" + d.ID + "/" + strconv.FormatInt(due.UnixNano(), 10)
+	x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
+	return x
+}
+
+// putWatch keeps a watch in memory and marks it for the batch's commit
+// (flushWatches).
+func (p *Processor) putWatch(batch *store.Batch, w *watch) error {
+	p.watches.touch(watchKey{w.Order, w.Deadline})
 	p.watches.put(w)
 	return nil
 }
 
 // endWatch stops a watch: its exception, when open, closes as how.
 func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *features.Event) error {
-	if err := batch.DeleteWatch(w.Order, w.Deadline); err != nil {
-		return err
-	}
-	delete(p.watches.m, watchKey{w.Order, w.Deadline})
+	k := watchKey{w.Order, w.Deadline}
+	p.watches.touch(k)
+	delete(p.watches.m, k)
 	x := w.Exception
 	if x == nil {
 		return nil
 	}
 	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, ev.OccurredAt, how, ev.ID
-	return p.putException(batch, x, p.opts.Retention)
+	if x.Incident != "" {
+		if err := p.leaveIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	if err := p.writeException(batch, x, p.opts.Retention); err != nil {
+		return err
+	}
+	p.noteException(x, exClosed)
+	return nil
 }
 
 // putException writes an exception record and notes the change for the
-// exception book.
+// exception book: closed, reminded (when it has reminders) or opened.
 func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
+	if err := p.writeException(batch, x, ttl); err != nil {
+		return err
+	}
+	switch {
+	case !x.Open:
+		p.noteException(x, exClosed)
+	case x.Reminders > 0:
+		p.noteException(x, exReminded)
+	default:
+		p.noteException(x, exOpened)
+	}
+	return nil
+}
+
+// writeException writes an exception record.
+func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
 	v, err := json.Marshal(x)
 	if err != nil {
 		return fmt.Errorf("process: encode exception: %w", err)
 	}
-	if err := batch.PutException(x.Order, exceptionKey(x), v, ttl); err != nil {
-		return err
-	}
-	c := exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: x.Open}
-	switch {
-	case !x.Open:
-		c.event = exClosed
-	case x.Reminders > 0:
-		c.event = exReminded
-	default:
-		c.event = exOpened
-	}
-	p.exChanges = append(p.exChanges, c)
-	return nil
+	return batch.PutException(x.Order, exceptionKey(x), v, ttl)
+}
+
+// noteException notes a change of an exception (exOpened, ...) for the
+// exception book, applied after the commit.
+func (p *Processor) noteException(x *Exception, event int) {
+	p.exChanges = append(p.exChanges, exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: x.Open, event: event})
 }
 
 // exceptionKey is the part of an exception's key after its order: its
 // deadline and the time the deadline passed, so an order's exceptions list by
 // deadline, then in time.
 func exceptionKey(x *Exception) string {
+	if n := len(x.Order); len(x.ID) > n && x.ID[n] == '/' && strings.HasPrefix(x.ID, x.Order) && strings.HasPrefix(x.ID[n+1:], x.Deadline) {
+		return x.ID[n+1:] // the ID is "<order>/<key>": no allocation per write
+	}
 	return x.Deadline + "/" + strconv.FormatInt(x.DueAt.UnixNano(), 10)
 }
 
 // fireDeadlines fires up to limit deadline watches (no limit when negative)
-// due strictly before t: a passed deadline opens its exception, a due reminder
-// is counted on it. It returns how many fired.
+// due strictly before t: a passed deadline opens its exception (or makes the
+// one open since its start overdue), a due reminder is counted on it, a due
+// escalation moves it one tier up its owner's ladder. It returns how many
+// fired.
 func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (int, error) {
 	var skipped []*watch
 	defer func() {
@@ -319,36 +575,80 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 			}
 			continue
 		}
-		at := w.Due
-		if x := w.Exception; x == nil {
-			x = &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category,
-				Owner: pol.Owner(d.Class), StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: at, OpenedAt: at, Open: true}
-			x.ID = w.Order + "/" + exceptionKey(x)
-			x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
-			w.Exception = x
-		} else {
-			x.Reminders++
-			x.RemindedAt = at
-		}
-		w.Due = time.Time{}
-		if every := d.RemindEvery.D(); every > 0 {
-			// The next reminder is the first after t: reminders missed while
-			// nothing ran (downtime, a gap in a replayed stream, history long
-			// past) are one reminder, not a storm of them.
-			next := at.Add(every)
-			if next.Before(t) {
-				next = next.Add((t.Sub(next)/every + 1) * every)
-			}
-			w.Due = next
-		}
-		if err := p.putException(batch, w.Exception, 0); err != nil {
-			return n, err
-		}
-		if err := p.putWatch(batch, w); err != nil {
+		if err := p.fireWatch(batch, pol, d, w, t); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// fireWatch fires a watch due at w.Due, strictly before t.
+func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
+	at := w.Due
+	every := d.RemindEvery.D()
+	// next is the first of from, from+every, ... after t: reminders missed
+	// while nothing ran (downtime, a gap in a replayed stream, history long
+	// past) are one reminder, not a storm of them.
+	next := func(from time.Time) time.Time {
+		if from.Before(t) {
+			from = from.Add((t.Sub(from)/every + 1) * every)
+		}
+		return from
+	}
+	x := w.Exception
+	event := exReminded
+	switch {
+	case !w.Passed:
+		w.Passed = true
+		event = exOverdue
+		if x == nil {
+			x = p.newException(w, d, at)
+			w.Exception, event = x, exOpened
+		}
+		x.Overdue = true
+		w.RemindAt, w.EscalateAt = time.Time{}, time.Time{}
+		if every > 0 {
+			w.RemindAt = next(at.Add(every))
+		}
+		if _, sla, ok := pol.Escalates(x.Owner); ok {
+			w.EscalateAt = at.Add(sla)
+		}
+	case !w.RemindAt.IsZero() && !w.RemindAt.After(at):
+		x.Reminders++
+		x.RemindedAt = w.RemindAt
+		w.RemindAt = time.Time{}
+		if every > 0 { // a reloaded policy may have stopped them
+			w.RemindAt = next(x.RemindedAt.Add(every))
+		}
+	default:
+		event = 0
+	}
+	if event != 0 {
+		p.noteException(x, event)
+	}
+	// Escalations due before t, one tier each SLA, up to the ladder's end.
+	var steps int
+	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) {
+		to, _, ok := pol.Escalates(x.Owner)
+		if !ok {
+			w.EscalateAt = time.Time{}
+			break
+		}
+		x.Owner, x.Escalations, x.EscalatedAt = to, x.Escalations+1, w.EscalateAt
+		steps++
+		p.noteException(x, exEscalated)
+		w.EscalateAt = time.Time{}
+		if _, sla, ok := pol.Escalates(to); ok {
+			w.EscalateAt = x.EscalatedAt.Add(sla)
+		}
+	}
+	w.schedule()
+	if event != 0 || steps > 0 {
+		if err := p.writeException(batch, x, 0); err != nil {
+			return err
+		}
+	}
+	return p.putWatch(batch, w)
 }
 
 func deadlineOf(p *actions.Policy, id string) *actions.Deadline {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -55,11 +56,22 @@ type deadlineRun struct {
 	eventTime bool
 	clock     time.Time
 	seq       int
+	// owns, when set, is Options.Owns of the processors the run opens.
+	owns func(int) bool
+	// data, when set, is the data of the events of a type other than
+	// order.created ("{}" otherwise).
+	data map[string]string
 }
 
 func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun {
 	t.Helper()
-	pol, err := actions.ParsePolicy([]byte(deadlinePolicy))
+	return newDeadlineRunWith(t, eventTime, so, deadlinePolicy)
+}
+
+// newDeadlineRunWith is newDeadlineRun with another policy.
+func newDeadlineRunWith(t *testing.T, eventTime bool, so store.Options, policy string) *deadlineRun {
+	t.Helper()
+	pol, err := actions.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +90,7 @@ func newDeadlineRun(t *testing.T, eventTime bool, so store.Options) *deadlineRun
 func (r *deadlineRun) processor(live *actions.Live) *Processor {
 	r.reg = prometheus.NewRegistry()
 	p, err := New(Options{Store: r.st, Policy: live, EventTime: r.eventTime, Registerer: r.reg,
-		Clock:      func() time.Time { return r.clock },
+		Clock: func() time.Time { return r.clock }, Owns: r.owns,
 		DeadLetter: func(context.Context, *Message, string, string) error { return errors.New("unexpected dead letter") }})
 	if err != nil {
 		r.t.Fatal(err)
@@ -89,6 +101,9 @@ func (r *deadlineRun) processor(live *actions.Live) *Processor {
 func (r *deadlineRun) msg(typ, order string, at time.Time) *Message {
 	r.seq++
 	data := "{}"
+	if d, ok := r.data[typ]; ok {
+		data = d
+	}
 	if typ == "order.created" {
 		data = fmt.Sprintf(`{"warehouse":"DAL","customer_id":"C-1","carrier":"UPS","ship_cutoff":%q,"lines":1,"units":1,"value":10}`,
 			t0.Add(8*time.Hour).Format(time.RFC3339))
@@ -283,10 +298,14 @@ func TestExceptionMetrics(t *testing.T) {
 # HELP orderwatch_oldest_open_exception_age_seconds Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.
 # TYPE orderwatch_oldest_open_exception_age_seconds gauge
 orderwatch_oldest_open_exception_age_seconds{owner="credit-desk"} 1800
+orderwatch_oldest_open_exception_age_seconds{owner="finance"} 0
+orderwatch_oldest_open_exception_age_seconds{owner="floor-lead"} 0
 orderwatch_oldest_open_exception_age_seconds{owner="warehouse"} 9000
-# HELP orderwatch_open_exceptions Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.
+# HELP orderwatch_open_exceptions Exceptions open now (a policy deadline passed, or an event showed trouble), by the owner team they sit with now and class.
 # TYPE orderwatch_open_exceptions gauge
+orderwatch_open_exceptions{class="carrier",owner="floor-lead"} 0
 orderwatch_open_exceptions{class="credit",owner="credit-desk"} 1
+orderwatch_open_exceptions{class="invoicing",owner="finance"} 0
 orderwatch_open_exceptions{class="warehouse_capacity",owner="warehouse"} 2
 `
 	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(want), "orderwatch_open_exceptions", "orderwatch_oldest_open_exception_age_seconds"); err != nil {
@@ -463,5 +482,313 @@ func TestMissedRemindersAreOne(t *testing.T) {
 		if x.Deadline == "released-not-picked" && x.Reminders != 1 {
 			t.Errorf("reminders after 400 days without a tick: %d, want 1", x.Reminders)
 		}
+	}
+}
+
+// TestTickSkipsPartitionsNotOwned: a Tick that finds due timers (a deadline
+// watch and a rescoring timer) only of a partition this instance does not own
+// now (a lease lapsed under load, before the partition is dropped) returns
+// without firing them, instead of looping on them: the loop that waits in
+// Tick is the one that would run the partition's drop, and the lease renewal
+// starves beside it. Once the partition is owned again they fire.
+func TestTickSkipsPartitionsNotOwned(t *testing.T) {
+	owned := true
+	var refused int
+	r := newDeadlineRun(t, false, store.Options{})
+	r.owns = func(int) bool {
+		if owned {
+			return true
+		}
+		// Bounded: a Tick that asks again and again is the bug; give up
+		// refusing so that the test ends and says so.
+		if refused++; refused > 1000 {
+			return true
+		}
+		return false
+	}
+	r.p = r.processor(r.p.opts.Policy)
+	r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour})
+	owned = false
+	r.clock = t0.Add(7 * time.Hour)
+	if _, err := r.p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if refused > 1000 {
+		t.Fatalf("Tick asked %d times whether the partition is owned: it loops on timers it does not own", refused)
+	}
+	if xs := r.exceptions("SO-1"); len(xs) != 0 {
+		t.Fatalf("a partition not owned fired %+v", xs)
+	}
+	owned = true
+	if _, err := r.p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
+		t.Fatalf("owned again: %q, want released-not-picked open", got)
+	}
+}
+
+// eventPolicy has deadlines that open at their start event, with an expect
+// list, next_milestone and codes, and a three-tier ladder.
+const eventPolicy = `
+version: event-deadlines-test
+escalation:
+  finance:
+    - {team: credit-desk, sla: 10m}
+    - {team: finance-controller, sla: 30m}
+    - {team: cfo-office, sla: 2h}
+  operations: [{team: order-desk, sla: 15m}]
+exception_owners: {credit: finance, edi_mapping: operations, carrier: order-desk, warehouse_capacity: credit-desk}
+deadlines:
+  - {id: credit-hold-open, after: credit.hold, open: start, expect: [credit.released, order.changed], within: 1h, class: credit, category: policy, remind_every: 1h}
+  - {id: integration-error-open, after: integration.error, open: start, expect: next_milestone, within: 2h, class: edi_mapping, category: integration}
+  - {id: carrier-no-show, after: carrier.status, codes: [NO_SHOW], open: start, expect: shipment.confirmed, within: 2h, class: carrier, category: execution}
+  - {id: released-not-picked, after: pick.released, expect: pick.confirmed, within: 60m, class: warehouse_capacity, category: execution}
+rules:
+  - id: shadow-only
+    action: notify_customer_service
+    mode: shadow
+    when: {risk: {gte: 0.99}}
+`
+
+// TestExceptionsOpenedByEvents: a deadline with open: start opens its
+// exception with its after event (KindEvent, the event's id and source),
+// makes it overdue when within passes, and any of its expected events closes
+// it; next_milestone is met by the next milestone event, not by any event.
+// Live and on event time.
+func TestExceptionsOpenedByEvents(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	cases := []struct {
+		name  string
+		steps []step
+		want  string // the order's exceptions as summary, then overdue
+	}{
+		{"credit hold released in time", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 20 * m}},
+			"map[credit-hold-open:open] overdue=false"},
+		{"credit hold released in time, closed", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"credit.released", "SO-1", h}, {"", "", 5 * h}},
+			"map[credit-hold-open:closed:expected] overdue=false"},
+		{"credit hold closed by the second expected type", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"order.changed", "SO-1", h}, {"", "", 5 * h}},
+			"map[credit-hold-open:closed:expected] overdue=false"},
+		{"credit hold past its deadline", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", h + 11*m}},
+			"map[credit-hold-open:open] overdue=true"},
+		{"credit hold released late", []step{{"order.created", "SO-1", 0}, {"credit.hold", "SO-1", 10 * m}, {"", "", 2 * h}, {"credit.released", "SO-1", 3 * h}},
+			"map[credit-hold-open:closed:expected reminders=1] overdue=true"},
+		{"integration error, a note does not resolve it", []step{{"order.created", "SO-1", 0}, {"integration.error", "SO-1", 10 * m}, {"note.added", "SO-1", 20 * m}, {"", "", 30 * m}},
+			"map[integration-error-open:open] overdue=false"},
+		{"integration error resolved by the next milestone", []step{{"order.created", "SO-1", 0}, {"integration.error", "SO-1", 10 * m}, {"inventory.allocated", "SO-1", h}, {"", "", 5 * h}},
+			"map[integration-error-open:closed:expected] overdue=false"},
+		{"carrier status without a listed code", []step{{"order.created", "SO-1", 0}, {"carrier.status", "SO-1", 10 * m}, {"", "", 5 * h}},
+			"map[] overdue=false"},
+	}
+	for _, eventTime := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("event_time=%v/%s", eventTime, c.name), func(t *testing.T) {
+				r := newDeadlineRunWith(t, eventTime, store.Options{}, eventPolicy)
+				r.data = map[string]string{"carrier.status": `{"carrier":"UPS","code":"ON_TIME"}`}
+				r.run(c.steps...)
+				xs := r.exceptions("SO-1")
+				overdue := false
+				for _, x := range xs {
+					overdue = overdue || x.Overdue
+					if x.Kind != KindEvent || x.OpenEvent != "e-2" || x.Source != "test" || !x.OpenedAt.Equal(t0.Add(10*m)) || x.StartEvent != "e-2" {
+						t.Errorf("exception %+v: want kind event, opened by e-2 from source test at its time", x)
+					}
+				}
+				if got := fmt.Sprintf("%v overdue=%v", summary(xs), overdue); got != c.want {
+					t.Errorf("got %s, want %s", got, c.want)
+				}
+			})
+		}
+	}
+}
+
+// TestDeadlineCodes: a deadline with codes starts its clock only for an after
+// event whose code (causeOf) is one of them.
+func TestDeadlineCodes(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		want string
+	}{
+		{`{"carrier":"UPS","code":"ROLLED"}`, "map[]"},
+		{`{"carrier":"UPS","code":"NO_SHOW"}`, "map[carrier-no-show:open]"},
+	} {
+		r := newDeadlineRunWith(t, true, store.Options{}, eventPolicy)
+		r.data = map[string]string{"carrier.status": c.data}
+		var ev features.Event
+		if err := features.Decode(r.msg("carrier.status", "SO-1", t0).Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		r.seq = 0
+		if _, code, _ := causeOf(&ev, &features.OrderState{}); c.want != "map[]" && code == "" {
+			t.Skipf("causeOf gives no carrier.status code yet (process/causes.go, the causes part of issue 18): the code %s cannot start a clock", c.data)
+		}
+		r.run(step{"order.created", "SO-1", 0}, step{"carrier.status", "SO-1", 10 * time.Minute})
+		if got := fmt.Sprint(summary(r.exceptions("SO-1"))); got != c.want {
+			t.Errorf("carrier.status %s: %s, want %s", c.data, got, c.want)
+		}
+	}
+}
+
+// TestEscalation: an exception that sits past its deadline moves one tier up
+// its owner's ladder each SLA of the tier it is at, counted by the team it
+// moves to, keeps being reminded, and stops at the ladder's end; one resolved
+// in time never escalates. Live and on event time.
+func TestEscalation(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRunWith(t, eventTime, store.Options{}, eventPolicy)
+			// Due at 1h; finance's first tier has 10m, the second 30m.
+			r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"order.created", "SO-2", 0},
+				step{"credit.hold", "SO-2", 0}, step{"credit.released", "SO-2", 50 * m})
+			look := func(at time.Duration) Exception {
+				t.Helper()
+				r.run(step{"", "", at})
+				xs := r.exceptions("SO-1")
+				if len(xs) != 1 {
+					t.Fatalf("at %v: %+v, want one exception", at, xs)
+				}
+				return xs[0]
+			}
+			type got struct {
+				Owner       string
+				Escalations int
+				At          time.Duration
+			}
+			check := func(at time.Duration, want got) {
+				t.Helper()
+				x := look(at)
+				g := got{x.Owner, x.Escalations, x.EscalatedAt.Sub(t0)}
+				if x.EscalatedAt.IsZero() {
+					g.At = 0
+				}
+				if g != want || x.FirstOwner != "finance" {
+					t.Errorf("at %v: %+v (first owner %q), want %+v, first owner finance", at, g, x.FirstOwner, want)
+				}
+			}
+			check(h+m, got{"finance", 0, 0})
+			check(h+9*m, got{"finance", 0, 0})
+			check(h+11*m, got{"finance-controller", 1, h + 10*m})
+			check(h+39*m, got{"finance-controller", 1, h + 10*m})
+			check(h+41*m, got{"cfo-office", 2, h + 40*m})
+			check(2*h+m, got{"cfo-office", 2, h + 40*m})
+			check(3*h+m, got{"cfo-office", 2, h + 40*m})
+			check(30*h, got{"cfo-office", 2, h + 40*m})
+			if x := look(30 * h); x.Reminders != 3 || !x.Open {
+				t.Errorf("at the ladder's end: %+v, want it open and reminded still", x)
+			}
+			for owner, want := range map[string]float64{"finance-controller": 1, "cfo-office": 1} {
+				if got := testutil.ToFloat64(r.p.book.escalations.WithLabelValues(owner)); got != want {
+					t.Errorf("orderwatch_exception_escalations_total{owner=%q} = %v, want %v", owner, got, want)
+				}
+			}
+			if got := testutil.ToFloat64(gaugeOf(t, r.reg, "cfo-office", "credit")); got != 1 {
+				t.Errorf("orderwatch_open_exceptions{owner=cfo-office,class=credit} = %v, want 1", got)
+			}
+			xs := r.exceptions("SO-2")
+			if len(xs) != 1 || xs[0].Open || xs[0].Escalations != 0 || xs[0].Owner != "finance" || xs[0].Overdue {
+				t.Errorf("SO-2, released before its deadline: %+v, want closed, never overdue nor escalated", xs)
+			}
+		})
+	}
+}
+
+// TestEscalationAfterDowntime: an exception found overdue long after its
+// deadline (downtime, history) is at the tier it would have reached, with one
+// escalation counted per tier.
+func TestEscalationAfterDowntime(t *testing.T) {
+	r := newDeadlineRunWith(t, false, store.Options{}, eventPolicy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", 50 * time.Hour})
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || xs[0].Owner != "cfo-office" || xs[0].Escalations != 2 || !xs[0].Overdue {
+		t.Fatalf("50 h after a 1 h deadline, in one tick: %+v, want it overdue and escalated twice to cfo-office", xs)
+	}
+}
+
+// TestWatchEncoding: a watch's hand-written JSON is what json.Marshal writes
+// (for strings without control or HTML characters, which it escapes another
+// way), and reads back the same.
+func TestWatchEncoding(t *testing.T) {
+	x := &Exception{ID: "SO-1/d/1", Order: "SO-1", Deadline: "d", Owner: "finance", Open: true, Kind: KindEvent, DueAt: t0, OpenedAt: t0}
+	for _, w := range []*watch{
+		{Order: "SO-1", Deadline: "released-not-picked", Started: t0},
+		{Order: "SO-\"2\"\\\n\x01é\u2028", Deadline: "d", Started: t0.Add(time.Nanosecond), StartEvent: "e-1", Due: t0.Add(time.Hour),
+			Warehouse: "DAL", Carrier: "UPS", Customer: "C-1", Milestone: "picked"},
+		{Order: "SO-3", Deadline: "d", Started: t0.In(time.FixedZone("x", 3600)), Exception: x, Passed: true,
+			RemindAt: t0.Add(2 * time.Hour), EscalateAt: t0.Add(90 * time.Minute), Due: t0.Add(90 * time.Minute)},
+	} {
+		got, err := w.appendJSON([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain := !strings.ContainsAny(w.Order, "\n\x01\u2028"); plain && string(got[len("prefix"):]) != string(want) {
+			t.Errorf("appendJSON\n%s\nwant (json.Marshal)\n%s", got[len("prefix"):], want)
+		}
+		var back watch
+		if err := json.Unmarshal(got[len("prefix"):], &back); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := json.Marshal(&back); string(again) != string(want) {
+			t.Errorf("read back as %s, want %s", again, want)
+		}
+	}
+}
+
+// TestWatchHeap: the written-out heap pops in time, then order and deadline
+// order.
+func TestWatchHeap(t *testing.T) {
+	var h watchHeap
+	for i, at := range []int{5, 3, 9, 1, 3, 7, 0, 3, 8, 2} {
+		h.push(watchEntry{t0.Add(time.Duration(at) * time.Minute), watchKey{fmt.Sprintf("SO-%d", 9-i), "d"}})
+	}
+	var got []string
+	for len(h) > 0 {
+		got = append(got, fmt.Sprintf("%v/%s", h[0].at.Sub(t0), h[0].key.order))
+		h.pop()
+	}
+	want := "[0s/SO-3 1m0s/SO-6 2m0s/SO-0 3m0s/SO-2 3m0s/SO-5 3m0s/SO-8 5m0s/SO-9 7m0s/SO-4 8m0s/SO-1 9m0s/SO-7]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("popped %v, want %s", got, want)
+	}
+}
+
+// TestShippedPolicyExceptions: with the shipped policy, a credit hold opens
+// its exception at once, owned by finance; unreleased after 4 h it is
+// overdue, and 10 minutes later (credit-desk's SLA) it is with
+// finance-controller; a pick released and not confirmed, and an order past
+// its cutoff unshipped, open theirs, owned by warehouse, with site-manager
+// after floor-lead's 15 minutes.
+func TestShippedPolicyExceptions(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRunWith(t, eventTime, store.Options{}, string(actions.DefaultPolicy()))
+			r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", m})
+			if xs := r.exceptions("SO-1"); len(xs) != 1 || xs[0].Deadline != "credit-hold-open" || xs[0].Owner != "finance" || !xs[0].Open || xs[0].Overdue {
+				t.Fatalf("after the hold: %+v, want credit-hold-open open, owned by finance, not overdue", xs)
+			}
+			r.run(step{"", "", 4*h + 2*m}, step{"credit.released", "SO-1", 4*h + 5*m}, step{"pick.released", "SO-1", 5 * h},
+				step{"order.created", "SO-2", 5 * h}, step{"credit.hold", "SO-2", 5 * h}, step{"", "", 9*h + 11*m})
+			got := map[string]string{}
+			for _, o := range []string{"SO-1", "SO-2"} {
+				for _, x := range r.exceptions(o) {
+					got[o+" "+x.Deadline] = fmt.Sprintf("open=%v overdue=%v owner=%s", x.Open, x.Overdue, x.Owner)
+				}
+			}
+			want := map[string]string{
+				"SO-1 credit-hold-open":      "open=false overdue=true owner=finance",
+				"SO-1 released-not-picked":   "open=true overdue=true owner=site-manager",
+				"SO-1 past-cutoff-unshipped": "open=true overdue=true owner=site-manager",
+				"SO-2 credit-hold-open":      "open=true overdue=true owner=finance-controller",
+				"SO-2 past-cutoff-unshipped": "open=true overdue=true owner=site-manager",
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("exceptions\n%v\nwant\n%v", got, want)
+			}
+		})
 	}
 }

@@ -1,10 +1,13 @@
 package process
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderwatch/orderwatch/actions"
 )
 
 // How an exception closed (Exception.ClosedBy).
@@ -18,10 +21,12 @@ const (
 )
 
 // Exception is the record of an exception: a deadline of the policy passed
-// without the event it expects. It opens when the deadline passes, counts the
-// reminders sent while it is open, and closes when the expected event arrives
-// (or the order's watch ends). The API shows it as JSON, which is how it is
-// stored.
+// without an event it expects (KindDeadline), or an event showed trouble that
+// a deadline then bounds (KindEvent, open: start). It opens when the deadline
+// passes or with its event, is overdue once the deadline has passed, counts
+// the reminders sent and the escalations up its owner's ladder while it is
+// overdue, and closes when an expected event arrives (or the order's watch
+// ends). The API shows it as JSON, which is how it is stored.
 type Exception struct {
 	ID       string `json:"id"`
 	Order    string `json:"order_id"`
@@ -65,6 +70,16 @@ type Exception struct {
 	// the incident it was grouped into, if any.
 	Cause    string `json:"cause,omitempty"`
 	Incident string `json:"incident,omitempty"`
+	// Overdue: its deadline has passed (always, for KindDeadline; for an
+	// exception opened by its start event, once DueAt passes).
+	Overdue bool `json:"overdue,omitempty"`
+	// Owner is the team that owns it now: FirstOwner (from exception_owners)
+	// until it sits overdue past the SLA of its tier; then it moves one tier
+	// up the owner's ladder each SLA, Escalations times, the last at
+	// EscalatedAt, and stops at the ladder's end.
+	FirstOwner  string    `json:"first_owner,omitempty"`
+	Escalations int       `json:"escalations,omitempty"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 }
 
 // What opened an exception (Exception.Kind).
@@ -87,7 +102,9 @@ const (
 	exOpened = iota + 1
 	exReminded
 	exClosed
-	exDropped // left with its partition
+	exDropped   // left with its partition
+	exEscalated // moved up its ladder to owner
+	exOverdue   // its deadline passed (opened by its start event)
 )
 
 // exceptionBook holds the open exceptions as committed, for the metrics
@@ -106,11 +123,13 @@ type exceptionBook struct {
 	seen      map[[2]string]bool
 	seenOwner map[string]bool
 	at        time.Time // the watermark as committed, the clock in event-time mode
+
+	escalations *prometheus.CounterVec
 }
 
 var (
 	descOpenExceptions = prometheus.NewDesc("orderwatch_open_exceptions",
-		"Exceptions open now (a policy deadline passed without the event it expects), by owner team and class.",
+		"Exceptions open now (a policy deadline passed, or an event showed trouble), by the owner team they sit with now and class.",
 		[]string{"owner", "class"}, nil)
 	descOldestException = prometheus.NewDesc("orderwatch_oldest_open_exception_age_seconds",
 		"Age of the oldest open exception of each owner team (since it opened); replay measures it on event time.",
@@ -124,15 +143,19 @@ func newExceptionBook(reg prometheus.Registerer, clock func() time.Time, eventTi
 		seen: map[[2]string]bool{}, seenOwner: map[string]bool{},
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_exceptions_opened_total",
-			Help: "Exceptions opened (a policy deadline passed without the event it expects), by owner team and class.",
+			Help: "Exceptions opened (a policy deadline passed, or an event showed trouble), by owner team and class.",
 		}, []string{"owner", "class"}),
 		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderwatch_exception_reminders_total",
 			Help: "Reminders of open exceptions (one each remind_every of their deadline), by owner team.",
 		}, []string{"owner"}),
+		escalations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderwatch_exception_escalations_total",
+			Help: "Overdue exceptions moved one tier up their owner's escalation ladder, by the owner team they moved to.",
+		}, []string{"owner"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{b, b.opened, b.reminders} {
+		for _, c := range []prometheus.Collector{b, b.opened, b.reminders, b.escalations} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -151,6 +174,8 @@ func (b *exceptionBook) apply(changes []exChange, watermark time.Time) {
 			b.opened.WithLabelValues(c.owner, c.class).Inc()
 		case exReminded:
 			b.reminders.WithLabelValues(c.owner).Inc()
+		case exEscalated:
+			b.escalations.WithLabelValues(c.owner).Inc()
 		}
 		if c.open {
 			b.open[c.id] = c
@@ -196,4 +221,32 @@ func (b *exceptionBook) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOldestException, prometheus.GaugeValue, age, owner)
 	}
 	b.mu.Unlock()
+}
+
+// seed shows the series of every team and class the policy can give an
+// exception (exception_owners, and the teams of their ladders an exception
+// escalates to) at zero, so that a fresh instance exports every name the
+// alerts and the dashboard use, and a counter's first increase is seen by
+// rate(). Bounded by the policy.
+func (b *exceptionBook) seed(pol *actions.Policy) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for class, owner := range pol.ExceptionOwners {
+		teams := []string{owner}
+		for next := owner; ; {
+			to, _, ok := pol.Escalates(next)
+			if !ok || slices.Contains(teams, to) {
+				break
+			}
+			teams, next = append(teams, to), to
+		}
+		for i, team := range teams {
+			b.seen[[2]string{team, class}], b.seenOwner[team] = true, true
+			b.opened.WithLabelValues(team, class)
+			b.reminders.WithLabelValues(team)
+			if i > 0 {
+				b.escalations.WithLabelValues(team)
+			}
+		}
+	}
 }

@@ -429,6 +429,9 @@ func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*
 			return s, err
 		}
 	}
+	if err := p.flushWatches(s.batch); err != nil {
+		return s, err
+	}
 	p.scoreRows()
 	return s, nil
 }
