@@ -26,6 +26,14 @@ type IncidentPolicy struct {
 	// Window of the incident's last exception; otherwise it starts a new one.
 	// Zero means 2h.
 	Window Duration `yaml:"window" json:"window"`
+	// Windows sets the window of a kind of cause (the first segment of its
+	// key: integration, carrier, warehouse, price_contract) apart from Window.
+	// Without window and windows, price_contract is 72h (an expired price
+	// contract shows on the customer's orders as they come, hours or days
+	// apart) and integration 1h (a partner's broken map fails its orders
+	// minutes apart; independent failures of one code hours apart are not one
+	// cause): the windows that measured best against the simulator (README).
+	Windows map[string]Duration `yaml:"windows" json:"windows,omitempty"`
 	// MaxOpen bounds the open incidents kept; an exception whose cause has no
 	// open incident while MaxOpen are open is not grouped (counted in
 	// orderwatch_incidents_ungrouped_total). Zero means 1000.
@@ -45,10 +53,39 @@ type IncidentNotify struct {
 	Mode string `yaml:"mode" json:"mode"`
 }
 
+// DefaultIncidentWindows are the windows of kinds of cause that differ from
+// Window when the policy does not set them.
+var DefaultIncidentWindows = map[string]time.Duration{"price_contract": 72 * time.Hour, "integration": time.Hour}
+
+// IncidentKinds are the kinds of cause an incident can have.
+var IncidentKinds = []string{"integration", "carrier", "warehouse", "price_contract"}
+
+// WindowOf returns the window of a kind of cause.
+func (ip *IncidentPolicy) WindowOf(kind string) time.Duration {
+	if d, ok := ip.Windows[kind]; ok {
+		return d.D()
+	}
+	return ip.Window.D()
+}
+
 // validate applies the defaults and checks the values.
 func (ip *IncidentPolicy) validate() []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for kind, d := range ip.Windows {
+		if !slices.Contains(IncidentKinds, kind) || d <= 0 {
+			bad("incidents.windows.%s %s: want a kind of %v and a positive duration", kind, d.D(), IncidentKinds)
+		}
+	}
+	for kind, d := range DefaultIncidentWindows {
+		// A policy that sets window means it for the kinds it does not name.
+		if _, ok := ip.Windows[kind]; !ok && ip.Window == 0 {
+			if ip.Windows == nil {
+				ip.Windows = map[string]Duration{}
+			}
+			ip.Windows[kind] = Duration(d)
+		}
+	}
 	switch {
 	case ip.Window < 0:
 		bad("incidents.window %s is negative", ip.Window.D())

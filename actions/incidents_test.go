@@ -33,7 +33,12 @@ func TestIncidentPolicy(t *testing.T) {
 		key, err string
 		want     actions.IncidentPolicy
 	}{
-		{key: "{}", want: actions.IncidentPolicy{Window: actions.Duration(2 * time.Hour), MaxOpen: 1000}},
+		{key: "{}", want: actions.IncidentPolicy{Window: actions.Duration(2 * time.Hour), MaxOpen: 1000,
+			Windows: map[string]actions.Duration{"integration": actions.Duration(time.Hour), "price_contract": actions.Duration(72 * time.Hour)}}},
+		{key: "{windows: {carrier: 30m, integration: 3h}}", want: actions.IncidentPolicy{Window: actions.Duration(2 * time.Hour), MaxOpen: 1000,
+			Windows: map[string]actions.Duration{"carrier": actions.Duration(30 * time.Minute), "integration": actions.Duration(3 * time.Hour), "price_contract": actions.Duration(72 * time.Hour)}}},
+		{key: "{windows: {edi: 1h}}", err: "incidents.windows.edi"},
+		{key: "{windows: {carrier: 0s}}", err: "incidents.windows.carrier"},
 		{key: "{window: 30m, max_open: 5, notify: {action: flag_finance}}", want: actions.IncidentPolicy{Window: actions.Duration(30 * time.Minute), MaxOpen: 5,
 			Notify: &actions.IncidentNotify{Action: actions.ActionFlagFinance, MinOrders: 2, Mode: actions.ModeAuto}}},
 		{key: "{window: -1m}", err: "incidents.window"},

@@ -202,7 +202,7 @@ func (p *Processor) joinIncident(batch *store.Batch, x *Exception) error {
 	in, at := p.incidents, x.OpenedAt
 	inc := in.byCause[x.Cause]
 	switch {
-	case inc == nil || absDuration(at.Sub(inc.LastSeen)) > pol.Window.D():
+	case inc == nil || absDuration(at.Sub(inc.LastSeen)) > pol.WindowOf(causeKind(x.Cause)):
 		if in.open >= pol.MaxOpen {
 			in.ungrouped[[2]string{kindLabel(causeKind(x.Cause)), ungroupedMaxOpen}]++
 			return nil
