@@ -792,3 +792,30 @@ func TestShippedPolicyExceptions(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchKeepsTheLatestException: the exception a watch embeds (what a
+// restart reads back) is the record as last written in the batch, whoever
+// wrote it.
+func TestWatchKeepsTheLatestException(t *testing.T) {
+	r := newDeadlineRunWith(t, false, store.Options{}, eventPolicy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", time.Hour + 11*time.Minute})
+	// Another part changes the open exception and writes it (putException).
+	w := r.p.watches.m[watchKey{"SO-1", "credit-hold-open"}]
+	b := r.st.NewBatch()
+	w.Exception.Incident = "inc-1"
+	if err := r.p.putException(b, w.Exception, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.flushWatches(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.p = r.processor(r.p.opts.Policy)
+	got := r.p.watches.m[watchKey{"SO-1", "credit-hold-open"}].Exception
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || got == nil || fmt.Sprint(*got) != fmt.Sprint(xs[0]) || got.Incident != "inc-1" || got.Owner != "finance-controller" {
+		t.Errorf("after a restart the watch holds %+v, the record is %+v: want the same, with the incident and the escalation", got, xs)
+	}
+}
