@@ -650,9 +650,11 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 	if event != 0 {
 		p.noteException(x, event)
 	}
-	// Escalations due before t, one tier each SLA, up to the ladder's end.
+	// Escalations due before t, one tier each SLA, up to the ladder's end
+	// (Policy.Escalates never climbs in a circle; maxEscalationSteps bounds a
+	// firing all the same).
 	var steps int
-	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) {
+	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) && steps < maxEscalationSteps {
 		to, _, ok := pol.Escalates(x.Owner)
 		if !ok {
 			w.EscalateAt = time.Time{}
@@ -676,6 +678,9 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 	}
 	return p.putWatch(batch, w)
 }
+
+// maxEscalationSteps bounds the escalations of one firing of a watch.
+const maxEscalationSteps = 32
 
 func deadlineOf(p *actions.Policy, id string) *actions.Deadline {
 	for i := range p.Deadlines {

@@ -819,3 +819,16 @@ func TestWatchKeepsTheLatestException(t *testing.T) {
 		t.Errorf("after a restart the watch holds %+v, the record is %+v: want the same, with the incident and the escalation", got, xs)
 	}
 }
+
+// TestEscalationLadderInACircle: a ladder that names a team twice does not
+// climb in a circle (the team escalates from its last place): long after the
+// deadline the exception has climbed the ladder once, not once per SLA since.
+func TestEscalationLadderInACircle(t *testing.T) {
+	policy := strings.Replace(eventPolicy, "    - {team: cfo-office, sla: 2h}\n", "    - {team: credit-desk, sla: 10m}\n", 1)
+	r := newDeadlineRunWith(t, false, store.Options{}, policy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", 400 * 24 * time.Hour})
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || xs[0].Escalations != 2 || xs[0].Owner != "credit-desk" {
+		t.Fatalf("400 days after the deadline, in one tick: %+v, want 2 escalations, to credit-desk at the ladder's end", xs)
+	}
+}
