@@ -510,7 +510,10 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 }
 
 // putException writes an exception record and notes the change for the
-// exception book: closed, reminded (when it has reminders) or opened.
+// exception book: closed, reminded (when it has reminders) or opened. The
+// exception's watch, if it has one, is rewritten with it by flushWatches, which
+// Stage and the timer commits call; a batch written elsewhere must call
+// flushWatches before its commit.
 func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
 	if err := p.writeException(batch, x, ttl); err != nil {
 		return err
