@@ -125,14 +125,19 @@ func (e *EventTypes) UnmarshalYAML(n *yaml.Node) error {
 // Escalates returns the team an exception owned by owner moves to when it
 // has sat past its deadline for the SLA of owner's tier, and that SLA: owner
 // is a ladder under escalation: (its first tier then) or a team of one (the
-// first ladder by name whose tiers hold it). ok is false when owner is at the
-// end of its ladder, or on none.
+// first ladder by name whose tiers hold it, at its last place there, so that
+// no ladder climbs in a circle). ok is false when owner is at the end of its
+// ladder, or on none.
 func (p *Policy) Escalates(owner string) (next string, sla time.Duration, ok bool) {
 	l, i := p.Escalation[owner], 0
 	if l == nil {
 		first := ""
 		for name, tiers := range p.Escalation {
-			if j := slices.IndexFunc(tiers, func(t Tier) bool { return t.Team == owner }); j >= 0 && (l == nil || name < first) {
+			j := len(tiers) - 1
+			for j >= 0 && tiers[j].Team != owner {
+				j--
+			}
+			if j >= 0 && (l == nil || name < first) {
 				l, i, first = tiers, j, name
 			}
 		}

@@ -48,6 +48,10 @@ type watch struct {
 	// of the overdue exception; zero when none comes. Due is the earlier.
 	RemindAt   time.Time `json:"remind_at,omitzero"`
 	EscalateAt time.Time `json:"escalate_at,omitzero"`
+
+	// exRaw is Exception as the batch being staged wrote it (its record),
+	// for flushWatches; nil when the batch did not write it.
+	exRaw []byte
 }
 
 // appendJSON appends the watch as json.Marshal writes it (the exception,
@@ -69,9 +73,12 @@ func (w *watch) appendJSON(b []byte) ([]byte, error) {
 		b = appendJSONTime(b, w.Due)
 	}
 	if w.Exception != nil {
-		v, err := json.Marshal(w.Exception)
-		if err != nil {
-			return b, err
+		v := w.exRaw
+		if v == nil {
+			var err error
+			if v, err = json.Marshal(w.Exception); err != nil {
+				return b, err
+			}
 		}
 		b = append(b, `,"exception":`...)
 		b = append(b, v...)
@@ -241,6 +248,7 @@ func (p *Processor) flushWatches(batch *store.Batch) error {
 		case ok:
 			start := len(p.arena)
 			arena, err := w.appendJSON(p.arena)
+			w.exRaw = nil
 			if err != nil {
 				return fmt.Errorf("process: encode deadline watch of order %s: %w", w.Order, err)
 			}
@@ -451,9 +459,11 @@ func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.
 		}
 	}
 	w.Exception = x
-	if err := p.writeException(batch, x, 0); err != nil {
+	raw, err := p.writeExceptionRaw(batch, x, 0)
+	if err != nil {
 		return err
 	}
+	w.exRaw = raw
 	p.noteException(x, exOpened)
 	return p.putWatch(batch, w)
 }
@@ -500,7 +510,10 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 }
 
 // putException writes an exception record and notes the change for the
-// exception book: closed, reminded (when it has reminders) or opened.
+// exception book: closed, reminded (when it has reminders) or opened. The
+// exception's watch, if it has one, is rewritten with it by flushWatches, which
+// Stage and the timer commits call; a batch written elsewhere must call
+// flushWatches before its commit.
 func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
 	if err := p.writeException(batch, x, ttl); err != nil {
 		return err
@@ -518,11 +531,25 @@ func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Dura
 
 // writeException writes an exception record.
 func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
+	_, err := p.writeExceptionRaw(batch, x, ttl)
+	return err
+}
+
+// writeExceptionRaw is writeException returning the record as written: the
+// watch of the exception, written at the end of the same batch, embeds it as
+// it is instead of encoding it again.
+func (p *Processor) writeExceptionRaw(batch *store.Batch, x *Exception, ttl time.Duration) ([]byte, error) {
 	v, err := json.Marshal(x)
 	if err != nil {
-		return fmt.Errorf("process: encode exception: %w", err)
+		return nil, fmt.Errorf("process: encode exception: %w", err)
 	}
-	return batch.PutException(x.Order, exceptionKey(x), v, ttl)
+	if k := (watchKey{x.Order, x.Deadline}); p.watches.m[k] != nil && p.watches.m[k].Exception == x {
+		// Whoever writes it (putException too), the watch embeds the latest
+		// and is written with it: a restart reads the exception from there.
+		p.watches.touch(k)
+		p.watches.m[k].exRaw = v
+	}
+	return v, batch.PutException(x.Order, exceptionKey(x), v, ttl)
 }
 
 // noteException notes a change of an exception (exOpened, ...) for the
@@ -626,9 +653,11 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 	if event != 0 {
 		p.noteException(x, event)
 	}
-	// Escalations due before t, one tier each SLA, up to the ladder's end.
+	// Escalations due before t, one tier each SLA, up to the ladder's end
+	// (Policy.Escalates never climbs in a circle; maxEscalationSteps bounds a
+	// firing all the same).
 	var steps int
-	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) {
+	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) && steps < maxEscalationSteps {
 		to, _, ok := pol.Escalates(x.Owner)
 		if !ok {
 			w.EscalateAt = time.Time{}
@@ -644,12 +673,17 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 	}
 	w.schedule()
 	if event != 0 || steps > 0 {
-		if err := p.writeException(batch, x, 0); err != nil {
+		raw, err := p.writeExceptionRaw(batch, x, 0)
+		if err != nil {
 			return err
 		}
+		w.exRaw = raw
 	}
 	return p.putWatch(batch, w)
 }
+
+// maxEscalationSteps bounds the escalations of one firing of a watch.
+const maxEscalationSteps = 32
 
 func deadlineOf(p *actions.Policy, id string) *actions.Deadline {
 	for i := range p.Deadlines {

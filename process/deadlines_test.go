@@ -792,3 +792,43 @@ func TestShippedPolicyExceptions(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchKeepsTheLatestException: the exception a watch embeds (what a
+// restart reads back) is the record as last written in the batch, whoever
+// wrote it.
+func TestWatchKeepsTheLatestException(t *testing.T) {
+	r := newDeadlineRunWith(t, false, store.Options{}, eventPolicy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", time.Hour + 11*time.Minute})
+	// Another part changes the open exception and writes it (putException).
+	w := r.p.watches.m[watchKey{"SO-1", "credit-hold-open"}]
+	b := r.st.NewBatch()
+	w.Exception.Incident = "inc-1"
+	if err := r.p.putException(b, w.Exception, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.flushWatches(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.p = r.processor(r.p.opts.Policy)
+	got := r.p.watches.m[watchKey{"SO-1", "credit-hold-open"}].Exception
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || got == nil || fmt.Sprint(*got) != fmt.Sprint(xs[0]) || got.Incident != "inc-1" || got.Owner != "finance-controller" {
+		t.Errorf("after a restart the watch holds %+v, the record is %+v: want the same, with the incident and the escalation", got, xs)
+	}
+}
+
+// TestEscalationLadderInACircle: a ladder that names a team twice does not
+// climb in a circle (the team escalates from its last place): long after the
+// deadline the exception has climbed the ladder once, not once per SLA since.
+func TestEscalationLadderInACircle(t *testing.T) {
+	policy := strings.Replace(eventPolicy, "    - {team: cfo-office, sla: 2h}\n", "    - {team: credit-desk, sla: 10m}\n", 1)
+	r := newDeadlineRunWith(t, false, store.Options{}, policy)
+	r.run(step{"order.created", "SO-1", 0}, step{"credit.hold", "SO-1", 0}, step{"", "", 400 * 24 * time.Hour})
+	xs := r.exceptions("SO-1")
+	if len(xs) != 1 || xs[0].Escalations != 2 || xs[0].Owner != "credit-desk" {
+		t.Fatalf("400 days after the deadline, in one tick: %+v, want 2 escalations, to credit-desk at the ladder's end", xs)
+	}
+}
