@@ -474,6 +474,7 @@ func newIncidentMetrics(reg prometheus.Registerer) (*incidentMetrics, error) {
 	for _, k := range append(slices.Clone(incidentKinds), kindOther) {
 		m.open.WithLabelValues(k)
 		m.opened.WithLabelValues(k)
+		m.ungrouped.WithLabelValues(k, ungroupedMaxOpen) // at 0 from the start: an alert's rate needs the series
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.open, m.opened, m.ungrouped} {
