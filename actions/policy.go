@@ -77,9 +77,14 @@ type Policy struct {
 	Reroute    Reroute             `yaml:"reroute" json:"reroute"`
 	Webhooks   map[string]*Webhook `yaml:"webhooks" json:"webhooks,omitempty"`
 	Rules      []Rule              `yaml:"rules" json:"rules"`
+	// ExceptionPolicy is the milestone deadlines and the exception owners
+	// (deadlines.go); its keys sit at the top level.
+	ExceptionPolicy `yaml:",inline"`
 	// Costs, when set, prices misses and actions: every decision records its
 	// expected value, and cost-aware rules act only when it pays (cost.go).
 	Costs *Costs `yaml:"costs" json:"costs,omitempty"`
+	// Incidents groups exceptions of one cause (incidents.go).
+	Incidents IncidentPolicy `yaml:"incidents" json:"incidents"`
 
 	kill  *KillSwitch
 	rates *RateShare
@@ -476,7 +481,10 @@ func (p *Policy) validate() error {
 		p.keep[r.Action] = max(p.keep[r.Action], r.Cooldown.D())
 		errs = append(errs, r.When.compile(at+".when")...)
 	}
+	errs = append(errs, p.validateExceptions()...)
+	errs = append(errs, p.validateDataQuality()...)
 	errs = append(errs, p.Costs.validate(p.Rules)...)
+	errs = append(errs, p.Incidents.validate()...)
 	return errors.Join(errs...)
 }
 

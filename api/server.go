@@ -110,6 +110,9 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/decisions", s.merged("decisions", s.decisionsList))
 	mux.HandleFunc("GET /api/v1/decisions/{id}", s.orPeers(s.decisionShow))
 	mux.HandleFunc("GET /api/v1/targets", s.targets)
+	mux.HandleFunc("GET /api/v1/exceptions", s.exceptionsList)
+	mux.HandleFunc("GET /api/v1/incidents", s.incidentsList)
+	mux.HandleFunc("GET /api/v1/incidents/{id}", s.incidentShow)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	if g := o.Governor; g != nil {
 		// Approvers answer for their teams: the team check is the answering
@@ -204,6 +207,11 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	exceptions, err := s.o.Store.OrderExceptions(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	hist, unreadable := history(v, views)
 	if len(unreadable) > 0 {
 		s.log.Warn("order history has unreadable records", "order", id, "unreadable", unreadable)
@@ -215,8 +223,9 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		Decisions  []actions.View    `json:"decisions"`
 		History    []historyEntry    `json:"history"`
 		Scores     []riskPoint       `json:"scores"`               // the risk over time
+		Exceptions []json.RawMessage `json:"exceptions"`           // the order's exception records (process.Exception)
 		Unreadable []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
-	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Scores: riskSeries(v), Unreadable: unreadable}
+	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Scores: riskSeries(v), Exceptions: raws(exceptions), Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
 }
 

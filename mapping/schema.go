@@ -42,7 +42,7 @@ var typeFields = func() map[string][]string {
 		features.TypeOrderCancelled:     {"reason"},
 		features.TypeAllocationChanged:  {"short_units", "warehouse"},
 		features.TypeAllocationShort:    {"short_units"},
-		features.TypeCarrierStatus:      {"text"},
+		features.TypeCarrierStatus:      {"code", "text"},
 		features.TypeNoteAdded:          {"text"},
 		features.TypeInvoiceFailed:      {"text"},
 		features.TypeIntegrationError:   {"system", "code", "text"},

@@ -60,6 +60,8 @@ func (p *Processor) DropPartition(part int) (int, error) {
 	for id := range orders {
 		p.dues.remove(id)
 	}
+	p.dropWatches(orders)
+	p.dropIncidents(orders)
 	if p.opts.OpenOrders != nil {
 		p.opts.OpenOrders.drop(orders)
 	}

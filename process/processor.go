@@ -81,7 +81,14 @@ type Processor struct {
 	// In-memory mirrors of durable state, reloaded after a failed batch.
 	ctx       *features.Context
 	dues      *dueIndex
+	watches   *watches       // the deadline watches (deadlines.go)
+	book      *exceptionBook // the open exceptions as committed, for the metrics
 	watermark time.Time
+
+	// incidents are the incidents a batch may change (incidents.go),
+	// incMetrics their metrics as committed.
+	incidents  *incidents
+	incMetrics *incidentMetrics
 	// caught is the catch-up (Options.CatchUpBefore) as staged, caughtCommitted
 	// as committed (what a failed batch goes back to).
 	caught, caughtCommitted catchUp
@@ -150,6 +157,12 @@ type batchState struct {
 	caught      catchUp // the catch-up once the batch is applied
 	// govOrders are the orders whose governance the batch marked changed.
 	govOrders []string
+
+	// exChanges are the exceptions the batch opened, reminded or closed, for
+	// the exception book after the commit.
+	exChanges []exChange
+	// incStats is what the batch changed in the incident metrics.
+	incStats incidentStats
 }
 
 // Result summarises a processed batch.
@@ -200,6 +213,12 @@ func New(opts Options) (*Processor, error) {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
 	}
 	p := &Processor{opts: opts, log: opts.Logger, m: m, cache: map[string]*orderRecord{}, heldMemory: map[string]actions.Memory{}, govNonce: uint64(time.Now().UnixNano())}
+	if p.book, err = newExceptionBook(opts.Registerer, opts.Clock, opts.EventTime); err != nil {
+		return nil, fmt.Errorf("process: register exception metrics: %w", err)
+	}
+	if p.incMetrics, err = newIncidentMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("process: register incident metrics: %w", err)
+	}
 	p.counters = make([]partCounters, opts.Partitions)
 	for i := range p.counters {
 		p.counters[i] = newPartCounters(i)
@@ -212,6 +231,7 @@ func New(opts Options) (*Processor, error) {
 	if err := p.load(true); err != nil {
 		return nil, err
 	}
+	p.book.apply(p.watches.openExceptions(), p.watermark)
 	// The per-warehouse gauges and the index of open orders start from the
 	// stored orders; batches move them. A record that does not decode is left
 	// out: its order's next event is dead-lettered as poison, its timer dropped
@@ -311,6 +331,12 @@ func (p *Processor) load(first bool) error {
 			return fmt.Errorf("process: stored watermark %q: %w", wm, err)
 		}
 	}
+	if err := p.loadWatches(); err != nil {
+		return err
+	}
+	if err := p.loadIncidents(); err != nil {
+		return err
+	}
 	p.ctx, p.dues = ctx, idx
 	p.caught = p.caughtCommitted
 	return nil
@@ -403,6 +429,9 @@ func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*
 			return s, err
 		}
 	}
+	if err := p.flushWatches(s.batch); err != nil {
+		return s, err
+	}
 	p.scoreRows()
 	return s, nil
 }
@@ -444,6 +473,10 @@ func (p *Processor) Submit(s *Staged) (*Flight, error) {
 		return fail(err)
 	}
 	p.queued = queued
+	// After decide, which sets p.queued: an incident's notification may queue too.
+	if err := p.writeIncidents(s.batch); err != nil {
+		return fail(err)
+	}
 	f := &Flight{st: s.st, done: make(chan error, 1)}
 	// The next batch may be staged while this one commits: it reads what was
 	// committed before this commit started.
@@ -472,6 +505,8 @@ func (p *Processor) Wait(f *Flight) (res Result, err error) {
 	}
 	p.cacheTouched(f.st)
 	p.caughtCommitted = f.st.caught
+	p.book.apply(f.st.exChanges, p.watermark)
+	p.applyIncidents(&f.st.incStats)
 	p.observe(f.st)
 	p.govChanged = append(p.govChanged, f.st.govOrders...)
 	if p.opts.OpenOrders != nil {
@@ -545,5 +580,6 @@ func (p *Processor) reset(n int) {
 	p.gauges = p.gauges[:0]
 	p.opens = p.opens[:0]
 	p.stays = p.stays[:0]
+	p.exChanges = p.exChanges[:0]
 	p.govOrders = p.govOrders[:0]
 }

@@ -114,6 +114,12 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 		}
 	}
 	p.ctx.Observe(ev, &rec.State)
+	if err := p.deadlineEvent(batch, rec, ev); err != nil {
+		return err
+	}
+	if err := p.dataQualityEvent(batch, rec, ev, was); err != nil {
+		return err
+	}
 	ttl := p.opts.Retention
 	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, ttl); err != nil {
 		return err
@@ -143,7 +149,14 @@ func (p *Processor) rebuild(batch *store.Batch, it *item) error {
 	if err != nil {
 		return err
 	}
+	was := rec.State.Milestone
 	rec.State.Apply(ev)
+	if err := p.deadlineEvent(batch, rec, ev); err != nil {
+		return err
+	}
+	if err := p.dataQualityEvent(batch, rec, ev, was); err != nil {
+		return err
+	}
 	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, p.opts.Retention); err != nil {
 		return err
 	}

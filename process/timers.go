@@ -39,15 +39,21 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 		}
 	}()
 	for {
-		if e, ok := p.dues.h.peek(); !ok || e.at.After(t) {
+		if e, ok := p.dues.h.peek(); (!ok || e.at.After(t)) && !p.watches.due(t) {
 			return res, nil
 		}
 		res.Timers = true
 		if err := p.checkSpace(); err != nil {
 			return res, err
 		}
-		queued, err := p.timerCommit(t, limit)
+		fired, queued, err := p.timerCommit(t, limit)
 		switch c := Classify(err); {
+		case c == None && fired == 0:
+			// What is due belongs to partitions this instance does not own
+			// now (a lease lapsed, its drop not yet run): it waits for the
+			// partition to be owned again or dropped. Looping on it would
+			// hold up the loop that runs the drop.
+			return res, nil
 		case c == None:
 			res.Queued = res.Queued || queued
 			continue
@@ -68,21 +74,31 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 }
 
 // timerCommit fires up to limit timers due at or before t in one commit: a batch
-// without messages, staged, submitted and waited for like any other.
-func (p *Processor) timerCommit(t time.Time, limit int) (bool, error) {
+// without messages, staged, submitted and waited for like any other. It
+// returns how many timers fired.
+func (p *Processor) timerCommit(t time.Time, limit int) (int, bool, error) {
 	p.reset(0)
 	s := &Staged{st: p.batchState, batch: p.opts.Store.NewBatch()}
-	if err := p.fireDueN(s.batch, t, limit); err != nil {
+	fired, err := p.fireDueN(s.batch, t, limit)
+	if err == nil {
+		err = p.flushWatches(s.batch)
+	}
+	if err != nil {
 		p.Abort(s)
-		return false, err
+		return 0, false, err
+	}
+	if fired == 0 {
+		// Nothing read or changed: no commit, nothing to reload.
+		s.batch.Discard()
+		return 0, false, nil
 	}
 	p.scoreRows()
 	f, err := p.Submit(s)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	res, err := p.Wait(f)
-	return res.Queued, err
+	return fired, res.Queued, err
 }
 
 func (h dueHeap) peek() (dueEntry, bool) {
@@ -94,12 +110,15 @@ func (h dueHeap) peek() (dueEntry, bool) {
 
 // fireDue scores every order whose rescoring time is at or before t, at that time.
 func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
-	return p.fireDueN(batch, t, -1)
+	_, err := p.fireDueN(batch, t, -1)
+	return err
 }
 
-// fireDueN is fireDue for at most limit orders (no limit when negative): each
-// due order is read and written back, rescored or not.
-func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
+// fireDueN is fireDue for at most limit timers, deadline watches first (no
+// limit when negative): each due order is read and written back, rescored or
+// not. It returns how many fired; the timers of partitions not owned are left
+// due and not counted.
+func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) (int, error) {
 	// An order of a partition this instance no longer owns is not rescored: its
 	// entry is put back, and goes when the partition is dropped.
 	var skipped []dueEntry
@@ -108,10 +127,15 @@ func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
 			p.dues.set(e.order, e.at)
 		}
 	}()
-	for n := 0; limit < 0 || n < limit; n++ {
+	fired, err := p.fireDeadlines(batch, t, limit)
+	if err != nil {
+		return fired, err
+	}
+	n := fired
+	for ; limit < 0 || n < limit; n++ {
 		e, ok := p.dues.popDue(t)
 		if !ok {
-			return nil
+			return n, nil
 		}
 		if !p.opts.Owns(p.opts.PartitionOf(e.order)) {
 			skipped = append(skipped, e)
@@ -120,7 +144,7 @@ func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
 		}
 		rec, err := p.order(batch, e.order)
 		if err != nil {
-			return err
+			return n, err
 		}
 		rec.NextDue = time.Time{}
 		if !rec.State.Open() {
@@ -129,5 +153,5 @@ func (p *Processor) fireDueN(batch *store.Batch, t time.Time, limit int) error {
 		p.countOutcome(rec, e.at)
 		p.addRow(rec, e.at, TriggerTimer, "")
 	}
-	return nil
+	return n, nil
 }

@@ -175,6 +175,10 @@ func (s *Simulator) createOrder(ch uint8) {
 			o.plan |= planMappingAuto
 		}
 	}
+	mapBreak := s.p.mapBreaks > 0 && s.inMapBreak(c)
+	if mapBreak {
+		o.plan &^= planMapping | planMappingAuto
+	}
 	if r.Float64() < shipToBase[ch]*c.shipToMul {
 		if r.Float64() < 0.4 {
 			o.plan |= planShipToLate
@@ -232,6 +236,9 @@ func (s *Simulator) createOrder(ch uint8) {
 	}
 	if o.plan&planMapping != 0 {
 		s.schedule(i, check(), kMapping, 0)
+	}
+	if mapBreak {
+		s.schedule(i, s.now+20*msSecond+s.rInc.Int64N(4*msMinute), kMapping, 1)
 	}
 	if o.plan&planShipToEarly != 0 {
 		s.schedule(i, check(), kShipTo, 0)

@@ -53,6 +53,9 @@ func (s *Simulator) build() {
 		}
 		s.q.push(s.outageStart(s.outTurn, s.pubAt+6*msHour), kBigOutage, int32(s.outTurn), 0)
 	}
+	if s.p.mapBreaks > 0 { // the first in the first office hours published
+		s.q.push(partnerHours.addWork(&s.hq, s.pubAt, s.rInc.Int64N(3*msHour)), kMapBreak, 0, 0)
+	}
 	if s.drillFor > 0 {
 		s.q.push(s.pubAt, kDrill, 0, 0)
 	}

@@ -86,7 +86,7 @@ func (s *Simulator) failedBy(pi int, msgArg int32, msgShare float64, msgWithin i
 		}
 		o.exc(clsCarrier, s.now)
 		if r.Float64() < msgShare {
-			s.schedule(rf.i, s.now+r.Int64N(max(msgWithin, 1)), kCarrierMsg, msgArg)
+			s.scheduleAux(rf.i, s.now+r.Int64N(max(msgWithin, 1)), kCarrierMsg, msgArg, int32(ps.sched/msMinute))
 		}
 	}
 }
@@ -155,7 +155,7 @@ func (s *Simulator) truck(pi int) {
 						}
 						o.exc(clsCarrier, s.now)
 						if r.Float64() < 0.5 {
-							s.schedule(rf.i, s.now+msMinute+r.Int64N(20*msMinute), kCarrierMsg, -2)
+							s.scheduleAux(rf.i, s.now+msMinute+r.Int64N(20*msMinute), kCarrierMsg, -2, int32(ps.sched/msMinute))
 						}
 					}
 					continue

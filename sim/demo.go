@@ -173,6 +173,10 @@ func (d *Demo) simulator(ctx context.Context, now time.Time) (*Simulator, error)
 		s.hideBefore = hideBefore.UnixMilli()
 		s.reveal, s.revealNear = reveal, near
 		s.nearFrom, s.nearTo = now.Add(-nearBefore).UnixMilli(), now.Add(nearAfter).UnixMilli()
+		// Incidents to show: trading partners' map breaks (the first within the
+		// demo's first office hours) and outages that reach the orders waiting
+		// for a wave, whatever the scenario.
+		s.p.mapBreaks, s.p.outageNotes = MapBreaksPerDay, true
 		s.shiftZones(localShift(now))
 		return s, nil
 	}

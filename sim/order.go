@@ -15,9 +15,9 @@ const (
 	kPricing
 	kPricingApprove
 	kPricingNote
-	kMapping
-	kMappingFix
-	kShipTo // arg 0: found at intake; 1: found at the label printer after packing
+	kMapping    // arg 1: the partner's map break
+	kMappingFix // arg 1: the partner's fixed map
+	kShipTo     // arg 0: found at intake; 1: found at the label printer after packing
 	kShipToFix
 	kAllocate
 	kShortResolve
@@ -32,11 +32,11 @@ const (
 	kPickDone
 	kPackDone
 	kShip
-	kCarrierMsg // arg: minutes late; -1 no-show; -2 left on the dock
+	kCarrierMsg // arg: minutes late; -1 no-show; -2 left on the dock; aux: the pickup's scheduled time, Unix minutes
 	kTracking   // arg: the step of txtTracking; -1: a delay
 	kInvoice
 	kFloorNote
-	kOutageMsg
+	kOutageMsg // arg: the warehouse down when it was scheduled; aux 1: an outage notice (rInc)
 	numOrderKinds
 )
 
@@ -60,6 +60,7 @@ const (
 	kStorm
 	kStormEnd
 	kDrill
+	kMapBreak
 )
 
 // schedule files an order item.
@@ -68,11 +69,17 @@ func (s *Simulator) schedule(i int32, at int64, kind uint8, arg int32) {
 	s.q.push(max(at, s.now), kind, i, arg)
 }
 
+// scheduleAux files an order item with a second argument.
+func (s *Simulator) scheduleAux(i int32, at int64, kind uint8, arg, aux int32) {
+	s.orders[i].pending++
+	s.q.pushAux(max(at, s.now), kind, i, arg, aux)
+}
+
 func (s *Simulator) dispatch(it *item) {
 	if it.kind < numOrderKinds {
 		o := &s.orders[it.ref]
 		o.pending--
-		s.orderStep(it.ref, o, it.kind, it.arg)
+		s.orderStep(it.ref, o, it.kind, it.arg, it.aux)
 		if o.finished() && o.pending == 0 {
 			s.freeOrder(it.ref)
 		}
@@ -119,6 +126,8 @@ func (s *Simulator) dispatch(it *item) {
 		s.stormWh = 0
 	case kDrill:
 		s.drill()
+	case kMapBreak:
+		s.mapBreak()
 	}
 }
 
@@ -152,7 +161,7 @@ func (s *Simulator) get(r ref) *order {
 }
 
 // orderStep handles an order item.
-func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
+func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg, aux int32) {
 	if o.finished() && kind != kTracking {
 		return
 	}
@@ -221,6 +230,9 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		s.head(evPricingException, o, "erp", "pricing-engine", 0)
 		s.str("reason", reason)
 		s.send()
+		if reason == "contract_expired" && s.wantCause(o) {
+			s.cause(o, CausePriceContract, c.id, millis(c.contractFrom))
+		}
 		work := minutes(lognormal(r, 100, 0.9) * s.p.review)
 		s.schedule(i, priceDesk.addWork(&s.hq, s.now+5*msMinute+r.Int64N(15*msMinute), work), kPricingApprove, 0)
 		if r.Float64() < 0.5 {
@@ -249,6 +261,10 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 	case kMapping:
 		o.blocks |= blkMapping
 		o.exc(clsEDI, s.now)
+		if arg == 1 {
+			s.mapBroken(i, o)
+			return
+		}
 		ct := &txtMapping[r.IntN(4)]
 		actor := "edi-gw"
 		if o.ch != chEDI {
@@ -257,6 +273,10 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		s.head(evIntegrationError, o, ct.system, actor, 0)
 		s.coded(ct, &textCtx{o: o})
 		s.send()
+		if s.wantCause(o) {
+			var idb [48]byte
+			s.cause(o, CauseEDIMapping, string(s.appendOrderID(idb[:0], o)))
+		}
 		fix := s.now + 5*msMinute + r.Int64N(20*msMinute)
 		if o.plan&planMappingAuto == 0 {
 			fix = itHours.addWork(&s.whs[1].zone, s.now+10*msMinute+r.Int64N(20*msMinute), minutes(lognormal(r, 60, 1.0)*s.p.review))
@@ -268,11 +288,16 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		}
 		o.blocks &^= blkMapping
 		o.resolve(clsEDI, s.now)
-		if r.Float64() < 0.45 {
+		rn, rt := r, s.rText
+		if arg == 1 { // a map break's orders draw from its own stream
+			rn, s.rText = s.rInc, s.rInc
+		}
+		if rn.Float64() < 0.45 {
 			s.head(evNoteAdded, o, "edi", "edi-support", s.actorNum(3))
 			s.text(&txtEDIFix, &textCtx{o: o})
 			s.send()
 		}
+		s.rText = rt
 		s.tryReady(i, o)
 	case kShipTo:
 		if o.stage >= stShipping {
@@ -488,6 +513,7 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		tc := textCtx{o: o, car: carrierDefs[o.carrier].code, city: w.def.cities[r.IntN(len(w.def.cities))]}
 		s.head(evCarrierStatus, o, "tms", carrierActors[o.carrier], 0)
 		s.str("carrier", tc.car)
+		s.str("code", pickupCode(arg))
 		switch {
 		case arg >= 0:
 			tc.minutes = int64(arg)
@@ -503,14 +529,20 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 			s.text(&txtRolled, &tc)
 		}
 		s.send()
+		if sched := int64(aux) * msMinute; sched != o.causedBy && s.wantCause(o) {
+			o.causedBy = sched
+			s.cause(o, CauseCarrierPickup, w.def.code, tc.car, kindNames[serviceKind[o.svc]], millis(sched))
+		}
 	case kTracking:
 		dest := &warehouseDefs[r.IntN(numWarehouses)]
 		tc := textCtx{o: o, city: dest.cities[r.IntN(len(dest.cities))], day: s.localDay(s.now + msDay + r.Int64N(2*msDay))}
 		s.head(evCarrierStatus, o, "tms", carrierActors[o.carrier], 0)
 		s.str("carrier", carrierDefs[o.carrier].code)
 		if arg < 0 {
+			s.str("code", codeTransitDelay)
 			s.text(&txtTransitDelay, &tc)
 		} else {
+			s.str("code", codeTransit)
 			s.text(&txtTracking[arg], &tc)
 		}
 		s.send()
@@ -547,14 +579,46 @@ func (s *Simulator) orderStep(i int32, o *order, kind uint8, arg int32) {
 		s.text(&txtFloorNote, &textCtx{o: o, wh: w.def.code, minutes: max(backlog, 20), queue: int64(w.queued + w.busy), clock: s.localMs(w, s.now-r.Int64N(90*msMinute))})
 		s.send()
 	case kOutageMsg:
-		if o.stage > stPicking {
+		if o.stage > stPicking || aux == 1 && int32(o.wh) != arg { // a notice: moved to another WMS meanwhile
 			return
 		}
-		ct := &txtOutageSys[r.IntN(len(txtOutageSys))]
+		rt := s.rText
+		var ct *codedText
+		if aux == 1 { // a download the WMS did not take
+			ct, s.rText = &txtOutageSys[0], s.rInc
+		} else {
+			ct = &txtOutageSys[r.IntN(len(txtOutageSys))]
+		}
 		s.head(evIntegrationError, o, "wms", "wms-"+strings.ToLower(w.def.code), 0)
 		s.coded(ct, &textCtx{o: o, queue: int64(w.queued)})
 		s.send()
+		s.rText = rt
+		if s.wantCause(o) {
+			s.cause(o, CauseWarehouseOutage, warehouseDefs[arg].code, millis(s.whs[arg].outageFrom))
+		}
 	}
+}
+
+// Codes of carrier.status (data.code): a failed pickup before shipment, then
+// tracking after it.
+const (
+	codeNoShow       = "NO_SHOW"
+	codePickupLate   = "PICKUP_LATE"
+	codeRolled       = "ROLLED"
+	codeTransitDelay = "TRANSIT_DELAY"
+	codeTransit      = "TRANSIT"
+)
+
+// pickupCode is the code of a kCarrierMsg by its arg: minutes late (>= 0), -1 a
+// no-show, -2 left on the dock.
+func pickupCode(arg int32) string {
+	switch {
+	case arg >= 0:
+		return codePickupLate
+	case arg == -1:
+		return codeNoShow
+	}
+	return codeRolled
 }
 
 var (

@@ -8,6 +8,7 @@ type item struct {
 	ref  int32
 	arg  int32
 	kind uint8
+	aux  int32 // a second argument of some kinds; it fits in the padding
 }
 
 // eventQueue is the simulation's clock: a binary min-heap of items by time, then
@@ -21,9 +22,11 @@ type eventQueue struct {
 
 func (q *eventQueue) len() int { return len(q.items) }
 
-func (q *eventQueue) push(at int64, kind uint8, ref, arg int32) {
+func (q *eventQueue) push(at int64, kind uint8, ref, arg int32) { q.pushAux(at, kind, ref, arg, 0) }
+
+func (q *eventQueue) pushAux(at int64, kind uint8, ref, arg, aux int32) {
 	q.seq++
-	q.items = append(q.items, item{at: at, seq: q.seq, ref: ref, arg: arg, kind: kind})
+	q.items = append(q.items, item{at: at, seq: q.seq, ref: ref, arg: arg, kind: kind, aux: aux})
 	h := q.items
 	i := len(h) - 1
 	x := h[i]

@@ -28,10 +28,27 @@ const (
 	// a fifth of its open work is moved to other warehouses; another site follows
 	// one to two and a half days later, and so on. Short outages come twice as often.
 	WarehouseOutage Scenario = "warehouse-outage"
+	// Incidents is WarehouseOutage with map breaks and outage notices, so that
+	// every kind of cause that touches many orders shows in the orders' events
+	// from the first day on, for measuring incident grouping against the ground
+	// truth of Options.Causes. Map breaks: in office hours, an EDI trading partner
+	// pushes a bad map and every order it sends for one to four hours fails
+	// mapping with one code, until the fixed map comes and they are reprocessed
+	// together; the first in the first office hours published, then
+	// MapBreaksPerDay a weekday at scale 1. Outage notices: while a warehouse's
+	// WMS is down, the orders waiting for its next wave get an integration.error
+	// (WMS_CONN) as their download fails, not only some of those already queued.
+	// The models are not trained on it.
+	Incidents Scenario = "incidents"
 )
 
+// MapBreaksPerDay is the rate of map breaks of the Incidents scenario and of the
+// live demo: across the network at scale 1, per weekday (more trading partners,
+// more breaks: it grows with the scale).
+const MapBreaksPerDay = 0.6
+
 // Scenarios lists every scenario.
-var Scenarios = []Scenario{Normal, Peak, CarrierDisruption, WarehouseOutage}
+var Scenarios = []Scenario{Normal, Peak, CarrierDisruption, WarehouseOutage, Incidents}
 
 // ParseScenario returns the scenario named s.
 func ParseScenario(s string) (Scenario, error) {
@@ -62,6 +79,8 @@ type params struct {
 	storms      bool    // carrier disruption episodes
 	bigOutages  bool    // warehouse outage episodes
 	episodeDays float64 // episodes come one day plus up to this many days after the last
+	mapBreaks   float64 // EDI map breaks a weekday at scale 1; 0: none
+	outageNotes bool    // outages reach the orders waiting for a wave (integration.error)
 }
 
 func (sc Scenario) params() params {
@@ -75,6 +94,9 @@ func (sc Scenario) params() params {
 		p.storms, p.transit = true, 1.5
 	case WarehouseOutage:
 		p.bigOutages, p.outageDays, p.episodeDays = true, 9, 1.5
+	case Incidents:
+		p.bigOutages, p.outageDays, p.episodeDays = true, 9, 1.5
+		p.mapBreaks, p.outageNotes = MapBreaksPerDay, true
 	}
 	return p
 }

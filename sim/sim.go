@@ -37,6 +37,10 @@ type Options struct {
 	Scale  float64   // network size: order arrivals, pickers, customers, trailers; 0 means 1
 	Faults Faults    // delivery faults; zero means none
 	Labels LabelFunc // receives each order's ground truth once it is finished; nil: none
+	// Causes receives, once per order and cause, each shared cause (a warehouse
+	// outage, a failed pickup, an EDI mapping failure, an expired price contract)
+	// when the order gets an event about it; nil: none.
+	Causes CauseFunc
 }
 
 // LabelFunc receives the ground truth of one order.
@@ -111,6 +115,7 @@ type Simulator struct {
 	end    int64 // stop at this sim time when > 0 (safety horizon)
 
 	rNet, rOrd, rText *rand.Rand
+	rInc              *rand.Rand // the Incidents scenario's map breaks and outage notices; unused without them
 
 	now     int64
 	q       eventQueue
@@ -203,6 +208,7 @@ func New(opts Options) (*Simulator, error) {
 		rNet:       rand.New(rand.NewPCG(opts.Seed, 0x6e6574)),
 		rOrd:       rand.New(rand.NewPCG(opts.Seed, 0x6f7264)),
 		rText:      rand.New(rand.NewPCG(opts.Seed, 0x747874)),
+		rInc:       rand.New(rand.NewPCG(opts.Seed, 0x6d6170)),
 		hq:         zoneCentral,
 		hideBefore: math.MinInt64,
 		buf:        make([]byte, 0, 1024),

@@ -86,6 +86,7 @@ type order struct {
 	shipAt     int64
 	endAt      int64
 	carrierHit int64 // scheduled pickup (at or after the cutoff) the truck failed
+	causedBy   int64 // the scheduled pickup of the last carrier_pickup cause reported
 
 	excAt    [numClasses]int64 // when each exception happened, 0 if not
 	excDelay [numClasses]int64 // the delay it caused
@@ -114,6 +115,7 @@ type whState struct {
 	busy        int32
 	outage      bool
 	outageUntil int64   // the end of the longest outage under way
+	outageFrom  int64   // the start of the outage under way, or of the last one
 	slow        float64 // staffing factor while recovering from an outage
 	queue       pickQueue
 	queued      int32 // live entries of queue
@@ -167,6 +169,8 @@ type customer struct {
 	typical                  float64 // moving average of its order values
 	pastDueFrom, pastDueTo   int64   // current or next past-due episode
 	contractFrom, contractTo int64   // current or next expired price contract
+	mapFrom, mapTo           int64   // EDI partners: the current or last map break
+	mapCode                  uint8   // its failure, an index of txtMapping
 	tier, channel, wh        uint8
 	credit                   uint8 // 0 good, 1 watch, 2 risky
 	parcel, ltl              uint8 // preferred carriers

@@ -127,10 +127,29 @@ func (s *Simulator) loadReport(wi int) {
 			if w.outage && r.Float64() < 0.5 {
 				kind = kOutageMsg
 			}
-			s.schedule(e.ref, s.now+r.Int64N(5*msMinute), kind, 0)
+			s.schedule(e.ref, s.now+r.Int64N(5*msMinute), kind, int32(wi)) // kOutageMsg: the warehouse down
 		}
 	}
+	if w.outage && s.p.outageNotes {
+		s.outageNotices(wi)
+	}
 	s.q.push(s.now+5*msMinute, kLoad, int32(wi), 0)
+}
+
+// outageNotices (Incidents scenario, demo): while the WMS is down, the orders
+// waiting for the next wave fail their download to it, each about half of the
+// load reports until it got its notice; drawn from rInc.
+func (s *Simulator) outageNotices(wi int) {
+	w := &s.whs[wi]
+	r := s.rInc
+	for _, rf := range w.ready {
+		o := s.get(rf)
+		if o == nil || o.stage != stReady || int(o.wh) != wi || o.noted || r.Float64() < 0.5 {
+			continue
+		}
+		o.noted = true
+		s.scheduleAux(rf.i, s.now+r.Int64N(5*msMinute), kOutageMsg, int32(wi), 1)
+	}
 }
 
 // emitLoad emits warehouse.load: the warehouse's queue, capacity and outage.
@@ -176,6 +195,9 @@ func (s *Simulator) smallOutage(wi int) {
 // outage takes warehouse wi down until end.
 func (s *Simulator) outage(wi int, end int64, big bool) {
 	w := &s.whs[wi]
+	if !w.outage {
+		w.outageFrom = s.now
+	}
 	w.outage = true
 	w.outageUntil = max(w.outageUntil, end)
 	arg := int32(0)

@@ -31,6 +31,8 @@ import "encoding/binary"
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
 //	j/<order>\x00<nonce BE>        a change of the order's governance, to be written to the
 //	                               group's state bucket
+//	I/<incident>                   incident record: exceptions of several orders with one
+//	                               cause (incidents.go)
 //	m/<name>                       pipeline metadata (the watermark, m/part@<part>: the
 //	                               lease epoch the partition's local state is current for)
 //

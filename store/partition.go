@@ -175,6 +175,8 @@ func (s *Store) DropPartition(part int, orders map[string]bool, governance bool)
 		collect([]byte(pDue), func(k []byte) bool {
 			return len(k) >= len(pDue)+8 && orders[string(k[len(pDue)+8:])]
 		})
+		collect([]byte(pWatch), func(k []byte) bool { return orders[keyOrder(k, pWatch)] })
+		collect([]byte(pException), func(k []byte) bool { return orders[keyOrder(k, pException)] })
 		suffix := []byte(PartCounter("", part))
 		collect([]byte(pCounter), func(k []byte) bool { return bytes.HasSuffix(k, suffix) })
 		collect([]byte(pGovPending), func(k []byte) bool {

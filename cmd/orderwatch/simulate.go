@@ -38,7 +38,9 @@ type simulateConfig struct {
 	Partitions int
 	Rate       float64
 	Labels     string
-	Faults     sim.Faults
+	// Causes is a file to write the ground truth of shared causes to (NDJSON).
+	Causes string
+	Faults sim.Faults
 	// OCEL2 is a file to write the run's history to as an OCEL 2.0 JSON log.
 	OCEL2 string
 }
@@ -54,13 +56,14 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateConfig, error)
 	fs.Uint64Var(&c.Seed, "seed", 1, "random `seed`; part of every event and order id")
 	fs.StringVar(&start, "start", sim.DefaultStart.Format(time.RFC3339), "time of the first order, `RFC3339`")
 	fs.DurationVar(&c.Warmup, "warmup", 48*time.Hour, "network `history` simulated before --start and not written, so the stream starts on a loaded network")
-	fs.StringVar(&scname, "scenario", string(sim.Normal), "`scenario`: normal, peak, carrier-disruption or warehouse-outage")
+	fs.StringVar(&scname, "scenario", string(sim.Normal), "`scenario`: normal, peak, carrier-disruption, warehouse-outage or incidents")
 	fs.Float64Var(&c.Scale, "scale", 1, "network `size`: order volume, pickers, customers, trailers")
 	fs.StringVar(&c.Out, "out", "", "write NDJSON events to `file` (default stdout unless --nats-url)")
 	c.NATS.register(fs, "publish to JetStream at `url` instead (subject orders.<type>.<order_id>, Nats-Msg-Id = id)")
 	fs.IntVar(&c.Partitions, "partitions", 0, "with --nats-url: `n` partitions of ORDERS if it is created (0 = an existing stream's, else 16)")
 	fs.Float64Var(&c.Rate, "rate", 0, "with --nats-url: at most `n` events per second (0 = as fast as possible)")
 	fs.StringVar(&c.Labels, "labels", "", "write the ground truth to `file` (CSV: order_id,missed_cutoff,minutes_late,exception_class)")
+	fs.StringVar(&c.Causes, "causes", "", "write the ground truth of shared causes to `file` (NDJSON: order_id, kind, id, at; one line per order and cause)")
 	fs.StringVar(&c.OCEL2, "ocel2", "", "also write the run's history as an OCEL 2.0 JSON log to `file` (duplicates left out; import it with examples/mapping/simulator-ocel2.yaml)")
 	fs.Float64Var(&c.Faults.Duplicates, "duplicates", sim.DefaultFaults.Duplicates, "`share` of events delivered twice (same id)")
 	fs.Float64Var(&c.Faults.OutOfOrder, "out-of-order", sim.DefaultFaults.OutOfOrder, "`share` of events delivered after later ones")
@@ -129,6 +132,16 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 		labels = sim.NewLabelWriter(f)
 		opts.Labels = labels.Write
 	}
+	var causes *sim.CauseWriter
+	if cfg.Causes != "" {
+		f, ferr := os.Create(cfg.Causes)
+		if ferr != nil {
+			return fmt.Errorf("causes: %w", ferr)
+		}
+		defer closeErr(f, &err)
+		causes = sim.NewCauseWriter(f)
+		opts.Causes = causes.Write
+	}
 	s, err := sim.New(opts)
 	if err != nil {
 		return err
@@ -194,6 +207,11 @@ func simulate(ctx context.Context, cfg simulateConfig, stdout, stderr io.Writer)
 	if labels != nil {
 		if err := labels.Flush(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("labels: %w", err)
+		}
+	}
+	if causes != nil {
+		if err := causes.Flush(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("causes: %w", err)
 		}
 	}
 	if ocel != nil && runErr == nil {

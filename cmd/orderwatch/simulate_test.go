@@ -196,3 +196,79 @@ func TestSimulatePublishesPartitioned(t *testing.T) {
 		t.Errorf("%d messages, by partition (-1: context) %v; want all four partitions and context events", total, parts)
 	}
 }
+
+// TestSimulateWritesCauses: --causes writes the ground truth of shared causes
+// as NDJSON, one line per order and cause, each about an order of the stream;
+// the same flags give the same bytes; a file that cannot be created is an
+// error that names the flag.
+func TestSimulateWritesCauses(t *testing.T) {
+	write := func(dir string) (events, causes []byte) {
+		t.Helper()
+		path := filepath.Join(dir, "causes.ndjson")
+		events, _, _ = simulateFiles(t, dir, "--orders", "3000", "--seed", "6", "--scale", "3", "--scenario", "incidents", "--causes", path)
+		causes, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events, causes
+	}
+	events, causes := write(t.TempDir())
+	if _, again := write(t.TempDir()); !bytes.Equal(causes, again) {
+		t.Fatal("the same flags gave different causes")
+	}
+	orders := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(events))
+	for sc.Scan() {
+		var ev features.Event
+		if err := features.Decode(sc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		orders[ev.OrderID] = true
+	}
+	kinds := map[string]int{}
+	seen := map[[3]string]bool{}
+	for line := range bytes.Lines(causes) {
+		var c struct {
+			OrderID string    `json:"order_id"`
+			Kind    string    `json:"kind"`
+			ID      string    `json:"id"`
+			At      time.Time `json:"at"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if !orders[c.OrderID] || c.ID == "" || c.At.IsZero() {
+			t.Errorf("cause %s: not about an order of the stream, or without id or time", line)
+		}
+		k := [3]string{c.OrderID, c.Kind, c.ID}
+		if seen[k] {
+			t.Errorf("cause %s: twice", line)
+		}
+		seen[k] = true
+		kinds[c.Kind]++
+	}
+	t.Logf("causes by kind: %v", kinds)
+	for _, k := range []string{sim.CauseEDIMapping, sim.CausePriceContract} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s cause: %v", k, kinds)
+		}
+	}
+	for k := range kinds {
+		switch k {
+		case sim.CauseWarehouseOutage, sim.CauseCarrierPickup, sim.CauseEDIMapping, sim.CausePriceContract:
+		default:
+			t.Errorf("kind %q", k)
+		}
+	}
+
+	var stderr bytes.Buffer
+	cfg, err := parseSimulateFlags([]string{"--orders", "10", "--out", filepath.Join(t.TempDir(), "e.ndjson"), "--causes", filepath.Join(t.TempDir(), "no", "such", "dir", "c.ndjson")}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := simulate(context.Background(), cfg, nil, &stderr); err == nil || !strings.HasPrefix(err.Error(), "causes: ") {
+		t.Errorf("simulate into a missing directory: %v, want an error beginning causes:", err)
+	}
+}

@@ -1,0 +1,710 @@
+package process
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// Milestone deadlines (the policy's deadlines:) run on durable timers of their
+// own, beside the rescoring timers and independent of the models: a watch per
+// order and deadline, written in the commit of the event that started it.
+// Its timer fires as the rescoring timers do (the wall clock live, the event
+// time in replay and while catching up on history) but strictly after its due
+// time, so an expected event at the due time itself is in time. Firing opens
+// the exception, in the commit of the timer; each reminder after that is a
+// firing of the same watch. The expected event deletes the watch and closes
+// the exception in its own commit. A watch does not depend on the order being
+// open: a shipped order keeps its deadlines until watch_until or cancellation.
+
+// watch is the clock of one deadline on one order, as stored (store.PutWatch).
+type watch struct {
+	Order      string    `json:"order"`
+	Deadline   string    `json:"deadline"`
+	Started    time.Time `json:"started_at"`
+	StartEvent string    `json:"start_event,omitempty"`
+	// Due is when it fires next: the deadline, then each reminder; zero when
+	// its exception is open with no reminders.
+	Due time.Time `json:"due,omitzero"`
+	// Exception is the open exception, nil while the clock runs.
+	Exception *Exception `json:"exception,omitempty"`
+	// The order's warehouse, carrier and customer when the clock started.
+	Warehouse string `json:"warehouse,omitempty"`
+	Carrier   string `json:"carrier,omitempty"`
+	Customer  string `json:"customer_id,omitempty"`
+	// Milestone is the order's milestone when the clock started, for a
+	// deadline that expects the next one (actions.ExpectNextMilestone).
+	Milestone string `json:"milestone,omitempty"`
+	// Passed: the deadline has passed, its exception is open and overdue.
+	Passed bool `json:"passed,omitempty"`
+	// RemindAt and EscalateAt are the next reminder and the next escalation
+	// of the overdue exception; zero when none comes. Due is the earlier.
+	RemindAt   time.Time `json:"remind_at,omitzero"`
+	EscalateAt time.Time `json:"escalate_at,omitzero"`
+
+	// exRaw is Exception as the batch being staged wrote it (its record),
+	// for flushWatches; nil when the batch did not write it.
+	exRaw []byte
+}
+
+// appendJSON appends the watch as json.Marshal writes it (the exception,
+// rarer, through json.Marshal itself): a watch is written with every clock
+// that starts, and reflection would cost allocations on every event.
+func (w *watch) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"order":`...)
+	b = appendJSONString(b, w.Order)
+	b = append(b, `,"deadline":`...)
+	b = appendJSONString(b, w.Deadline)
+	b = append(b, `,"started_at":`...)
+	b = appendJSONTime(b, w.Started)
+	if w.StartEvent != "" {
+		b = append(b, `,"start_event":`...)
+		b = appendJSONString(b, w.StartEvent)
+	}
+	if !w.Due.IsZero() {
+		b = append(b, `,"due":`...)
+		b = appendJSONTime(b, w.Due)
+	}
+	if w.Exception != nil {
+		v := w.exRaw
+		if v == nil {
+			var err error
+			if v, err = json.Marshal(w.Exception); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, `,"exception":`...)
+		b = append(b, v...)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{`,"warehouse":`, w.Warehouse}, {`,"carrier":`, w.Carrier}, {`,"customer_id":`, w.Customer}, {`,"milestone":`, w.Milestone},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if w.Passed {
+		b = append(b, `,"passed":true`...)
+	}
+	if !w.RemindAt.IsZero() {
+		b = append(b, `,"remind_at":`...)
+		b = appendJSONTime(b, w.RemindAt)
+	}
+	if !w.EscalateAt.IsZero() {
+		b = append(b, `,"escalate_at":`...)
+		b = appendJSONTime(b, w.EscalateAt)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONTime appends t quoted in RFC 3339 with nanoseconds, as
+// time.Time.MarshalJSON does for the years 0..9999 that event times have.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONString appends s quoted for JSON: quotes, backslashes and control
+// characters escaped (json.Unmarshal reads back the same string; invalid
+// UTF-8 comes back as U+FFFD, as with json.Marshal).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		if c == '"' || c == '\\' {
+			b = append(b, '\\', c)
+		} else {
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// schedule sets Due to the earlier of the next reminder and escalation.
+func (w *watch) schedule() {
+	w.Due = w.RemindAt
+	if !w.EscalateAt.IsZero() && (w.Due.IsZero() || w.EscalateAt.Before(w.Due)) {
+		w.Due = w.EscalateAt
+	}
+}
+
+type watchKey struct{ order, deadline string }
+
+// watchEntry is a watch's due time in the heap; entries replaced by a later
+// schedule stay and are skipped when popped.
+type watchEntry struct {
+	at  time.Time
+	key watchKey
+}
+
+// watchHeap is a min-heap of watchEntry by time, then order and deadline;
+// push and pop are written out (not container/heap), so that an entry is not
+// boxed into an interface on the way in and out.
+type watchHeap []watchEntry
+
+func (h watchHeap) less(i, j int) bool {
+	if c := h[i].at.Compare(h[j].at); c != 0 {
+		return c < 0
+	}
+	if h[i].key.order != h[j].key.order {
+		return h[i].key.order < h[j].key.order
+	}
+	return h[i].key.deadline < h[j].key.deadline
+}
+
+func (h *watchHeap) push(e watchEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+// pop removes the first entry.
+func (h *watchHeap) pop() {
+	q := *h
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = watchEntry{}
+	q = q[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && q.less(l, least) {
+			least = l
+		}
+		if r < n && q.less(r, least) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+	*h = q
+}
+
+// watches mirrors the stored watches in memory.
+type watches struct {
+	m map[watchKey]*watch
+	h watchHeap
+	// dirty are the watches the batch being staged changed, with whether
+	// each was stored before it: flushWatches writes each once, as it ends
+	// up (a clock that starts and stops within a batch is never written).
+	dirty map[watchKey]bool
+}
+
+func newWatches() *watches {
+	return &watches{m: map[watchKey]*watch{}, dirty: map[watchKey]bool{}}
+}
+
+// put keeps w and schedules its due time.
+func (ws *watches) put(w *watch) {
+	k := watchKey{w.Order, w.Deadline}
+	ws.m[k] = w
+	if !w.Due.IsZero() {
+		ws.h.push(watchEntry{w.Due, k})
+	}
+}
+
+// touch notes that the batch changes the watch of k, before it does.
+func (ws *watches) touch(k watchKey) {
+	if _, ok := ws.dirty[k]; !ok {
+		_, stored := ws.m[k]
+		ws.dirty[k] = stored
+	}
+}
+
+// flushWatches writes the watches the batch changed, each as it ends up:
+// kept, deleted, or (started and stopped within the batch) nothing. Call it
+// once the batch's events and timers are applied, before its commit.
+func (p *Processor) flushWatches(batch *store.Batch) error {
+	ws := p.watches
+	for k, stored := range ws.dirty {
+		w, ok := ws.m[k]
+		switch {
+		case ok:
+			start := len(p.arena)
+			arena, err := w.appendJSON(p.arena)
+			w.exRaw = nil
+			if err != nil {
+				return fmt.Errorf("process: encode deadline watch of order %s: %w", w.Order, err)
+			}
+			p.arena = arena
+			if err := batch.PutWatch(w.Order, w.Deadline, p.arena[start:len(p.arena):len(p.arena)]); err != nil {
+				return err
+			}
+		case stored:
+			if err := batch.DeleteWatch(k.order, k.deadline); err != nil {
+				return err
+			}
+		}
+	}
+	clear(ws.dirty)
+	return nil
+}
+
+// popDue removes and returns the earliest watch due strictly before t.
+func (ws *watches) popDue(t time.Time) (*watch, bool) {
+	for len(ws.h) > 0 {
+		e := ws.h[0]
+		if !e.at.Before(t) {
+			return nil, false
+		}
+		ws.h.pop()
+		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
+			return w, true
+		}
+	}
+	return nil, false
+}
+
+// due reports whether a watch is due strictly before t.
+func (ws *watches) due(t time.Time) bool {
+	for len(ws.h) > 0 {
+		e := ws.h[0]
+		if w, ok := ws.m[e.key]; ok && w.Due.Equal(e.at) {
+			return e.at.Before(t)
+		}
+		ws.h.pop()
+	}
+	return false
+}
+
+// loadWatches reads the stored watches; one that does not decode is left out,
+// counted and logged.
+func (p *Processor) loadWatches() error {
+	ws := newWatches()
+	var unreadable int
+	var firstErr error
+	err := p.opts.Store.Watches(func(v []byte) error {
+		w := &watch{}
+		if err := json.Unmarshal(v, w); err != nil {
+			if unreadable++; firstErr == nil {
+				firstErr = err
+			}
+			return nil
+		}
+		if x := w.Exception; x != nil && !w.Passed && x.Kind != KindEvent {
+			// Written before escalations: an open exception of a deadline
+			// has passed it, and Due was its next reminder.
+			w.Passed, w.RemindAt, x.Overdue = true, w.Due, true
+		}
+		ws.put(w)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("process: load deadline watches: %w", err)
+	}
+	if unreadable > 0 {
+		p.m.unreadable.WithLabelValues(kindWatch).Add(float64(unreadable))
+		p.log.Warn("stored deadline watches that do not decode, left out", "records", unreadable, "err", firstErr)
+	}
+	p.watches = ws
+	p.book.seed(p.opts.Policy.Policy())
+	return nil
+}
+
+// openExceptions lists the open exceptions of the loaded watches, for the
+// exception book at start.
+func (ws *watches) openExceptions() []exChange {
+	var out []exChange
+	for _, w := range ws.m {
+		if x := w.Exception; x != nil {
+			out = append(out, exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: true})
+		}
+	}
+	return out
+}
+
+// kindWatch is the kind label of orderwatch_stored_records_unreadable_total
+// for a deadline watch.
+const kindWatch = "deadline_watch"
+
+// milestoneOf maps the event types that advance an order's milestone to it.
+var milestoneOf = map[string]string{
+	features.TypeInventoryAllocated: features.MilestoneAllocated,
+	features.TypePickReleased:       features.MilestoneReleased,
+	features.TypePickConfirmed:      features.MilestonePicked,
+	features.TypePackConfirmed:      features.MilestonePacked,
+	features.TypeShipmentConfirmed:  features.MilestoneShipped,
+	features.TypeInvoiceCreated:     features.MilestoneInvoiced,
+}
+
+// reached reports whether the order's state shows that events of type t have
+// happened, as far as its milestone tells.
+func reached(s *features.OrderState, t string) bool {
+	m, ok := milestoneOf[t]
+	return ok && milestoneRank(s.Milestone) >= milestoneRank(m)
+}
+
+func milestoneRank(m string) int { return slices.Index(features.Milestones, m) }
+
+// reachedAny reports whether the order's state shows that one of the
+// deadline's expected events has happened.
+func reachedAny(s *features.OrderState, d *actions.Deadline) bool {
+	for _, t := range d.Expect {
+		if reached(s, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// meets reports whether ev, folded into s, is an event the watch's deadline
+// expects.
+func meets(d *actions.Deadline, w *watch, ev *features.Event, s *features.OrderState) bool {
+	if len(d.Expect) == 1 && d.Expect[0] == actions.ExpectNextMilestone {
+		return milestoneRank(s.Milestone) > milestoneRank(w.Milestone)
+	}
+	return d.Expects(ev.Type)
+}
+
+// deadlineEvent applies an order's event to its deadlines: it closes the
+// exceptions and stops the clocks that the event satisfies or whose watch it
+// ends, and starts the clocks it starts (opening the exception of a deadline
+// that opens at its start). rec holds the state with the event.
+func (p *Processor) deadlineEvent(batch *store.Batch, rec *orderRecord, ev *features.Event) error {
+	pol := &p.opts.Policy.Policy().ExceptionPolicy
+	if len(pol.Deadlines) == 0 {
+		return nil
+	}
+	ended := ""
+	switch {
+	case ev.Type == features.TypeOrderCancelled || rec.State.Cancelled:
+		ended = ClosedCancelled
+	case ev.Type == pol.WatchUntil || reached(&rec.State, pol.WatchUntil):
+		ended = ClosedWatchEnded
+	}
+	for i := range pol.Deadlines {
+		d := &pol.Deadlines[i]
+		w := p.watches.m[watchKey{ev.OrderID, d.ID}]
+		switch {
+		case w != nil && meets(d, w, ev, &rec.State):
+			if err := p.endWatch(batch, w, ClosedExpected, ev); err != nil {
+				return err
+			}
+		case w != nil && ended != "":
+			if err := p.endWatch(batch, w, ended, ev); err != nil {
+				return err
+			}
+		case w != nil && d.After == actions.AfterCutoff && w.Exception == nil && !rec.State.ShipCutoff.IsZero() && !w.Started.Equal(rec.State.ShipCutoff):
+			// The cutoff moved: the clock follows it.
+			w.Started, w.Due = rec.State.ShipCutoff, rec.State.ShipCutoff.Add(d.Within.D())
+			if err := p.putWatch(batch, w); err != nil {
+				return err
+			}
+		case w != nil || ended != "" || reachedAny(&rec.State, d):
+		case d.After == ev.Type:
+			if err := p.startWatch(batch, rec, d, ev.OccurredAt, ev); err != nil {
+				return err
+			}
+		case d.After == actions.AfterCutoff && !rec.State.ShipCutoff.IsZero():
+			if err := p.startWatch(batch, rec, d, rec.State.ShipCutoff, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// startWatch starts the clock of deadline d on an order at started, by ev
+// (nil for the cutoff). A deadline with codes starts only for an event whose
+// code is one of them; one that opens at its start opens its exception now.
+func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.Deadline, started time.Time, ev *features.Event) error {
+	s := &rec.State
+	w := &watch{Order: s.OrderID, Deadline: d.ID, Started: started, Due: started.Add(d.Within.D()),
+		Warehouse: s.Warehouse, Carrier: s.Carrier, Customer: s.CustomerID, Milestone: s.Milestone}
+	if ev == nil {
+		return p.putWatch(batch, w)
+	}
+	w.StartEvent = ev.ID
+	if len(d.Codes) == 0 && !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	source, code, cause := causeOf(ev, s)
+	if len(d.Codes) > 0 && !slices.Contains(d.Codes, code) {
+		return nil
+	}
+	if !d.OpensAtStart() {
+		return p.putWatch(batch, w)
+	}
+	x := p.newException(w, d, w.Due)
+	x.Kind, x.OpenedAt, x.OpenEvent, x.Source, x.Code, x.Cause = KindEvent, ev.OccurredAt, ev.ID, source, code, cause
+	if x.Cause != "" {
+		if err := p.joinIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	w.Exception = x
+	raw, err := p.writeExceptionRaw(batch, x, 0)
+	if err != nil {
+		return err
+	}
+	w.exRaw = raw
+	p.noteException(x, exOpened)
+	return p.putWatch(batch, w)
+}
+
+// newException makes the open exception of deadline d on a watch's order,
+// due at due, opened then (KindDeadline) unless the caller says otherwise.
+func (p *Processor) newException(w *watch, d *actions.Deadline, due time.Time) *Exception {
+	owner := p.opts.Policy.Policy().Owner(d.Class)
+	x := &Exception{Order: w.Order, Deadline: d.ID, Class: d.Class, Category: d.Category, Owner: owner, FirstOwner: owner,
+		StartedAt: w.Started, StartEvent: w.StartEvent, DueAt: due, OpenedAt: due, Open: true, Kind: KindDeadline}
+	x.ID = w.Order + "/" + d.ID + "/" + strconv.FormatInt(due.UnixNano(), 10)
+	x.Warehouse, x.Carrier, x.Customer = w.Warehouse, w.Carrier, w.Customer
+	return x
+}
+
+// putWatch keeps a watch in memory and marks it for the batch's commit
+// (flushWatches).
+func (p *Processor) putWatch(batch *store.Batch, w *watch) error {
+	p.watches.touch(watchKey{w.Order, w.Deadline})
+	p.watches.put(w)
+	return nil
+}
+
+// endWatch stops a watch: its exception, when open, closes as how.
+func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *features.Event) error {
+	k := watchKey{w.Order, w.Deadline}
+	p.watches.touch(k)
+	delete(p.watches.m, k)
+	x := w.Exception
+	if x == nil {
+		return nil
+	}
+	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, ev.OccurredAt, how, ev.ID
+	if x.Incident != "" {
+		if err := p.leaveIncident(batch, x); err != nil {
+			return err
+		}
+	}
+	if err := p.writeException(batch, x, p.opts.Retention); err != nil {
+		return err
+	}
+	p.noteException(x, exClosed)
+	return nil
+}
+
+// putException writes an exception record and notes the change for the
+// exception book: closed, reminded (when it has reminders) or opened. The
+// exception's watch, if it has one, is rewritten with it by flushWatches, which
+// Stage and the timer commits call; a batch written elsewhere must call
+// flushWatches before its commit.
+func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
+	if err := p.writeException(batch, x, ttl); err != nil {
+		return err
+	}
+	switch {
+	case !x.Open:
+		p.noteException(x, exClosed)
+	case x.Reminders > 0:
+		p.noteException(x, exReminded)
+	default:
+		p.noteException(x, exOpened)
+	}
+	return nil
+}
+
+// writeException writes an exception record.
+func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
+	_, err := p.writeExceptionRaw(batch, x, ttl)
+	return err
+}
+
+// writeExceptionRaw is writeException returning the record as written: the
+// watch of the exception, written at the end of the same batch, embeds it as
+// it is instead of encoding it again.
+func (p *Processor) writeExceptionRaw(batch *store.Batch, x *Exception, ttl time.Duration) ([]byte, error) {
+	v, err := json.Marshal(x)
+	if err != nil {
+		return nil, fmt.Errorf("process: encode exception: %w", err)
+	}
+	if k := (watchKey{x.Order, x.Deadline}); p.watches.m[k] != nil && p.watches.m[k].Exception == x {
+		// Whoever writes it (putException too), the watch embeds the latest
+		// and is written with it: a restart reads the exception from there.
+		p.watches.touch(k)
+		p.watches.m[k].exRaw = v
+	}
+	return v, batch.PutException(x.Order, exceptionKey(x), v, ttl)
+}
+
+// noteException notes a change of an exception (exOpened, ...) for the
+// exception book, applied after the commit.
+func (p *Processor) noteException(x *Exception, event int) {
+	p.exChanges = append(p.exChanges, exChange{id: x.ID, owner: x.Owner, class: x.Class, opened: x.OpenedAt, open: x.Open, event: event})
+}
+
+// exceptionKey is the part of an exception's key after its order: its
+// deadline and the time the deadline passed, so an order's exceptions list by
+// deadline, then in time.
+func exceptionKey(x *Exception) string {
+	if n := len(x.Order); len(x.ID) > n && x.ID[n] == '/' && strings.HasPrefix(x.ID, x.Order) && strings.HasPrefix(x.ID[n+1:], x.Deadline) {
+		return x.ID[n+1:] // the ID is "<order>/<key>": no allocation per write
+	}
+	return x.Deadline + "/" + strconv.FormatInt(x.DueAt.UnixNano(), 10)
+}
+
+// fireDeadlines fires up to limit deadline watches (no limit when negative)
+// due strictly before t: a passed deadline opens its exception (or makes the
+// one open since its start overdue), a due reminder is counted on it, a due
+// escalation moves it one tier up its owner's ladder. It returns how many
+// fired.
+func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (int, error) {
+	var skipped []*watch
+	defer func() {
+		for _, w := range skipped {
+			p.watches.put(w)
+		}
+	}()
+	pol := p.opts.Policy.Policy()
+	n := 0
+	for ; limit < 0 || n < limit; n++ {
+		w, ok := p.watches.popDue(t)
+		if !ok {
+			break
+		}
+		if !p.opts.Owns(p.opts.PartitionOf(w.Order)) {
+			skipped = append(skipped, w)
+			n--
+			continue
+		}
+		d := deadlineOf(pol, w.Deadline)
+		if d == nil {
+			// The deadline left the policy: its clock stops, an open
+			// exception stays open until its expected event or the watch's end.
+			w.Due = time.Time{}
+			if err := p.putWatch(batch, w); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if err := p.fireWatch(batch, pol, d, w, t); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// fireWatch fires a watch due at w.Due, strictly before t.
+func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
+	at := w.Due
+	every := d.RemindEvery.D()
+	// next is the first of from, from+every, ... after t: reminders missed
+	// while nothing ran (downtime, a gap in a replayed stream, history long
+	// past) are one reminder, not a storm of them.
+	next := func(from time.Time) time.Time {
+		if from.Before(t) {
+			from = from.Add((t.Sub(from)/every + 1) * every)
+		}
+		return from
+	}
+	x := w.Exception
+	event := exReminded
+	switch {
+	case !w.Passed:
+		w.Passed = true
+		event = exOverdue
+		if x == nil {
+			x = p.newException(w, d, at)
+			w.Exception, event = x, exOpened
+		}
+		x.Overdue = true
+		w.RemindAt, w.EscalateAt = time.Time{}, time.Time{}
+		if every > 0 {
+			w.RemindAt = next(at.Add(every))
+		}
+		if _, sla, ok := pol.Escalates(x.Owner); ok {
+			w.EscalateAt = at.Add(sla)
+		}
+	case !w.RemindAt.IsZero() && !w.RemindAt.After(at):
+		x.Reminders++
+		x.RemindedAt = w.RemindAt
+		w.RemindAt = time.Time{}
+		if every > 0 { // a reloaded policy may have stopped them
+			w.RemindAt = next(x.RemindedAt.Add(every))
+		}
+	default:
+		event = 0
+	}
+	if event != 0 {
+		p.noteException(x, event)
+	}
+	// Escalations due before t, one tier each SLA, up to the ladder's end
+	// (Policy.Escalates never climbs in a circle; maxEscalationSteps bounds a
+	// firing all the same).
+	var steps int
+	for !w.EscalateAt.IsZero() && w.EscalateAt.Before(t) && steps < maxEscalationSteps {
+		to, _, ok := pol.Escalates(x.Owner)
+		if !ok {
+			w.EscalateAt = time.Time{}
+			break
+		}
+		x.Owner, x.Escalations, x.EscalatedAt = to, x.Escalations+1, w.EscalateAt
+		steps++
+		p.noteException(x, exEscalated)
+		w.EscalateAt = time.Time{}
+		if _, sla, ok := pol.Escalates(to); ok {
+			w.EscalateAt = x.EscalatedAt.Add(sla)
+		}
+	}
+	w.schedule()
+	if event != 0 || steps > 0 {
+		raw, err := p.writeExceptionRaw(batch, x, 0)
+		if err != nil {
+			return err
+		}
+		w.exRaw = raw
+	}
+	return p.putWatch(batch, w)
+}
+
+// maxEscalationSteps bounds the escalations of one firing of a watch.
+const maxEscalationSteps = 32
+
+func deadlineOf(p *actions.Policy, id string) *actions.Deadline {
+	for i := range p.Deadlines {
+		if p.Deadlines[i].ID == id {
+			return &p.Deadlines[i]
+		}
+	}
+	return nil
+}
+
+// dropWatches forgets the watches of orders (a partition another instance
+// owns now); their stored keys go with store.DropPartition.
+func (p *Processor) dropWatches(orders map[string]bool) {
+	var gone []exChange
+	for k, w := range p.watches.m {
+		if orders[k.order] {
+			delete(p.watches.m, k)
+			if x := w.Exception; x != nil {
+				gone = append(gone, exChange{id: x.ID, event: exDropped})
+			}
+		}
+	}
+	p.book.apply(gone, p.watermark)
+}

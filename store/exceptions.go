@@ -1,0 +1,142 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Deadline watches and exception records (the pipeline encodes both; they are
+// opaque here):
+//
+//	Z/<order>\x00<deadline>        the clock of a deadline on an order: pending, or
+//	                               its open exception and next reminder
+//	X/<order>\x00<exception>       exception record, open or closed (closed ones
+//	                               expire with the order's retention)
+//
+// A partition dropped (DropPartition) takes both with it: its new owner
+// rebuilds the watches from the events, and fires again what is overdue.
+//
+// Both are written by the pipeline batch alone, in the commit of the event or
+// the timer that changed them.
+const (
+	pWatch     = "Z/"
+	pException = "X/"
+)
+
+// PutWatch stores the clock of deadline on order.
+func (b *Batch) PutWatch(order, deadline string, v []byte) error {
+	return b.set(key(pWatch, order, deadline), v)
+}
+
+// DeleteWatch removes the clock of deadline on order.
+func (b *Batch) DeleteWatch(order, deadline string) error {
+	k := key(pWatch, order, deadline)
+	if b.txn == nil {
+		b.staged = append(b.staged, staged{e: &badger.Entry{Key: k}, del: true})
+		return nil
+	}
+	if err := b.txn.Delete(k); err != nil {
+		return fmt.Errorf("store: delete deadline watch: %w", err)
+	}
+	return nil
+}
+
+// PutException stores an exception record of order under id; a ttl above
+// zero lets it expire (a closed one).
+func (b *Batch) PutException(order, id string, v []byte, ttl time.Duration) error {
+	e := badger.NewEntry(key(pException, order, id), v)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	return b.setEntry(e)
+}
+
+// Watches calls fn with every stored deadline watch.
+func (s *Store) Watches(fn func(v []byte) error) error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pWatch)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := it.Item().Value(fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: read deadline watches: %w", err)
+	}
+	return nil
+}
+
+// OrderExceptions returns the exception records of an order, by id.
+func (s *Store) OrderExceptions(order string) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = values(txn, key(pException, order, ""), 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read exceptions of order %s: %w", order, err)
+	}
+	return out, nil
+}
+
+// ExceptionsPage returns up to limit exception records that match accepts, in
+// key order (order, then exception id), starting after the position after (""
+// for the first page), and the position of the last one returned when more may
+// follow ("" on the last page). The records are read whole to be matched: the
+// list is of exceptions, far fewer than orders.
+func (s *Store) ExceptionsPage(after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
+	var out [][]byte
+	var next string
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pException)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := []byte(pException)
+		if after != "" {
+			start = append([]byte(pException+after), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if after != "" && bytes.Equal(k[len(pException):], []byte(after)) {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if !match(v) {
+				continue
+			}
+			if len(out) == limit {
+				return nil
+			}
+			out = append(out, v)
+			next = string(k[len(pException):])
+		}
+		next = ""
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: read exceptions: %w", err)
+	}
+	return out, next, nil
+}
+
+// keyOrder returns the order of a Z/ or X/ key.
+func keyOrder(k []byte, prefix string) string {
+	k = k[len(prefix):]
+	if i := bytes.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	return string(k)
+}
