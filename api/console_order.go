@@ -39,13 +39,36 @@ type orderView struct {
 		Degraded bool              `json:"degraded"`
 		Flags    map[string]bool   `json:"flags"`
 	} `json:"record"`
-	Decisions  []actions.View `json:"decisions"`
-	History    []historyEntry `json:"history"`
-	Scores     []riskPoint    `json:"scores"`
-	Unreadable []string       `json:"unreadable"`
+	Decisions  []actions.View   `json:"decisions"`
+	Exceptions []orderException `json:"exceptions"`
+	History    []historyEntry   `json:"history"`
+	Scores     []riskPoint      `json:"scores"`
+	Unreadable []string         `json:"unreadable"`
 
 	Milestones []milestone
 	Chart      riskChart
+}
+
+// orderException is what the order page shows of an exception record
+// (process.Exception, as GET /api/v1/orders/{id} gives it).
+type orderException struct {
+	ID          string    `json:"id"`
+	Deadline    string    `json:"deadline"`
+	Kind        string    `json:"kind"`
+	Class       string    `json:"class"`
+	Category    string    `json:"category"`
+	Owner       string    `json:"owner"`
+	FirstOwner  string    `json:"first_owner"`
+	OpenedAt    time.Time `json:"opened_at"`
+	DueAt       time.Time `json:"due_at"`
+	Open        bool      `json:"open"`
+	Overdue     bool      `json:"overdue"`
+	Reminders   int       `json:"reminders"`
+	Escalations int       `json:"escalations"`
+	ClosedAt    time.Time `json:"closed_at"`
+	ClosedBy    string    `json:"closed_by"`
+	Code        string    `json:"code"`
+	Incident    string    `json:"incident"`
 }
 
 // milestone is a milestone an order reached, when its event happened.

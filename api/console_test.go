@@ -227,15 +227,19 @@ func TestConsoleAtRiskPage(t *testing.T) {
 // decisions with their reasons and model versions.
 func TestConsoleOrderPage(t *testing.T) {
 	ppl := newPeople(t, auth.Options{})
-	m := newListMember(t)
+	m := newPolicyMember(t, approvalsPolicy+`exception_owners: {credit: finance}
+deadlines:
+- {id: credit-hold-open, after: credit.hold, expect: credit.released, within: 4h, open: start, class: credit, category: policy}
+`)
 	listStream(t, 6, func(string) *listMember { return m })
 	srv := httptest.NewServer(api.Handler(api.Options{Store: m.st, OpenOrders: m.idx, Auth: ppl.a}))
 	t.Cleanup(srv.Close)
 	b := signedIn(t, srv.URL, "vic")
 
 	var order struct {
-		History []struct{ Kind string }  `json:"history"`
-		Scores  []struct{ Risk float64 } `json:"scores"`
+		History    []struct{ Kind string }  `json:"history"`
+		Scores     []struct{ Risk float64 } `json:"scores"`
+		Exceptions []struct{ ID string }    `json:"exceptions"`
 	}
 	getJSON(t, srv.URL+"/api/v1/orders/SO-000", &order)
 	if len(order.Scores) == 0 {
@@ -250,6 +254,20 @@ func TestConsoleOrderPage(t *testing.T) {
 		if !strings.Contains(body, w) {
 			t.Errorf("order page: no %s", w)
 		}
+	}
+	// SO-000's credit hold opened an exception, owned by finance, open.
+	if len(order.Exceptions) != 1 {
+		t.Fatalf("GET /api/v1/orders/SO-000 has %d exceptions, want its credit hold's", len(order.Exceptions))
+	}
+	row := body[strings.Index(body, `<section id="exceptions"`):]
+	row = row[:strings.Index(row, "</section>")]
+	for _, w := range []string{`<tr data-exception="` + order.Exceptions[0].ID + `">`, "<td>credit-hold-open</td>", "<td>finance</td>", `<td class="state">open</td>`} {
+		if !strings.Contains(row, w) {
+			t.Errorf("order page's exceptions: no %s in\n%s", w, row)
+		}
+	}
+	if code, body := b.page(srv.URL + "/orders/SO-001"); code != http.StatusOK || !strings.Contains(body, "No exception on this order.") {
+		t.Errorf("GET /orders/SO-001 (no credit hold) = %d, want it to say it has no exception", code)
 	}
 	tl := body[strings.Index(body, `<ol id="timeline">`):]
 	tl = tl[:strings.Index(tl, "</ol>")]
