@@ -94,40 +94,48 @@ func (s *Store) OrderExceptions(order string) ([][]byte, error) {
 // follow ("" on the last page). The records are read whole to be matched: the
 // list is of exceptions, far fewer than orders.
 func (s *Store) ExceptionsPage(after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
+	return s.recordsPage(pException, "exceptions", after, limit, match)
+}
+
+// recordsPage returns up to limit records under prefix that match accepts
+// (nil accepts all), in key order, starting after the key (past the prefix)
+// after ("" for the first page), and the key of the last one returned when
+// more may follow ("" on the last page). what names the records in errors.
+func (s *Store) recordsPage(prefix, what, after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
 	var out [][]byte
 	var next string
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pException)
+		o.Prefix = []byte(prefix)
 		it := txn.NewIterator(o)
 		defer it.Close()
-		start := []byte(pException)
+		start := []byte(prefix)
 		if after != "" {
-			start = append([]byte(pException+after), 0)
+			start = append([]byte(prefix+after), 0)
 		}
 		for it.Seek(start); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if after != "" && bytes.Equal(k[len(pException):], []byte(after)) {
+			if after != "" && bytes.Equal(k[len(prefix):], []byte(after)) {
 				continue
 			}
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			if !match(v) {
+			if match != nil && !match(v) {
 				continue
 			}
 			if len(out) == limit {
 				return nil
 			}
 			out = append(out, v)
-			next = string(k[len(pException):])
+			next = string(k[len(prefix):])
 		}
 		next = ""
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("store: read exceptions: %w", err)
+		return nil, "", fmt.Errorf("store: read %s: %w", what, err)
 	}
 	return out, next, nil
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -69,40 +68,5 @@ func (s *Store) Incidents(fn func(v []byte) error) error {
 // id order, starting after the id after ("" for the first page), and the id
 // of the last one returned when more may follow ("" on the last page).
 func (s *Store) IncidentsPage(after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
-	var out [][]byte
-	var next string
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pIncident)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		start := []byte(pIncident)
-		if after != "" {
-			start = append([]byte(pIncident+after), 0)
-		}
-		for it.Seek(start); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if after != "" && bytes.Equal(k[len(pIncident):], []byte(after)) {
-				continue
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if !match(v) {
-				continue
-			}
-			if len(out) == limit {
-				return nil
-			}
-			out = append(out, v)
-			next = string(k[len(pIncident):])
-		}
-		next = ""
-		return nil
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("store: read incidents: %w", err)
-	}
-	return out, next, nil
+	return s.recordsPage(pIncident, "incidents", after, limit, match)
 }
