@@ -303,7 +303,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Sign in as the admin; the at-risk queue of the demo fills once its backlog
 	// is scored: within 20 s on an idle machine with the race detector, 40-50 s
 	// with three other processes on the two cores, more under make test's load
-	// (one CI run passed a minute without it).
+	// (a clean clone's CI took over a minute once).
 	signIn(t, ctx, c.base, "demo", adminPW)
 	reloadUntil(t, ctx, c.base+"/", `#at-risk tbody tr[data-order] a.order-link`, 3*time.Minute)
 	if n := countOf(t, ctx, `#filters select, #filters input`); n == 0 {
