@@ -94,16 +94,23 @@ func (s *Store) OrderExceptions(order string) ([][]byte, error) {
 // follow ("" on the last page). The records are read whole to be matched: the
 // list is of exceptions, far fewer than orders.
 func (s *Store) ExceptionsPage(after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
-	return s.recordsPage(pException, "exceptions", after, limit, match)
+	return s.recordsPage(pException, "exceptions", after, limit, MaxPageScan, match)
 }
+
+// MaxPageScan bounds the records one page reads to find its matches: a filter
+// that matches few of many records answers a short (even empty) page whose
+// next position is the last record read, and the client pages on, instead of
+// one request reading the whole keyspace.
+const MaxPageScan = 10_000
 
 // recordsPage returns up to limit records under prefix that match accepts
 // (nil accepts all), in key order, starting after the key (past the prefix)
-// after ("" for the first page), and the key of the last one returned when
-// more may follow ("" on the last page). what names the records in errors.
-func (s *Store) recordsPage(prefix, what, after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
+// after ("" for the first page), and the key of the last one returned, or of
+// the last one read once scan were read, when more may follow ("" on the last
+// page). what names the records in errors.
+func (s *Store) recordsPage(prefix, what, after string, limit, scan int, match func(v []byte) bool) ([][]byte, string, error) {
 	var out [][]byte
-	var next string
+	var next, lastRead string
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte(prefix)
@@ -118,6 +125,12 @@ func (s *Store) recordsPage(prefix, what, after string, limit int, match func(v 
 			if after != "" && bytes.Equal(k[len(prefix):], []byte(after)) {
 				continue
 			}
+			if scan <= 0 {
+				next = lastRead
+				return nil
+			}
+			scan--
+			lastRead = string(k[len(prefix):])
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err

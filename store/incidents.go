@@ -68,5 +68,5 @@ func (s *Store) Incidents(fn func(v []byte) error) error {
 // id order, starting after the id after ("" for the first page), and the id
 // of the last one returned when more may follow ("" on the last page).
 func (s *Store) IncidentsPage(after string, limit int, match func(v []byte) bool) ([][]byte, string, error) {
-	return s.recordsPage(pIncident, "incidents", after, limit, match)
+	return s.recordsPage(pIncident, "incidents", after, limit, MaxPageScan, match)
 }
