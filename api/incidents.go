@@ -52,7 +52,7 @@ func (s *server) incidentShow(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v, err := s.o.Store.Incident(id)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("incident %s not found: list them with GET /api/v1/incidents", id))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("incident %s not found: list them with GET /api/v1/incidents", clip(id, 128)))
 		return
 	}
 	if err != nil {

@@ -56,9 +56,15 @@ func (b *Batch) PutException(order, id string, v []byte, ttl time.Duration) erro
 
 // Watches calls fn with every stored deadline watch.
 func (s *Store) Watches(fn func(v []byte) error) error {
+	return s.eachRecord(pWatch, "deadline watches", fn)
+}
+
+// eachRecord calls fn with every value under prefix, in key order; v is valid
+// during the call only. what names the records in errors.
+func (s *Store) eachRecord(prefix, what string, fn func(v []byte) error) error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pWatch)
+		o.Prefix = []byte(prefix)
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -69,7 +75,7 @@ func (s *Store) Watches(fn func(v []byte) error) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: read deadline watches: %w", err)
+		return fmt.Errorf("store: read %s: %w", what, err)
 	}
 	return nil
 }

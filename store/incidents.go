@@ -46,22 +46,7 @@ func (s *Store) Incident(id string) ([]byte, error) {
 // Incidents calls fn with every stored incident record, in id order (the
 // order they started in). v is valid during the call only.
 func (s *Store) Incidents(fn func(v []byte) error) error {
-	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pIncident)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := it.Item().Value(fn); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: read incidents: %w", err)
-	}
-	return nil
+	return s.eachRecord(pIncident, "incidents", fn)
 }
 
 // IncidentsPage returns up to limit incident records that match accepts, in
