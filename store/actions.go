@@ -150,6 +150,7 @@ func (b *Batch) Enqueued(entry string) (bool, error) {
 }
 
 func (b *Batch) del(k []byte) error {
+	b.writes[k[0]&127]++
 	if err := b.txn.Delete(k); err != nil {
 		return fmt.Errorf("store: delete %q: %w", k[:2], err)
 	}

@@ -37,6 +37,9 @@ type Batch struct {
 	snap   *Snapshot   // reads while staged
 	staged []staged
 	deltas map[string]int64
+	// writes counts the batch's writes and deletes by the first byte of
+	// their key (the record kind), for Store.Writes.
+	writes [128]uint32
 }
 
 type staged struct {
@@ -88,7 +91,7 @@ func (b *Batch) Bind() error {
 			}
 			continue
 		}
-		if err := b.setEntry(op.e); err != nil {
+		if err := b.txnSet(op.e); err != nil {
 			return err
 		}
 	}
@@ -149,6 +152,7 @@ func (b *Batch) prepareCommit() error {
 	if err := b.Bind(); err != nil {
 		return err
 	}
+	b.s.addWrites(&b.writes)
 	for name, d := range b.deltas {
 		if d == 0 {
 			continue
@@ -254,6 +258,7 @@ func (b *Batch) PutDue(at time.Time, order string) error {
 
 // DeleteDue removes a rescoring entry.
 func (b *Batch) DeleteDue(at time.Time, order string) error {
+	b.count(pDue)
 	if b.txn == nil {
 		b.staged = append(b.staged, staged{e: &badger.Entry{Key: dueKey(at.UnixNano(), order)}, del: true})
 		return nil
@@ -288,10 +293,21 @@ func (b *Batch) Enqueue(decisionID string, cmd []byte) error {
 func (b *Batch) set(k, v []byte) error { return b.setEntry(badger.NewEntry(k, v)) }
 
 func (b *Batch) setEntry(e *badger.Entry) error {
+	if len(e.Key) > 0 && e.Key[0] < 128 {
+		b.writes[e.Key[0]]++
+	}
 	if b.txn == nil {
 		b.staged = append(b.staged, staged{e: e})
 		return nil
 	}
+	return b.txnSet(e)
+}
+
+// count counts a delete under a key prefix.
+func (b *Batch) count(prefix string) { b.writes[prefix[0]]++ }
+
+// txnSet writes an entry to the bound transaction.
+func (b *Batch) txnSet(e *badger.Entry) error {
 	if err := b.txn.SetEntry(e); err != nil {
 		return fmt.Errorf("store: write %q: %w (make the batch smaller)", e.Key[:2], err)
 	}

@@ -34,6 +34,7 @@ func (b *Batch) PutWatch(order, deadline string, v []byte) error {
 // DeleteWatch removes the clock of deadline on order.
 func (b *Batch) DeleteWatch(order, deadline string) error {
 	k := key(pWatch, order, deadline)
+	b.count(pWatch)
 	if b.txn == nil {
 		b.staged = append(b.staged, staged{e: &badger.Entry{Key: k}, del: true})
 		return nil

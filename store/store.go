@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -60,6 +61,32 @@ type Store struct {
 	// checkSpace is Options.CheckSpace.
 	checkSpace func() error
 	skip       Skip // what the batches leave out
+	// writes counts the batches' writes and deletes by record kind (the first
+	// byte of the key), for Writes.
+	writes [128]atomic.Uint64
+}
+
+// addWrites adds a batch's writes to the store's counts.
+func (s *Store) addWrites(w *[128]uint32) {
+	for i, n := range w {
+		if n != 0 {
+			s.writes[i].Add(uint64(n))
+		}
+	}
+}
+
+// Writes returns how many writes and deletes the batches committed (or tried
+// to) since Open, by the prefix of their keys ("o/" order records, "t/"
+// timeline events, "v/" score points, "e/" event markers...): what the
+// benchmark divides by the events applied.
+func (s *Store) Writes() map[string]uint64 {
+	out := make(map[string]uint64)
+	for i := range s.writes {
+		if n := s.writes[i].Load(); n != 0 {
+			out[string(rune(i))+"/"] = n
+		}
+	}
+	return out
 }
 
 // Open opens (or creates) the store.

@@ -115,7 +115,41 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "peak_anon_rss_mb %.0f\n", stopAnon())
 	fmt.Fprintf(out, "memory_limit_mb %.0f\n", float64(currentMemoryLimit())/(1<<20))
 	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
+	fmt.Fprintf(out, "durable_writes_per_event %.2f\n", res.writesPerEvent)
+	fmt.Fprintf(out, "writes_per_event_by_kind %s\n", res.writesByKind)
 	return nil
+}
+
+// writesPer divides the store's writes by the events committed: in all, and by
+// record kind, largest first ("o/=1.00 t/=0.98 ...").
+func writesPer(w map[string]uint64, events int64) (float64, string) {
+	if events <= 0 {
+		return 0, "-"
+	}
+	kinds := make([]string, 0, len(w))
+	var all uint64
+	for k, n := range w {
+		kinds = append(kinds, k)
+		all += n
+	}
+	slices.SortFunc(kinds, func(a, b string) int {
+		if w[a] != w[b] {
+			return cmpDesc(w[a], w[b])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s=%.2f", k, float64(w[k])/float64(events))
+	}
+	return float64(all) / float64(events), strings.Join(parts, " ")
+}
+
+func cmpDesc(a, b uint64) int {
+	if a > b {
+		return -1
+	}
+	return 1
 }
 
 // benchDupeWindow is the Nats-Msg-Id dedupe window of the benchmark's streams.
@@ -295,6 +329,10 @@ type pipelineResult struct {
 	// latencyRate is the rate the latency phase published latencyEvents at.
 	latencyRate   float64
 	latencyEvents int
+	// writesPerEvent is the store's writes and deletes in the drain phase per
+	// message committed, writesByKind the same by record kind.
+	writesPerEvent float64
+	writesByKind   string
 }
 
 // timedScorer measures the scoring of the pipeline's batches.
@@ -402,6 +440,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		pprof.StopCPUProfile()
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
+	res.writesPerEvent, res.writesByKind = writesPer(st.Writes(), committed.Load())
 	if c.MemProfile != "" {
 		if err := writeHeapProfile(c.MemProfile); err != nil {
 			return res, err
