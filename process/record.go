@@ -26,9 +26,15 @@ import (
 // count, then each one's version, risk and threshold. It is written only for a
 // record whose eval has shadows, so every other record keeps the recordV1
 // form; testdata/record-v2.golden holds it.
+//
+// recordV3 is the recordV2 layout, whose shadow count may then be 0, followed
+// by sections until the end of the record: each a tag (binrec int) and its
+// payload (binrec string). It is written only for a record that has a section
+// to carry (record_sections.go); a reader skips a tag it does not know.
 const (
 	recordV1 = 1
 	recordV2 = 2
+	recordV3 = 3
 )
 
 // maxEvalShadows bounds the shadows an eval stores, far above
@@ -78,6 +84,7 @@ func encodeRecord(dst []byte, rec *orderRecord) ([]byte, error) {
 			return dst, fmt.Errorf("eval of %d shadows, limit %d", len(shadows), maxEvalShadows)
 		}
 	}
+	at := len(dst)
 	b := append(dst, form)
 	b, err := rec.State.AppendBinary(b)
 	if err != nil {
@@ -111,12 +118,18 @@ func encodeRecord(dst []byte, rec *orderRecord) ([]byte, error) {
 	b = binrec.AppendString(b, rec.Gauge.Warehouse)
 	b = binrec.AppendBool(b, rec.Gauge.Open)
 	b = binrec.AppendBool(b, rec.Gauge.AtRisk)
-	if form == recordV2 {
+	if form == recordV2 || rec.hasSections() {
 		b = binrec.AppendInt(b, len(shadows))
 		for _, sh := range shadows {
 			b = binrec.AppendString(b, sh.Version)
 			b = binrec.AppendFloat32(b, sh.Risk)
 			b = binrec.AppendFloat64(b, sh.Threshold)
+		}
+	}
+	if rec.hasSections() {
+		b[at] = recordV3
+		if b, err = appendSections(b, rec); err != nil {
+			return dst, err
 		}
 	}
 	return b, nil
@@ -128,7 +141,7 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 	if len(raw) > 0 && raw[0] == '{' {
 		return json.Unmarshal(raw, rec)
 	}
-	if len(raw) == 0 || raw[0] != recordV1 && raw[0] != recordV2 {
+	if len(raw) == 0 || raw[0] != recordV1 && raw[0] != recordV2 && raw[0] != recordV3 {
 		return fmt.Errorf("unknown order record form (first byte %#x): written by a newer orderwatch?", raw[:min(len(raw), 1)])
 	}
 	d := binrec.NewDecoder(raw[1:])
@@ -149,9 +162,9 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 		rec.Eval = &evalScore{Model: d.Str(), Version: d.Str(), Risk: d.Float32(), Threshold: d.Float64(), Class: d.Str(), ClassVer: d.Str()}
 	}
 	rec.Gauge = gaugeState{Warehouse: d.Str(), Open: d.Bool(), AtRisk: d.Bool()}
-	if raw[0] == recordV2 {
+	if raw[0] == recordV2 || raw[0] == recordV3 {
 		n := d.Int()
-		if n < 1 || n > maxEvalShadows || rec.Eval == nil {
+		if raw[0] == recordV2 && n < 1 || n < 0 || n > maxEvalShadows || n > 0 && rec.Eval == nil {
 			d.Fail(fmt.Errorf("eval shadows: %d for eval %v, want 1 to %d with an eval", n, rec.Eval != nil, maxEvalShadows))
 			n = 0
 		}
@@ -160,6 +173,17 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 		}
 		for i := range n {
 			rec.Eval.Shadows[i] = evalShadow{Version: d.Str(), Risk: d.Float32(), Threshold: d.Float64()}
+		}
+	}
+	if raw[0] == recordV3 {
+		for d.Err() == nil && len(d.Rest()) > 0 {
+			tag, payload := d.Int(), d.Str()
+			if d.Err() != nil {
+				break
+			}
+			if err := readSection(tag, payload, rec); err != nil {
+				d.Fail(fmt.Errorf("section %d: %w", tag, err))
+			}
 		}
 	}
 	rec.Flags = flagsOf(&rec.State)

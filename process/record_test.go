@@ -159,3 +159,29 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordV3SkipsAnUnknownSection shows that a record with a section this
+// release does not know (written by a newer one) still decodes, and that a
+// V3 record without shadows is read as such.
+func TestRecordV3SkipsAnUnknownSection(t *testing.T) {
+	risk := 0.4
+	rec := &orderRecord{Risk: &risk, ScoredAt: time.Date(2026, 5, 18, 8, 0, 0, 0, time.UTC)}
+	rec.State.OrderID = "SO-1"
+	v1 := mustEncode(t, rec)
+	if v1[0] != recordV1 {
+		t.Fatalf("a record without sections is written as form %d, want %d", v1[0], recordV1)
+	}
+	v3 := append([]byte{recordV3}, v1[1:]...)
+	v3 = append(v3, 0) // no shadows
+	v3 = appendSection(v3, 99, []byte("from a newer release"))
+	var got orderRecord
+	if err := decodeRecord(v3, &got); err != nil {
+		t.Fatalf("decode a V3 record with an unknown section: %v", err)
+	}
+	if got.State.OrderID != "SO-1" || got.Risk == nil || *got.Risk != risk {
+		t.Fatalf("decoded %+v, want the order and its risk", got)
+	}
+	if err := decodeRecord(v3[:len(v3)-3], &orderRecord{}); err == nil {
+		t.Fatal("a truncated section decoded without error")
+	}
+}

@@ -1,0 +1,42 @@
+package process
+
+import "github.com/orderwatch/orderwatch/internal/binrec"
+
+// Sections of an order record (recordV3): parts of an order's durable state
+// that ride in its record, written with it, instead of keys of their own, so
+// that an applied event costs at most its id marker and its record (issue 20).
+// Each section has a tag, fixed forever once released, and is written only
+// when it has something to carry, so a record without any keeps the V1 or V2
+// form.
+const (
+	// sectionTimeline is the order's timeline: references to its events
+	// (timeline.go).
+	sectionTimeline = 1
+	// sectionWatches is the order's deadline watches (deadlines.go).
+	sectionWatches = 2
+)
+
+// hasSections reports whether rec has a section to write.
+func (rec *orderRecord) hasSections() bool {
+	return false
+}
+
+// appendSections appends rec's sections, each a tag and its payload.
+func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
+	return b, nil
+}
+
+// appendSection appends one section: its tag, then payload as a binrec string.
+func appendSection(b []byte, tag int, payload []byte) []byte {
+	b = binrec.AppendInt(b, tag)
+	return binrec.AppendString(b, string(payload))
+}
+
+// readSection reads one section of a recordV3 into rec; a tag it does not know
+// (written by a newer release) is skipped.
+func readSection(tag int, payload string, rec *orderRecord) error {
+	switch tag {
+	default:
+		return nil
+	}
+}
