@@ -2,7 +2,9 @@ package process
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,5 +108,57 @@ func TestWatchesAndDuesWriteNoKeysOfTheirOwn(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// indexes describes a processor's deadline watches and rescoring index.
+func indexes(p *Processor) string {
+	var ws []string
+	for _, w := range p.watches.m {
+		s := fmt.Sprintf("%+v", *w)
+		if w.Exception != nil {
+			s += fmt.Sprintf(" exception=%+v", *w.Exception)
+		}
+		ws = append(ws, s)
+	}
+	slices.Sort(ws)
+	return fmt.Sprintf("watches %v\nof %v\ndues %v", ws, p.watches.of, p.dues.next)
+}
+
+// TestFailedBatchReloadsTheIndexes: after a batch whose commit fails, one
+// that fired deadlines and a rescoring timer, opened and closed exceptions,
+// the processor holds the deadline watches and the rescoring index a restart
+// loads (what committed), and goes on from them as a run without the failure.
+func TestFailedBatchReloadsTheIndexes(t *testing.T) {
+	var calls, failAt int
+	so := store.Options{CheckSpace: func() error {
+		if calls++; calls == failAt {
+			return errors.New("disk full (test)")
+		}
+		return nil
+	}}
+	steps := []step{{"order.created", "SO-1", 0}, {"order.created", "SO-2", 0}, {"credit.hold", "SO-2", 10 * time.Minute},
+		{"pick.released", "SO-1", time.Hour}}
+	r := newDeadlineRun(t, false, so)
+	r.run(steps...)
+	straight := newDeadlineRun(t, false, store.Options{})
+	straight.run(steps...)
+	// Stage fires released-not-picked (due 2h) and credit-hold-open (due
+	// 4h10m) and the rescoring timers due by 4h11m, then the release closes
+	// the credit hold's; the store is asked at staging, then at the commit.
+	failAt = calls + 2
+	if err := r.do(step{"credit.released", "SO-2", 4*time.Hour + 11*time.Minute}); err == nil {
+		t.Fatal("the batch committed, want its commit to fail")
+	}
+	before := indexes(r.p)
+	if got, want := before, indexes(r.processor(r.p.opts.Policy)); got != want {
+		t.Errorf("after the failed batch:\n%s\nwhat a restart loads:\n%s", got, want)
+	}
+	rest := []step{{"credit.released", "SO-2", 4*time.Hour + 11*time.Minute}, {"", "", 9 * time.Hour}, {"pick.confirmed", "SO-1", 10 * time.Hour}}
+	r.seq--
+	r.run(rest...)
+	straight.run(rest...)
+	if got, want := r.outcome([]string{"SO-1", "SO-2"}), straight.outcome([]string{"SO-1", "SO-2"}); got != want {
+		t.Errorf("after the failed batch and its redelivery:\n%s\nwithout the failure:\n%s", got, want)
 	}
 }
