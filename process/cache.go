@@ -68,7 +68,6 @@ func (p *Processor) order(batch *store.Batch, id string) (*orderRecord, error) {
 	}
 	rec.id = id
 	rec.wasOpen = rec.State.Open()
-	rec.dueSet = rec.NextDue
 	p.orders[id] = rec
 	p.touched = append(p.touched, rec)
 	return rec, nil

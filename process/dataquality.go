@@ -189,10 +189,9 @@ func (p *Processor) closeDataQuality(batch *store.Batch, ev *features.Event, d, 
 	if at.Before(w.Exception.OpenedAt) {
 		at = w.Exception.OpenedAt
 	}
-	if err := batch.DeleteWatch(w.Order, w.Deadline); err != nil {
-		return err
-	}
-	delete(p.watches.m, watchKey{w.Order, w.Deadline})
+	k := watchKey{w.Order, w.Deadline}
+	p.watches.touch(k)
+	p.watches.remove(k)
 	x := w.Exception
 	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, at, how, ev.ID
 	return p.putException(batch, x, p.opts.Retention)

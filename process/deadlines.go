@@ -15,16 +15,20 @@ import (
 
 // Milestone deadlines (the policy's deadlines:) run on durable timers of their
 // own, beside the rescoring timers and independent of the models: a watch per
-// order and deadline, written in the commit of the event that started it.
-// Its timer fires as the rescoring timers do (the wall clock live, the event
-// time in replay and while catching up on history) but strictly after its due
-// time, so an expected event at the due time itself is in time. Firing opens
-// the exception, in the commit of the timer; each reminder after that is a
-// firing of the same watch. The expected event deletes the watch and closes
-// the exception in its own commit. A watch does not depend on the order being
-// open: a shipped order keeps its deadlines until watch_until or cancellation.
+// order and deadline, carried in the order's record (deadline_section.go) and
+// written in the commit of the event that started it. Its timer fires as the
+// rescoring timers do (the wall clock live, the event time in replay and while
+// catching up on history) but strictly after its due time, so an expected
+// event at the due time itself is in time. Firing opens the exception, in the
+// commit of the timer, which writes the order's record with the watch; each
+// reminder after that is a firing of the same watch. The expected event
+// deletes the watch and closes the exception in its own commit. A watch does
+// not depend on the order being open: a shipped order keeps its deadlines
+// until watch_until or cancellation.
 
-// watch is the clock of one deadline on one order, as stored (store.PutWatch).
+// watch is the clock of one deadline on one order. The JSON form is what
+// releases before the watches rode in the order record stored under Z/
+// (loadLegacyWatches reads it once).
 type watch struct {
 	Order      string    `json:"order"`
 	Deadline   string    `json:"deadline"`
@@ -48,93 +52,6 @@ type watch struct {
 	// of the overdue exception; zero when none comes. Due is the earlier.
 	RemindAt   time.Time `json:"remind_at,omitzero"`
 	EscalateAt time.Time `json:"escalate_at,omitzero"`
-
-	// exRaw is Exception as the batch being staged wrote it (its record),
-	// for flushWatches; nil when the batch did not write it.
-	exRaw []byte
-}
-
-// appendJSON appends the watch as json.Marshal writes it (the exception,
-// rarer, through json.Marshal itself): a watch is written with every clock
-// that starts, and reflection would cost allocations on every event.
-func (w *watch) appendJSON(b []byte) ([]byte, error) {
-	b = append(b, `{"order":`...)
-	b = appendJSONString(b, w.Order)
-	b = append(b, `,"deadline":`...)
-	b = appendJSONString(b, w.Deadline)
-	b = append(b, `,"started_at":`...)
-	b = appendJSONTime(b, w.Started)
-	if w.StartEvent != "" {
-		b = append(b, `,"start_event":`...)
-		b = appendJSONString(b, w.StartEvent)
-	}
-	if !w.Due.IsZero() {
-		b = append(b, `,"due":`...)
-		b = appendJSONTime(b, w.Due)
-	}
-	if w.Exception != nil {
-		v := w.exRaw
-		if v == nil {
-			var err error
-			if v, err = json.Marshal(w.Exception); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, `,"exception":`...)
-		b = append(b, v...)
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{`,"warehouse":`, w.Warehouse}, {`,"carrier":`, w.Carrier}, {`,"customer_id":`, w.Customer}, {`,"milestone":`, w.Milestone},
-	} {
-		if f.v != "" {
-			b = append(b, f.name...)
-			b = appendJSONString(b, f.v)
-		}
-	}
-	if w.Passed {
-		b = append(b, `,"passed":true`...)
-	}
-	if !w.RemindAt.IsZero() {
-		b = append(b, `,"remind_at":`...)
-		b = appendJSONTime(b, w.RemindAt)
-	}
-	if !w.EscalateAt.IsZero() {
-		b = append(b, `,"escalate_at":`...)
-		b = appendJSONTime(b, w.EscalateAt)
-	}
-	return append(b, '}'), nil
-}
-
-// appendJSONTime appends t quoted in RFC 3339 with nanoseconds, as
-// time.Time.MarshalJSON does for the years 0..9999 that event times have.
-func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONString appends s quoted for JSON: quotes, backslashes and control
-// characters escaped (json.Unmarshal reads back the same string; invalid
-// UTF-8 comes back as U+FFFD, as with json.Marshal).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		if c == '"' || c == '\\' {
-			b = append(b, '\\', c)
-		} else {
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // schedule sets Due to the earlier of the next reminder and escalation.
@@ -206,63 +123,88 @@ func (h *watchHeap) pop() {
 	*h = q
 }
 
-// watches mirrors the stored watches in memory.
+// watches mirrors the watches the order records carry, in memory.
 type watches struct {
 	m map[watchKey]*watch
-	h watchHeap
-	// dirty are the watches the batch being staged changed, with whether
-	// each was stored before it: flushWatches writes each once, as it ends
-	// up (a clock that starts and stops within a batch is never written).
-	dirty map[watchKey]bool
+	// of lists the deadlines each order has a watch of, in the order they
+	// started: the order's record carries them in that order.
+	of map[string][]string
+	h  watchHeap
+	// dirty are the orders whose watches the batch being staged changed:
+	// flushWatches writes their records with the watches as they end up (a
+	// clock that starts and stops within a batch is never written).
+	dirty map[string]struct{}
+	// flushing is flushWatches' list of dirty orders, reused.
+	flushing []string
 }
 
 func newWatches() *watches {
-	return &watches{m: map[watchKey]*watch{}, dirty: map[watchKey]bool{}}
+	return &watches{m: map[watchKey]*watch{}, of: map[string][]string{}, dirty: map[string]struct{}{}}
 }
 
 // put keeps w and schedules its due time.
 func (ws *watches) put(w *watch) {
 	k := watchKey{w.Order, w.Deadline}
+	if _, ok := ws.m[k]; !ok {
+		ws.of[w.Order] = append(ws.of[w.Order], w.Deadline)
+	}
 	ws.m[k] = w
 	if !w.Due.IsZero() {
 		ws.h.push(watchEntry{w.Due, k})
 	}
 }
 
-// touch notes that the batch changes the watch of k, before it does.
-func (ws *watches) touch(k watchKey) {
-	if _, ok := ws.dirty[k]; !ok {
-		_, stored := ws.m[k]
-		ws.dirty[k] = stored
+// remove forgets the watch of k; its heap entries are skipped when popped.
+func (ws *watches) remove(k watchKey) {
+	if _, ok := ws.m[k]; !ok {
+		return
 	}
-}
-
-// flushWatches writes the watches the batch changed, each as it ends up:
-// kept, deleted, or (started and stopped within the batch) nothing. Call it
-// once the batch's events and timers are applied, before its commit.
-func (p *Processor) flushWatches(batch *store.Batch) error {
-	ws := p.watches
-	for k, stored := range ws.dirty {
-		w, ok := ws.m[k]
-		switch {
-		case ok:
-			start := len(p.arena)
-			arena, err := w.appendJSON(p.arena)
-			w.exRaw = nil
-			if err != nil {
-				return fmt.Errorf("process: encode deadline watch of order %s: %w", w.Order, err)
-			}
-			p.arena = arena
-			if err := batch.PutWatch(w.Order, w.Deadline, p.arena[start:len(p.arena):len(p.arena)]); err != nil {
-				return err
-			}
-		case stored:
-			if err := batch.DeleteWatch(k.order, k.deadline); err != nil {
-				return err
-			}
+	delete(ws.m, k)
+	ds := ws.of[k.order]
+	for i, d := range ds {
+		if d == k.deadline {
+			ds = append(ds[:i], ds[i+1:]...)
+			break
 		}
 	}
+	if len(ds) == 0 {
+		delete(ws.of, k.order)
+		return
+	}
+	ws.of[k.order] = ds
+}
+
+// touch notes that the batch changes the watches of k's order.
+func (ws *watches) touch(k watchKey) { ws.dirty[k.order] = struct{}{} }
+
+// flushWatches puts the watches the batch changed into their orders' records,
+// each as it ends up: the records are among the batch's touched ones (an
+// order whose watch fired on a timer is read now), written by decide. Call it
+// once the batch's events and timers are applied, before it is decided.
+func (p *Processor) flushWatches(batch *store.Batch) error {
+	ws := p.watches
+	if len(ws.dirty) == 0 {
+		return nil
+	}
+	orders := ws.flushing[:0]
+	for order := range ws.dirty {
+		orders = append(orders, order)
+	}
+	slices.Sort(orders) // the batch's records in the same order on every run
 	clear(ws.dirty)
+	ws.flushing = orders
+	for _, order := range orders {
+		rec, err := p.order(batch, order)
+		if err != nil {
+			return fmt.Errorf("process: read the record of order %s for its deadline watches: %w", order, err)
+		}
+		if rec.State.OrderID == "" {
+			// No record (a watch outlives its order's only by a damaged
+			// store): one with the order's id keeps its watches.
+			rec.State.OrderID = order
+		}
+		rec.watchRaw = appendWatchSection(rec.watchRaw[:0], ws, order)
+	}
 	return nil
 }
 
@@ -291,40 +233,6 @@ func (ws *watches) due(t time.Time) bool {
 		ws.h.pop()
 	}
 	return false
-}
-
-// loadWatches reads the stored watches; one that does not decode is left out,
-// counted and logged.
-func (p *Processor) loadWatches() error {
-	ws := newWatches()
-	var unreadable int
-	var firstErr error
-	err := p.opts.Store.Watches(func(v []byte) error {
-		w := &watch{}
-		if err := json.Unmarshal(v, w); err != nil {
-			if unreadable++; firstErr == nil {
-				firstErr = err
-			}
-			return nil
-		}
-		if x := w.Exception; x != nil && !w.Passed && x.Kind != KindEvent {
-			// Written before escalations: an open exception of a deadline
-			// has passed it, and Due was its next reminder.
-			w.Passed, w.RemindAt, x.Overdue = true, w.Due, true
-		}
-		ws.put(w)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("process: load deadline watches: %w", err)
-	}
-	if unreadable > 0 {
-		p.m.unreadable.WithLabelValues(kindWatch).Add(float64(unreadable))
-		p.log.Warn("stored deadline watches that do not decode, left out", "records", unreadable, "err", firstErr)
-	}
-	p.watches = ws
-	p.book.seed(p.opts.Policy.Policy())
-	return nil
 }
 
 // openExceptions lists the open exceptions of the loaded watches, for the
@@ -459,11 +367,9 @@ func (p *Processor) startWatch(batch *store.Batch, rec *orderRecord, d *actions.
 		}
 	}
 	w.Exception = x
-	raw, err := p.writeExceptionRaw(batch, x, 0)
-	if err != nil {
+	if err := p.writeException(batch, x, 0); err != nil {
 		return err
 	}
-	w.exRaw = raw
 	p.noteException(x, exOpened)
 	return p.putWatch(batch, w)
 }
@@ -491,7 +397,7 @@ func (p *Processor) putWatch(batch *store.Batch, w *watch) error {
 func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *features.Event) error {
 	k := watchKey{w.Order, w.Deadline}
 	p.watches.touch(k)
-	delete(p.watches.m, k)
+	p.watches.remove(k)
 	x := w.Exception
 	if x == nil {
 		return nil
@@ -511,9 +417,8 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 
 // putException writes an exception record and notes the change for the
 // exception book: closed, reminded (when it has reminders) or opened. The
-// exception's watch, if it has one, is rewritten with it by flushWatches, which
-// Stage and the timer commits call; a batch written elsewhere must call
-// flushWatches before its commit.
+// exception's watch refers to it by its key and is written apart (putWatch,
+// flushWatches).
 func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Duration) error {
 	if err := p.writeException(batch, x, ttl); err != nil {
 		return err
@@ -531,25 +436,11 @@ func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Dura
 
 // writeException writes an exception record.
 func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
-	_, err := p.writeExceptionRaw(batch, x, ttl)
-	return err
-}
-
-// writeExceptionRaw is writeException returning the record as written: the
-// watch of the exception, written at the end of the same batch, embeds it as
-// it is instead of encoding it again.
-func (p *Processor) writeExceptionRaw(batch *store.Batch, x *Exception, ttl time.Duration) ([]byte, error) {
 	v, err := json.Marshal(x)
 	if err != nil {
-		return nil, fmt.Errorf("process: encode exception: %w", err)
+		return fmt.Errorf("process: encode exception: %w", err)
 	}
-	if k := (watchKey{x.Order, x.Deadline}); p.watches.m[k] != nil && p.watches.m[k].Exception == x {
-		// Whoever writes it (putException too), the watch embeds the latest
-		// and is written with it: a restart reads the exception from there.
-		p.watches.touch(k)
-		p.watches.m[k].exRaw = v
-	}
-	return v, batch.PutException(x.Order, exceptionKey(x), v, ttl)
+	return batch.PutException(x.Order, exceptionKey(x), v, ttl)
 }
 
 // noteException notes a change of an exception (exOpened, ...) for the
@@ -673,11 +564,9 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 	}
 	w.schedule()
 	if event != 0 || steps > 0 {
-		raw, err := p.writeExceptionRaw(batch, x, 0)
-		if err != nil {
+		if err := p.writeException(batch, x, 0); err != nil {
 			return err
 		}
-		w.exRaw = raw
 	}
 	return p.putWatch(batch, w)
 }
@@ -695,12 +584,13 @@ func deadlineOf(p *actions.Policy, id string) *actions.Deadline {
 }
 
 // dropWatches forgets the watches of orders (a partition another instance
-// owns now); their stored keys go with store.DropPartition.
+// owns now); their records go with store.DropPartition.
 func (p *Processor) dropWatches(orders map[string]bool) {
 	var gone []exChange
 	for k, w := range p.watches.m {
 		if orders[k.order] {
-			delete(p.watches.m, k)
+			p.watches.remove(k)
+			delete(p.watches.dirty, k.order)
 			if x := w.Exception; x != nil {
 				gone = append(gone, exChange{id: x.ID, event: exDropped})
 			}

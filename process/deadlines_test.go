@@ -705,36 +705,48 @@ func TestEscalationAfterDowntime(t *testing.T) {
 	}
 }
 
-// TestWatchEncoding: a watch's hand-written JSON is what json.Marshal writes
-// (for strings without control or HTML characters, which it escapes another
-// way), and reads back the same.
-func TestWatchEncoding(t *testing.T) {
+// TestWatchSection: the watches an order record carries read back as they
+// were, in the order they started, each with the key of its exception; a
+// section this release does not know the form of is an error.
+func TestWatchSection(t *testing.T) {
 	x := &Exception{ID: "SO-1/d/1", Order: "SO-1", Deadline: "d", Owner: "finance", Open: true, Kind: KindEvent, DueAt: t0, OpenedAt: t0}
-	for _, w := range []*watch{
+	ws := newWatches()
+	in := []*watch{
 		{Order: "SO-1", Deadline: "released-not-picked", Started: t0},
-		{Order: "SO-\"2\"\\\n\x01é\u2028", Deadline: "d", Started: t0.Add(time.Nanosecond), StartEvent: "e-1", Due: t0.Add(time.Hour),
-			Warehouse: "DAL", Carrier: "UPS", Customer: "C-1", Milestone: "picked"},
-		{Order: "SO-3", Deadline: "d", Started: t0.In(time.FixedZone("x", 3600)), Exception: x, Passed: true,
-			RemindAt: t0.Add(2 * time.Hour), EscalateAt: t0.Add(90 * time.Minute), Due: t0.Add(90 * time.Minute)},
-	} {
-		got, err := w.appendJSON([]byte("prefix"))
-		if err != nil {
-			t.Fatal(err)
+		{Order: "SO-1", Deadline: "d", Started: t0.Add(time.Nanosecond), StartEvent: "e-1", Due: t0.Add(90 * time.Minute),
+			Warehouse: "DAL", Carrier: "UPS", Customer: "C-1", Milestone: "picked", Exception: x, Passed: true,
+			RemindAt: t0.Add(2 * time.Hour), EscalateAt: t0.Add(90 * time.Minute)},
+		{Order: "SO-2", Deadline: "d", Started: t0},
+	}
+	for _, w := range in {
+		ws.put(w)
+	}
+	raw := appendWatchSection(nil, ws, "SO-1")
+	got, err := parseWatchSection("SO-1", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("read %d watches, want 2", len(got))
+	}
+	for i, sw := range got {
+		want := *in[i]
+		want.Exception = nil
+		if fmt.Sprint(*sw.w) != fmt.Sprint(want) {
+			t.Errorf("watch %d read back as\n%+v\nwant\n%+v", i, *sw.w, want)
 		}
-		want, err := json.Marshal(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plain := !strings.ContainsAny(w.Order, "\n\x01\u2028"); plain && string(got[len("prefix"):]) != string(want) {
-			t.Errorf("appendJSON\n%s\nwant (json.Marshal)\n%s", got[len("prefix"):], want)
-		}
-		var back watch
-		if err := json.Unmarshal(got[len("prefix"):], &back); err != nil {
-			t.Fatal(err)
-		}
-		if again, _ := json.Marshal(&back); string(again) != string(want) {
-			t.Errorf("read back as %s, want %s", again, want)
-		}
+	}
+	if got[0].ex != "" || got[1].ex != "d/1" {
+		t.Errorf("exception keys %q, %q; want none, then d/1", got[0].ex, got[1].ex)
+	}
+	if raw := appendWatchSection(nil, ws, "SO-3"); len(raw) != 0 {
+		t.Errorf("an order without watches has a section of %d bytes", len(raw))
+	}
+	if _, err := parseWatchSection("SO-1", append([]byte{4}, raw[1:]...)); !errors.Is(err, errWatchSection) {
+		t.Errorf("a section of form 2: %v, want errWatchSection", err)
+	}
+	if _, err := parseWatchSection("SO-1", raw[:len(raw)-1]); err == nil {
+		t.Error("a truncated section read without error")
 	}
 }
 

@@ -133,8 +133,10 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	return queued, nil
 }
 
-// writeOrder stores an order record with its open-order count and timer changes.
-// Open orders are kept; closed and orphan ones expire after the retention.
+// writeOrder stores an order record with its open-order count; the record
+// holds its rescoring time (NextDue), which the index is loaded from. Open
+// orders are kept; closed and orphan ones expire after the retention, unless
+// their record carries deadline watches (recordTTL).
 func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	open := rec.State.Open()
 	switch {
@@ -153,18 +155,6 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	if !open {
 		rec.NextDue = time.Time{}
 		p.dues.remove(rec.State.OrderID)
-	}
-	if !rec.dueSet.Equal(rec.NextDue) {
-		if !rec.dueSet.IsZero() {
-			if err := batch.DeleteDue(rec.dueSet, rec.State.OrderID); err != nil {
-				return err
-			}
-		}
-		if !rec.NextDue.IsZero() {
-			if err := batch.PutDue(rec.NextDue, rec.State.OrderID); err != nil {
-				return err
-			}
-		}
 	}
 	s := &rec.State
 	rec.Flags = flagsOf(s)
@@ -189,11 +179,7 @@ func (p *Processor) writeOrder(batch *store.Batch, rec *orderRecord) error {
 	}
 	p.arena = arena
 	raw := p.arena[start:len(p.arena):len(p.arena)]
-	var ttl time.Duration
-	if !open {
-		ttl = p.opts.Retention
-	}
-	return batch.PutOrder(rec.State.OrderID, raw, ttl)
+	return batch.PutOrder(rec.State.OrderID, raw, p.recordTTL(rec, open))
 }
 
 // memorySig sums a memory's episodes and active rules so that a change of it

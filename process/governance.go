@@ -83,11 +83,7 @@ func (p *Processor) restore(policy *actions.Policy, govs []actions.OrderGovernan
 				p.lastBad = err
 				return 0, i, nil
 			}
-			ttl := p.opts.Retention
-			if rec.State.Open() {
-				ttl = 0
-			}
-			if err := b.PutOrder(g.Order, enc, ttl); err != nil {
+			if err := b.PutOrder(g.Order, enc, p.recordTTL(&rec, rec.State.Open())); err != nil {
 				return 0, -1, err
 			}
 		}

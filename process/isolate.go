@@ -108,14 +108,19 @@ func poisonDetail(err error) string {
 var errNoTimer = errors.New("process: rescoring failed with no timer due")
 
 // dropTimer drops the first rescoring timer due at or before t, in the store
-// and in memory: its order could not be rescored (err). The order is scored
-// again at its next event, which schedules its next timer.
+// (its order's record, and an entry an earlier release kept) and in memory:
+// its order could not be rescored (err). The order is scored again at its
+// next event, which schedules its next timer.
 func (p *Processor) dropTimer(t time.Time) error {
 	e, ok := p.dues.first(t)
 	if !ok {
 		return errNoTimer
 	}
 	b := p.opts.Store.NewBatch()
+	if err := p.dropDue(b, e.order); err != nil {
+		b.Discard()
+		return fmt.Errorf("process: drop the rescoring timer of order %s: %w", e.order, err)
+	}
 	if err := b.DeleteDue(e.at, e.order); err != nil {
 		b.Discard()
 		return fmt.Errorf("process: drop the rescoring timer of order %s: %w", e.order, err)

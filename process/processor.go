@@ -80,7 +80,7 @@ type Processor struct {
 
 	// In-memory mirrors of durable state, reloaded after a failed batch.
 	ctx       *features.Context
-	dues      *dueIndex
+	dues      *dueIndex      // the open orders' next due times (due.go)
 	watches   *watches       // the deadline watches (deadlines.go)
 	book      *exceptionBook // the open exceptions as committed, for the metrics
 	watermark time.Time
@@ -104,6 +104,9 @@ type Processor struct {
 	// before any of their events was folded here (RestoreGovernance), taken by
 	// their first record.
 	heldMemory map[string]actions.Memory
+	// badOrders are the orders whose stored record did not decode at the
+	// last load (loadOrders).
+	badOrders  map[string]bool
 	lastBad    error    // why restore left an order out
 	govChanged []string // the orders whose governance the batches waited for changed, until taken
 	// govNonce tells one governance change of an order from the next
@@ -179,7 +182,9 @@ func (r Result) add(o Result) Result {
 		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered, Timers: r.Timers || o.Timers}
 }
 
-// New loads the durable context, watermark and rescoring index.
+// New loads the durable context, watermark, rescoring index and deadline
+// watches, and starts the order gauges and the index of open orders from the
+// stored orders.
 func New(opts Options) (*Processor, error) {
 	switch {
 	case opts.Store == nil:
@@ -232,44 +237,13 @@ func New(opts Options) (*Processor, error) {
 		return nil, err
 	}
 	p.book.apply(p.watches.openExceptions(), p.watermark)
-	// The per-warehouse gauges and the index of open orders start from the
-	// stored orders; batches move them. A record that does not decode is left
-	// out: its order's next event is dead-lettered as poison, its timer dropped
-	// (errors.go).
-	var unreadable int
-	var firstErr error
-	var open []openRow
-	err = opts.Store.Orders(func(id string, raw []byte) error {
-		var rec orderRecord
-		if err := decodeRecord(raw, &rec); err != nil {
-			unreadable++
-			if firstErr == nil {
-				firstErr = fmt.Errorf("order %s: %w", id, err)
-			}
-			return nil
-		}
-		m.countOrder(rec.Gauge, 1)
-		if opts.OpenOrders != nil && rec.State.Open() {
-			open = append(open, openRowOf(&rec))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("process: count stored orders: %w", err)
-	}
-	if opts.OpenOrders != nil {
-		opts.OpenOrders.replace(open)
-	}
-	if unreadable > 0 {
-		m.unreadable.WithLabelValues(kindOrder).Add(float64(unreadable))
-		p.log.Warn("stored order records that do not decode, left out of the order gauges and the index of open orders", "records", unreadable, "err", firstErr)
-	}
 	return p, nil
 }
 
-// load reads the in-memory mirrors from the store. A context aggregate that
-// does not decode is left out (it starts again from its next event): counted
-// and logged at start (first), when New calls it.
+// load reads the in-memory mirrors from the store: at start (first, when New
+// calls it) and after a failed batch. A context aggregate that does not decode
+// is left out (it starts again from its next event): counted and logged at
+// start. The order records are read whole, once (loadOrders).
 func (p *Processor) load(first bool) error {
 	ctx := features.NewContext()
 	var unreadable int
@@ -313,14 +287,6 @@ func (p *Processor) load(first bool) error {
 	if unreadable > 0 {
 		p.log.Warn("stored context aggregates that do not decode, left out", "records", unreadable, "err", firstErr)
 	}
-	dues, err := p.opts.Store.Dues()
-	if err != nil {
-		return fmt.Errorf("process: load rescoring index: %w", err)
-	}
-	idx := newDueIndex()
-	for _, d := range dues {
-		idx.set(d.Order, d.At)
-	}
 	wm, err := p.opts.Store.Meta("watermark")
 	if err != nil {
 		return err
@@ -331,13 +297,13 @@ func (p *Processor) load(first bool) error {
 			return fmt.Errorf("process: stored watermark %q: %w", wm, err)
 		}
 	}
-	if err := p.loadWatches(); err != nil {
+	if err := p.loadOrders(first); err != nil {
 		return err
 	}
 	if err := p.loadIncidents(); err != nil {
 		return err
 	}
-	p.ctx, p.dues = ctx, idx
+	p.ctx = ctx
 	p.caught = p.caughtCommitted
 	return nil
 }

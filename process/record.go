@@ -63,7 +63,9 @@ type orderRecord struct {
 
 	id      string // the key it is stored and cached under
 	wasOpen bool
-	dueSet  time.Time // NextDue when loaded, to replace its index entry
+	// watchRaw is the order's deadline watches as its record carries them
+	// (sectionWatches, deadline_section.go); flushWatches rewrites it.
+	watchRaw []byte
 }
 
 type orderFlags struct {

@@ -18,11 +18,14 @@ const (
 
 // hasSections reports whether rec has a section to write.
 func (rec *orderRecord) hasSections() bool {
-	return false
+	return len(rec.watchRaw) > 0
 }
 
 // appendSections appends rec's sections, each a tag and its payload.
 func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
+	if len(rec.watchRaw) > 0 {
+		b = appendSection(b, sectionWatches, rec.watchRaw)
+	}
 	return b, nil
 }
 
@@ -36,6 +39,12 @@ func appendSection(b []byte, tag int, payload []byte) []byte {
 // (written by a newer release) is skipped.
 func readSection(tag int, payload string, rec *orderRecord) error {
 	switch tag {
+	case sectionWatches:
+		// Kept as written: the watches are read from it when they load
+		// (deadline_section.go), and it is written again as it is until
+		// one of them changes.
+		rec.watchRaw = []byte(payload)
+		return nil
 	default:
 		return nil
 	}

@@ -251,12 +251,15 @@ func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw [
 	return b.setEntry(e)
 }
 
-// PutDue records that order is to be rescored at at.
+// PutDue records that order is to be rescored at at, in the due index of
+// releases before the rescoring time rode in the order record alone (u/).
+// orderwatch writes none any more: tests use it to write a store as an
+// earlier release left it.
 func (b *Batch) PutDue(at time.Time, order string) error {
 	return b.set(dueKey(at.UnixNano(), order), nil)
 }
 
-// DeleteDue removes a rescoring entry.
+// DeleteDue removes a rescoring entry of an earlier release (PutDue).
 func (b *Batch) DeleteDue(at time.Time, order string) error {
 	b.count(pDue)
 	if b.txn == nil {

@@ -2,36 +2,42 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Deadline watches and exception records (the pipeline encodes both; they are
-// opaque here):
+// Exception records, and the deadline watches of earlier releases (the
+// pipeline encodes both; they are opaque here):
 //
-//	Z/<order>\x00<deadline>        the clock of a deadline on an order: pending, or
-//	                               its open exception and next reminder
 //	X/<order>\x00<exception>       exception record, open or closed (closed ones
 //	                               expire with the order's retention)
+//	Z/<order>\x00<deadline>        the clock of a deadline on an order, as
+//	                               releases before the watches rode in the order
+//	                               record wrote it: read once at start, moved
+//	                               into the order records and deleted
 //
 // A partition dropped (DropPartition) takes both with it: its new owner
 // rebuilds the watches from the events, and fires again what is overdue.
 //
-// Both are written by the pipeline batch alone, in the commit of the event or
-// the timer that changed them.
+// Exception records are written by the pipeline batch alone, in the commit of
+// the event or the timer that changed them.
 const (
 	pWatch     = "Z/"
 	pException = "X/"
 )
 
-// PutWatch stores the clock of deadline on order.
+// PutWatch stores the clock of deadline on order in the form of earlier
+// releases (Z/). orderwatch writes none any more: tests use it to write a
+// store as an earlier release left it.
 func (b *Batch) PutWatch(order, deadline string, v []byte) error {
 	return b.set(key(pWatch, order, deadline), v)
 }
 
-// DeleteWatch removes the clock of deadline on order.
+// DeleteWatch removes the clock of deadline on order stored by an earlier
+// release, once the order's record carries it.
 func (b *Batch) DeleteWatch(order, deadline string) error {
 	k := key(pWatch, order, deadline)
 	b.count(pWatch)
@@ -55,9 +61,27 @@ func (b *Batch) PutException(order, id string, v []byte, ttl time.Duration) erro
 	return b.setEntry(e)
 }
 
-// Watches calls fn with every stored deadline watch.
+// Watches calls fn with every deadline watch stored by an earlier release
+// (Z/), in key order (by order, then deadline).
 func (s *Store) Watches(fn func(v []byte) error) error {
 	return s.eachRecord(pWatch, "deadline watches", fn)
+}
+
+// Exception returns the exception record of order stored under id (the part
+// of its key after the order), or nil when there is none.
+func (s *Store) Exception(order, id string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if out, err = get(txn, key(pException, order, id)); errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read exception %s of order %s: %w", id, order, err)
+	}
+	return out, nil
 }
 
 // eachRecord calls fn with every value under prefix, in key order; v is valid

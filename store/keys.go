@@ -27,7 +27,9 @@ import "encoding/binary"
 //	e/<part BE2><event id>         event id already applied in a partition, value its stream seq (TTL)
 //	c/<name>                       durable counter, uint64 BE; the counters of the stream's
 //	                               messages are per partition, c/<name>@<part> (partition.go)
-//	u/<due nanos BE><order>        rescoring due for an order at that time
+//	u/<due nanos BE><order>        rescoring due for an order at that time, written by
+//	                               earlier releases (the order record's next_due is read
+//	                               now): read once at start and deleted
 //	k/<kind>\x00<id>               context aggregate (warehouse, carrier, customer)
 //	j/<order>\x00<nonce BE>        a change of the order's governance, to be written to the
 //	                               group's state bucket

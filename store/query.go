@@ -173,13 +173,15 @@ func suffixes(txn *badger.Txn, prefix []byte) ([]string, error) {
 	return out, nil
 }
 
-// Due is a rescoring entry of the due-time index.
+// Due is a rescoring entry of the due-time index that releases before the
+// rescoring time rode in the order record alone kept (u/<due><order>).
 type Due struct {
 	At    time.Time
 	Order string
 }
 
-// Dues returns every rescoring entry, earliest first.
+// Dues returns every rescoring entry stored by an earlier release, earliest
+// first.
 func (s *Store) Dues() ([]Due, error) {
 	var out []Due
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -201,6 +203,25 @@ func (s *Store) Dues() ([]Due, error) {
 		return nil, fmt.Errorf("store: read due index: %w", err)
 	}
 	return out, nil
+}
+
+// DeleteDues deletes rescoring entries of an earlier release (Dues), in as
+// many commits as they take, and syncs.
+func (s *Store) DeleteDues(dues []Due) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, d := range dues {
+		if err := wb.Delete(dueKey(d.At.UnixNano(), d.Order)); err != nil {
+			return fmt.Errorf("store: delete the due index of an earlier release: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: delete the due index of an earlier release: %w", err)
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("store: delete the due index of an earlier release: sync: %w", err)
+	}
+	return nil
 }
 
 // Contexts calls fn for every stored context aggregate.
