@@ -9,6 +9,8 @@ import "github.com/orderwatch/orderwatch/internal/binrec"
 // when it has something to carry, so a record without any keeps the V1 or V2
 // form.
 const (
+	// sectionsEnd ends the sections of a record; no section has it.
+	sectionsEnd = 0
 	// sectionTimeline is the order's timeline: references to its events
 	// (timeline.go).
 	sectionTimeline = 1
@@ -18,11 +20,14 @@ const (
 
 // hasSections reports whether rec has a section to write.
 func (rec *orderRecord) hasSections() bool {
-	return false
+	return rec.Timeline.has()
 }
 
 // appendSections appends rec's sections, each a tag and its payload.
 func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
+	if rec.Timeline.has() {
+		b = rec.Timeline.appendSection(b)
+	}
 	return b, nil
 }
 
@@ -36,6 +41,8 @@ func appendSection(b []byte, tag int, payload []byte) []byte {
 // (written by a newer release) is skipped.
 func readSection(tag int, payload string, rec *orderRecord) error {
 	switch tag {
+	case sectionTimeline:
+		return rec.Timeline.read(payload)
 	default:
 		return nil
 	}
