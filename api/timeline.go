@@ -22,8 +22,13 @@ type StreamMessages interface {
 	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
 }
 
-// eventGetTimeout bounds each read of an event from the stream.
-const eventGetTimeout = 2 * time.Second
+// eventGetTimeout bounds each read of an event from the stream, and
+// timelineReadTimeout all the reads of one request: a stream that answers
+// slowly costs a page of the timeline at most that long.
+const (
+	eventGetTimeout     = 2 * time.Second
+	timelineReadTimeout = 10 * time.Second
+)
 
 // Why an event of a timeline shows in its compact form: the why label of
 // orderwatch_api_timeline_compact_events_total.
@@ -83,11 +88,11 @@ type timelineEvent struct {
 
 // timeline returns an order's events by event time: those earlier releases
 // stored whole (old, in key order), and those its record references, read from
-// the stream by sequence, each read bounded by eventGetTimeout and the
-// request's context. An event the stream does not give shows in its compact
-// form, which says why; after a read that fails for another reason than a
-// missing message, the rest are not tried, so a page costs at most one
-// timeout. It is bounded by the record's references (process.MaxTimeline).
+// the stream by sequence, each read bounded by eventGetTimeout, all of them by
+// timelineReadTimeout and the request's context. An event the stream does not
+// give shows in its compact form, which says why; after a read that fails for
+// another reason than a missing message, the rest are not tried. The reads are
+// at most the record's references (process.MaxTimeline).
 func (s *server) timeline(ctx context.Context, order string, old [][]byte, tl process.Timeline) []json.RawMessage {
 	evs := make([]timelineEvent, 0, len(old)+len(tl.Entries))
 	var at time.Time
@@ -101,6 +106,8 @@ func (s *server) timeline(ctx context.Context, order string, old [][]byte, tl pr
 		} // an unreadable one keeps its place after the one before it (history names it)
 		evs = append(evs, timelineEvent{at: at, id: ev.ID, raw: raw})
 	}
+	ctx, cancel := context.WithTimeout(ctx, timelineReadTimeout)
+	defer cancel()
 	var failed error
 	compact := map[string]int{}
 	for i := range tl.Entries {

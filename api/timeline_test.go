@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,7 @@ import (
 // events back from the stream.
 type timelineEnv struct {
 	t      *testing.T
+	ns     *server.Server
 	js     jetstream.JetStream
 	orders jetstream.Stream
 	st     *store.Store
@@ -65,7 +67,7 @@ func newTimelineEnv(t *testing.T) *timelineEnv {
 	reg := prometheus.NewRegistry()
 	srv := httptest.NewServer(api.Handler(api.Options{Store: st, Events: orders, Registerer: reg}))
 	t.Cleanup(srv.Close)
-	return &timelineEnv{t: t, js: js, orders: orders, st: st, proc: proc, reg: reg, srv: srv}
+	return &timelineEnv{t: t, ns: ns, js: js, orders: orders, st: st, proc: proc, reg: reg, srv: srv}
 }
 
 // eventJSON is an event of order at at, with data.
@@ -306,5 +308,38 @@ func TestOrderTimelineSaysWhatItDropped(t *testing.T) {
 	}
 	if dropped != 1 || shown != kept {
 		t.Errorf("history has %d dropped entries and %d events, want 1 and %d", dropped, shown, kept)
+	}
+}
+
+// TestOrderTimelineWhenTheStreamFails: when ORDERS cannot be read (its server
+// is gone), the order is still answered: every event in its compact form, the
+// first saying why the read failed and the others that they were not tried
+// after it, so a page costs one failed read, not one per event.
+func TestOrderTimelineWhenTheStreamFails(t *testing.T) {
+	e := newTimelineEnv(t)
+	t0 := time.Date(2026, 5, 18, 9, 0, 0, 0, time.UTC)
+	e.publish(
+		eventJSON("e-1", features.TypeOrderCreated, "SO-1", t0, fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q}`, t0.Add(8*time.Hour).Format(time.RFC3339))),
+		eventJSON("e-2", features.TypePickReleased, "SO-1", t0.Add(time.Minute), `{}`),
+		eventJSON("e-3", features.TypePickConfirmed, "SO-1", t0.Add(2*time.Minute), `{}`),
+	)
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	got := getOrder(t, e.srv.URL, "SO-1")
+	if len(got.Timeline) != 3 {
+		t.Fatalf("timeline of %d events, want 3", len(got.Timeline))
+	}
+	for i, raw := range got.Timeline {
+		c := compactOf(t, raw)
+		want := "stream ORDERS could not be read: "
+		if i > 0 {
+			want += "not tried after an earlier read failed"
+		}
+		if c == nil || !strings.HasPrefix(c.Why, want) {
+			t.Errorf("event %d = %s: want its compact form, why starting %q", i, raw, want)
+		}
+	}
+	if n := compactCount(t, e.reg, "failed"); n != 3 {
+		t.Errorf("orderwatch_api_timeline_compact_events_total{why=failed} = %v, want 3", n)
 	}
 }
