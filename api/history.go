@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -26,10 +27,13 @@ type historyEntry struct {
 // the decision it led to, then what happened to the decision.
 var kindRank = map[string]int{"event": 0, "score": 1, "decision": 2}
 
-// history merges an order's events, scores, decisions and their trails, attempts
-// and outcomes into one list by time. A stored event or score that cannot be read
-// is not left out silently: unreadable says which and why.
-func history(v store.OrderView, views []actions.View) (h []historyEntry, unreadable []string) {
+// history merges an order's events (those earlier releases stored whole and
+// the references of its record's timeline, tl), scores, decisions and their
+// trails, attempts and outcomes into one list by time. A stored event or score
+// that cannot be read is not left out silently: unreadable says which and why;
+// nor are the events the timeline dropped to stay bounded: an entry of kind
+// "dropped" says how many, where they were.
+func history(v store.OrderView, tl process.Timeline, views []actions.View) (h []historyEntry, unreadable []string) {
 	for i, raw := range v.Timeline {
 		var ev struct {
 			ID         string    `json:"id"`
@@ -52,11 +56,19 @@ func history(v store.OrderView, views []actions.View) (h []historyEntry, unreada
 				break
 			}
 		}
-		who := ev.Actor
-		if ev.Source != "" {
-			who = strings.TrimSpace(ev.Actor + " (" + ev.Source + ")")
+		h = append(h, historyEntry{At: ev.OccurredAt, Kind: "event", What: what, Who: eventWho(ev.Actor, ev.Source), Ref: ev.ID})
+	}
+	for i, e := range tl.Entries {
+		what := e.Type
+		if e.What != "" {
+			what += ": " + e.What // clipped when the reference was kept
 		}
-		h = append(h, historyEntry{At: ev.OccurredAt, Kind: "event", What: what, Who: who, Ref: ev.ID})
+		h = append(h, historyEntry{At: e.At, Kind: "event", What: what, Who: eventWho(e.Actor, e.Source), Ref: e.ID})
+		if i == process.TimelineHead-1 && tl.Dropped > 0 {
+			h = append(h, historyEntry{At: e.At, Kind: "dropped", Who: "orderwatch",
+				What: fmt.Sprintf("%d events of this order, applied after its first %d, are left out of its timeline: an order keeps the references of at most %d events, its first %d and its latest",
+					tl.Dropped, process.TimelineHead, process.MaxTimeline, process.TimelineHead)})
+		}
 	}
 	for i, raw := range v.Scores {
 		var s actions.ScorePoint
@@ -139,6 +151,14 @@ func history(v store.OrderView, views []actions.View) (h []historyEntry, unreada
 		h = []historyEntry{}
 	}
 	return h, unreadable
+}
+
+// eventWho is who an event says made it: its actor, with its source.
+func eventWho(actor, source string) string {
+	if source == "" {
+		return actor
+	}
+	return strings.TrimSpace(actor + " (" + source + ")")
 }
 
 func rank(kind string) int {

@@ -44,6 +44,10 @@ type Options struct {
 	// its owner, a decision to the member that made it, lists to every member;
 	// nil answers from this instance alone.
 	Peers Peers
+	// Events is stream ORDERS, where the events an order's timeline references
+	// are read back by sequence for GET /api/v1/orders/{id}; nil shows each in
+	// its compact form (the reference the order keeps).
+	Events StreamMessages
 	// OpenOrders is the index of the open orders this instance holds; nil
 	// answers 404 on GET /api/v1/orders (the at-risk queue).
 	OpenOrders OpenOrders
@@ -89,7 +93,7 @@ func Handler(o Options) http.Handler {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
-	s := &server{o: o, log: o.Logger.With("component", "api"), auth: a, m: newLimitMetrics(o.Registerer)}
+	s := &server{o: o, log: o.Logger.With("component", "api"), auth: a, m: newLimitMetrics(o.Registerer), tl: newTimelineMetrics(o.Registerer)}
 	mux := http.NewServeMux()
 	if o.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}))
@@ -148,6 +152,7 @@ type server struct {
 	log  *slog.Logger
 	auth *auth.Authenticator
 	m    *limitMetrics
+	tl   *timelineMetrics
 	// api is the whole handler, which the console's pages ask in-process.
 	api http.Handler
 	// teams is what GET /api/v1/orders?team= keeps of the open items.
@@ -212,20 +217,29 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	hist, unreadable := history(v, views)
+	refs, err := process.RecordTimeline(v.Record)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	hist, unreadable := history(v, refs, views)
 	if len(unreadable) > 0 {
 		s.log.Warn("order history has unreadable records", "order", id, "unreadable", unreadable)
 	}
 	out := struct {
-		OrderID    string            `json:"order_id"`
-		Record     json.RawMessage   `json:"record"`
-		Timeline   []json.RawMessage `json:"timeline"`
-		Decisions  []actions.View    `json:"decisions"`
-		History    []historyEntry    `json:"history"`
-		Scores     []riskPoint       `json:"scores"`               // the risk over time
-		Exceptions []json.RawMessage `json:"exceptions"`           // the order's exception records (process.Exception)
-		Unreadable []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
-	}{OrderID: id, Record: record, Timeline: raws(v.Timeline), Decisions: views, History: hist, Scores: riskSeries(v), Exceptions: raws(exceptions), Unreadable: unreadable}
+		OrderID  string            `json:"order_id"`
+		Record   json.RawMessage   `json:"record"`
+		Timeline []json.RawMessage `json:"timeline"`
+		// TimelineDropped counts the events the order's timeline left out to
+		// stay within process.MaxTimeline.
+		TimelineDropped int               `json:"timeline_dropped,omitempty"`
+		Decisions       []actions.View    `json:"decisions"`
+		History         []historyEntry    `json:"history"`
+		Scores          []riskPoint       `json:"scores"`               // the risk over time
+		Exceptions      []json.RawMessage `json:"exceptions"`           // the order's exception records (process.Exception)
+		Unreadable      []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
+	}{OrderID: id, Record: record, Timeline: s.timeline(r.Context(), id, v.Timeline, refs), TimelineDropped: refs.Dropped,
+		Decisions: views, History: hist, Scores: riskSeries(v), Exceptions: raws(exceptions), Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -253,7 +253,13 @@ func (h *harness) order(id string) (orderView, bool) {
 		}
 		out.Decisions = append(out.Decisions, dec)
 	}
-	out.Outcomes, out.Timeline = v.Outcomes, len(v.Timeline)
+	// The timeline: events stored whole by earlier releases, and the
+	// references the record keeps.
+	tl, err := process.RecordTimeline(v.Record)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out.Outcomes, out.Timeline = v.Outcomes, len(v.Timeline)+len(tl.Entries)
 	return out, true
 }
 

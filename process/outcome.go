@@ -2,6 +2,7 @@ package process
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/orderwatch/orderwatch/features"
@@ -62,6 +63,9 @@ type OutcomeStats struct {
 	NoOutcome int       // known, open and not past their cutoff at End
 	Unknown   int       // no order.created seen: no cutoff, no rows, no outcome
 	Refolded  int       // with events after their outcome, refolded from their timeline
+	// Clipped are the refolded orders whose timeline dropped references (more
+	// than MaxTimeline events): refolded from the ones it kept.
+	Clipped int
 }
 
 // Outcomes derives every order's outcome (OutcomeOf) from what a replay left in
@@ -111,28 +115,37 @@ func Outcomes(st *store.Store) (map[string]Label, OutcomeStats, error) {
 	var evs []features.Event
 	for _, id := range refold {
 		var err error
-		if evs, err = timeline(st, id, evs[:0]); err != nil {
+		var full features.OrderState
+		var dropped int
+		if evs, full, dropped, err = timeline(st, id, evs[:0]); err != nil {
 			return nil, stats, fmt.Errorf("process: derive outcomes: %w", err)
 		}
-		var full features.OrderState
 		var cancelledAt time.Time
 		for i := range evs {
-			full.Apply(&evs[i])
 			if evs[i].Type == features.TypeOrderCancelled && (cancelledAt.IsZero() || evs[i].OccurredAt.Before(cancelledAt)) {
 				cancelledAt = evs[i].OccurredAt
 			}
 		}
-		end, ok := OutcomeAt(&full, cancelledAt, stats.End)
-		if !ok {
-			return nil, stats, fmt.Errorf("process: derive outcomes: order %s: its timeline shows no outcome, its state does: was the store pruned?", id)
+		if dropped > 0 {
+			stats.Clipped++
 		}
+		if full.ShippedAt.IsZero() && cancelledAt.IsZero() {
+			if dropped == 0 {
+				return nil, stats, fmt.Errorf("process: derive outcomes: order %s: its timeline shows no cancellation, its state does: was the store pruned?", id)
+			}
+			// Its cancellation was among the references dropped: it was
+			// cancelled by its last event, which stands in.
+			cancelledAt = full.LastEventAt
+		}
+		end, _ := OutcomeAt(&full, cancelledAt, stats.End)
 		var by features.OrderState
 		for i := range evs {
 			if !evs[i].OccurredAt.After(end) {
 				by.Apply(&evs[i])
 			}
 		}
-		// The cutoff and shipment are the full fold's: an order.changed of the
+		// The cutoff and shipment are the full fold's (the stored state, which
+		// folds every event whatever their order): an order.changed of the
 		// cutoff after the shipment still moves it.
 		by.Known, by.ShipCutoff, by.ShippedAt, by.Cancelled = full.Known, full.ShipCutoff, full.ShippedAt, full.Cancelled
 		stats.Refolded++
@@ -154,18 +167,30 @@ func (stats *OutcomeStats) add(out map[string]Label, id string, s *features.Orde
 	}
 }
 
-// timeline appends the order's events, by event time, to dst.
-func timeline(st *store.Store, id string, dst []features.Event) ([]features.Event, error) {
+// timeline appends the order's events, by event time, to dst, and returns its
+// stored state and how many of its timeline's references were dropped
+// (MaxTimeline). The events an earlier release stored whole are read whole;
+// those of the timeline's references (timeline.go) carry what outcomes need:
+// their type, time and id, and data.change.
+func timeline(st *store.Store, id string, dst []features.Event) ([]features.Event, features.OrderState, int, error) {
 	v, err := st.Order(id)
 	if err != nil {
-		return dst, err
+		return dst, features.OrderState{}, 0, err
+	}
+	var rec orderRecord
+	if err := decodeRecord(v.Record, &rec); err != nil {
+		return dst, features.OrderState{}, 0, fmt.Errorf("order %s: %w", id, err)
 	}
 	for _, raw := range v.Timeline {
 		var ev features.Event
 		if err := features.Decode(raw, &ev); err != nil {
-			return dst, fmt.Errorf("order %s: timeline event: %w", id, err)
+			return dst, rec.State, 0, fmt.Errorf("order %s: timeline event: %w", id, err)
 		}
 		dst = append(dst, ev)
 	}
-	return dst, nil
+	for i := range rec.Timeline.Entries {
+		dst = append(dst, rec.Timeline.Entries[i].event(id, &rec.State.ShipCutoff))
+	}
+	slices.SortStableFunc(dst, func(a, b features.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
+	return dst, rec.State, rec.Timeline.Dropped, nil
 }

@@ -2,6 +2,7 @@ package process
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,9 +29,11 @@ import (
 // form; testdata/record-v2.golden holds it.
 //
 // recordV3 is the recordV2 layout, whose shadow count may then be 0, followed
-// by sections until the end of the record: each a tag (binrec int) and its
-// payload (binrec string). It is written only for a record that has a section
-// to carry (record_sections.go); a reader skips a tag it does not know.
+// by sections, each a tag (binrec int) and its payload (binrec string), and
+// the tag sectionsEnd (0), so that a record cut between two sections is an
+// error, not a record without the later ones. It is written only for a record
+// that has a section to carry (record_sections.go); a reader skips a tag it
+// does not know.
 const (
 	recordV1 = 1
 	recordV2 = 2
@@ -60,6 +63,9 @@ type orderRecord struct {
 	// Gauge is the warehouse and risk state the order counts under in the open and
 	// at-risk gauges, so a change moves it from one count to the other.
 	Gauge gaugeState `json:"gauge,omitzero"`
+	// Timeline references the order's applied events (timeline.go); the API
+	// shows it apart from the record.
+	Timeline Timeline `json:"-"`
 
 	id      string // the key it is stored and cached under
 	wasOpen bool
@@ -133,6 +139,7 @@ func encodeRecord(dst []byte, rec *orderRecord) ([]byte, error) {
 		if b, err = appendSections(b, rec); err != nil {
 			return dst, err
 		}
+		b = binrec.AppendInt(b, sectionsEnd)
 	}
 	return b, nil
 }
@@ -178,8 +185,16 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 		}
 	}
 	if raw[0] == recordV3 {
-		for d.Err() == nil && len(d.Rest()) > 0 {
-			tag, payload := d.Int(), d.Str()
+		for d.Err() == nil {
+			if len(d.Rest()) == 0 {
+				d.Fail(errors.New("sections: no end (a cut record?)"))
+				break
+			}
+			tag := d.Int()
+			if tag == sectionsEnd {
+				break
+			}
+			payload := d.Str()
 			if d.Err() != nil {
 				break
 			}

@@ -17,12 +17,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// goldenRecordFile holds the bytes of goldenRecord as recordV2 writes them, and
-// goldenRecordV1File those of goldenRecord less its eval's shadows as recordV1
-// writes them. Data dirs hold records in these forms: a change to these bytes
+// goldenRecordV3File holds the bytes of goldenRecord as recordV3 writes them
+// (with its sections), goldenRecordFile those of goldenRecord less its
+// sections as recordV2 writes them, and goldenRecordV1File those of
+// goldenRecord less its sections and its eval's shadows as recordV1 writes
+// them. Data dirs hold records in these forms: a change to these bytes
 // is a change of the stored format, which needs a new form byte, not a new
 // golden file.
 const (
+	goldenRecordV3File = "testdata/record-v3.golden"
 	goldenRecordFile   = "testdata/record-v2.golden"
 	goldenRecordV1File = "testdata/record-v1.golden"
 )
@@ -69,6 +72,12 @@ func goldenRecord() orderRecord {
 		Eval: &evalScore{Model: "cutoff_risk", Version: "2026-04-01", Risk: 0.75, Threshold: 0.6, Class: "carrier", ClassVer: "2026-03-01",
 			Shadows: []evalShadow{{Version: "2026-05-02", Risk: 0.5, Threshold: 0.7}, {Version: "2026-04-20", Risk: 0.875, Threshold: 0.65}}},
 		Gauge: gaugeState{Warehouse: "DAL", Open: true, AtRisk: true},
+		Timeline: Timeline{Dropped: 32, Entries: []TimelineEntry{
+			{Seq: 41, At: at(8, 0), ID: "e-created", Type: features.TypeOrderCreated, Source: "erp", Actor: "sap-01", What: "DAL", WhatFrom: WhatWarehouse},
+			{Seq: 1 << 40, At: at(8, 5), ID: "e-hold", Type: features.TypeCreditHold, Source: "finance", Actor: "ar-team", What: "limit", WhatFrom: WhatReason},
+			{Seq: 9000, At: at(9, 30), ID: "e-note", Type: features.TypeNoteAdded, Source: "cs", Actor: "agent ❄", What: "call before delivery", WhatFrom: WhatText},
+			{Seq: 9001, At: at(9, 31), ID: "e-changed", Type: features.TypeOrderChanged, Source: "edi", Actor: "gw", What: "address", WhatFrom: WhatChange},
+		}},
 	}
 	rec.Flags = flagsOf(&rec.State) // derived, not stored
 	return rec
@@ -113,10 +122,14 @@ func join(path, name string) string {
 
 // TestRecordGolden holds the binary form of an order record to the bytes earlier
 // releases wrote: they decode to exactly the record, and the record encodes to
-// exactly them. Run with -update only when the form byte changes.
+// exactly them. Run with -update only when the form byte changes, or to add a
+// section to recordV3 (it rewrites the V3 file only).
 func TestRecordGolden(t *testing.T) {
 	want := goldenRecord()
 	allSet(t, reflect.ValueOf(want), "")
+	testRecordGolden(t, want, goldenRecordV3File, recordV3)
+	// Without sections, a record keeps the recordV2 form.
+	want.Timeline = Timeline{}
 	testRecordGolden(t, want, goldenRecordFile, recordV2)
 	// Without shadows in its eval, a record keeps the recordV1 form.
 	want.Eval.Shadows = nil
@@ -129,7 +142,7 @@ func testRecordGolden(t *testing.T, want orderRecord, goldenRecordFile string, f
 	if got[0] != form {
 		t.Errorf("%s: form %d, want %d", goldenRecordFile, got[0], form)
 	}
-	if *update && form == recordV2 {
+	if *update && form == recordV3 {
 		if err := os.MkdirAll(filepath.Dir(goldenRecordFile), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +177,7 @@ func testRecordGolden(t *testing.T, want orderRecord, goldenRecordFile string, f
 // reads back as the same record.
 func TestRecordGoldenJSON(t *testing.T) {
 	want := goldenRecord()
+	want.Timeline = Timeline{} // not in the JSON form: the API shows it apart
 	raw, err := json.Marshal(&want)
 	if err != nil {
 		t.Fatal(err)

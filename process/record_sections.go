@@ -9,6 +9,8 @@ import "github.com/orderwatch/orderwatch/internal/binrec"
 // when it has something to carry, so a record without any keeps the V1 or V2
 // form.
 const (
+	// sectionsEnd ends the sections of a record; no section has it.
+	sectionsEnd = 0
 	// sectionTimeline is the order's timeline: references to its events
 	// (timeline.go).
 	sectionTimeline = 1
@@ -18,11 +20,14 @@ const (
 
 // hasSections reports whether rec has a section to write.
 func (rec *orderRecord) hasSections() bool {
-	return len(rec.watchRaw) > 0
+	return len(rec.watchRaw) > 0 || rec.Timeline.has()
 }
 
 // appendSections appends rec's sections, each a tag and its payload.
 func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
+	if rec.Timeline.has() {
+		b = rec.Timeline.appendSection(b)
+	}
 	if len(rec.watchRaw) > 0 {
 		b = appendSection(b, sectionWatches, rec.watchRaw)
 	}
@@ -45,6 +50,8 @@ func readSection(tag int, payload string, rec *orderRecord) error {
 		// one of them changes.
 		rec.watchRaw = []byte(payload)
 		return nil
+	case sectionTimeline:
+		return rec.Timeline.read(payload)
 	default:
 		return nil
 	}

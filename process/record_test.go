@@ -9,6 +9,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/binrec"
 )
 
 // fill sets every exported field reachable from v to a value that is not zero and
@@ -23,6 +24,8 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 		v.SetBool(true)
 	case reflect.Int:
 		v.SetInt(int64(*n))
+	case reflect.Uint8, reflect.Uint64:
+		v.SetUint(uint64(*n))
 	case reflect.Float64, reflect.Float32:
 		v.SetFloat(float64(*n) + 0.25)
 	case reflect.Struct:
@@ -174,6 +177,7 @@ func TestRecordV3SkipsAnUnknownSection(t *testing.T) {
 	v3 := append([]byte{recordV3}, v1[1:]...)
 	v3 = append(v3, 0) // no shadows
 	v3 = appendSection(v3, 99, []byte("from a newer release"))
+	v3 = binrec.AppendInt(v3, sectionsEnd)
 	var got orderRecord
 	if err := decodeRecord(v3, &got); err != nil {
 		t.Fatalf("decode a V3 record with an unknown section: %v", err)
@@ -183,5 +187,8 @@ func TestRecordV3SkipsAnUnknownSection(t *testing.T) {
 	}
 	if err := decodeRecord(v3[:len(v3)-3], &orderRecord{}); err == nil {
 		t.Fatal("a truncated section decoded without error")
+	}
+	if err := decodeRecord(v3[:len(v3)-1], &orderRecord{}); err == nil {
+		t.Fatal("a record cut after its last section decoded without error")
 	}
 }

@@ -120,10 +120,7 @@ func (p *Processor) apply(ctx context.Context, batch *store.Batch, it *item) err
 	if err := p.dataQualityEvent(batch, rec, ev, was); err != nil {
 		return err
 	}
-	ttl := p.opts.Retention
-	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, ttl); err != nil {
-		return err
-	}
+	p.addTimeline(batch, rec, it)
 	moment := p.moment()
 	if history {
 		moment = p.caught.at
@@ -157,9 +154,7 @@ func (p *Processor) rebuild(batch *store.Batch, it *item) error {
 	if err := p.dataQualityEvent(batch, rec, ev, was); err != nil {
 		return err
 	}
-	if err := batch.AppendTimeline(ev.OrderID, ev.OccurredAt, ev.ID, it.msg.Data, p.opts.Retention); err != nil {
-		return err
-	}
+	p.addTimeline(batch, rec, it)
 	if !rec.State.Open() {
 		return nil
 	}

@@ -238,8 +238,12 @@ func (b *Batch) PutOrder(id string, rec []byte, ttl time.Duration) error {
 	return b.setEntry(e)
 }
 
-// AppendTimeline adds an event to an order's timeline, ordered by event time. A ttl
-// above zero lets it expire.
+// AppendTimeline stores an event's bytes under t/, ordered by event time, as
+// releases before issue 20 did for every applied event; a ttl above zero lets
+// it expire. The pipeline no longer calls it: an order's timeline now rides in
+// its record as references to the stream (process.Timeline), and Order still
+// reads the t/ keys earlier releases left. It stays for tests that make such a
+// store.
 func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw []byte, ttl time.Duration) error {
 	if b.s.skip.Timelines {
 		return nil
@@ -250,6 +254,11 @@ func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw [
 	}
 	return b.setEntry(e)
 }
+
+// KeepsTimelines reports whether the orders' timelines are kept: false for a
+// scratch store opened with SkipTimelines, whose order records then carry no
+// timeline.
+func (b *Batch) KeepsTimelines() bool { return !b.s.skip.Timelines }
 
 // PutDue records that order is to be rescored at at, in the due index of
 // releases before the rescoring time rode in the order record alone (u/).

@@ -7,7 +7,9 @@ import "encoding/binary"
 // to hold no control characters).
 //
 //	o/<order>                      order record (opaque bytes, owned by the pipeline)
-//	t/<order>\x00<nanos BE><event> timeline entry: the event's bytes, by event time
+//	t/<order>\x00<nanos BE><event> timeline entry: the event's bytes, by event time; written by
+//	                               releases before issue 20 and still read (an order's timeline
+//	                               now rides in its record)
 //	d/<decision>                   decision record (JSON); ids sort by time
 //	r/<order>\x00<decision>        index: an order's decisions
 //	q/<entry>                      outbox entry awaiting its executor (see below)

@@ -56,8 +56,11 @@ func (s *Store) Stats() (Stats, error) {
 
 // OrderView is everything stored about one order.
 type OrderView struct {
-	Record    []byte   // the order record as the pipeline stored it
-	Timeline  [][]byte // events, by event time
+	Record []byte // the order record as the pipeline stored it
+	// Timeline is the events releases before issue 20 stored whole (t/), by
+	// event time; the record now keeps references to the events instead
+	// (process.RecordTimeline), which readers merge in.
+	Timeline  [][]byte
 	Decisions [][]byte // decision records, oldest first
 	Outcomes  [][]byte // execution outcomes, where known, in the order of Decisions (nil when pending)
 	// Details holds each decision with its trail, deliveries and open item, in the

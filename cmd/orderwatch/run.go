@@ -396,8 +396,13 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if embedded != nil {
 		ready["jetstream"] = embedded.Ready
 	}
+	// The API reads the events of the orders' timelines back from ORDERS.
+	orders, err := js.Stream(ctx, pipeline.StreamOrders)
+	if err != nil {
+		return fmt.Errorf("open stream %s for the orders' timelines: %w", pipeline.StreamOrders, err)
+	}
 	apiOpts := api.Options{Store: st, Gatherer: reg, Ready: ready, Logger: log, Auth: authn, TokenForReads: cfg.ReadsNeedToken, Governor: gov, Policy: reloader,
-		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers, OpenOrders: openOrders}
+		Targets: exec, MaxInFlight: cfg.APIMaxInFlight, Registerer: reg, Group: group, Peers: peers, OpenOrders: openOrders, Events: orders}
 	if registry != nil {
 		apiOpts.Models = registry
 	}
