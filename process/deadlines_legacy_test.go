@@ -45,6 +45,7 @@ func (r *deadlineRun) toEarlierRelease() {
 			}
 		}
 		rec.watchRaw = nil
+		rec.Timeline = Timeline{} // an earlier release kept the timeline under t/
 		v, err := encodeRecord(nil, &rec)
 		if err != nil {
 			r.t.Fatal(err)
