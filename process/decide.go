@@ -37,9 +37,13 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		if row.Trigger == TriggerTimer {
 			trigger = "timer"
 		}
+		if rec.LastPoint == nil {
+			rec.LastPoint = &actions.ScoreMark{}
+		}
 		in := &actions.Input{
 			OrderID: row.OrderID, At: row.Moment, TriggerEvent: trigger, TriggerType: row.Trigger,
 			Risk: risk, Degraded: degraded, Model: *model, Features: &row.Vector, State: &rec.State,
+			Last: rec.LastPoint,
 		}
 		top := ""
 		if sc.ClassModel != nil && usableClasses(p.classes[i*len(sc.ClassLabels):(i+1)*len(sc.ClassLabels)]) {
@@ -78,10 +82,13 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 		first := len(p.decs)
 		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
-		sig := memorySig(rec.Policy)
+		sig, last := memorySig(rec.Policy), *rec.LastPoint
 		var err error
 		if p.decs, err = policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
 			return false, err
+		}
+		if *rec.LastPoint == last {
+			p.pointsSkipped++ // no point written: Decide moves the mark when it writes one
 		}
 		if p.opts.Replicated && (len(p.decs) > first || memorySig(rec.Policy) != sig) {
 			if err := p.markGovernance(batch, row.OrderID); err != nil {

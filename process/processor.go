@@ -163,6 +163,9 @@ type batchState struct {
 	exChanges []exChange
 	// incStats is what the batch changed in the incident metrics.
 	incStats incidentStats
+
+	// pointsSkipped counts the rows decided without a score point.
+	pointsSkipped int
 }
 
 // Result summarises a processed batch.
@@ -576,6 +579,7 @@ func (p *Processor) reset(n int) {
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
 	p.decRows = p.decRows[:0]
+	p.pointsSkipped = 0
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
 	p.opens = p.opens[:0]

@@ -54,6 +54,10 @@ type orderRecord struct {
 	// Eval is the prediction the order's outcome will judge: the last scores at
 	// least evalHorizon before the cutoff (or the first, for a late order).
 	Eval *evalScore `json:"eval,omitempty"`
+	// LastPoint is what the order's last written score point said: the next
+	// scoring writes one only when it says more (actions.ScoreMark). Nil
+	// before the first; kept in section sectionLastPoint.
+	LastPoint *actions.ScoreMark `json:"last_point,omitempty"`
 	// Flags are derived from State when the record is written, for readers of the
 	// API; the fold never reads them.
 	Flags orderFlags `json:"flags"`

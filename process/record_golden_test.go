@@ -17,12 +17,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// goldenRecordFile holds the bytes of goldenRecord as recordV2 writes them, and
-// goldenRecordV1File those of goldenRecord less its eval's shadows as recordV1
-// writes them. Data dirs hold records in these forms: a change to these bytes
+// goldenRecordV3File holds the bytes of goldenRecord as recordV3 writes them,
+// goldenRecordFile those of goldenRecord less its sections as recordV2 writes
+// them, and goldenRecordV1File those of that record less its eval's shadows as
+// recordV1 writes them. Data dirs hold records in these forms: a change to these bytes
 // is a change of the stored format, which needs a new form byte, not a new
 // golden file.
 const (
+	goldenRecordV3File = "testdata/record-v3.golden"
 	goldenRecordFile   = "testdata/record-v2.golden"
 	goldenRecordV1File = "testdata/record-v1.golden"
 )
@@ -68,7 +70,8 @@ func goldenRecord() orderRecord {
 		NextDue:  at(13, 0),
 		Eval: &evalScore{Model: "cutoff_risk", Version: "2026-04-01", Risk: 0.75, Threshold: 0.6, Class: "carrier", ClassVer: "2026-03-01",
 			Shadows: []evalShadow{{Version: "2026-05-02", Risk: 0.5, Threshold: 0.7}, {Version: "2026-04-20", Risk: 0.875, Threshold: 0.65}}},
-		Gauge: gaugeState{Warehouse: "DAL", Open: true, AtRisk: true},
+		Gauge:     gaugeState{Warehouse: "DAL", Open: true, AtRisk: true},
+		LastPoint: &actions.ScoreMark{At: at(11, 58), Risk: 0.78125, Class: "carrier", Model: "cutoff_risk@2026-05-01", Degraded: true},
 	}
 	rec.Flags = flagsOf(&rec.State) // derived, not stored
 	return rec
@@ -117,6 +120,9 @@ func join(path, name string) string {
 func TestRecordGolden(t *testing.T) {
 	want := goldenRecord()
 	allSet(t, reflect.ValueOf(want), "")
+	testRecordGolden(t, want, goldenRecordV3File, recordV3)
+	// Without sections, a record keeps the recordV2 form.
+	want.LastPoint = nil
 	testRecordGolden(t, want, goldenRecordFile, recordV2)
 	// Without shadows in its eval, a record keeps the recordV1 form.
 	want.Eval.Shadows = nil
@@ -129,7 +135,7 @@ func testRecordGolden(t *testing.T, want orderRecord, goldenRecordFile string, f
 	if got[0] != form {
 		t.Errorf("%s: form %d, want %d", goldenRecordFile, got[0], form)
 	}
-	if *update && form == recordV2 {
+	if *update && form == recordV3 {
 		if err := os.MkdirAll(filepath.Dir(goldenRecordFile), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +213,7 @@ func BenchmarkRecordDecode(b *testing.B) {
 // (none, more than maxEvalShadows) does not decode.
 func TestRecordV2ShadowsBounded(t *testing.T) {
 	rec := goldenRecord()
-	rec.Eval.Shadows = nil
+	rec.Eval.Shadows, rec.LastPoint = nil, nil
 	v1 := mustEncode(t, &rec)
 	for _, n := range []int{0, maxEvalShadows + 1, 1 << 30} {
 		raw := binrec.AppendInt(append([]byte{recordV2}, v1[1:]...), n)

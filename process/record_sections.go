@@ -14,15 +14,21 @@ const (
 	sectionTimeline = 1
 	// sectionWatches is the order's deadline watches (deadlines.go).
 	sectionWatches = 2
+	// sectionLastPoint is the order's last written score point
+	// (actions.ScoreMark), which says whether the next scoring writes one.
+	sectionLastPoint = 3
 )
 
 // hasSections reports whether rec has a section to write.
 func (rec *orderRecord) hasSections() bool {
-	return false
+	return rec.LastPoint != nil
 }
 
 // appendSections appends rec's sections, each a tag and its payload.
 func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
+	if rec.LastPoint != nil {
+		b = appendLastPoint(b, rec.LastPoint)
+	}
 	return b, nil
 }
 
@@ -36,6 +42,8 @@ func appendSection(b []byte, tag int, payload []byte) []byte {
 // (written by a newer release) is skipped.
 func readSection(tag int, payload string, rec *orderRecord) error {
 	switch tag {
+	case sectionLastPoint:
+		return readLastPoint(payload, rec)
 	default:
 		return nil
 	}

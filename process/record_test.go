@@ -115,9 +115,21 @@ func TestRecordRejectsDamage(t *testing.T) {
 	n := 0
 	fill(t, reflect.ValueOf(&in).Elem(), &n)
 	raw := mustEncode(t, &in)
+	// A recordV3 holds sections until its end: cut where its sections start,
+	// it is the record without them, and reads back as exactly that.
+	bare := in
+	bare.LastPoint, bare.Flags = nil, flagsOf(&in.State) // flags are derived, not stored
+	sections := len(mustEncode(t, &bare))
 	for i := range len(raw) {
 		var out orderRecord
-		if err := decodeRecord(raw[:i], &out); err == nil {
+		err := decodeRecord(raw[:i], &out)
+		if i == sections {
+			if err != nil || !reflect.DeepEqual(out, bare) {
+				t.Fatalf("record cut where its sections start (%d of %d bytes) read back as %+v (%v), want the record without them", i, len(raw), out, err)
+			}
+			continue
+		}
+		if err == nil {
 			t.Fatalf("record cut at %d of %d bytes decoded without error", i, len(raw))
 		}
 	}
