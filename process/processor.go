@@ -166,6 +166,11 @@ type batchState struct {
 
 	// pointsSkipped counts the rows decided without a score point.
 	pointsSkipped int
+	// superseded marks the rows (one entry per row) that a later row of the
+	// same order in the batch supersedes: scored (for the export, or for the
+	// order's eval), not decided (pickRows); nSuperseded counts them.
+	superseded  []bool
+	nSuperseded int
 }
 
 // Result summarises a processed batch.
@@ -579,7 +584,8 @@ func (p *Processor) reset(n int) {
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
 	p.decRows = p.decRows[:0]
-	p.pointsSkipped = 0
+	p.pointsSkipped, p.nSuperseded = 0, 0
+	p.superseded = p.superseded[:0]
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
 	p.opens = p.opens[:0]

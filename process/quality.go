@@ -139,6 +139,7 @@ func (p *Processor) observe(st *batchState) {
 	}
 	p.m.rescored.Add(float64(countTimers(st.rows)))
 	p.m.pointsSkipped.Add(float64(st.pointsSkipped))
+	p.m.superseded.Add(float64(st.nSuperseded))
 	for _, g := range st.gauges {
 		p.m.countOrder(g.from, -1)
 		p.m.countOrder(g.to, 1)

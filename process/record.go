@@ -68,6 +68,7 @@ type orderRecord struct {
 	id      string // the key it is stored and cached under
 	wasOpen bool
 	dueSet  time.Time // NextDue when loaded, to replace its index entry
+	rows    rowSpan   // its rows in the batch being staged (pickRows)
 }
 
 type orderFlags struct {
