@@ -32,7 +32,7 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		if p.superseded[i] {
 			// A later row of the order in the batch decides (pickRows): this
 			// one is scored for the export or the order's eval only.
-			if !degraded {
+			if !degraded && judgeable(&rec.State, row.Moment, rec.Eval != nil) {
 				p.judgeRow(rec, &sc, i, row.Moment, topClassOf(&sc, p.classes, i))
 			}
 			continue
