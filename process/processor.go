@@ -41,7 +41,10 @@ type Options struct {
 	// first event at or after it (or the clock 10 minutes past it) ends the
 	// catch-up: from then on the wall clock. Zero: always the wall clock.
 	CatchUpBefore time.Time
-	// OnRow, when set, receives every scored row, in stream order.
+	// OnRow, when set, receives every row, in stream order, scored: one per
+	// event and rescoring timer, whatever the batching. Only the latest row of
+	// an order in a batch is decided; without OnRow the rows it supersedes
+	// are not scored either (pickRows).
 	OnRow func(*Row)
 	// Retention is how long closed and orphan orders and timelines are kept. Zero
 	// means 30 days.
