@@ -28,6 +28,10 @@ type Input struct {
 	// acted on.
 	Shadow   map[string]float64
 	Degraded bool // scored by the rules fallback, not a model
+	// Last is the order's last written score point, which Decide reads and,
+	// when it writes a new one, updates in place; the caller keeps it with the
+	// order. Nil writes a point for every scoring.
+	Last     *ScoreMark
 	Model    ModelRef
 	Features *features.Vector
 	State    *features.OrderState
@@ -103,9 +107,10 @@ const rateWindow = time.Hour
 // by default.
 const scoreKeep = 30 * 24 * time.Hour
 
-// Decide records the order's score point into b, the pipeline's batch, evaluates
-// every rule for the order and returns out with the decisions taken now appended.
-// The caller then passes each to Record, in the same batch.
+// Decide evaluates every rule for the order, records the order's score point
+// into b, the pipeline's batch, when it says something (recordScore), and
+// returns out with the decisions taken now appended. The caller then passes
+// each to Record, in the same batch.
 //
 // A rule decides once when its conditions start to hold (a new episode) and not
 // again until they stopped holding; but a cost-aware rule found not worth it
@@ -118,9 +123,7 @@ const scoreKeep = 30 * 24 * time.Hour
 // cooldown, written into b. mem is updated in
 // place; the caller stores it in the same commit.
 func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) ([]Decision, error) {
-	if err := p.recordScore(b, in); err != nil {
-		return out, err
-	}
+	first := len(out)
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		holds := r.When.holds(in)
@@ -147,6 +150,9 @@ func (p *Policy) Decide(b *store.Batch, in *Input, mem Memory, out []Decision) (
 			mem[r.waitKey] = RuleMemory{Active: true}
 		}
 		out = append(out, d)
+	}
+	if err := p.recordScore(b, in, len(out) > first); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -466,8 +472,20 @@ func (p *Policy) enqueue(b *store.Batch, entry string, cmd *Command, msgID strin
 	return b.Enqueue(entry+entryWebhook, hook)
 }
 
-// recordScore adds the order's score point to its history, in its binary form.
-func (p *Policy) recordScore(b *store.Batch, in *Input) error {
+// recordScore adds the order's score point to its history, in its binary form,
+// when the scoring decided something (decided) or says what in.Last, the point
+// written before, did not (ScoreMark.says); then in.Last is the new point. A
+// point for every scoring was the largest share of what the pipeline wrote
+// after the events themselves (issue 20); the order record keeps the latest
+// risk whether or not a point is written.
+func (p *Policy) recordScore(b *store.Batch, in *Input, decided bool) error {
+	var top string
+	if in.Last != nil {
+		top = topClass(in.Classes)
+		if !decided && !in.Last.says(in, top) {
+			return nil
+		}
+	}
 	pt := ScorePoint{At: in.At, Trigger: in.TriggerType, Event: in.TriggerEvent, Risk: in.Risk,
 		Classes: in.Classes, Shadow: in.Shadow, Degraded: in.Degraded}
 	buf := p.buffer()
@@ -478,6 +496,9 @@ func (p *Policy) recordScore(b *store.Batch, in *Input) error {
 		err = fmt.Errorf("encode score of order %s: %w", in.OrderID, err)
 	}
 	p.release(buf, v)
+	if err == nil && in.Last != nil {
+		in.Last.set(in, top)
+	}
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
+	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -17,15 +18,21 @@ type riskPoint struct {
 }
 
 // riskSeries returns an order's scores in the order they were stored (by
-// time). A score that cannot be read is left out here: history names it.
+// time), ended by its latest scoring from its record when that is later: the
+// history holds a point only when a scoring said something new (a move of the
+// risk by actions.ScoreStep, a decision...). A score that cannot be read is
+// left out here: history names it.
 func riskSeries(v store.OrderView) []riskPoint {
-	out := make([]riskPoint, 0, len(v.Scores))
+	out := make([]riskPoint, 0, len(v.Scores)+1)
 	for _, raw := range v.Scores {
 		var s actions.ScorePoint
 		if s.UnmarshalBinary(raw) != nil {
 			continue
 		}
 		out = append(out, riskPoint{At: s.At, Risk: s.Risk, Model: s.Model, Degraded: s.Degraded})
+	}
+	if ls, ok := process.LatestScoreOf(v.Record); ok && (len(out) == 0 || ls.At.After(out[len(out)-1].At)) {
+		out = append(out, riskPoint{At: ls.At, Risk: ls.Risk, Model: ls.Model, Degraded: ls.Degraded})
 	}
 	return out
 }

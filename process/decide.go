@@ -29,6 +29,14 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		if !degraded && sc.rowDegraded(i) {
 			degraded, model = true, &actions.ModelRef{Name: fallbackModel, Version: features.SpecVersion}
 		}
+		if p.superseded[i] {
+			// A later row of the order in the batch decides (pickRows): this
+			// one is scored for the export or the order's eval only.
+			if !degraded && judgeable(&rec.State, row.Moment, rec.Eval != nil) {
+				p.judgeRow(rec, &sc, i, row.Moment, topClassOf(&sc, p.classes, i))
+			}
+			continue
+		}
 		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, model, degraded
 		if rec.Policy == nil {
 			rec.Policy = actions.Memory{}
@@ -37,9 +45,13 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		if row.Trigger == TriggerTimer {
 			trigger = "timer"
 		}
+		if rec.LastPoint == nil {
+			rec.LastPoint = &actions.ScoreMark{}
+		}
 		in := &actions.Input{
 			OrderID: row.OrderID, At: row.Moment, TriggerEvent: trigger, TriggerType: row.Trigger,
 			Risk: risk, Degraded: degraded, Model: *model, Features: &row.Vector, State: &rec.State,
+			Last: rec.LastPoint,
 		}
 		top := ""
 		if sc.ClassModel != nil && usableClasses(p.classes[i*len(sc.ClassLabels):(i+1)*len(sc.ClassLabels)]) {
@@ -61,27 +73,18 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 				in.Shadow[shadowKeys[j]] = float64(r)
 			}
 		}
-		if !degraded && judgeable(&rec.State, row.Moment, rec.Eval != nil) {
-			rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: row.Risk, Threshold: sc.Threshold, Class: top}
-			if sc.ClassModel != nil {
-				rec.Eval.ClassVer = sc.ClassModel.Version
-			}
-			for j := range sc.Shadows {
-				sh := &sc.Shadows[j]
-				if r := sh.Risk[i]; usableRisk(r) {
-					if rec.Eval.Shadows == nil {
-						rec.Eval.Shadows = make([]evalShadow, 0, len(sc.Shadows))
-					}
-					rec.Eval.Shadows = append(rec.Eval.Shadows, evalShadow{Version: sh.Ref.Version, Risk: r, Threshold: sh.Threshold})
-				}
-			}
+		if !degraded {
+			p.judgeRow(rec, &sc, i, row.Moment, top)
 		}
 		first := len(p.decs)
 		in.Context = p.ctx // reroutes weigh the alternative warehouses' load
-		sig := memorySig(rec.Policy)
+		sig, last := memorySig(rec.Policy), *rec.LastPoint
 		var err error
 		if p.decs, err = policy.Decide(batch, in, rec.Policy, p.decs); err != nil {
 			return false, err
+		}
+		if *rec.LastPoint == last {
+			p.pointsSkipped++ // no point written: Decide moves the mark when it writes one
 		}
 		if p.opts.Replicated && (len(p.decs) > first || memorySig(rec.Policy) != sig) {
 			if err := p.markGovernance(batch, row.OrderID); err != nil {
@@ -131,6 +134,48 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 	}
 	return queued, nil
+}
+
+// judgeRow makes row i, scored by a model at moment with top its most likely
+// class, the order's eval when its outcome is to be judged on it (judgeable).
+func (p *Processor) judgeRow(rec *orderRecord, sc *scored, i int, moment time.Time, top string) {
+	if !judgeable(&rec.State, moment, rec.Eval != nil) {
+		return
+	}
+	rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: p.risks[i], Threshold: sc.Threshold, Class: top}
+	if sc.ClassModel != nil {
+		rec.Eval.ClassVer = sc.ClassModel.Version
+	}
+	for j := range sc.Shadows {
+		sh := &sc.Shadows[j]
+		if r := sh.Risk[i]; usableRisk(r) {
+			if rec.Eval.Shadows == nil {
+				rec.Eval.Shadows = make([]evalShadow, 0, len(sc.Shadows))
+			}
+			rec.Eval.Shadows = append(rec.Eval.Shadows, evalShadow{Version: sh.Ref.Version, Risk: r, Threshold: sh.Threshold})
+		}
+	}
+}
+
+// topClassOf returns the most likely class of row i as decide names it (the
+// first label of the greatest probability), or "" when no class model served
+// or its probabilities are unusable.
+func topClassOf(sc *scored, classes []float32, i int) string {
+	if sc.ClassModel == nil {
+		return ""
+	}
+	n := len(sc.ClassLabels)
+	probs := classes[i*n : (i+1)*n]
+	if !usableClasses(probs) {
+		return ""
+	}
+	top, best := "", float32(-1)
+	for j, pr := range probs {
+		if pr > best {
+			best, top = pr, sc.ClassLabels[j]
+		}
+	}
+	return top
 }
 
 // writeOrder stores an order record with its open-order count; the record

@@ -39,6 +39,10 @@ type metrics struct {
 	timersDropped  prometheus.Counter
 	unreadable     *prometheus.CounterVec
 	unusableScores prometheus.Counter
+	// pointsSkipped counts the scorings whose score point was not written.
+	pointsSkipped prometheus.Counter
+	// superseded counts the rows not decided for a later row of their order.
+	superseded prometheus.Counter
 	// governanceSkipped counts orders whose governance from the group's state
 	// bucket could not be restored.
 	governanceSkipped prometheus.Counter
@@ -65,6 +69,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		warehouses: labelSet{max: maxWarehouseLabels, kept: map[string]bool{}},
 		sources:    newSourceMetrics(),
+		pointsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_score_points_skipped_total",
+			Help: "Scorings that wrote no point to the order's score history: nothing decided, and the risk moved less than 0.05 since the last point, with the same most likely class, model and degraded flag. The order record keeps the latest score.",
+		}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orderwatch_rows_superseded_total",
+			Help: "Scoring moments of an order (an event, a rescoring timer) not decided because a later one of the same order in the same batch was: decisions are taken on the latest state of each batch. Scored only when replay exports every row, or for the order's model quality judgement.",
+		}),
 		governanceSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orderwatch_governance_restore_skipped_total",
 			Help: "Orders whose governance read from the group's state bucket could not be restored on a takeover (a damaged value): left out, logged.",
@@ -173,7 +185,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.unjudged, m.outcomeRisk, m.shadowOutcomes, m.classOutcomes, m.governanceSkipped} {
+		for _, c := range []prometheus.Collector{m.events, m.dlq, m.decisions, m.scoringSecs, m.failures, m.rescored, m.timers, m.timersDropped, m.unreadable, m.unusableScores, m.openByWH, m.atRisk, m.stays, m.outcomes, m.unjudged, m.outcomeRisk, m.shadowOutcomes, m.classOutcomes, m.governanceSkipped, m.pointsSkipped, m.superseded} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -41,7 +41,10 @@ type Options struct {
 	// first event at or after it (or the clock 10 minutes past it) ends the
 	// catch-up: from then on the wall clock. Zero: always the wall clock.
 	CatchUpBefore time.Time
-	// OnRow, when set, receives every scored row, in stream order.
+	// OnRow, when set, receives every row, in stream order, scored: one per
+	// event and rescoring timer, whatever the batching. Only the latest row of
+	// an order in a batch is decided; without OnRow the rows it supersedes
+	// are not scored either (pickRows).
 	OnRow func(*Row)
 	// Retention is how long closed and orphan orders and timelines are kept. Zero
 	// means 30 days.
@@ -166,6 +169,14 @@ type batchState struct {
 	exChanges []exChange
 	// incStats is what the batch changed in the incident metrics.
 	incStats incidentStats
+
+	// pointsSkipped counts the rows decided without a score point.
+	pointsSkipped int
+	// superseded marks the rows (one entry per row) that a later row of the
+	// same order in the batch supersedes: scored (for the export, or for the
+	// order's eval), not decided (pickRows); nSuperseded counts them.
+	superseded  []bool
+	nSuperseded int
 }
 
 // Result summarises a processed batch.
@@ -542,6 +553,8 @@ func (p *Processor) reset(n int) {
 	p.rowRecs = p.rowRecs[:0]
 	p.decs = p.decs[:0]
 	p.decRows = p.decRows[:0]
+	p.pointsSkipped, p.nSuperseded = 0, 0
+	p.superseded = p.superseded[:0]
 	p.outcomes = p.outcomes[:0]
 	p.gauges = p.gauges[:0]
 	p.opens = p.opens[:0]

@@ -138,6 +138,8 @@ func (p *Processor) observe(st *batchState) {
 		p.m.decisions.WithLabelValues(st.decs[i].Action, st.decs[i].Mode).Inc()
 	}
 	p.m.rescored.Add(float64(countTimers(st.rows)))
+	p.m.pointsSkipped.Add(float64(st.pointsSkipped))
+	p.m.superseded.Add(float64(st.nSuperseded))
 	for _, g := range st.gauges {
 		p.m.countOrder(g.from, -1)
 		p.m.countOrder(g.to, 1)

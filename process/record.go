@@ -57,6 +57,10 @@ type orderRecord struct {
 	// Eval is the prediction the order's outcome will judge: the last scores at
 	// least evalHorizon before the cutoff (or the first, for a late order).
 	Eval *evalScore `json:"eval,omitempty"`
+	// LastPoint is what the order's last written score point said: the next
+	// scoring writes one only when it says more (actions.ScoreMark). Nil
+	// before the first; kept in section sectionLastPoint.
+	LastPoint *actions.ScoreMark `json:"last_point,omitempty"`
 	// Flags are derived from State when the record is written, for readers of the
 	// API; the fold never reads them.
 	Flags orderFlags `json:"flags"`
@@ -72,6 +76,7 @@ type orderRecord struct {
 	// watchRaw is the order's deadline watches as its record carries them
 	// (sectionWatches, deadline_section.go); flushWatches rewrites it.
 	watchRaw []byte
+	rows     rowSpan // its rows in the batch being staged (pickRows)
 }
 
 type orderFlags struct {

@@ -78,6 +78,7 @@ func goldenRecord() orderRecord {
 			{Seq: 9000, At: at(9, 30), ID: "e-note", Type: features.TypeNoteAdded, Source: "cs", Actor: "agent ❄", What: "call before delivery", WhatFrom: WhatText},
 			{Seq: 9001, At: at(9, 31), ID: "e-changed", Type: features.TypeOrderChanged, Source: "edi", Actor: "gw", What: "address", WhatFrom: WhatChange},
 		}},
+		LastPoint: &actions.ScoreMark{At: at(11, 58), Risk: 0.78125, Class: "carrier", Model: "cutoff_risk@2026-05-01", Degraded: true},
 	}
 	rec.Flags = flagsOf(&rec.State) // derived, not stored
 	return rec
@@ -130,6 +131,7 @@ func TestRecordGolden(t *testing.T) {
 	testRecordGolden(t, want, goldenRecordV3File, recordV3)
 	// Without sections, a record keeps the recordV2 form.
 	want.Timeline = Timeline{}
+	want.LastPoint = nil
 	testRecordGolden(t, want, goldenRecordFile, recordV2)
 	// Without shadows in its eval, a record keeps the recordV1 form.
 	want.Eval.Shadows = nil
@@ -221,7 +223,7 @@ func BenchmarkRecordDecode(b *testing.B) {
 // (none, more than maxEvalShadows) does not decode.
 func TestRecordV2ShadowsBounded(t *testing.T) {
 	rec := goldenRecord()
-	rec.Eval.Shadows = nil
+	rec.Eval.Shadows, rec.LastPoint = nil, nil
 	v1 := mustEncode(t, &rec)
 	for _, n := range []int{0, maxEvalShadows + 1, 1 << 30} {
 		raw := binrec.AppendInt(append([]byte{recordV2}, v1[1:]...), n)

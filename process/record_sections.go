@@ -16,11 +16,14 @@ const (
 	sectionTimeline = 1
 	// sectionWatches is the order's deadline watches (deadlines.go).
 	sectionWatches = 2
+	// sectionLastPoint is the order's last written score point
+	// (actions.ScoreMark), which says whether the next scoring writes one.
+	sectionLastPoint = 3
 )
 
 // hasSections reports whether rec has a section to write.
 func (rec *orderRecord) hasSections() bool {
-	return len(rec.watchRaw) > 0 || rec.Timeline.has()
+	return len(rec.watchRaw) > 0 || rec.Timeline.has() || rec.LastPoint != nil
 }
 
 // appendSections appends rec's sections, each a tag and its payload.
@@ -30,6 +33,9 @@ func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
 	}
 	if len(rec.watchRaw) > 0 {
 		b = appendSection(b, sectionWatches, rec.watchRaw)
+	}
+	if rec.LastPoint != nil {
+		b = appendLastPoint(b, rec.LastPoint)
 	}
 	return b, nil
 }
@@ -52,6 +58,8 @@ func readSection(tag int, payload string, rec *orderRecord) error {
 		return nil
 	case sectionTimeline:
 		return rec.Timeline.read(payload)
+	case sectionLastPoint:
+		return readLastPoint(payload, rec)
 	default:
 		return nil
 	}

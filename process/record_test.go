@@ -118,6 +118,8 @@ func TestRecordRejectsDamage(t *testing.T) {
 	n := 0
 	fill(t, reflect.ValueOf(&in).Elem(), &n)
 	raw := mustEncode(t, &in)
+	// A recordV3 ends its sections with sectionsEnd: a record cut anywhere,
+	// also between two sections, is an error.
 	for i := range len(raw) {
 		var out orderRecord
 		if err := decodeRecord(raw[:i], &out); err == nil {

@@ -51,9 +51,10 @@ type ShadowScores struct {
 	Risk []float32
 }
 
-// scoreRows scores the batch's rows in one call per model; the models are held
-// until decide.
+// scoreRows scores the batch's rows that pickRows keeps in one call per
+// model; the models are held until decide.
 func (p *Processor) scoreRows() {
+	p.pickRows()
 	n := len(p.rows)
 	nf, nc := features.NumFeatures, len(features.ExceptionClasses)
 	p.flat = slices.Grow(p.flat[:0], n*nf)[:n*nf]
@@ -151,4 +152,60 @@ func (p *Processor) checkRows(res Scored) scored {
 	}
 	sc.fallback = p.fallback
 	return sc
+}
+
+// rowSpan is where an order's rows are in the batch being staged, for
+// pickRows: its first and latest row, and the row its eval would be taken
+// from (-1 for none) with whether it has one by then.
+type rowSpan struct {
+	first, latest, eval int
+	hasEval             bool
+}
+
+// pickRows decides on the latest state (issue 20): of the rows of an order in
+// the batch, only the latest is decided; the earlier ones are superseded. A
+// superseded row is scored only when replay exports every row
+// (Options.OnRow: one row per event, whatever the batching) or when it is the
+// one the order's outcome will be judged on (its eval: the last score at
+// least evalHorizon before the cutoff, which a batch that straddles that
+// moment holds before the order's latest row); the other superseded rows
+// leave the batch, unscored. The eval is picked as decide picks it, row
+// after row, on the state the batch leaves (a row the scorer then marks
+// degraded gives no eval).
+func (p *Processor) pickRows() {
+	p.superseded = slices.Grow(p.superseded[:0], len(p.rows))[:len(p.rows)]
+	clear(p.superseded)
+	if len(p.rows) < 2 {
+		return
+	}
+	for i := len(p.rows) - 1; i >= 0; i-- {
+		p.rowRecs[i].rows.first = i
+	}
+	for i := range p.rows {
+		rec := p.rowRecs[i]
+		rec.rows.latest = i
+		if i == rec.rows.first {
+			rec.rows.eval, rec.rows.hasEval = -1, rec.Eval != nil
+		}
+		if judgeable(&rec.State, p.rows[i].Moment, rec.rows.hasEval) {
+			rec.rows.eval, rec.rows.hasEval = i, true
+		}
+	}
+	keepAll := p.opts.OnRow != nil
+	n := 0
+	for i := range p.rows {
+		rec := p.rowRecs[i]
+		superseded := rec.rows.latest != i
+		if superseded {
+			p.nSuperseded++
+			if !keepAll && rec.rows.eval != i {
+				continue
+			}
+		}
+		p.rows[n], p.rowRecs[n], p.superseded[n] = p.rows[i], rec, superseded
+		n++
+	}
+	clear(p.rows[n:]) // let the texts of the rows left out go
+	clear(p.rowRecs[n:])
+	p.rows, p.rowRecs, p.superseded = p.rows[:n], p.rowRecs[:n], p.superseded[:n]
 }

@@ -117,6 +117,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
 	fmt.Fprintf(out, "durable_writes_per_event %.2f\n", res.writesPerEvent)
 	fmt.Fprintf(out, "writes_per_event_by_kind %s\n", res.writesByKind)
+	fmt.Fprintf(out, "scored_rows_per_event %.2f\n", res.rowsPerEvent)
 	return nil
 }
 
@@ -333,6 +334,9 @@ type pipelineResult struct {
 	// message committed, writesByKind the same by record kind.
 	writesPerEvent float64
 	writesByKind   string
+	// rowsPerEvent is the rows the models scored in the drain phase per
+	// message committed.
+	rowsPerEvent float64
 }
 
 // timedScorer measures the scoring of the pipeline's batches.
@@ -449,6 +453,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	say("pipeline: %d messages applied, scored, decided and committed at %.0f/s", stored, res.rate)
 	if n := scorer.rows.Load(); n > 0 {
 		res.scoringUS = float64(scorer.nano.Load()) / float64(n) / 1e3
+		res.rowsPerEvent = float64(n) / float64(max(committed.Load(), 1))
 	}
 
 	// Latency at half the sustained rate, on the events that follow in the same

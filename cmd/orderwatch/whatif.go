@@ -136,7 +136,7 @@ func parseWhatifFlags(args []string, stderr io.Writer) (whatifConfig, error) {
 	fs.IntVar(&c.List, "list", 20, "list the first `n` changes of each kind")
 	fs.IntVar(&c.MaxDecisions, "max-decisions", 1_000_000, "fail when a run decides more than `n` times (memory: about 80 bytes a decision per run)")
 	fs.StringVar(&c.Recorded, "recorded", "", "compare the baseline with the decisions this running orderwatch recorded (its API `URL`; ORDERWATCH_API_TOKEN when it asks for one)")
-	fs.IntVar(&c.BatchSize, "batch-size", 1024, "lines per commit of each replay (decisions do not depend on it)")
+	fs.IntVar(&c.BatchSize, "batch-size", 1024, "lines per commit of each replay (decisions are taken on the latest state of each batch: both arms use it)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

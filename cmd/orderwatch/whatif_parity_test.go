@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,13 @@ import (
 	"github.com/orderwatch/orderwatch/store"
 	"github.com/orderwatch/orderwatch/whatif"
 )
+
+// parityBatch is the batch size of the live run and of whatif's replays in
+// the parity test. Decisions are taken on the latest state of each batch
+// (issue 20), so a live run and a replay are compared at equal batch
+// boundaries; the live pipeline's are cut by what each fetch returned, which
+// no replay can reproduce, unless each batch holds one message.
+const parityBatch = 1
 
 // liveRecorded runs the live pipeline (embedded NATS, Badger, the policy of
 // policyFile and the shipped models) over the events of path on their own time, as the demo's
@@ -58,7 +66,7 @@ func liveRecorded(t *testing.T, path, policyFile, tok string, edit func(page map
 	defer reg.Close()
 	var committed atomic.Int64
 	pipe, err := pipeline.New(pipeline.Options{
-		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: reg}, BatchSize: 64, EventTime: true,
+		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: reg}, BatchSize: parityBatch, EventTime: true,
 		OnCommitted: func(msgs []*pipeline.Message) { committed.Add(int64(len(msgs))) },
 	})
 	if err != nil {
@@ -99,7 +107,10 @@ func liveRecorded(t *testing.T, path, policyFile, tok string, edit func(page map
 // by the kill switch, under another policy version) are reported, with those
 // reasons, and --fail-on parity exits 3.
 func TestWhatifBaselineMatchesRecordedLiveRun(t *testing.T) {
-	events := whatifEvents(t)
+	// A third of whatifEvents' orders: at one message per batch (parityBatch)
+	// the live runs take four times as long.
+	events := filepath.Join(t.TempDir(), "events.ndjson")
+	simulateFiles(t, filepath.Dir(events), "--orders", "400", "--seed", "19")
 	// The shipped policy without its reroute rule: a reroute's target is
 	// chosen from the warehouses' context as the batch that decides it left
 	// it, so it depends on where the live pipeline's batches were cut (by
@@ -116,7 +127,7 @@ func TestWhatifBaselineMatchesRecordedLiveRun(t *testing.T) {
 	t.Setenv("ORDERWATCH_API_TOKEN", "parity-token")
 	url := liveRecorded(t, events, policy, "parity-token", nil)
 
-	args := append([]string{"--in", events, "--policy", policy, "--fail-on", "parity"}, whatifWindow...)
+	args := append([]string{"--in", events, "--policy", policy, "--fail-on", "parity", "--batch-size", strconv.Itoa(parityBatch)}, whatifWindow...)
 	code, rep, out, errOut := runWhatifTest(t, append(args, "--recorded", url)...)
 	if code != whatifOK || rep == nil || rep.Parity == nil {
 		t.Fatalf("exit %d, want 0 with a parity section\n%s\n%s", code, out, errOut)
