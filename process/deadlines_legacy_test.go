@@ -46,6 +46,7 @@ func (r *deadlineRun) toEarlierRelease() {
 		}
 		rec.watchRaw = nil
 		rec.Timeline = Timeline{} // an earlier release kept the timeline under t/
+		rec.LastPoint = nil       // and wrote a score point for every scoring
 		v, err := encodeRecord(nil, &rec)
 		if err != nil {
 			r.t.Fatal(err)

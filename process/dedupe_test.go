@@ -76,7 +76,7 @@ func TestRedeliveriesAreNotCounted(t *testing.T) {
 // event, and no row is lost.
 func TestTimerFanOutIsCommittedInParts(t *testing.T) {
 	timers := 0
-	p, _, _ := newTestProcessor(t, store.Options{MemTableSize: 8 << 20}, Options{EventTime: true,
+	p, _, _ := newTestProcessor(t, store.Options{MemTableSize: 2 << 20}, Options{EventTime: true,
 		OnRow: func(r *Row) {
 			if r.Trigger == TriggerTimer {
 				timers++
