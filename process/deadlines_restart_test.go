@@ -162,3 +162,34 @@ func TestFailedBatchReloadsTheIndexes(t *testing.T) {
 		t.Errorf("after the failed batch and its redelivery:\n%s\nwithout the failure:\n%s", got, want)
 	}
 }
+
+// TestShippedOrderWithClocksIsKept: a shipped order is closed for scoring
+// but keeps its deadlines, which its record carries now: the record is
+// written without a ttl while a clock runs, and expires after the retention
+// once the last one stops.
+func TestShippedOrderWithClocksIsKept(t *testing.T) {
+	r := newDeadlineRun(t, false, store.Options{})
+	r.run(step{"order.created", "SO-1", 0}, step{"shipment.confirmed", "SO-1", 2 * time.Hour})
+	rec := r.p.cache["SO-1"]
+	if rec == nil || rec.State.Open() || !rec.keepsWatches() {
+		t.Fatalf("shipped: record %+v, want it cached, closed, with its shipped-not-invoiced watch", rec)
+	}
+	if ttl := r.p.recordTTL(rec, false); ttl != 0 {
+		t.Errorf("shipped with a clock running: written with ttl %v, want none", ttl)
+	}
+	r.run(step{"invoice.created", "SO-1", 3 * time.Hour})
+	if rec := r.p.cache["SO-1"]; rec != nil {
+		t.Fatalf("invoiced: still cached")
+	}
+	v, err := r.st.Order("SO-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back orderRecord
+	if err := decodeRecord(v.Record, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.keepsWatches() || r.p.recordTTL(&back, false) != r.p.opts.Retention {
+		t.Errorf("invoiced: the record carries watches %v, ttl %v; want none and the retention", back.keepsWatches(), r.p.recordTTL(&back, false))
+	}
+}
