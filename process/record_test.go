@@ -24,7 +24,13 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 		v.SetBool(true)
 	case reflect.Int:
 		v.SetInt(int64(*n))
-	case reflect.Uint8, reflect.Uint64:
+	case reflect.Uint8:
+		if v.Type() == reflect.TypeFor[WhatField]() {
+			v.SetUint(uint64(WhatNone + 1 + WhatField(*n)%WhatText)) // a known one, not the zero
+			return
+		}
+		v.SetUint(uint64(*n))
+	case reflect.Uint64:
 		v.SetUint(uint64(*n))
 	case reflect.Float64, reflect.Float32:
 		v.SetFloat(float64(*n) + 0.25)

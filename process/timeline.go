@@ -167,6 +167,7 @@ func timeLen(t time.Time) int {
 
 // read reads the payload of a sectionTimeline into tl.
 func (tl *Timeline) read(payload string) error {
+	*tl = Timeline{}
 	d := binrec.NewDecoder([]byte(payload))
 	tl.Dropped = d.Int()
 	n := d.Count()
@@ -181,7 +182,11 @@ func (tl *Timeline) read(payload string) error {
 		e.Seq = uint64(d.Int())
 		e.At = d.Time()
 		e.ID, e.Type, e.Source, e.Actor, e.What = d.Str(), d.Str(), d.Str(), d.Str(), d.Str()
-		e.WhatFrom = WhatField(d.Int())
+		if from := d.Int(); from >= int(WhatNone) && from <= int(WhatText) {
+			e.WhatFrom = WhatField(from)
+		} else {
+			d.Fail(fmt.Errorf("timeline entry %d: what field %d is not known", i, from))
+		}
 	}
 	return d.End()
 }
