@@ -1,7 +1,6 @@
 package process
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -436,7 +435,7 @@ func (p *Processor) putException(batch *store.Batch, x *Exception, ttl time.Dura
 
 // writeException writes an exception record.
 func (p *Processor) writeException(batch *store.Batch, x *Exception, ttl time.Duration) error {
-	v, err := json.Marshal(x)
+	v, err := encodeException(x)
 	if err != nil {
 		return fmt.Errorf("process: encode exception: %w", err)
 	}
