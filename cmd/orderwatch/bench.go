@@ -19,9 +19,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
@@ -32,13 +32,20 @@ import (
 )
 
 type benchConfig struct {
-	Events     int
-	Scenario   string
-	BatchSize  int
-	NATSSync   string
-	Latency    time.Duration
-	CPUProfile string
-	MemProfile string
+	Events    int
+	Scenario  string
+	BatchSize int
+	NATSSync  string
+	// NATS, with a URL, runs every phase on that server instead of embedded
+	// ones (see benchServer).
+	NATS    natsFlags
+	Latency time.Duration
+	// LatencyRate is the rate of the latency phases, in events per second; 0
+	// means half the sustained rate.
+	LatencyRate       float64
+	CPUProfile        string
+	MemProfile        string
+	LatencyCPUProfile string
 }
 
 func benchCmd(args []string) error {
@@ -48,9 +55,12 @@ func benchCmd(args []string) error {
 	fs.StringVar(&c.Scenario, "scenario", "normal", "simulator `scenario`")
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "pipeline batch `size`")
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream sync `policy`, the same for the floor and the pipeline")
-	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
+	c.NATS.register(fs, "run every phase on the nats-server at `url` instead of embedded ones: a server of the bench's own, where it creates ORDERS, ORDERS_DLQ and ACTIONS and deletes them at its end (it refuses a server that has them)")
+	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at the latency rate to measure latency")
+	fs.Float64Var(&c.LatencyRate, "latency-rate", 0, "`events` per second of the latency phases, the pipeline's and the floor's (0 = half the sustained rate)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
+	fs.StringVar(&c.LatencyCPUProfile, "latency-cpuprofile", "", "write a CPU profile of the pipeline's latency phase to `file` (go tool pprof)")
 	memLimit := memoryLimit{auto: true}
 	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
 	if err := fs.Parse(args); err != nil {
@@ -62,8 +72,23 @@ func benchCmd(args []string) error {
 	if c.Events < 1000 {
 		return errors.New("bench: --events must be at least 1000")
 	}
+	if c.LatencyRate < 0 {
+		return errors.New("bench: --latency-rate must be positive, or 0 for half the sustained rate")
+	}
+	if err := c.NATS.check(); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if c.NATS.URL != "" {
+		var syncSet bool
+		fs.Visit(func(f *flag.Flag) { syncSet = syncSet || f.Name == "nats-sync" })
+		if syncSet {
+			return errors.New("bench: --nats-sync sets the embedded servers' sync; the server of --nats-url syncs as it is configured (sync_interval in its jetstream block): drop one of them")
+		}
+	}
 	memLimit.apply(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// An interrupt ends the bench through ctx, so that it deletes what it
+	// created on the server of --nats-url.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return bench(ctx, c, os.Stdout, os.Stderr)
 }
@@ -86,7 +111,14 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		say = func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	}
-	say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
+	if c.NATS.URL != "" {
+		if err := checkBenchServer(ctx, c.NATS); err != nil {
+			return err
+		}
+		say("%d %s events on the nats-server at %s (its own sync setting), batch %d, data in %s", c.Events, scenario, redactURLs(c.NATS.URL), c.BatchSize, root)
+	} else {
+		say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
+	}
 
 	stopAnon := anonPeak(100 * time.Millisecond)
 	floor, err := benchFloor(ctx, c, scenario, filepath.Join(root, "floor"), say)
@@ -159,34 +191,6 @@ func cmpDesc(a, b uint64) int {
 // with N (1.1 GiB at 10 million). The simulator's duplicate copies follow their
 // original within a few hundred events; 10 s holds them at any rate.
 const benchDupeWindow = 10 * time.Second
-
-// benchServer starts an embedded JetStream with the benchmark's sync setting and
-// the orderwatch streams.
-func benchServer(ctx context.Context, dir, syncPolicy string) (jetstream.JetStream, func(), error) {
-	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:0", DataDir: dir, Sync: syncPolicy})
-	if err != nil {
-		return nil, nil, err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		ns.Shutdown()
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	for _, cfg := range pipeline.StreamConfigs(0) {
-		if err != nil {
-			break
-		}
-		cfg.Duplicates = benchDupeWindow
-		_, err = js.CreateStream(ctx, cfg)
-	}
-	stop := func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return js, stop, nil
-}
 
 var errEnough = errors.New("enough events")
 
@@ -281,7 +285,7 @@ type floorResult struct{ rate, ingest float64 }
 // published event messages, and how fast they were published.
 func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, say func(string, ...any)) (floorResult, error) {
 	var res floorResult
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return res, err
 	}
@@ -292,7 +296,7 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 	}
 	res.ingest = ingest
 	say("floor: %d events published and stored at %.0f/s", c.Events, ingest)
-	it, err := floorConsumer(ctx, js, "floor", c.BatchSize)
+	it, err := floorConsumer(ctx, js, benchFloorConsumer, c.BatchSize)
 	if err != nil {
 		return res, err
 	}
@@ -356,7 +360,7 @@ func (t *timedScorer) Score(rows []float32, texts [][]string, risk, classes []fl
 // published message and may take events slower than the pipeline handles them).
 func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, ingest float64, dir string, stderr io.Writer, say func(string, ...any)) (pipelineResult, error) {
 	var res pipelineResult
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return res, err
 	}
@@ -395,7 +399,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
 		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
-		EventTime: true,
+		EventTime: true, Group: benchGroup,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
 			now := time.Now()
@@ -418,26 +422,21 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	defer func() { cancel(); wg.Wait() }()
 
-	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
-		if err != nil {
-			return res, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, err
-		}
-		defer f.Close()
+	stopProfile, err := startCPUProfile(c.CPUProfile)
+	if err != nil {
+		return res, err
 	}
 	start := time.Now()
 	for committed.Load() < int64(stored) {
 		if err := ctx.Err(); err != nil {
+			_ = stopProfile()
 			return res, err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	if c.CPUProfile != "" {
-		pprof.StopCPUProfile()
+	if err := stopProfile(); err != nil {
+		return res, err
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
 	res.writesPerEvent, res.writesByKind = writesPer(st.Writes(), committed.Load())
@@ -451,18 +450,31 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.scoringUS = float64(scorer.nano.Load()) / float64(n) / 1e3
 	}
 
-	// Latency at half the sustained rate, on the events that follow in the same
+	// Latency at --latency-rate, or half the sustained rate, on the events that follow in the same
 	// simulated stream: the network, its open orders and their rescoring go on
 	// as in the first phase.
-	res.latencyRate = min(res.rate, ingest) / 2
+	res.latencyRate = c.LatencyRate
+	if res.latencyRate == 0 {
+		res.latencyRate = min(res.rate, ingest) / 2
+	}
 	res.latencyEvents = max(int(res.latencyRate*c.Latency.Seconds()), 100)
 	say("latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
-	if err := probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate); err != nil {
+	stopProfile, err = startCPUProfile(c.LatencyCPUProfile)
+	if err != nil {
 		return res, err
 	}
-	probe.drain(ctx, time.Minute)
+	err = probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate)
+	if err == nil {
+		probe.drain(ctx, time.Minute)
+	}
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return res, err
+	}
 	res.p50, res.p99 = probe.percentiles()
 
 	stats, err := st.Stats()
@@ -473,6 +485,23 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
+}
+
+// startCPUProfile starts a CPU profile to path; "" profiles nothing. stop ends
+// it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.

@@ -137,12 +137,12 @@ func (p *latencyProbe) percentiles() (p50, p99 float64) {
 // fetches and acks. It is what any consumer of that server could get on this
 // disk, the reference for the pipeline's event-to-decision latency.
 func benchFloorLatency(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, rate float64, n int) (p50, p99 float64, err error) {
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stop()
-	it, err := floorConsumer(ctx, js, "floor-latency", c.BatchSize)
+	it, err := floorConsumer(ctx, js, benchFloorConsumer, c.BatchSize)
 	if err != nil {
 		return 0, 0, err
 	}
