@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -140,6 +141,11 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
 	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
 	fmt.Fprintf(out, "latency_events_per_s %.0f\n", res.latencyRate)
+	fmt.Fprintf(out, "latency_batches %d\n", res.latencyBatches)
+	fmt.Fprintf(out, "latency_batch_mean_messages %.1f\n", res.latencyBatchMean)
+	fmt.Fprintf(out, "latency_batch_max_messages %d\n", res.latencyBatchMax)
+	fmt.Fprintf(out, "latency_outbox_depth_start %.0f\n", res.outboxStart)
+	fmt.Fprintf(out, "latency_outbox_depth_end %.0f\n", res.outboxEnd)
 	fmt.Fprintf(out, "floor_p50_publish_to_fetch_ms %.2f\n", floorP50)
 	fmt.Fprintf(out, "floor_p99_publish_to_fetch_ms %.2f\n", floorP99)
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
@@ -333,6 +339,13 @@ type pipelineResult struct {
 	// latencyRate is the rate the latency phase published latencyEvents at.
 	latencyRate   float64
 	latencyEvents int
+	// latencyBatches is the number of batches the latency phase committed, of
+	// latencyBatchMean messages on average and latencyBatchMax at most.
+	latencyBatches, latencyBatchMax int
+	latencyBatchMean                float64
+	// outboxStart and outboxEnd are the executor's outbox depth at its last
+	// scan when the latency phase starts and when it ends.
+	outboxStart, outboxEnd float64
 	// writesPerEvent is the store's writes and deletes in the drain phase per
 	// message committed, writesByKind the same by record kind.
 	writesPerEvent float64
@@ -386,7 +399,10 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	if err != nil {
 		return res, err
 	}
-	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: actionPublisher(js), Logger: log})
+	// The executor's metrics say how far behind it is when the latency phase
+	// starts and ends (orderwatch_outbox_depth).
+	execMetrics := prometheus.NewRegistry()
+	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: actionPublisher(js), Logger: log, Registerer: execMetrics})
 	if err != nil {
 		return res, err
 	}
@@ -402,6 +418,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		EventTime: true, Group: benchGroup,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
+			probe.committed(len(msgs))
 			now := time.Now()
 			for _, m := range msgs {
 				probe.seen(m.Header.Get(jetstream.MsgIDHeader), now)
@@ -461,6 +478,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	say("latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
+	res.outboxStart = gaugeValue(execMetrics, "orderwatch_outbox_depth")
 	stopProfile, err = startCPUProfile(c.LatencyCPUProfile)
 	if err != nil {
 		return res, err
@@ -476,6 +494,8 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		return res, err
 	}
 	res.p50, res.p99 = probe.percentiles()
+	res.latencyBatches, res.latencyBatchMean, res.latencyBatchMax = probe.batchSizes()
+	res.outboxEnd = gaugeValue(execMetrics, "orderwatch_outbox_depth")
 
 	stats, err := st.Stats()
 	if err != nil {
@@ -485,6 +505,20 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
+}
+
+// gaugeValue reads a gauge without labels from a registry; 0 when missing.
+func gaugeValue(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 // startCPUProfile starts a CPU profile to path; "" profiles nothing. stop ends

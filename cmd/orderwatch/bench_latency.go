@@ -23,6 +23,9 @@ type latencyProbe struct {
 	mu   sync.Mutex
 	sent map[string]time.Time // published, not yet seen
 	lat  []float64            // milliseconds
+	// batches are the sizes of the batches committed since the probe's first
+	// publish (the pipeline's; the floor has none).
+	batches []int
 }
 
 func newLatencyProbe() *latencyProbe { return &latencyProbe{sent: map[string]time.Time{}} }
@@ -36,6 +39,32 @@ func (p *latencyProbe) seen(id string, now time.Time) {
 		p.lat = append(p.lat, float64(now.Sub(t))/1e6)
 		delete(p.sent, id)
 	}
+}
+
+// committed records the size of a batch the pipeline committed, once the probe
+// publishes.
+func (p *latencyProbe) committed(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sent) > 0 || len(p.lat) > 0 {
+		p.batches = append(p.batches, n)
+	}
+}
+
+// batchSizes returns the number of batches committed while the probe ran, and
+// their mean and largest size in messages.
+func (p *latencyProbe) batchSizes() (n int, mean float64, largest int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var sum int
+	for _, b := range p.batches {
+		sum += b
+		largest = max(largest, b)
+	}
+	if len(p.batches) > 0 {
+		mean = float64(sum) / float64(len(p.batches))
+	}
+	return len(p.batches), mean, largest
 }
 
 // pending counts the events published and not yet seen.
