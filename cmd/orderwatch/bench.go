@@ -47,6 +47,9 @@ type benchConfig struct {
 	CPUProfile        string
 	MemProfile        string
 	LatencyCPUProfile string
+	// VlogGC is the interval of Badger's value-log GC during the pipeline's
+	// phases; 0 runs none.
+	VlogGC time.Duration
 }
 
 func benchCmd(args []string) error {
@@ -61,6 +64,7 @@ func benchCmd(args []string) error {
 	fs.Float64Var(&c.LatencyRate, "latency-rate", 0, "`events` per second of the latency phases, the pipeline's and the floor's (0 = half the sustained rate)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
+	fs.DurationVar(&c.VlogGC, "vlog-gc-every", 30*time.Second, "`interval` of Badger's value-log GC during the pipeline's phases, run: every 5 minutes (0 = none)")
 	fs.StringVar(&c.LatencyCPUProfile, "latency-cpuprofile", "", "write a CPU profile of the pipeline's latency phase to `file` (go tool pprof)")
 	memLimit := memoryLimit{auto: true}
 	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
@@ -141,6 +145,8 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
 	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
 	fmt.Fprintf(out, "latency_events_per_s %.0f\n", res.latencyRate)
+	fmt.Fprintf(out, "p50_publish_to_stored_ms %.2f\n", res.storedP50)
+	fmt.Fprintf(out, "p99_publish_to_stored_ms %.2f\n", res.storedP99)
 	fmt.Fprintf(out, "latency_batches %d\n", res.latencyBatches)
 	fmt.Fprintf(out, "latency_batch_mean_messages %.1f\n", res.latencyBatchMean)
 	fmt.Fprintf(out, "latency_batch_max_messages %d\n", res.latencyBatchMax)
@@ -346,6 +352,9 @@ type pipelineResult struct {
 	// outboxStart and outboxEnd are the executor's outbox depth at its last
 	// scan when the latency phase starts and when it ends.
 	outboxStart, outboxEnd float64
+	// storedP50 and storedP99 are the latency phase's times from publish to
+	// JetStream's ack: the share of p50 and p99 before the pipeline sees it.
+	storedP50, storedP99 float64
 	// writesPerEvent is the store's writes and deletes in the drain phase per
 	// message committed, writesByKind the same by record kind.
 	writesPerEvent float64
@@ -430,10 +439,13 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// Badger's value-log GC, as in run, but every 30 s: the bench writes a day
-	// of a large distributor's events in a minute.
-	gc := func(ctx context.Context) error { return st.RunGC(ctx, 30*time.Second) }
-	for _, run := range []func(context.Context) error{pipe.Run, exec.Run, gc} {
+	runs := []func(context.Context) error{pipe.Run, exec.Run}
+	if c.VlogGC > 0 {
+		// Badger's value-log GC, as in run, by default every 30 s: the bench
+		// writes a day of a large distributor's events in a minute.
+		runs = append(runs, func(ctx context.Context) error { return st.RunGC(ctx, c.VlogGC) })
+	}
+	for _, run := range runs {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = run(runCtx) }()
 	}
@@ -495,6 +507,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	res.p50, res.p99 = probe.percentiles()
 	res.latencyBatches, res.latencyBatchMean, res.latencyBatchMax = probe.batchSizes()
+	res.storedP50, res.storedP99 = probe.storedPercentiles()
 	res.outboxEnd = gaugeValue(execMetrics, "orderwatch_outbox_depth")
 
 	stats, err := st.Stats()

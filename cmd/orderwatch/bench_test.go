@@ -70,7 +70,8 @@ func checkFigures(t *testing.T, got map[string]float64) {
 	t.Helper()
 	for _, name := range []string{"floor_events_per_s", "pipeline_events_per_s", "ratio", "p50_event_to_decision_ms",
 		"p99_event_to_decision_ms", "latency_events_per_s", "floor_p50_publish_to_fetch_ms", "floor_p99_publish_to_fetch_ms",
-		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order"} {
+		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order",
+		"p50_publish_to_stored_ms", "p99_publish_to_stored_ms", "latency_batches", "latency_batch_mean_messages", "latency_batch_max_messages"} {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v, want a positive figure (figures: %v)", name, got[name], got)
 		}
@@ -80,6 +81,9 @@ func checkFigures(t *testing.T, got map[string]float64) {
 	}
 	if got["p99_event_to_decision_ms"] < got["p50_event_to_decision_ms"] {
 		t.Errorf("p99 %v below p50 %v", got["p99_event_to_decision_ms"], got["p50_event_to_decision_ms"])
+	}
+	if got["p99_publish_to_stored_ms"] < got["p50_publish_to_stored_ms"] {
+		t.Errorf("publish to stored: p99 %v below p50 %v", got["p99_publish_to_stored_ms"], got["p50_publish_to_stored_ms"])
 	}
 	if got["floor_p99_publish_to_fetch_ms"] < got["floor_p50_publish_to_fetch_ms"] {
 		t.Errorf("floor p99 %v below its p50 %v", got["floor_p99_publish_to_fetch_ms"], got["floor_p50_publish_to_fetch_ms"])
