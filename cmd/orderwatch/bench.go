@@ -315,7 +315,7 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 	defer it.Stop()
 	start := time.Now()
 	for range stored {
-		m, err := it.Next()
+		m, err := nextMsg(ctx, it)
 		if err != nil {
 			return res, err
 		}
@@ -338,6 +338,21 @@ func floorConsumer(ctx context.Context, js jetstream.JetStream, name string, bat
 		return nil, err
 	}
 	return cons.Messages(jetstream.PullMaxMessages(2 * batchSize))
+}
+
+// nextMsg is it.Next, which reports a missed heartbeat and goes on: on a
+// loaded machine a heartbeat can come late, and the messages still come. It
+// gives up when ctx is done.
+func nextMsg(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	for {
+		m, err := it.Next()
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			return m, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (the server sends no heartbeats)", ctx.Err())
+		}
+	}
 }
 
 type pipelineResult struct {

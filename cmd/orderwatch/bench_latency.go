@@ -201,7 +201,7 @@ func benchFloorLatency(ctx context.Context, c benchConfig, scenario sim.Scenario
 	fetched := make(chan error, 1)
 	go func() {
 		for {
-			m, err := it.Next()
+			m, err := nextMsg(ctx, it)
 			if err != nil {
 				fetched <- err
 				return
