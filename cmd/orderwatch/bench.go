@@ -19,10 +19,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/orderwatch/orderwatch/actions"
@@ -32,13 +33,23 @@ import (
 )
 
 type benchConfig struct {
-	Events     int
-	Scenario   string
-	BatchSize  int
-	NATSSync   string
-	Latency    time.Duration
-	CPUProfile string
-	MemProfile string
+	Events    int
+	Scenario  string
+	BatchSize int
+	NATSSync  string
+	// NATS, with a URL, runs every phase on that server instead of embedded
+	// ones (see benchServer).
+	NATS    natsFlags
+	Latency time.Duration
+	// LatencyRate is the rate of the latency phases, in events per second; 0
+	// means half the sustained rate.
+	LatencyRate       float64
+	CPUProfile        string
+	MemProfile        string
+	LatencyCPUProfile string
+	// VlogGC is the interval of Badger's value-log GC during the pipeline's
+	// phases; 0 runs none.
+	VlogGC time.Duration
 }
 
 func benchCmd(args []string) error {
@@ -48,9 +59,13 @@ func benchCmd(args []string) error {
 	fs.StringVar(&c.Scenario, "scenario", "normal", "simulator `scenario`")
 	fs.IntVar(&c.BatchSize, "batch-size", 1024, "pipeline batch `size`")
 	fs.StringVar(&c.NATSSync, "nats-sync", "always", "embedded JetStream sync `policy`, the same for the floor and the pipeline")
-	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at half the sustained rate to measure latency")
+	c.NATS.register(fs, "run every phase on the nats-server at `url` instead of embedded ones: a server of the bench's own, where it creates ORDERS, ORDERS_DLQ and ACTIONS and deletes them at its end (it refuses a server that has them)")
+	fs.DurationVar(&c.Latency, "latency-for", 10*time.Second, "how long to publish at the latency rate to measure latency")
+	fs.Float64Var(&c.LatencyRate, "latency-rate", 0, "`events` per second of the latency phases, the pipeline's and the floor's (0 = half the sustained rate)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase to `file` (go tool pprof)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
+	fs.DurationVar(&c.VlogGC, "vlog-gc-every", 30*time.Second, "`interval` of Badger's value-log GC during the pipeline's phases (run does it every 5 minutes; 0 = none)")
+	fs.StringVar(&c.LatencyCPUProfile, "latency-cpuprofile", "", "write a CPU profile of the pipeline's latency phase to `file` (go tool pprof)")
 	memLimit := memoryLimit{auto: true}
 	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
 	if err := fs.Parse(args); err != nil {
@@ -62,8 +77,23 @@ func benchCmd(args []string) error {
 	if c.Events < 1000 {
 		return errors.New("bench: --events must be at least 1000")
 	}
+	if c.LatencyRate < 0 {
+		return errors.New("bench: --latency-rate must be positive, or 0 for half the sustained rate")
+	}
+	if err := c.NATS.check(); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if c.NATS.URL != "" {
+		var syncSet bool
+		fs.Visit(func(f *flag.Flag) { syncSet = syncSet || f.Name == "nats-sync" })
+		if syncSet {
+			return errors.New("bench: --nats-sync sets the embedded servers' sync; the server of --nats-url syncs as it is configured (sync_interval in its jetstream block): drop one of them")
+		}
+	}
 	memLimit.apply(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// An interrupt ends the bench through ctx, so that it deletes what it
+	// created on the server of --nats-url.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return bench(ctx, c, os.Stdout, os.Stderr)
 }
@@ -86,7 +116,14 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		say = func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	}
-	say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
+	if c.NATS.URL != "" {
+		if err := checkBenchServer(ctx, c.NATS); err != nil {
+			return err
+		}
+		say("%d %s events on the nats-server at %s (its own sync setting), batch %d, data in %s", c.Events, scenario, redactURLs(c.NATS.URL), c.BatchSize, root)
+	} else {
+		say("%d %s events, nats sync %s, batch %d, data in %s", c.Events, scenario, c.NATSSync, c.BatchSize, root)
+	}
 
 	stopAnon := anonPeak(100 * time.Millisecond)
 	floor, err := benchFloor(ctx, c, scenario, filepath.Join(root, "floor"), say)
@@ -108,6 +145,13 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
 	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
 	fmt.Fprintf(out, "latency_events_per_s %.0f\n", res.latencyRate)
+	fmt.Fprintf(out, "p50_publish_to_stored_ms %.2f\n", res.storedP50)
+	fmt.Fprintf(out, "p99_publish_to_stored_ms %.2f\n", res.storedP99)
+	fmt.Fprintf(out, "latency_batches %d\n", res.latencyBatches)
+	fmt.Fprintf(out, "latency_batch_mean_messages %.1f\n", res.latencyBatchMean)
+	fmt.Fprintf(out, "latency_batch_max_messages %d\n", res.latencyBatchMax)
+	fmt.Fprintf(out, "latency_outbox_depth_start %.0f\n", res.outboxStart)
+	fmt.Fprintf(out, "latency_outbox_depth_end %.0f\n", res.outboxEnd)
 	fmt.Fprintf(out, "floor_p50_publish_to_fetch_ms %.2f\n", floorP50)
 	fmt.Fprintf(out, "floor_p99_publish_to_fetch_ms %.2f\n", floorP99)
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
@@ -160,34 +204,6 @@ func cmpDesc(a, b uint64) int {
 // with N (1.1 GiB at 10 million). The simulator's duplicate copies follow their
 // original within a few hundred events; 10 s holds them at any rate.
 const benchDupeWindow = 10 * time.Second
-
-// benchServer starts an embedded JetStream with the benchmark's sync setting and
-// the orderwatch streams.
-func benchServer(ctx context.Context, dir, syncPolicy string) (jetstream.JetStream, func(), error) {
-	ns, err := pipeline.StartEmbedded(pipeline.EmbeddedOptions{Listen: "127.0.0.1:0", DataDir: dir, Sync: syncPolicy})
-	if err != nil {
-		return nil, nil, err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		ns.Shutdown()
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	for _, cfg := range pipeline.StreamConfigs(0) {
-		if err != nil {
-			break
-		}
-		cfg.Duplicates = benchDupeWindow
-		_, err = js.CreateStream(ctx, cfg)
-	}
-	stop := func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return js, stop, nil
-}
 
 var errEnough = errors.New("enough events")
 
@@ -282,7 +298,7 @@ type floorResult struct{ rate, ingest float64 }
 // published event messages, and how fast they were published.
 func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, say func(string, ...any)) (floorResult, error) {
 	var res floorResult
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return res, err
 	}
@@ -293,14 +309,14 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 	}
 	res.ingest = ingest
 	say("floor: %d events published and stored at %.0f/s", c.Events, ingest)
-	it, err := floorConsumer(ctx, js, "floor", c.BatchSize)
+	it, err := floorConsumer(ctx, js, benchFloorConsumer, c.BatchSize)
 	if err != nil {
 		return res, err
 	}
 	defer it.Stop()
 	start := time.Now()
 	for range stored {
-		m, err := it.Next()
+		m, err := nextMsg(ctx, it)
 		if err != nil {
 			return res, err
 		}
@@ -325,11 +341,36 @@ func floorConsumer(ctx context.Context, js jetstream.JetStream, name string, bat
 	return cons.Messages(jetstream.PullMaxMessages(2 * batchSize))
 }
 
+// nextMsg is it.Next, which reports a missed heartbeat and goes on: on a
+// loaded machine a heartbeat can come late, and the messages still come. It
+// gives up when ctx is done.
+func nextMsg(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	for {
+		m, err := it.Next()
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			return m, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (the server sends no heartbeats)", ctx.Err())
+		}
+	}
+}
+
 type pipelineResult struct {
 	rate, p50, p99, scoringUS, badgerPerOrder float64
 	// latencyRate is the rate the latency phase published latencyEvents at.
 	latencyRate   float64
 	latencyEvents int
+	// latencyBatches is the number of batches the latency phase committed, of
+	// latencyBatchMean messages on average and latencyBatchMax at most.
+	latencyBatches, latencyBatchMax int
+	latencyBatchMean                float64
+	// outboxStart and outboxEnd are the executor's outbox depth at its last
+	// scan when the latency phase starts and when it ends.
+	outboxStart, outboxEnd float64
+	// storedP50 and storedP99 are the latency phase's times from publish to
+	// JetStream's ack: the share of p50 and p99 before the pipeline sees it.
+	storedP50, storedP99 float64
 	// writesPerEvent is the store's writes and deletes in the drain phase per
 	// message committed, writesByKind the same by record kind.
 	writesPerEvent float64
@@ -360,7 +401,7 @@ func (t *timedScorer) Score(rows []float32, texts [][]string, risk, classes []fl
 // published message and may take events slower than the pipeline handles them).
 func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, ingest float64, dir string, stderr io.Writer, say func(string, ...any)) (pipelineResult, error) {
 	var res pipelineResult
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return res, err
 	}
@@ -386,7 +427,10 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	if err != nil {
 		return res, err
 	}
-	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: actionPublisher(js), Logger: log})
+	// The executor's metrics say how far behind it is when the latency phase
+	// starts and ends (orderwatch_outbox_depth).
+	execMetrics := prometheus.NewRegistry()
+	exec, err := actions.NewExecutor(actions.ExecutorOptions{Store: st, Publish: actionPublisher(js), Logger: log, Registerer: execMetrics})
 	if err != nil {
 		return res, err
 	}
@@ -399,9 +443,10 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
 		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
-		EventTime: true,
+		EventTime: true, Group: benchGroup,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
+			probe.committed(len(msgs))
 			now := time.Now()
 			for _, m := range msgs {
 				probe.seen(m.Header.Get(jetstream.MsgIDHeader), now)
@@ -413,35 +458,33 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// Badger's value-log GC, as in run, but every 30 s: the bench writes a day
-	// of a large distributor's events in a minute.
-	gc := func(ctx context.Context) error { return st.RunGC(ctx, 30*time.Second) }
-	for _, run := range []func(context.Context) error{pipe.Run, exec.Run, gc} {
+	runs := []func(context.Context) error{pipe.Run, exec.Run}
+	if c.VlogGC > 0 {
+		// Badger's value-log GC, as in run, by default every 30 s: the bench
+		// writes a day of a large distributor's events in a minute.
+		runs = append(runs, func(ctx context.Context) error { return st.RunGC(ctx, c.VlogGC) })
+	}
+	for _, run := range runs {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = run(runCtx) }()
 	}
 	defer func() { cancel(); wg.Wait() }()
 
-	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
-		if err != nil {
-			return res, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, err
-		}
-		defer f.Close()
+	stopProfile, err := startCPUProfile(c.CPUProfile)
+	if err != nil {
+		return res, err
 	}
 	start := time.Now()
 	for committed.Load() < int64(stored) {
 		if err := ctx.Err(); err != nil {
+			_ = stopProfile()
 			return res, err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	if c.CPUProfile != "" {
-		pprof.StopCPUProfile()
+	if err := stopProfile(); err != nil {
+		return res, err
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
 	res.writesPerEvent, res.writesByKind = writesPer(st.Writes(), committed.Load())
@@ -456,19 +499,36 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.rowsPerEvent = float64(n) / float64(max(committed.Load(), 1))
 	}
 
-	// Latency at half the sustained rate, on the events that follow in the same
+	// Latency at --latency-rate, or half the sustained rate, on the events that follow in the same
 	// simulated stream: the network, its open orders and their rescoring go on
 	// as in the first phase.
-	res.latencyRate = min(res.rate, ingest) / 2
+	res.latencyRate = c.LatencyRate
+	if res.latencyRate == 0 {
+		res.latencyRate = min(res.rate, ingest) / 2
+	}
 	res.latencyEvents = max(int(res.latencyRate*c.Latency.Seconds()), 100)
 	say("latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
-	if err := probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate); err != nil {
+	res.outboxStart = gaugeValue(execMetrics, "orderwatch_outbox_depth")
+	stopProfile, err = startCPUProfile(c.LatencyCPUProfile)
+	if err != nil {
 		return res, err
 	}
-	probe.drain(ctx, time.Minute)
+	err = probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate)
+	if err == nil {
+		probe.drain(ctx, time.Minute)
+	}
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return res, err
+	}
 	res.p50, res.p99 = probe.percentiles()
+	res.latencyBatches, res.latencyBatchMean, res.latencyBatchMax = probe.batchSizes()
+	res.storedP50, res.storedP99 = probe.storedPercentiles()
+	res.outboxEnd = gaugeValue(execMetrics, "orderwatch_outbox_depth")
 
 	stats, err := st.Stats()
 	if err != nil {
@@ -478,6 +538,37 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		res.badgerPerOrder = float64(dirSize(filepath.Join(dir, "badger"))) / float64(stats.OpenOrders)
 	}
 	return res, nil
+}
+
+// gaugeValue reads a gauge without labels from a registry; 0 when missing.
+func gaugeValue(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// startCPUProfile starts a CPU profile to path; "" profiles nothing. stop ends
+// it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.

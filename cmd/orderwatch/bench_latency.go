@@ -23,6 +23,12 @@ type latencyProbe struct {
 	mu   sync.Mutex
 	sent map[string]time.Time // published, not yet seen
 	lat  []float64            // milliseconds
+	// stored are the times from publish to JetStream's ack (the event stored),
+	// in milliseconds: JetStream's share of lat, measured in the same phase.
+	stored []float64
+	// batches are the sizes of the batches committed since the probe's first
+	// publish (the pipeline's; the floor has none).
+	batches []int
 }
 
 func newLatencyProbe() *latencyProbe { return &latencyProbe{sent: map[string]time.Time{}} }
@@ -38,6 +44,32 @@ func (p *latencyProbe) seen(id string, now time.Time) {
 	}
 }
 
+// committed records the size of a batch the pipeline committed, once the probe
+// publishes.
+func (p *latencyProbe) committed(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sent) > 0 || len(p.lat) > 0 {
+		p.batches = append(p.batches, n)
+	}
+}
+
+// batchSizes returns the number of batches committed while the probe ran, and
+// their mean and largest size in messages.
+func (p *latencyProbe) batchSizes() (n int, mean float64, largest int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var sum int
+	for _, b := range p.batches {
+		sum += b
+		largest = max(largest, b)
+	}
+	if len(p.batches) > 0 {
+		mean = float64(sum) / float64(len(p.batches))
+	}
+	return len(p.batches), mean, largest
+}
+
 // pending counts the events published and not yet seen.
 func (p *latencyProbe) pending() int {
 	p.mu.Lock()
@@ -51,7 +83,8 @@ func (p *latencyProbe) publish(ctx context.Context, js jetstream.JetStream, scen
 	type inFlight struct {
 		id    string
 		fut   jetstream.PubAckFuture
-		timed bool // this copy's publish is the one timed for its id
+		timed bool      // this copy's publish is the one timed for its id
+		at    time.Time // of the publish
 	}
 	acks := make(chan inFlight, 4096)
 	acked := make(chan struct{})
@@ -64,6 +97,10 @@ func (p *latencyProbe) publish(ctx context.Context, js jetstream.JetStream, scen
 			select {
 			case ack := <-f.fut.Ok():
 				if !ack.Duplicate {
+					// Acks come in publish order, as this loop takes them.
+					p.mu.Lock()
+					p.stored = append(p.stored, float64(time.Since(f.at))/1e6)
+					p.mu.Unlock()
 					continue
 				}
 			case <-f.fut.Err():
@@ -87,15 +124,16 @@ func (p *latencyProbe) publish(ctx context.Context, js jetstream.JetStream, scen
 			time.Sleep(d)
 		}
 		next = next.Add(interval)
+		now := time.Now()
 		p.mu.Lock()
 		_, waiting := p.sent[id]
 		if !waiting {
-			p.sent[id] = time.Now()
+			p.sent[id] = now
 		}
 		p.mu.Unlock()
 		f, err := publishAsync(ctx, js, subject, id, data)
 		if err == nil {
-			acks <- inFlight{id, f, !waiting}
+			acks <- inFlight{id, f, !waiting, now}
 		}
 		return err
 	})
@@ -124,11 +162,24 @@ func (p *latencyProbe) drain(ctx context.Context, d time.Duration) {
 func (p *latencyProbe) percentiles() (p50, p99 float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.lat) == 0 {
+	return percentiles(p.lat)
+}
+
+// storedPercentiles returns the median and the 99th percentile of the times
+// from publish to JetStream's ack.
+func (p *latencyProbe) storedPercentiles() (p50, p99 float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return percentiles(p.stored)
+}
+
+// percentiles sorts ms and returns its median and 99th percentile.
+func percentiles(ms []float64) (p50, p99 float64) {
+	if len(ms) == 0 {
 		return 0, 0
 	}
-	slices.Sort(p.lat)
-	return p.lat[len(p.lat)/2], p.lat[min(len(p.lat)-1, len(p.lat)*99/100)]
+	slices.Sort(ms)
+	return ms[len(ms)/2], ms[min(len(ms)-1, len(ms)*99/100)]
 }
 
 // benchFloorLatency measures JetStream alone at the latency phase's rate: on a
@@ -137,12 +188,12 @@ func (p *latencyProbe) percentiles() (p50, p99 float64) {
 // fetches and acks. It is what any consumer of that server could get on this
 // disk, the reference for the pipeline's event-to-decision latency.
 func benchFloorLatency(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, rate float64, n int) (p50, p99 float64, err error) {
-	js, stop, err := benchServer(ctx, dir, c.NATSSync)
+	js, stop, err := benchServer(ctx, c, dir)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stop()
-	it, err := floorConsumer(ctx, js, "floor-latency", c.BatchSize)
+	it, err := floorConsumer(ctx, js, benchFloorConsumer, c.BatchSize)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -150,7 +201,7 @@ func benchFloorLatency(ctx context.Context, c benchConfig, scenario sim.Scenario
 	fetched := make(chan error, 1)
 	go func() {
 		for {
-			m, err := it.Next()
+			m, err := nextMsg(ctx, it)
 			if err != nil {
 				fetched <- err
 				return

@@ -20,6 +20,7 @@ import (
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/natstest"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/process"
 	"github.com/orderwatch/orderwatch/sim"
@@ -30,9 +31,16 @@ import (
 // figure is printed, once, as a positive number. Speeds are not asserted: they
 // depend on the machine.
 func TestBenchPrintsEveryFigure(t *testing.T) {
-	var out bytes.Buffer
 	c := benchConfig{Events: 2000, Scenario: "normal", BatchSize: 256, NATSSync: "always", Latency: time.Second}
-	if err := bench(context.Background(), c, &out, io.Discard); err != nil {
+	checkFigures(t, runBench(t, context.Background(), c))
+}
+
+// runBench runs the bench and returns its figures by name, each printed once as
+// `name value`.
+func runBench(t *testing.T, ctx context.Context, c benchConfig) map[string]float64 {
+	t.Helper()
+	var out bytes.Buffer
+	if err := bench(ctx, c, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]float64{}
@@ -40,6 +48,9 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 		name, v, ok := strings.Cut(line, " ")
 		if !ok {
 			t.Fatalf("line %q is not `name value`", line)
+		}
+		if name == "writes_per_event_by_kind" {
+			continue // a list
 		}
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -50,11 +61,19 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 		}
 		got[name] = f
 	}
+	return got
+}
+
+// checkFigures checks that each figure is a positive number and that the
+// percentiles are in order.
+func checkFigures(t *testing.T, got map[string]float64) {
+	t.Helper()
 	for _, name := range []string{"floor_events_per_s", "pipeline_events_per_s", "ratio", "p50_event_to_decision_ms",
 		"p99_event_to_decision_ms", "latency_events_per_s", "floor_p50_publish_to_fetch_ms", "floor_p99_publish_to_fetch_ms",
-		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order"} {
+		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order",
+		"p50_publish_to_stored_ms", "p99_publish_to_stored_ms", "latency_batches", "latency_batch_mean_messages", "latency_batch_max_messages"} {
 		if got[name] <= 0 {
-			t.Errorf("%s = %v, want a positive figure (output:\n%s)", name, got[name], out.String())
+			t.Errorf("%s = %v, want a positive figure (figures: %v)", name, got[name], got)
 		}
 	}
 	if got["peak_anon_rss_mb"] > got["peak_rss_mb"] {
@@ -63,9 +82,130 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if got["p99_event_to_decision_ms"] < got["p50_event_to_decision_ms"] {
 		t.Errorf("p99 %v below p50 %v", got["p99_event_to_decision_ms"], got["p50_event_to_decision_ms"])
 	}
+	if got["p99_publish_to_stored_ms"] < got["p50_publish_to_stored_ms"] {
+		t.Errorf("publish to stored: p99 %v below p50 %v", got["p99_publish_to_stored_ms"], got["p50_publish_to_stored_ms"])
+	}
 	if got["floor_p99_publish_to_fetch_ms"] < got["floor_p50_publish_to_fetch_ms"] {
 		t.Errorf("floor p99 %v below its p50 %v", got["floor_p99_publish_to_fetch_ms"], got["floor_p50_publish_to_fetch_ms"])
 	}
+}
+
+// TestBenchLatencyRate checks that --latency-rate sets the rate of the latency
+// phases, in place of half the sustained rate.
+func TestBenchLatencyRate(t *testing.T) {
+	c := benchConfig{Events: 2000, Scenario: "normal", BatchSize: 256, NATSSync: "always", Latency: time.Second, LatencyRate: 300}
+	got := runBench(t, context.Background(), c)
+	checkFigures(t, got)
+	if got["latency_events_per_s"] != 300 {
+		t.Errorf("latency_events_per_s = %v, want the 300 of --latency-rate", got["latency_events_per_s"])
+	}
+}
+
+// TestBenchOnNATSURL runs the bench on a standalone server (a second nats-server
+// beside the bench, as --nats-url finds one): every figure, and nothing of the
+// bench left on the server after it.
+func TestBenchOnNATSURL(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	c := benchConfig{Events: 2000, Scenario: "normal", BatchSize: 256, Latency: time.Second, LatencyRate: 300,
+		NATS: natsFlags{URL: ns.ClientURL(), Replicas: 1}}
+	checkFigures(t, runBench(t, context.Background(), c))
+	js := natstest.JetStream(t, ns.ClientURL())
+	if names := streamNames(t, js); len(names) > 0 {
+		t.Errorf("the bench left streams %v on the server", names)
+	}
+}
+
+// TestBenchRefusesAServerWithOrderwatchStreams checks that the bench neither
+// touches nor deletes a stream it did not create: a server that already has
+// ORDERS (or ORDERS_DLQ, or ACTIONS) is refused with errServerInUse, and the
+// stream keeps its message and has no consumer of the bench's.
+func TestBenchRefusesAServerWithOrderwatchStreams(t *testing.T) {
+	for _, name := range []string{pipeline.StreamOrders, pipeline.StreamDLQ, pipeline.StreamActions} {
+		t.Run(name, func(t *testing.T) {
+			ns := natstest.Start(t, nil)
+			js := natstest.JetStream(t, ns.ClientURL())
+			ctx := context.Background()
+			subject := "user." + strings.ToLower(name)
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, subject, []byte("theirs")); err != nil {
+				t.Fatal(err)
+			}
+			c := benchConfig{Events: 2000, Scenario: "normal", BatchSize: 256, Latency: time.Second,
+				NATS: natsFlags{URL: ns.ClientURL(), Replicas: 1}}
+			err := bench(ctx, c, io.Discard, io.Discard)
+			if !errors.Is(err, errServerInUse) {
+				t.Fatalf("bench on a server with %s: %v, want errServerInUse", name, err)
+			}
+			if !strings.Contains(err.Error(), "did not create") {
+				t.Errorf("error %q does not say the stream is not the bench's", err)
+			}
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatalf("the user's stream %s: %v", name, err)
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.State.Msgs != 1 || info.State.Consumers != 0 {
+				t.Errorf("the user's stream %s holds %d messages and %d consumers, want its 1 and none", name, info.State.Msgs, info.State.Consumers)
+			}
+			if names := streamNames(t, js); len(names) != 1 {
+				t.Errorf("streams %v on the server, want the user's %s alone", names, name)
+			}
+		})
+	}
+}
+
+// TestBenchInterruptedDeletesItsStreams interrupts the bench while it publishes
+// to the server of --nats-url: it returns, and its streams are gone.
+func TestBenchInterruptedDeletesItsStreams(t *testing.T) {
+	ns := natstest.Start(t, nil)
+	js := natstest.JetStream(t, ns.ClientURL())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := benchConfig{Events: 200_000, Scenario: "normal", BatchSize: 256, Latency: time.Second,
+		NATS: natsFlags{URL: ns.ClientURL(), Replicas: 1}}
+	done := make(chan error, 1)
+	go func() { done <- bench(ctx, c, io.Discard, io.Discard) }()
+	// Interrupt once the bench's ORDERS holds messages.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bench stored no event on the server within a minute")
+		}
+		s, err := js.Stream(ctx, pipeline.StreamOrders)
+		if err == nil && s.CachedInfo().State.Msgs > 0 {
+			break
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("interrupted bench returned %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the interrupted bench did not return within a minute")
+	}
+	if names := streamNames(t, js); len(names) > 0 {
+		t.Errorf("the interrupted bench left streams %v on the server", names)
+	}
+}
+
+// streamNames lists the streams of the server.
+func streamNames(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	var names []string
+	l := js.StreamNames(context.Background())
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
 
 // BenchmarkProcess runs the pipeline's Processor (decode, fold, features, both
