@@ -478,7 +478,7 @@ func run(ctx context.Context, cfg runConfig, log *slog.Logger) error {
 	if bridge != nil {
 		ingest.start(ictx, "bridge", bridge.Run)
 	}
-	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, 5*time.Minute) })
+	ingest.start(ictx, "badger-gc", func(ctx context.Context) error { return st.RunGC(ctx, time.Minute) })
 	ingest.start(ictx, "policy-reload", reloader.onSIGHUP)
 	if usersFile != "" {
 		ingest.start(ictx, "users-reload", func(ctx context.Context) error { return reloadUsersOnSIGHUP(ctx, usersFile, authn, log) })
