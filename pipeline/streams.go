@@ -48,9 +48,10 @@ const (
 )
 
 // DefaultOrdersMaxAge is how long ORDERS (and ACTIONS) keep a message when
-// orderwatch creates them: Badger keeps its own copy of every applied event in the
-// orders' timelines, so the stream needs only enough for an outage, a replay of
-// the recent past and a restore.
+// orderwatch creates them: enough for an outage, a replay of the recent past and
+// a restore. The orders' timelines reference their events in ORDERS rather than
+// keep a copy, so it is also how long the API shows an event whole; after that,
+// in its compact form.
 const DefaultOrdersMaxAge = 30 * 24 * time.Hour
 
 // ordersSubjects are the subjects producers publish to: orders.<type> for a
