@@ -593,12 +593,19 @@ func TestTimerRescoresWithoutEvents(t *testing.T) {
 	}
 }
 
+// TestClosedOrdersExpire: a closed order whose deadline clocks have all
+// stopped, and an orphan, expire after the retention; an open order stays.
+// (A shipped order with a clock still running is kept: process's
+// TestShippedOrderWithClocksIsKept.)
 func TestClosedOrdersExpire(t *testing.T) {
 	h := newHarness(t, true, func(o *pipeline.Options) { o.Retention = time.Second })
 	now := time.Now()
 	h.publish(features.Subject("order.created", "SO-X"), "x-1", created("x-1", "SO-X", now, now.Add(3*time.Hour)))
 	h.publish(features.Subject("order.created", "SO-OPEN"), "x-2", created("x-2", "SO-OPEN", now, now.Add(3*time.Hour)))
 	h.publish(features.Subject("shipment.confirmed", "SO-X"), "x-3", event("x-3", "shipment.confirmed", "SO-X", now.Add(time.Minute), `{}`))
+	// Invoiced: the shipped order's last deadline clock (shipped-not-invoiced,
+	// watched until invoice.created) stops, and with it what kept its record.
+	h.publish(features.Subject("invoice.created", "SO-X"), "x-5", event("x-5", "invoice.created", "SO-X", now.Add(2*time.Minute), `{}`))
 	h.publish(features.Subject("note.added", "SO-ORPHAN"), "x-4", event("x-4", "note.added", "SO-ORPHAN", now, `{"text":"no order yet"}`))
 	st := h.drained()
 	if st.OpenOrders != 1 {
