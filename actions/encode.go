@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/orderwatch/orderwatch/features"
+	"github.com/orderwatch/orderwatch/internal/jsonstr"
 )
 
 // The records the pipeline writes for every decision (the decision, its command
@@ -61,7 +61,7 @@ func (e *encoder) str(s string) {
 	if len(s) > MaxRecordString {
 		e.fail(fmt.Errorf("string of %d bytes, limit %d", len(s), MaxRecordString))
 	}
-	e.b = appendJSONString(e.b, s)
+	e.b = jsonstr.Append(e.b, s)
 }
 
 // fail keeps the first error, naming the field being written.
@@ -160,7 +160,7 @@ var featureNamesSorted, featureKeys = func() ([]string, []string) {
 	ns := slices.Sorted(slices.Values(features.Names[:]))
 	keys := make([]string, len(ns))
 	for i, n := range ns {
-		keys[i] = string(appendJSONString(nil, n)) + ":"
+		keys[i] = string(jsonstr.Append(nil, n)) + ":"
 	}
 	return ns, keys
 }()
@@ -486,79 +486,4 @@ func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
 func timeError(t time.Time) error {
 	_, err := t.MarshalJSON()
 	return &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// htmlSafe marks the ASCII bytes encoding/json writes as they are.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s quoted as encoding/json does by default: <, > and &
-// escaped for HTML, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	b = appendJSONStringBody(b, s)
-	return append(b, '"')
-}
-
-// appendJSONStringBody is appendJSONString without the quotes.
-func appendJSONStringBody(b []byte, s string) []byte {
-	i := 0
-	for i < len(s) && s[i] < utf8.RuneSelf && htmlSafe[s[i]] {
-		i++
-	}
-	if i == len(s) { // the common case: nothing to escape
-		return append(b, s...)
-	}
-	start := 0
-	for i < len(s) {
-		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
 }

@@ -3,7 +3,8 @@ package process
 import (
 	"encoding/json"
 	"time"
-	"unicode/utf8"
+
+	"github.com/orderwatch/orderwatch/internal/jsonstr"
 )
 
 // appendJSON appends the JSON of x, byte for byte what json.Marshal gives
@@ -18,7 +19,7 @@ func (x *Exception) appendJSON(b []byte) ([]byte, bool) {
 			return
 		}
 		b = append(b, name...)
-		b = appendJSONStr(b, v)
+		b = jsonstr.Append(b, v)
 	}
 	tm := func(name string, t time.Time, omitZero bool) {
 		if omitZero && t.IsZero() {
@@ -99,60 +100,6 @@ func appendUint(b []byte, u uint64) []byte {
 		}
 	}
 	return append(b, d[i:]...)
-}
-
-// appendJSONStr appends s as json.Marshal quotes a string: HTML characters
-// and U+2028, U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
-func appendJSONStr(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // encodeException returns the JSON of x as json.Marshal would, without its
