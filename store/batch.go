@@ -40,6 +40,9 @@ type Batch struct {
 	// writes counts the batch's writes and deletes by the first byte of
 	// their key (the record kind), for Store.Writes.
 	writes [128]uint32
+	// bytes counts the key and value bytes of the batch's writes by kind, for
+	// Store.WriteBytes.
+	bytes [128]uint64
 }
 
 type staged struct {
@@ -152,7 +155,7 @@ func (b *Batch) prepareCommit() error {
 	if err := b.Bind(); err != nil {
 		return err
 	}
-	b.s.addWrites(&b.writes)
+	b.s.addWrites(&b.writes, &b.bytes)
 	for name, d := range b.deltas {
 		if d == 0 {
 			continue
@@ -307,6 +310,7 @@ func (b *Batch) set(k, v []byte) error { return b.setEntry(badger.NewEntry(k, v)
 func (b *Batch) setEntry(e *badger.Entry) error {
 	if len(e.Key) > 0 && e.Key[0] < 128 {
 		b.writes[e.Key[0]]++
+		b.bytes[e.Key[0]] += uint64(len(e.Key) + len(e.Value))
 	}
 	if b.txn == nil {
 		b.staged = append(b.staged, staged{e: e})

@@ -64,15 +64,32 @@ type Store struct {
 	// writes counts the batches' writes and deletes by record kind (the first
 	// byte of the key), for Writes.
 	writes [128]atomic.Uint64
+	// bytes counts the key and value bytes the batches wrote, by kind.
+	bytes [128]atomic.Uint64
 }
 
 // addWrites adds a batch's writes to the store's counts.
-func (s *Store) addWrites(w *[128]uint32) {
+func (s *Store) addWrites(w *[128]uint32, by *[128]uint64) {
 	for i, n := range w {
 		if n != 0 {
 			s.writes[i].Add(uint64(n))
 		}
+		if by[i] != 0 {
+			s.bytes[i].Add(by[i])
+		}
 	}
+}
+
+// WriteBytes returns the key and value bytes the batches wrote since Open, by
+// the prefix of their keys, as Writes counts them (deletes write none).
+func (s *Store) WriteBytes() map[string]uint64 {
+	out := make(map[string]uint64)
+	for i := range s.bytes {
+		if n := s.bytes[i].Load(); n != 0 {
+			out[string(rune(i))+"/"] = n
+		}
+	}
+	return out
 }
 
 // Writes returns how many writes and deletes the batches committed (or tried

@@ -161,6 +161,8 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "badger_bytes_per_open_order %.0f\n", res.badgerPerOrder)
 	fmt.Fprintf(out, "durable_writes_per_event %.2f\n", res.writesPerEvent)
 	fmt.Fprintf(out, "writes_per_event_by_kind %s\n", res.writesByKind)
+	fmt.Fprintf(out, "durable_bytes_per_event %.0f\n", res.bytesPerEvent)
+	fmt.Fprintf(out, "bytes_per_event_by_kind %s\n", res.bytesByKind)
 	fmt.Fprintf(out, "scored_rows_per_event %.2f\n", res.rowsPerEvent)
 	return nil
 }
@@ -168,6 +170,12 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 // writesPer divides the store's writes by the events committed: in all, and by
 // record kind, largest first ("o/=1.00 t/=0.98 ...").
 func writesPer(w map[string]uint64, events int64) (float64, string) {
+	return perEvent(w, events, "%s=%.2f")
+}
+
+// perEvent divides counts by kind by the events committed: their sum, and
+// each kind's share in format, largest first.
+func perEvent(w map[string]uint64, events int64, format string) (float64, string) {
 	if events <= 0 {
 		return 0, "-"
 	}
@@ -185,7 +193,7 @@ func writesPer(w map[string]uint64, events int64) (float64, string) {
 	})
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s=%.2f", k, float64(w[k])/float64(events))
+		parts[i] = fmt.Sprintf(format, k, float64(w[k])/float64(events))
 	}
 	return float64(all) / float64(events), strings.Join(parts, " ")
 }
@@ -375,6 +383,10 @@ type pipelineResult struct {
 	// message committed, writesByKind the same by record kind.
 	writesPerEvent float64
 	writesByKind   string
+	// bytesPerEvent is the key and value bytes the store wrote in the drain
+	// phase per message committed, bytesByKind the same by record kind.
+	bytesPerEvent float64
+	bytesByKind   string
 	// rowsPerEvent is the rows the models scored in the drain phase per
 	// message committed.
 	rowsPerEvent float64
@@ -488,6 +500,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
 	res.writesPerEvent, res.writesByKind = writesPer(st.Writes(), committed.Load())
+	res.bytesPerEvent, res.bytesByKind = perEvent(st.WriteBytes(), committed.Load(), "%s=%.0f")
 	if c.MemProfile != "" {
 		if err := writeHeapProfile(c.MemProfile); err != nil {
 			return res, err
