@@ -134,6 +134,10 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: pipeline: %w", err)
 	}
+	state, err := benchStateFloor(ctx, c, scenario, filepath.Join(root, "state-floor"), res.recordBytes, say)
+	if err != nil {
+		return fmt.Errorf("bench: state floor: %w", err)
+	}
 	say("floor latency: publishing %d events at %.0f/s", res.latencyEvents, res.latencyRate)
 	floorP50, floorP99, err := benchFloorLatency(ctx, c, scenario, filepath.Join(root, "floor-latency"), res.latencyRate, res.latencyEvents)
 	if err != nil {
@@ -142,6 +146,11 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "floor_events_per_s %.0f\n", floor.rate)
 	fmt.Fprintf(out, "pipeline_events_per_s %.0f\n", res.rate)
 	fmt.Fprintf(out, "ratio %.2f\n", res.rate/floor.rate)
+	fmt.Fprintf(out, "state_floor_events_per_s %.0f\n", state.rate)
+	fmt.Fprintf(out, "state_floor_ratio %.2f\n", state.rate/floor.rate)
+	fmt.Fprintf(out, "floor_cpu_us_per_event %.1f\n", floor.cpuUS)
+	fmt.Fprintf(out, "state_floor_cpu_us_per_event %.1f\n", state.cpuUS)
+	fmt.Fprintf(out, "pipeline_cpu_us_per_event %.1f\n", res.cpuUS)
 	fmt.Fprintf(out, "p50_event_to_decision_ms %.1f\n", res.p50)
 	fmt.Fprintf(out, "p99_event_to_decision_ms %.1f\n", res.p99)
 	fmt.Fprintf(out, "latency_events_per_s %.0f\n", res.latencyRate)
@@ -300,7 +309,7 @@ func publishAsync(ctx context.Context, js jetstream.JetStream, subject, id strin
 // floorResult is what the floor measured: the rate at which a durable pull
 // consumer fetches and acks, and the rate at which JetStream took the published
 // events.
-type floorResult struct{ rate, ingest float64 }
+type floorResult struct{ rate, ingest, cpuUS float64 }
 
 // benchFloor measures how fast a durable pull consumer fetches and acks n
 // published event messages, and how fast they were published.
@@ -322,6 +331,7 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 		return res, err
 	}
 	defer it.Stop()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for range stored {
 		m, err := nextMsg(ctx, it)
@@ -333,6 +343,7 @@ func benchFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir s
 		}
 	}
 	res.rate = float64(stored) / time.Since(start).Seconds()
+	res.cpuUS = float64(cpuTime()-cpu0) / float64(max(stored, 1)) / 1e3
 	say("floor: %d messages fetched and acked at %.0f/s", stored, res.rate)
 	return res, nil
 }
@@ -390,6 +401,10 @@ type pipelineResult struct {
 	// rowsPerEvent is the rows the models scored in the drain phase per
 	// message committed.
 	rowsPerEvent float64
+	// recordBytes is the mean size of an order record the drain wrote, key
+	// included; cpuUS the process's CPU time per message committed in it.
+	recordBytes int
+	cpuUS       float64
 }
 
 // timedScorer measures the scoring of the pipeline's batches.
@@ -486,6 +501,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	if err != nil {
 		return res, err
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	for committed.Load() < int64(stored) {
 		if err := ctx.Err(); err != nil {
@@ -495,12 +511,17 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	cpu1 := cpuTime()
 	if err := stopProfile(); err != nil {
 		return res, err
 	}
 	res.rate = float64(stored) / elapsed.Seconds()
 	res.writesPerEvent, res.writesByKind = writesPer(st.Writes(), committed.Load())
 	res.bytesPerEvent, res.bytesByKind = perEvent(st.WriteBytes(), committed.Load(), "%s=%.0f")
+	if n := st.Writes()["o/"]; n > 0 {
+		res.recordBytes = int(st.WriteBytes()["o/"] / n)
+	}
+	res.cpuUS = float64(cpu1-cpu0) / float64(max(committed.Load(), 1)) / 1e3
 	if c.MemProfile != "" {
 		if err := writeHeapProfile(c.MemProfile); err != nil {
 			return res, err
