@@ -82,7 +82,13 @@ func benchStateFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, 
 				b.Discard()
 				return res, err
 			}
-			if err := b.PutOrder(orderID(data), record, 0); err != nil {
+			// An event of no order (a warehouse's or a carrier's) updates
+			// what the pipeline keeps of its subject.
+			order := orderID(data)
+			if order == "" {
+				order = m.Subject()
+			}
+			if err := b.PutOrder(order, record, 0); err != nil {
 				b.Discard()
 				return res, err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,9 @@ func checkFigures(t *testing.T, got map[string]float64) {
 	for _, name := range []string{"floor_events_per_s", "pipeline_events_per_s", "ratio", "p50_event_to_decision_ms",
 		"p99_event_to_decision_ms", "latency_events_per_s", "floor_p50_publish_to_fetch_ms", "floor_p99_publish_to_fetch_ms",
 		"scoring_us_per_order", "peak_rss_mb", "peak_anon_rss_mb", "badger_bytes_per_open_order",
-		"p50_publish_to_stored_ms", "p99_publish_to_stored_ms", "latency_batches", "latency_batch_mean_messages", "latency_batch_max_messages"} {
+		"p50_publish_to_stored_ms", "p99_publish_to_stored_ms", "latency_batches", "latency_batch_mean_messages", "latency_batch_max_messages",
+		"state_floor_events_per_s", "state_floor_ratio", "floor_cpu_us_per_event", "state_floor_cpu_us_per_event",
+		"pipeline_cpu_us_per_event", "durable_bytes_per_event"} {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v, want a positive figure (figures: %v)", name, got[name], got)
 		}
@@ -87,6 +90,31 @@ func checkFigures(t *testing.T, got map[string]float64) {
 	}
 	if got["floor_p99_publish_to_fetch_ms"] < got["floor_p50_publish_to_fetch_ms"] {
 		t.Errorf("floor p99 %v below its p50 %v", got["floor_p99_publish_to_fetch_ms"], got["floor_p50_publish_to_fetch_ms"])
+	}
+}
+
+// TestOrderIDOfSimulatedEvent: the state floor keys its records by the order
+// of the simulated event, found without decoding it.
+func TestOrderIDOfSimulatedEvent(t *testing.T) {
+	var got, want []string
+	err := simulateN(context.Background(), sim.Normal, 1, 50, sim.DefaultFaults, func(_, _ string, data []byte) error {
+		var ev struct {
+			OrderID string `json:"order_id"`
+		}
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return err
+		}
+		got, want = append(got, orderID(data)), append(want, ev.OrderID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) || !slices.ContainsFunc(want, func(id string) bool { return id != "" }) {
+		t.Errorf("orderID gave %q, the decoded events %q", got, want)
+	}
+	if id := orderID([]byte(`{"id":"e1"}`)); id != "" {
+		t.Errorf("orderID of an event without order_id = %q, want empty", id)
 	}
 }
 
