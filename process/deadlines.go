@@ -20,7 +20,10 @@ import (
 // catching up on history) but strictly after its due time, so an expected
 // event at the due time itself is in time. Firing opens the exception, in the
 // commit of the timer, which writes the order's record with the watch; each
-// reminder after that is a firing of the same watch. The expected event
+// reminder after that is a firing of the same watch, counted in the metric
+// and written nowhere: the exception's reminders are derived from when it
+// became overdue and its remind_every (Exception.RemindersAt), and the
+// watch's next one from that schedule when it loads (resume). The expected event
 // deletes the watch and closes the exception in its own commit. A watch does
 // not depend on the order being open: a shipped order keeps its deadlines
 // until watch_until or cancellation.
@@ -49,6 +52,8 @@ type watch struct {
 	Passed bool `json:"passed,omitempty"`
 	// RemindAt and EscalateAt are the next reminder and the next escalation
 	// of the overdue exception; zero when none comes. Due is the earlier.
+	// RemindAt is stored as it was when the watch was last written, not at
+	// each reminder: resume recomputes it.
 	RemindAt   time.Time `json:"remind_at,omitzero"`
 	EscalateAt time.Time `json:"escalate_at,omitzero"`
 }
@@ -402,6 +407,7 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 		return nil
 	}
 	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, ev.OccurredAt, how, ev.ID
+	x.remindedAt(x.ClosedAt)
 	if x.Incident != "" {
 		if err := p.leaveIncident(batch, x); err != nil {
 			return err
@@ -502,11 +508,10 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 // fireWatch fires a watch due at w.Due, strictly before t.
 func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
 	at := w.Due
-	every := d.RemindEvery.D()
 	// next is the first of from, from+every, ... after t: reminders missed
 	// while nothing ran (downtime, a gap in a replayed stream, history long
-	// past) are one reminder, not a storm of them.
-	next := func(from time.Time) time.Time {
+	// past) are one reminder in the metric, not a storm of them.
+	next := func(from time.Time, every time.Duration) time.Time {
 		if from.Before(t) {
 			from = from.Add((t.Sub(from)/every + 1) * every)
 		}
@@ -522,20 +527,25 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 			x = p.newException(w, d, at)
 			w.Exception, event = x, exOpened
 		}
-		x.Overdue = true
+		x.Overdue, x.RemindEvery = true, d.RemindEvery
 		w.RemindAt, w.EscalateAt = time.Time{}, time.Time{}
-		if every > 0 {
-			w.RemindAt = next(at.Add(every))
+		if every := d.RemindEvery.D(); every > 0 {
+			w.RemindAt = next(at.Add(every), every)
 		}
 		if _, sla, ok := pol.Escalates(x.Owner); ok {
 			w.EscalateAt = at.Add(sla)
 		}
 	case !w.RemindAt.IsZero() && !w.RemindAt.After(at):
-		x.Reminders++
-		x.RemindedAt = w.RemindAt
+		// Counted in the metric; the record derives it (RemindersAt), on
+		// the schedule fixed when it became overdue.
+		if x.RemindEvery == 0 {
+			// Overdue under an earlier release, which stored each
+			// reminder: from now on, the policy's remind_every.
+			x.RemindEvery = d.RemindEvery
+		}
 		w.RemindAt = time.Time{}
-		if every > 0 { // a reloaded policy may have stopped them
-			w.RemindAt = next(x.RemindedAt.Add(every))
+		if every := x.RemindEvery.D(); every > 0 {
+			w.RemindAt = next(at.Add(every), every)
 		}
 	default:
 		event = 0
@@ -562,12 +572,58 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 		}
 	}
 	w.schedule()
+	if event == exReminded && steps == 0 {
+		// A reminder alone writes nothing: the watch is due again in
+		// memory, its record keeps the RemindAt it was written with.
+		p.watches.put(w)
+		return nil
+	}
 	if event != 0 || steps > 0 {
+		x.remindedAt(at)
+		if steps > 0 {
+			x.remindedAt(x.EscalatedAt)
+		}
 		if err := p.writeException(batch, x, 0); err != nil {
 			return err
 		}
 	}
 	return p.putWatch(batch, w)
+}
+
+// resume sets the next reminder of a loaded watch from its exception's
+// schedule: the first of DueAt + k·RemindEvery at or after both the RemindAt
+// it was stored with and from (the watermark the store was left at; what
+// was due before it fired before the stop). A reminder that came due while
+// nothing ran is then due at once, and counts once in the metric, not once
+// per remind_every missed. An exception overdue under an earlier release
+// (no RemindEvery stored) takes the remind_every of d, the deadline in the
+// policy now (nil: none). It returns whether Due changed.
+func (w *watch) resume(d *actions.Deadline, from time.Time) bool {
+	x := w.Exception
+	if x == nil || !x.Open || !w.Passed || w.RemindAt.IsZero() {
+		return false
+	}
+	if x.RemindEvery == 0 && d != nil {
+		x.RemindEvery = d.RemindEvery
+	}
+	every := x.RemindEvery.D()
+	if every <= 0 {
+		return false
+	}
+	if w.RemindAt.After(from) {
+		from = w.RemindAt
+	}
+	next := x.DueAt.Add(every)
+	if next.Before(from) {
+		next = next.Add((from.Sub(next) + every - 1) / every * every)
+	}
+	if next.Equal(w.RemindAt) {
+		return false
+	}
+	due := w.Due
+	w.RemindAt = next
+	w.schedule()
+	return !w.Due.Equal(due)
 }
 
 // maxEscalationSteps bounds the escalations of one firing of a watch.

@@ -95,6 +95,9 @@ func (p *Processor) loadOrders(first bool) error {
 			continue
 		}
 		w.Exception = x
+		if w.resume(deadlineOf(p.opts.Policy.Policy(), w.Deadline), p.watermark) {
+			ws.put(w)
+		}
 	}
 	if first {
 		if err := p.takeLegacyWatches(ws, bad, lose); err != nil {

@@ -1,0 +1,49 @@
+package process
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/orderwatch/orderwatch/store"
+)
+
+// TestRemindersWriteNothing (issue 20, decision 2): the reminders of an
+// overdue exception are counted in orderwatch_exception_reminders_total when
+// they come due, but write neither the exception (X/) nor the order record
+// (o/); the exception still reads with its reminders and the last one's time.
+func TestRemindersWriteNothing(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRun(t, eventTime, store.Options{})
+			// released-not-picked is due at 2h and reminds every 30m.
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", h}, step{"", "", 2*h + m})
+			before := r.st.Writes()
+			looks := []step{{"", "", 2*h + 31*m}, {"", "", 3*h + m}, {"", "", 3*h + 31*m}, {"", "", 3*h + 45*m}}
+			r.run(looks...)
+			after := r.st.Writes()
+			// On event time each look is an event of another order, which
+			// writes that order's record: one o/ a look.
+			wantO := uint64(0)
+			if eventTime {
+				wantO = uint64(len(looks))
+			}
+			if d := after["X/"] - before["X/"]; d != 0 {
+				t.Errorf("three reminders wrote %d exception records (X/), want none", d)
+			}
+			if d := after["o/"] - before["o/"]; d != wantO {
+				t.Errorf("three reminders wrote %d order records (o/), want %d", d, wantO)
+			}
+			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 3 {
+				t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} = %v, want 3", got)
+			}
+			xs := r.exceptions("SO-1")
+			if len(xs) != 1 || xs[0].Reminders != 3 || !xs[0].RemindedAt.Equal(t0.Add(3*h+30*m)) || !xs[0].Open {
+				t.Fatalf("after three reminders: %+v, want it open with 3 reminders, the last at 3h30", xs)
+			}
+		})
+	}
+}
