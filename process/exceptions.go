@@ -54,6 +54,7 @@ type Exception struct {
 	// none, or a record of a release that stored each reminder (Reminders
 	// and RemindedAt are then as stored).
 	RemindEvery actions.Duration `json:"remind_every,omitempty"`
+
 	Open       bool      `json:"open"`
 	ClosedAt   time.Time `json:"closed_at,omitzero"`
 	ClosedBy   string    `json:"closed_by,omitempty"`   // ClosedExpected, ClosedCancelled or ClosedWatchEnded
