@@ -478,6 +478,7 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 	}()
 	pol := p.opts.Policy.Policy()
 	n := 0
+	reminded := false
 	for ; limit < 0 || n < limit; n++ {
 		w, ok := p.watches.popDue(t)
 		if !ok {
@@ -498,15 +499,50 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 			}
 			continue
 		}
-		if err := p.fireWatch(batch, pol, d, w, t); err != nil {
+		r, err := p.fireWatch(batch, pol, d, w, t)
+		if err != nil {
+			return n, err
+		}
+		reminded = reminded || r
+	}
+	if reminded && !p.opts.EventTime && t.After(p.watermark) {
+		// Fired on the wall clock, ahead of the watermark: what a restart
+		// resumes the reminders from (remindedUntil).
+		b, _ := t.MarshalText()
+		if err := batch.PutMeta(metaRemindedUntil, b); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
-// fireWatch fires a watch due at w.Due, strictly before t.
-func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
+// metaRemindedUntil names the store's metadata that holds the time of the
+// last firing of reminders on the wall clock: every reminder due before it
+// has fired.
+const metaRemindedUntil = "reminded_until"
+
+// remindedUntil returns the time the reminders of the loaded watches resume
+// from: the later of the watermark and the last firing of reminders on the
+// wall clock (metaRemindedUntil).
+func (p *Processor) remindedUntil() (time.Time, error) {
+	from := p.watermark
+	v, err := p.opts.Store.Meta(metaRemindedUntil)
+	if err != nil || v == nil {
+		return from, err
+	}
+	var t time.Time
+	if err := t.UnmarshalText(v); err != nil {
+		return from, fmt.Errorf("process: stored %s %q: %w", metaRemindedUntil, v, err)
+	}
+	if t.After(from) {
+		from = t
+	}
+	return from, nil
+}
+
+// fireWatch fires a watch due at w.Due, strictly before t; it reports whether
+// that was a reminder.
+func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) (bool, error) {
 	at := w.Due
 	// next is the first of from, from+every, ... after t: reminders missed
 	// while nothing ran (downtime, a gap in a replayed stream, history long
@@ -576,7 +612,7 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 		// A reminder alone writes nothing: the watch is due again in
 		// memory, its record keeps the RemindAt it was written with.
 		p.watches.put(w)
-		return nil
+		return true, nil
 	}
 	if event != 0 || steps > 0 {
 		x.remindedAt(at)
@@ -584,16 +620,16 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 			x.remindedAt(x.EscalatedAt)
 		}
 		if err := p.writeException(batch, x, 0); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return p.putWatch(batch, w)
+	return event == exReminded, p.putWatch(batch, w)
 }
 
 // resume sets the next reminder of a loaded watch from its exception's
 // schedule: the first of DueAt + k·RemindEvery at or after both the RemindAt
-// it was stored with and from (the watermark the store was left at; what
-// was due before it fired before the stop). A reminder that came due while
+// it was stored with and from (remindedUntil: every reminder due before it
+// fired before the stop). A reminder that came due while
 // nothing ran is then due at once, and counts once in the metric, not once
 // per remind_every missed. An exception overdue under an earlier release
 // (no RemindEvery stored) takes the remind_every of d, the deadline in the

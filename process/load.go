@@ -75,6 +75,10 @@ func (p *Processor) loadOrders(first bool) error {
 	if err != nil {
 		return fmt.Errorf("process: load the order records: %w", err)
 	}
+	from, err := p.remindedUntil()
+	if err != nil {
+		return err
+	}
 	for _, sw := range withEx {
 		w := sw.w
 		raw, err := p.opts.Store.Exception(w.Order, sw.ex)
@@ -95,7 +99,7 @@ func (p *Processor) loadOrders(first bool) error {
 			continue
 		}
 		w.Exception = x
-		if w.resume(deadlineOf(p.opts.Policy.Policy(), w.Deadline), p.watermark) {
+		if w.resume(deadlineOf(p.opts.Policy.Policy(), w.Deadline), from) {
 			ws.put(w)
 		}
 	}

@@ -47,3 +47,41 @@ func TestRemindersWriteNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestRemindersAfterRestart: a processor restarted in the middle of a
+// series of reminders (a new one on the same store) reads the same
+// reminders, has the same next reminder due, and counts the reminders that
+// come due after the restart once each, live and on event time.
+func TestRemindersAfterRestart(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	k := watchKey{"SO-1", "released-not-picked"}
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			steps := []step{{"order.created", "SO-1", 0}, {"pick.released", "SO-1", h}, {"", "", 2*h + m},
+				{"", "", 2*h + 31*m}, {"", "", 3*h + m}}
+			straight := newDeadlineRun(t, eventTime, store.Options{})
+			straight.run(steps...)
+			restarted := newDeadlineRun(t, eventTime, store.Options{})
+			restarted.run(steps...)
+			restarted.p = restarted.processor(restarted.p.opts.Policy)
+			for _, r := range []*deadlineRun{straight, restarted} {
+				xs := r.exceptions("SO-1")
+				if len(xs) != 1 || xs[0].Reminders != 2 || !xs[0].RemindedAt.Equal(t0.Add(3*h)) {
+					t.Fatalf("after two reminders: %+v, want 2, the last at 3h", xs)
+				}
+			}
+			if w := restarted.p.watches.m[k]; w == nil || !w.RemindAt.Equal(t0.Add(3*h+30*m)) || !w.Due.Equal(t0.Add(3*h+30*m)) {
+				t.Fatalf("restarted: watch %+v, want the next reminder due at 3h30", w)
+			}
+			later := []step{{"", "", 3*h + 31*m}, {"", "", 4*h + m}}
+			straight.run(later...)
+			restarted.run(later...)
+			if got := testutil.ToFloat64(restarted.p.book.reminders.WithLabelValues("warehouse")); got != 2 {
+				t.Errorf("restarted: orderwatch_exception_reminders_total{owner=warehouse} = %v, want 2 (3h30, 4h)", got)
+			}
+			if a, b := straight.exceptions("SO-1"), restarted.exceptions("SO-1"); fmt.Sprint(a) != fmt.Sprint(b) || a[0].Reminders != 4 {
+				t.Errorf("restarted: %+v\nwithout a restart: %+v\nwant the same, 4 reminders", b, a)
+			}
+		})
+	}
+}
