@@ -633,18 +633,19 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 // nothing ran is then due at once, and counts once in the metric, not once
 // per remind_every missed. An exception overdue under an earlier release
 // (no RemindEvery stored) takes the remind_every of d, the deadline in the
-// policy now (nil: none). It returns whether Due changed.
-func (w *watch) resume(d *actions.Deadline, from time.Time) bool {
+// policy now (nil: none), and is reported adopted: it is to be written with
+// it (adoptSchedules). It returns whether Due changed.
+func (w *watch) resume(d *actions.Deadline, from time.Time) (changed, adopted bool) {
 	x := w.Exception
 	if x == nil || !x.Open || !w.Passed || w.RemindAt.IsZero() {
-		return false
+		return false, false
 	}
-	if x.RemindEvery == 0 && d != nil {
-		x.RemindEvery = d.RemindEvery
+	if x.RemindEvery == 0 && d != nil && d.RemindEvery > 0 {
+		x.RemindEvery, adopted = d.RemindEvery, true
 	}
 	every := x.RemindEvery.D()
 	if every <= 0 {
-		return false
+		return false, adopted
 	}
 	if w.RemindAt.After(from) {
 		from = w.RemindAt
@@ -654,12 +655,45 @@ func (w *watch) resume(d *actions.Deadline, from time.Time) bool {
 		next = next.Add((from.Sub(next) + every - 1) / every * every)
 	}
 	if next.Equal(w.RemindAt) {
-		return false
+		return false, adopted
 	}
 	due := w.Due
 	w.RemindAt = next
 	w.schedule()
-	return !w.Due.Equal(due)
+	return !w.Due.Equal(due), adopted
+}
+
+// adoptSchedules writes, once at start, the open exceptions an earlier
+// release left overdue (it stored each reminder, RemindEvery zero) with the
+// remind_every they follow now (resume): from then on they read derived,
+// never fewer reminders than they were stored with. Commits of
+// legacyMoveBatch records.
+func (p *Processor) adoptSchedules(xs []*Exception) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	b := p.opts.Store.NewBatch()
+	defer func() { b.Discard() }()
+	for i, x := range xs {
+		v, err := encodeException(x)
+		if err != nil {
+			return fmt.Errorf("process: write the reminder schedule of an earlier release's exception %s: %w", x.ID, err)
+		}
+		if err := b.PutException(x.Order, exceptionKey(x), v, 0); err != nil {
+			return fmt.Errorf("process: write the reminder schedule of an earlier release's exception %s: %w", x.ID, err)
+		}
+		if (i+1)%legacyMoveBatch == 0 {
+			if err := b.Commit(); err != nil {
+				return fmt.Errorf("process: write the reminder schedules of an earlier release's exceptions: %w", err)
+			}
+			b = p.opts.Store.NewBatch()
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("process: write the reminder schedules of an earlier release's exceptions: %w", err)
+	}
+	p.log.Info("reminder schedules of an earlier release's open exceptions written", "exceptions", len(xs))
+	return nil
 }
 
 // maxEscalationSteps bounds the escalations of one firing of a watch.

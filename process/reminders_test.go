@@ -1,6 +1,7 @@
 package process
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -81,6 +82,82 @@ func TestRemindersAfterRestart(t *testing.T) {
 			}
 			if a, b := straight.exceptions("SO-1"), restarted.exceptions("SO-1"); fmt.Sprint(a) != fmt.Sprint(b) || a[0].Reminders != 4 {
 				t.Errorf("restarted: %+v\nwithout a restart: %+v\nwant the same, 4 reminders", b, a)
+			}
+		})
+	}
+}
+
+// TestEarlierReleaseRemindersLoad: a store as the release that wrote each
+// reminder left it (the exception with its Reminders and RemindedAt and no
+// remind_every, the watch with its next RemindAt) loads: the exception reads
+// as stored, the next reminder is the stored one, the exception takes its
+// deadline's remind_every (written once, at start) and goes on counting from
+// there, and it closes with the reminders that release would have counted.
+func TestEarlierReleaseRemindersLoad(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	k := watchKey{"SO-1", "released-not-picked"}
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRun(t, eventTime, store.Options{})
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", h}, step{"", "", 2*h + m},
+				step{"", "", 2*h + 31*m}, step{"", "", 3*h + m})
+			// As the earlier release wrote them after the reminder at 3h.
+			w := r.p.watches.m[k]
+			old := *w.Exception
+			old.Reminders, old.RemindedAt, old.RemindEvery = 2, t0.Add(3*h), 0
+			v, err := json.Marshal(&old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := r.st.Order("SO-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec orderRecord
+			if err := decodeRecord(raw.Record, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if !w.RemindAt.Equal(t0.Add(3*h + 30*m)) {
+				t.Fatalf("watch %+v: want the next reminder at 3h30", w)
+			}
+			rec.watchRaw = appendWatchSection(nil, r.p.watches, "SO-1")
+			enc, err := encodeRecord(nil, &rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := r.st.NewBatch()
+			if err := b.PutException("SO-1", exceptionKey(&old), v, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.PutOrder("SO-1", enc, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if xs := r.exceptions("SO-1"); len(xs) != 1 || xs[0].Reminders != 2 || !xs[0].RemindedAt.Equal(t0.Add(3*h)) {
+				t.Fatalf("as the earlier release left it: %+v, want 2 reminders, the last at 3h", xs)
+			}
+
+			r.p = r.processor(r.p.opts.Policy)
+			if w := r.p.watches.m[k]; w == nil || !w.Due.Equal(t0.Add(3*h+30*m)) || w.Exception.RemindEvery.D() != 30*m {
+				t.Fatalf("loaded: watch %+v, want the next reminder due at 3h30 on a 30m schedule", w)
+			}
+			xs := r.exceptions("SO-1")
+			if len(xs) != 1 || xs[0].Reminders != 2 || !xs[0].RemindedAt.Equal(t0.Add(3*h)) || xs[0].RemindEvery.D() != 30*m {
+				t.Fatalf("loaded: %+v, want 2 reminders, the last at 3h, written with remind_every 30m", xs)
+			}
+			r.run(step{"", "", 3*h + 31*m})
+			if xs := r.exceptions("SO-1"); xs[0].Reminders != 3 || !xs[0].RemindedAt.Equal(t0.Add(3*h+30*m)) {
+				t.Fatalf("at 3h31: %+v, want 3 reminders, the last at 3h30", xs)
+			}
+			r.run(step{"pick.confirmed", "SO-1", 3*h + 40*m}, step{"", "", 5 * h})
+			xs = r.exceptions("SO-1")
+			if got := summary(xs)["released-not-picked"]; got != "closed:expected reminders=3" || !xs[0].RemindedAt.Equal(t0.Add(3*h+30*m)) {
+				t.Fatalf("closed: %q (%+v), want closed with 3 reminders, the last at 3h30", got, xs)
+			}
+			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 1 {
+				t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} after the restart = %v, want 1", got)
 			}
 		})
 	}
