@@ -493,6 +493,14 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 		if d == nil {
 			// The deadline left the policy: its clock stops, an open
 			// exception stays open until its expected event or the watch's end.
+			// Its reminders stop too: written as they stand, schedule dropped.
+			if x := w.Exception; x != nil && x.Open && x.RemindEvery != 0 {
+				x.remindedAt(w.Due)
+				x.RemindEvery, w.RemindAt = 0, time.Time{}
+				if err := p.writeException(batch, x, 0); err != nil {
+					return n, err
+				}
+			}
 			w.Due = time.Time{}
 			if err := p.putWatch(batch, w); err != nil {
 				return n, err

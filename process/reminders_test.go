@@ -3,11 +3,13 @@ package process
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/store"
 )
 
@@ -158,6 +160,39 @@ func TestEarlierReleaseRemindersLoad(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 1 {
 				t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} after the restart = %v, want 1", got)
+			}
+		})
+	}
+}
+
+// TestRemindersStopWithTheirDeadline: an exception whose deadline leaves the
+// policy (a restart with a reloaded one) stays open, and its reminders stop where they stood when
+// its watch next came due, as the metric's do, instead of reading on.
+func TestRemindersStopWithTheirDeadline(t *testing.T) {
+	const h, m = time.Hour, time.Minute
+	for _, eventTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event_time=%v", eventTime), func(t *testing.T) {
+			r := newDeadlineRun(t, eventTime, store.Options{})
+			r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", h}, step{"", "", 2*h + m},
+				step{"", "", 2*h + 31*m})
+			pol, err := actions.ParsePolicy([]byte(strings.Replace(deadlinePolicy,
+				"  - {id: released-not-picked, after: pick.released, expect: pick.confirmed, within: 60m, class: warehouse_capacity, category: execution, remind_every: 30m}\n", "", 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.p = r.processor(actions.NewLive(pol)) // restarted with the reloaded policy
+			r.run(step{"", "", 3*h + m}, step{"", "", 6 * h})
+			var x *Exception
+			for _, e := range r.exceptions("SO-1") {
+				if e.Deadline == "released-not-picked" {
+					x = &e
+				}
+			}
+			if x == nil || !x.Open || x.Reminders != 1 || !x.RemindedAt.Equal(t0.Add(2*h+30*m)) {
+				t.Fatalf("after its deadline left the policy: %+v, want it open with the 1 reminder of 2h30", x)
+			}
+			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 0 {
+				t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} since the restart = %v, want 0", got)
 			}
 		})
 	}
