@@ -637,9 +637,9 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 // resume sets the next reminder of a loaded watch from its exception's
 // schedule: the first of DueAt + k·RemindEvery at or after both the RemindAt
 // it was stored with and from (remindedUntil: every reminder due before it
-// fired before the stop). A reminder that came due while
-// nothing ran is then due at once, and counts once in the metric, not once
-// per remind_every missed. An exception overdue under an earlier release
+// fired before the stop). A reminder that came due while nothing ran is then
+// due at once, and counts once in the metric, not once per remind_every
+// missed. An exception overdue under an earlier release
 // (no RemindEvery stored) takes the remind_every of d, the deadline in the
 // policy now (nil: none), and is reported adopted: it is to be written with
 // it (adoptSchedules). It returns whether Due changed.
