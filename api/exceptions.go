@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/orderwatch/orderwatch/process"
 )
@@ -51,5 +52,31 @@ func (s *server) exceptionsList(w http.ResponseWriter, r *http.Request) {
 	if bad != nil {
 		s.log.Warn("exception records that do not decode, left out of the list", "err", bad)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"exceptions": raws(recs), "next": encodeCursor(next)})
+	writeJSON(w, http.StatusOK, map[string]any{"exceptions": s.exceptionsNow(recs), "next": encodeCursor(next)})
+}
+
+// exceptionsNow returns exception records as stored, with the reminders of
+// the open ones as of now (Options.Clock): they are derived, not written at
+// each reminder (process.ExceptionAt). A record that does not decode is
+// shown as stored, and logged.
+func (s *server) exceptionsNow(recs [][]byte) []json.RawMessage {
+	now := time.Now
+	if s.o.Clock != nil {
+		now = s.o.Clock
+	}
+	t := now()
+	out := make([]json.RawMessage, len(recs))
+	var bad int
+	var badErr error
+	for i, raw := range recs {
+		v, err := process.ExceptionAt(raw, t)
+		if err != nil {
+			v, bad, badErr = raw, bad+1, err
+		}
+		out[i] = v
+	}
+	if bad > 0 {
+		s.log.Warn("exception records whose reminders do not read, shown as stored", "records", bad, "err", badErr)
+	}
+	return out
 }

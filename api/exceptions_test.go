@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/api"
+	"github.com/orderwatch/orderwatch/auth"
 	"github.com/orderwatch/orderwatch/features"
 	"github.com/orderwatch/orderwatch/process"
 )
@@ -169,4 +171,70 @@ func TestExceptionsEndpoint(t *testing.T) {
 		order.Exceptions[0].Open || order.Exceptions[0].Owner != "warehouse" || order.Exceptions[0].ClosedBy != process.ClosedExpected {
 		t.Errorf("GET /api/v1/orders/SO-3: %d %+v, want its closed released-not-picked exception", code, order.Exceptions)
 	}
+}
+
+// TestExceptionRemindersReadNow: the reminders of an open overdue exception
+// are not written one by one; GET /api/v1/exceptions, GET /api/v1/orders/{id}
+// and the console's order page show them as of the time they are read, one
+// each remind_every since the deadline passed, and the last one's time.
+func TestExceptionRemindersReadNow(t *testing.T) {
+	st := openStore(t)
+	pol, err := actions.ParsePolicy([]byte(strings.Replace(exceptionsPolicy, "category: execution}", "category: execution, remind_every: 30m}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	clock := t0
+	p, err := process.New(process.Options{Store: st, Policy: actions.NewLive(pol), Clock: func() time.Time { return clock },
+		DeadLetter: func(context.Context, *process.Message, string, string) error {
+			return fmt.Errorf("unexpected dead letter")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, typ := range []string{features.TypeOrderCreated, features.TypePickReleased} {
+		clock = t0.Add(time.Duration(i) * time.Hour)
+		data := "{}"
+		if typ == features.TypeOrderCreated {
+			data = fmt.Sprintf(`{"warehouse":"DAL","ship_cutoff":%q}`, t0.Add(20*time.Hour).Format(time.RFC3339))
+		}
+		tok := features.OrderToken("SO-1")
+		m := &process.Message{Seq: uint64(i + 1), Subject: fmt.Sprintf("orders.%d.%s.%s", features.Partition(tok, 16), typ, tok),
+			Data: fmt.Appendf(nil, `{"id":"e-%d","type":%q,"order_id":"SO-1","occurred_at":%q,"source":"test","schema":1,"data":%s}`,
+				i+1, typ, clock.Format(time.RFC3339), data)}
+		if _, err := p.Process(context.Background(), []*process.Message{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Due at 2h: overdue at the tick of 2h01, reminded at 2h30 and 3h.
+	for _, at := range []time.Duration{121, 151, 181} {
+		clock = t0.Add(at * time.Minute)
+		if _, err := p.Tick(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ppl := newPeople(t, auth.Options{})
+	srv := httptest.NewServer(api.Handler(api.Options{Store: st, Auth: ppl.a, Clock: func() time.Time { return clock }}))
+	t.Cleanup(srv.Close)
+	b := signedIn(t, srv.URL, "vic")
+	check := func(n int, last time.Duration) {
+		t.Helper()
+		var l, o struct {
+			Exceptions []process.Exception `json:"exceptions"`
+		}
+		getJSON(t, srv.URL+"/api/v1/exceptions", &l)
+		getJSON(t, srv.URL+"/api/v1/orders/SO-1", &o)
+		for name, xs := range map[string][]process.Exception{"GET /api/v1/exceptions": l.Exceptions, "GET /api/v1/orders/SO-1": o.Exceptions} {
+			if len(xs) != 1 || !xs[0].Open || xs[0].Reminders != n || !xs[0].RemindedAt.Equal(t0.Add(last)) {
+				t.Errorf("%s at %v: %+v, want it open with %d reminders, the last at %v", name, clock.Sub(t0), xs, n, last)
+			}
+		}
+		if _, body := b.page(srv.URL + "/orders/SO-1"); !strings.Contains(body, fmt.Sprintf("overdue, %d reminders", n)) {
+			t.Errorf("GET /orders/SO-1 at %v does not say %q", clock.Sub(t0), fmt.Sprintf("overdue, %d reminders", n))
+		}
+	}
+	check(2, 3*time.Hour)
+	// Read at 3h31, before any tick: the reminder of 3h30 is there.
+	clock = t0.Add(211 * time.Minute)
+	check(3, 3*time.Hour+30*time.Minute)
 }

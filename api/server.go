@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -65,6 +66,9 @@ type Options struct {
 	// MaxInFlight bounds the requests to /api/ served at once; beyond it they are
 	// refused with 503 and Retry-After. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// Clock is the time the reminders of open exceptions are read as of
+	// (process.ExceptionAt); nil means time.Now.
+	Clock func() time.Time
 	// Registerer takes the API's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger // nil means discard
@@ -212,11 +216,12 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	exceptions, err := s.o.Store.OrderExceptions(id)
+	stored, err := s.o.Store.OrderExceptions(id)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
+	exceptions := s.exceptionsNow(stored)
 	refs, err := process.RecordTimeline(v.Record)
 	if err != nil {
 		s.fail(w, err)
@@ -239,7 +244,7 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 		Exceptions      []json.RawMessage `json:"exceptions"`           // the order's exception records (process.Exception)
 		Unreadable      []string          `json:"unreadable,omitempty"` // stored records left out of history, and why
 	}{OrderID: id, Record: record, Timeline: s.timeline(r.Context(), id, v.Timeline, refs), TimelineDropped: refs.Dropped,
-		Decisions: views, History: hist, Scores: riskSeries(v), Exceptions: raws(exceptions), Unreadable: unreadable}
+		Decisions: views, History: hist, Scores: riskSeries(v), Exceptions: exceptions, Unreadable: unreadable}
 	writeJSON(w, http.StatusOK, out)
 }
 

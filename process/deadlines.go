@@ -20,7 +20,10 @@ import (
 // catching up on history) but strictly after its due time, so an expected
 // event at the due time itself is in time. Firing opens the exception, in the
 // commit of the timer, which writes the order's record with the watch; each
-// reminder after that is a firing of the same watch. The expected event
+// reminder after that is a firing of the same watch, counted in the metric
+// and written nowhere: the exception's reminders are derived from when it
+// became overdue and its remind_every (Exception.RemindersAt), and the
+// watch's next one from that schedule when it loads (resume). The expected event
 // deletes the watch and closes the exception in its own commit. A watch does
 // not depend on the order being open: a shipped order keeps its deadlines
 // until watch_until or cancellation.
@@ -49,6 +52,8 @@ type watch struct {
 	Passed bool `json:"passed,omitempty"`
 	// RemindAt and EscalateAt are the next reminder and the next escalation
 	// of the overdue exception; zero when none comes. Due is the earlier.
+	// RemindAt is stored as it was when the watch was last written, not at
+	// each reminder: resume recomputes it.
 	RemindAt   time.Time `json:"remind_at,omitzero"`
 	EscalateAt time.Time `json:"escalate_at,omitzero"`
 }
@@ -402,6 +407,7 @@ func (p *Processor) endWatch(batch *store.Batch, w *watch, how string, ev *featu
 		return nil
 	}
 	x.Open, x.ClosedAt, x.ClosedBy, x.CloseEvent = false, ev.OccurredAt, how, ev.ID
+	x.remindedAt(x.ClosedAt)
 	if x.Incident != "" {
 		if err := p.leaveIncident(batch, x); err != nil {
 			return err
@@ -472,6 +478,7 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 	}()
 	pol := p.opts.Policy.Policy()
 	n := 0
+	reminded := false
 	for ; limit < 0 || n < limit; n++ {
 		w, ok := p.watches.popDue(t)
 		if !ok {
@@ -486,27 +493,69 @@ func (p *Processor) fireDeadlines(batch *store.Batch, t time.Time, limit int) (i
 		if d == nil {
 			// The deadline left the policy: its clock stops, an open
 			// exception stays open until its expected event or the watch's end.
+			// Its reminders stop too: written as they stand, schedule dropped.
+			if x := w.Exception; x != nil && x.Open && x.RemindEvery != 0 {
+				x.remindedAt(w.Due)
+				x.RemindEvery, w.RemindAt = 0, time.Time{}
+				if err := p.writeException(batch, x, 0); err != nil {
+					return n, err
+				}
+			}
 			w.Due = time.Time{}
 			if err := p.putWatch(batch, w); err != nil {
 				return n, err
 			}
 			continue
 		}
-		if err := p.fireWatch(batch, pol, d, w, t); err != nil {
+		r, err := p.fireWatch(batch, pol, d, w, t)
+		if err != nil {
+			return n, err
+		}
+		reminded = reminded || r
+	}
+	if reminded && !p.opts.EventTime && t.After(p.watermark) {
+		// Fired on the wall clock, ahead of the watermark: what a restart
+		// resumes the reminders from (remindedUntil).
+		b, _ := t.MarshalText()
+		if err := batch.PutMeta(metaRemindedUntil, b); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
-// fireWatch fires a watch due at w.Due, strictly before t.
-func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) error {
+// metaRemindedUntil names the store's metadata that holds the time of the
+// last firing of reminders on the wall clock: every reminder due before it
+// has fired.
+const metaRemindedUntil = "reminded_until"
+
+// remindedUntil returns the time the reminders of the loaded watches resume
+// from: the later of the watermark and the last firing of reminders on the
+// wall clock (metaRemindedUntil).
+func (p *Processor) remindedUntil() (time.Time, error) {
+	from := p.watermark
+	v, err := p.opts.Store.Meta(metaRemindedUntil)
+	if err != nil || v == nil {
+		return from, err
+	}
+	var t time.Time
+	if err := t.UnmarshalText(v); err != nil {
+		return from, fmt.Errorf("process: stored %s %q: %w", metaRemindedUntil, v, err)
+	}
+	if t.After(from) {
+		from = t
+	}
+	return from, nil
+}
+
+// fireWatch fires a watch due at w.Due, strictly before t; it reports whether
+// that was a reminder.
+func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *actions.Deadline, w *watch, t time.Time) (bool, error) {
 	at := w.Due
-	every := d.RemindEvery.D()
 	// next is the first of from, from+every, ... after t: reminders missed
 	// while nothing ran (downtime, a gap in a replayed stream, history long
-	// past) are one reminder, not a storm of them.
-	next := func(from time.Time) time.Time {
+	// past) are one reminder in the metric, not a storm of them.
+	next := func(from time.Time, every time.Duration) time.Time {
 		if from.Before(t) {
 			from = from.Add((t.Sub(from)/every + 1) * every)
 		}
@@ -522,20 +571,25 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 			x = p.newException(w, d, at)
 			w.Exception, event = x, exOpened
 		}
-		x.Overdue = true
+		x.Overdue, x.RemindEvery = true, d.RemindEvery
 		w.RemindAt, w.EscalateAt = time.Time{}, time.Time{}
-		if every > 0 {
-			w.RemindAt = next(at.Add(every))
+		if every := d.RemindEvery.D(); every > 0 {
+			w.RemindAt = next(at.Add(every), every)
 		}
 		if _, sla, ok := pol.Escalates(x.Owner); ok {
 			w.EscalateAt = at.Add(sla)
 		}
 	case !w.RemindAt.IsZero() && !w.RemindAt.After(at):
-		x.Reminders++
-		x.RemindedAt = w.RemindAt
+		// Counted in the metric; the record derives it (RemindersAt), on
+		// the schedule fixed when it became overdue.
+		if x.RemindEvery == 0 {
+			// Overdue under an earlier release, which stored each
+			// reminder: from now on, the policy's remind_every.
+			x.RemindEvery = d.RemindEvery
+		}
 		w.RemindAt = time.Time{}
-		if every > 0 { // a reloaded policy may have stopped them
-			w.RemindAt = next(x.RemindedAt.Add(every))
+		if every := x.RemindEvery.D(); every > 0 {
+			w.RemindAt = next(at.Add(every), every)
 		}
 	default:
 		event = 0
@@ -562,12 +616,92 @@ func (p *Processor) fireWatch(batch *store.Batch, pol *actions.Policy, d *action
 		}
 	}
 	w.schedule()
+	if event == exReminded && steps == 0 {
+		// A reminder alone writes nothing: the watch is due again in
+		// memory, its record keeps the RemindAt it was written with.
+		p.watches.put(w)
+		return true, nil
+	}
 	if event != 0 || steps > 0 {
+		x.remindedAt(at)
+		if steps > 0 {
+			x.remindedAt(x.EscalatedAt)
+		}
 		if err := p.writeException(batch, x, 0); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return p.putWatch(batch, w)
+	return event == exReminded, p.putWatch(batch, w)
+}
+
+// resume sets the next reminder of a loaded watch from its exception's
+// schedule: the first of DueAt + k·RemindEvery at or after both the RemindAt
+// it was stored with and from (remindedUntil: every reminder due before it
+// fired before the stop). A reminder that came due while nothing ran is then
+// due at once, and counts once in the metric, not once per remind_every
+// missed. An exception overdue under an earlier release
+// (no RemindEvery stored) takes the remind_every of d, the deadline in the
+// policy now (nil: none), and is reported adopted: it is to be written with
+// it (adoptSchedules). It returns whether Due changed.
+func (w *watch) resume(d *actions.Deadline, from time.Time) (changed, adopted bool) {
+	x := w.Exception
+	if x == nil || !x.Open || !w.Passed || w.RemindAt.IsZero() {
+		return false, false
+	}
+	if x.RemindEvery == 0 && d != nil && d.RemindEvery > 0 {
+		x.RemindEvery, adopted = d.RemindEvery, true
+	}
+	every := x.RemindEvery.D()
+	if every <= 0 {
+		return false, adopted
+	}
+	if w.RemindAt.After(from) {
+		from = w.RemindAt
+	}
+	next := x.DueAt.Add(every)
+	if next.Before(from) {
+		next = next.Add((from.Sub(next) + every - 1) / every * every)
+	}
+	if next.Equal(w.RemindAt) {
+		return false, adopted
+	}
+	due := w.Due
+	w.RemindAt = next
+	w.schedule()
+	return !w.Due.Equal(due), adopted
+}
+
+// adoptSchedules writes, once at start, the open exceptions an earlier
+// release left overdue (it stored each reminder, RemindEvery zero) with the
+// remind_every they follow now (resume): from then on they read derived,
+// never fewer reminders than they were stored with. Commits of
+// legacyMoveBatch records.
+func (p *Processor) adoptSchedules(xs []*Exception) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	b := p.opts.Store.NewBatch()
+	defer func() { b.Discard() }()
+	for i, x := range xs {
+		v, err := encodeException(x)
+		if err != nil {
+			return fmt.Errorf("process: write the reminder schedule of an earlier release's exception %s: %w", x.ID, err)
+		}
+		if err := b.PutException(x.Order, exceptionKey(x), v, 0); err != nil {
+			return fmt.Errorf("process: write the reminder schedule of an earlier release's exception %s: %w", x.ID, err)
+		}
+		if (i+1)%legacyMoveBatch == 0 {
+			if err := b.Commit(); err != nil {
+				return fmt.Errorf("process: write the reminder schedules of an earlier release's exceptions: %w", err)
+			}
+			b = p.opts.Store.NewBatch()
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("process: write the reminder schedules of an earlier release's exceptions: %w", err)
+	}
+	p.log.Info("reminder schedules of an earlier release's open exceptions written", "exceptions", len(xs))
+	return nil
 }
 
 // maxEscalationSteps bounds the escalations of one firing of a watch.

@@ -143,7 +143,16 @@ func (r *deadlineRun) run(steps ...step) {
 	}
 }
 
-// exceptions returns the stored exceptions of an order.
+// now is the run's time: the clock live, the watermark on event time.
+func (r *deadlineRun) now() time.Time {
+	if r.eventTime && r.p != nil {
+		return r.p.Watermark()
+	}
+	return r.clock
+}
+
+// exceptions returns the stored exceptions of an order, read as the API
+// reads them: their reminders as of the run's time (ExceptionAt).
 func (r *deadlineRun) exceptions(order string) []Exception {
 	r.t.Helper()
 	raws, err := r.st.OrderExceptions(order)
@@ -152,6 +161,10 @@ func (r *deadlineRun) exceptions(order string) []Exception {
 	}
 	out := make([]Exception, len(raws))
 	for i, raw := range raws {
+		raw, err := ExceptionAt(raw, r.now())
+		if err != nil {
+			r.t.Fatal(err)
+		}
 		if err := json.Unmarshal(raw, &out[i]); err != nil {
 			r.t.Fatal(err)
 		}
@@ -472,15 +485,21 @@ func TestReplayOpensAndClosesExceptions(t *testing.T) {
 }
 
 // TestMissedRemindersAreOne: an exception found long overdue (history, or
-// after downtime) gets one reminder for the time nothing ran, not one per
-// remind_every missed: a year-old deadline must not make 17,000 writes.
+// after downtime) fires one reminder for the time nothing ran, not one per
+// remind_every missed: a year-old deadline must not make 17,000 firings. Its
+// record, which derives its reminders, reads the elapsed count.
 func TestMissedRemindersAreOne(t *testing.T) {
 	r := newDeadlineRun(t, false, store.Options{})
 	r.run(step{"order.created", "SO-1", 0}, step{"pick.released", "SO-1", time.Hour}, step{"", "", 2*time.Hour + time.Minute},
 		step{"", "", 400 * 24 * time.Hour})
+	if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("warehouse")); got != 1 {
+		t.Errorf("orderwatch_exception_reminders_total{owner=warehouse} after 400 days without a tick: %v, want 1", got)
+	}
+	// Due at 2h, every 30m, read at 400 days: every 30m from 2h30 on.
+	want := int((400*24*time.Hour - 2*time.Hour - 1) / (30 * time.Minute))
 	for _, x := range r.exceptions("SO-1") {
-		if x.Deadline == "released-not-picked" && x.Reminders != 1 {
-			t.Errorf("reminders after 400 days without a tick: %d, want 1", x.Reminders)
+		if x.Deadline == "released-not-picked" && x.Reminders != want {
+			t.Errorf("reminders read after 400 days: %d, want %d (one each 30m since the deadline)", x.Reminders, want)
 		}
 	}
 }
@@ -523,8 +542,9 @@ func TestTickSkipsPartitionsNotOwned(t *testing.T) {
 	if _, err := r.p.Tick(); err != nil {
 		t.Fatal(err)
 	}
-	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open" {
-		t.Fatalf("owned again: %q, want released-not-picked open", got)
+	// Due at 2h, read at 7h: reminded each 30m from 2h30 to 6h30.
+	if got := summary(r.exceptions("SO-1"))["released-not-picked"]; got != "open reminders=9" {
+		t.Fatalf("owned again: %q, want released-not-picked open, 9 reminders", got)
 	}
 }
 
@@ -674,8 +694,13 @@ func TestEscalation(t *testing.T) {
 			check(2*h+m, got{"cfo-office", 2, h + 40*m})
 			check(3*h+m, got{"cfo-office", 2, h + 40*m})
 			check(30*h, got{"cfo-office", 2, h + 40*m})
-			if x := look(30 * h); x.Reminders != 3 || !x.Open {
-				t.Errorf("at the ladder's end: %+v, want it open and reminded still", x)
+			// Due at 1h, every hour: 2h to 29h; fired at 2h, 3h and once
+			// for the hours no look came.
+			if x := look(30 * h); x.Reminders != 28 || !x.RemindedAt.Equal(t0.Add(29*h)) || !x.Open {
+				t.Errorf("at the ladder's end: %+v, want it open and reminded still, 28 times, the last at 29h", x)
+			}
+			if got := testutil.ToFloat64(r.p.book.reminders.WithLabelValues("cfo-office")); got != 3 {
+				t.Errorf("orderwatch_exception_reminders_total{owner=cfo-office} = %v, want 3", got)
 			}
 			for owner, want := range map[string]float64{"finance-controller": 1, "cfo-office": 1} {
 				if got := testutil.ToFloat64(r.p.book.escalations.WithLabelValues(owner)); got != want {

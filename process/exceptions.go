@@ -1,6 +1,9 @@
 package process
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -40,10 +43,18 @@ type Exception struct {
 	StartEvent string    `json:"start_event,omitempty"`
 	DueAt      time.Time `json:"due_at"`
 	OpenedAt   time.Time `json:"opened_at"`
-	// Reminders counts the reminders sent while open, one each remind_every,
-	// the last at RemindedAt.
+	// Reminders counts the reminders while open and overdue, one each
+	// RemindEvery after DueAt, the last at RemindedAt. They are derived, not
+	// stored per reminder (RemindersAt): a record holds them as of its last
+	// write, and the API shows them as of the time it is read.
 	Reminders  int       `json:"reminders"`
 	RemindedAt time.Time `json:"reminded_at,omitzero"`
+	// RemindEvery is the deadline's remind_every when it became overdue,
+	// kept so that a policy reload does not rewrite its reminders; zero:
+	// none, or a record of a release that stored each reminder (Reminders
+	// and RemindedAt are then as stored).
+	RemindEvery actions.Duration `json:"remind_every,omitempty"`
+
 	Open       bool      `json:"open"`
 	ClosedAt   time.Time `json:"closed_at,omitzero"`
 	ClosedBy   string    `json:"closed_by,omitempty"`   // ClosedExpected, ClosedCancelled or ClosedWatchEnded
@@ -80,6 +91,56 @@ type Exception struct {
 	FirstOwner  string    `json:"first_owner,omitempty"`
 	Escalations int       `json:"escalations,omitempty"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+}
+
+// RemindersAt returns the reminders of x as of t and when the last was: one
+// at each DueAt + k·RemindEvery (k ≥ 1) strictly before t and, once closed,
+// strictly before ClosedAt (an expected event at a reminder's time is in
+// time), while overdue. It is the elapsed count: reminders that came due
+// while nothing ran count too. Never fewer than the record holds (a record
+// of an earlier release counted each reminder sent).
+func (x *Exception) RemindersAt(t time.Time) (int, time.Time) {
+	n, last := x.Reminders, x.RemindedAt
+	every := x.RemindEvery.D()
+	if every <= 0 || !x.Overdue {
+		return n, last
+	}
+	if !x.Open && x.ClosedAt.Before(t) {
+		t = x.ClosedAt
+	}
+	if !x.DueAt.Before(t) {
+		return n, last
+	}
+	k := (t.Sub(x.DueAt) - 1) / every
+	if int64(k) > int64(n) {
+		n, last = int(k), x.DueAt.Add(k*every)
+	}
+	return n, last
+}
+
+// remindedAt sets Reminders and RemindedAt as of t (RemindersAt), before x
+// is written.
+func (x *Exception) remindedAt(t time.Time) {
+	x.Reminders, x.RemindedAt = x.RemindersAt(t)
+}
+
+// ExceptionAt returns the JSON of a stored exception record with its
+// reminders as of t (Exception.RemindersAt): raw itself when they are as
+// stored (closed, without a reminder schedule, or nothing new since).
+func ExceptionAt(raw []byte, t time.Time) ([]byte, error) {
+	if !bytes.Contains(raw, []byte(`"remind_every":`)) {
+		return raw, nil
+	}
+	var x Exception
+	if err := json.Unmarshal(raw, &x); err != nil {
+		return nil, fmt.Errorf("process: decode exception record: %w", err)
+	}
+	n, last := x.RemindersAt(t)
+	if !x.Open || (n == x.Reminders && last.Equal(x.RemindedAt)) {
+		return raw, nil
+	}
+	x.Reminders, x.RemindedAt = n, last
+	return encodeException(&x)
 }
 
 // What opened an exception (Exception.Kind).

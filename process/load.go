@@ -26,6 +26,7 @@ func (p *Processor) loadOrders(first bool) error {
 		bad          map[string]bool // orders whose record does not decode
 		badErr       error
 		withEx       []storedWatch // watches whose exception is to be read
+		legacyEx     []*Exception  // open exceptions of an earlier release to write with their reminder schedule
 		lostWatches  int
 		lostWatchErr error
 		open         []openRow
@@ -75,6 +76,10 @@ func (p *Processor) loadOrders(first bool) error {
 	if err != nil {
 		return fmt.Errorf("process: load the order records: %w", err)
 	}
+	from, err := p.remindedUntil()
+	if err != nil {
+		return err
+	}
 	for _, sw := range withEx {
 		w := sw.w
 		raw, err := p.opts.Store.Exception(w.Order, sw.ex)
@@ -95,6 +100,16 @@ func (p *Processor) loadOrders(first bool) error {
 			continue
 		}
 		w.Exception = x
+		changed, adopted := w.resume(deadlineOf(p.opts.Policy.Policy(), w.Deadline), from)
+		if changed {
+			ws.put(w)
+		}
+		if adopted && first {
+			legacyEx = append(legacyEx, x)
+		}
+	}
+	if err := p.adoptSchedules(legacyEx); err != nil {
+		return err
 	}
 	if first {
 		if err := p.takeLegacyWatches(ws, bad, lose); err != nil {

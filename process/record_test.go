@@ -22,7 +22,7 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 		v.SetString("s" + string(rune('a'+*n%26)) + time.Duration(*n).String())
 	case reflect.Bool:
 		v.SetBool(true)
-	case reflect.Int:
+	case reflect.Int, reflect.Int64:
 		v.SetInt(int64(*n))
 	case reflect.Uint8:
 		if v.Type() == reflect.TypeFor[WhatField]() {
