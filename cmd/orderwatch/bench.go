@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,9 @@ type benchConfig struct {
 	CPUProfile        string
 	MemProfile        string
 	LatencyCPUProfile string
+	// LatencyTrace, when set, is the file of a runtime/trace of the pipeline's
+	// latency phase (go tool trace).
+	LatencyTrace string
 	// VlogGC is the interval of Badger's value-log GC during the pipeline's
 	// phases; 0 runs none.
 	VlogGC time.Duration
@@ -66,6 +70,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
 	fs.DurationVar(&c.VlogGC, "vlog-gc-every", 30*time.Second, "`interval` of Badger's value-log GC during the pipeline's phases (run does it every 5 minutes; 0 = none)")
 	fs.StringVar(&c.LatencyCPUProfile, "latency-cpuprofile", "", "write a CPU profile of the pipeline's latency phase to `file` (go tool pprof)")
+	fs.StringVar(&c.LatencyTrace, "latency-trace", "", "write a runtime trace of the pipeline's latency phase to `file` (go tool trace: where the goroutines wait)")
 	memLimit := memoryLimit{auto: true}
 	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
 	if err := fs.Parse(args); err != nil {
@@ -528,9 +533,17 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	if err != nil {
 		return res, err
 	}
+	stopTrace, err := startTrace(c.LatencyTrace)
+	if err != nil {
+		_ = stopProfile()
+		return res, err
+	}
 	err = probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate)
 	if err == nil {
 		probe.drain(ctx, time.Minute)
+	}
+	if terr := stopTrace(); err == nil {
+		err = terr
 	}
 	if perr := stopProfile(); err == nil {
 		err = perr
@@ -582,6 +595,23 @@ func startCPUProfile(path string) (stop func() error, err error) {
 		return nil, err
 	}
 	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
+}
+
+// startTrace starts a runtime trace to path; "" traces nothing. stop ends it
+// and closes the file.
+func startTrace(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { trace.Stop(); return f.Close() }, nil
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.
