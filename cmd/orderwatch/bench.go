@@ -157,6 +157,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "latency_batch_max_messages %d\n", res.latencyBatchMax)
 	fmt.Fprintf(out, "latency_outbox_depth_start %.0f\n", res.outboxStart)
 	fmt.Fprintf(out, "latency_outbox_depth_end %.0f\n", res.outboxEnd)
+	fmt.Fprintf(out, "latency_rescores_per_event %.2f\n", res.rescoresPerEvent)
 	fmt.Fprintf(out, "floor_p50_publish_to_fetch_ms %.2f\n", floorP50)
 	fmt.Fprintf(out, "floor_p99_publish_to_fetch_ms %.2f\n", floorP99)
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
@@ -381,6 +382,11 @@ type pipelineResult struct {
 	// outboxStart and outboxEnd are the executor's outbox depth at its last
 	// scan when the latency phase starts and when it ends.
 	outboxStart, outboxEnd float64
+	// rescoresPerEvent is the orders the latency phase rescored by a timer
+	// (orderwatch_rescores_total) per event published: on event time they
+	// fire with the event that moves the watermark past them, and a pickup
+	// time shared by many orders makes one batch carry hundreds.
+	rescoresPerEvent float64
 	// storedP50 and storedP99 are the latency phase's times from publish to
 	// JetStream's ack: the share of p50 and p99 before the pipeline sees it.
 	storedP50, storedP99 float64
@@ -452,6 +458,8 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		return res, err
 	}
 	scorer := &timedScorer{Scorer: &registryScorer{r: registry}}
+	// The processor's metrics say how many timers the latency phase fired.
+	pipeMetrics := prometheus.NewRegistry()
 
 	var committed atomic.Int64
 	probe := newLatencyProbe()
@@ -460,7 +468,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
 		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
-		EventTime: true, Group: benchGroup,
+		EventTime: true, Group: benchGroup, Registerer: pipeMetrics,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
 			probe.committed(len(msgs))
@@ -529,6 +537,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
 	res.outboxStart = gaugeValue(execMetrics, "orderwatch_outbox_depth")
+	rescoresStart := counterValue(pipeMetrics, "orderwatch_rescores_total")
 	stopProfile, err = startCPUProfile(c.LatencyCPUProfile)
 	if err != nil {
 		return res, err
@@ -555,6 +564,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	res.latencyBatches, res.latencyBatchMean, res.latencyBatchMax = probe.batchSizes()
 	res.storedP50, res.storedP99 = probe.storedPercentiles()
 	res.outboxEnd = gaugeValue(execMetrics, "orderwatch_outbox_depth")
+	res.rescoresPerEvent = (counterValue(pipeMetrics, "orderwatch_rescores_total") - rescoresStart) / float64(res.latencyEvents)
 
 	stats, err := st.Stats()
 	if err != nil {
@@ -575,6 +585,20 @@ func gaugeValue(g prometheus.Gatherer, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
 			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// counterValue reads a counter without labels from a registry; 0 when missing.
+func counterValue(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
 	return 0
