@@ -223,6 +223,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		cur      int
 		inflight *batchBuf // submitted, commit on its way
 		backoff  = 100 * time.Millisecond
+		// timersLeft: the last tick stopped at its slice with timers still
+		// due; the next slice runs as soon as no message waits.
+		timersLeft bool
 	)
 	pause := func() {
 		select {
@@ -244,6 +247,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.replicate(ctx)
 		p.acked(b, res)
 		return true
+	}
+	// rescore fires one slice of the rescoring timers due (process.Tick): a
+	// batch that arrives meanwhile waits behind one slice, not the backlog.
+	rescore := func() {
+		res, err := p.proc.Tick()
+		if res.Timers {
+			p.settleTick(err)
+		}
+		if err == nil && res.Queued {
+			p.opts.OnCommit()
+		}
+		timersLeft = err == nil && res.TimersLeft
 	}
 	stop := func() error {
 		if inflight != nil {
@@ -268,6 +283,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			// messages keep coming.
 			return stop()
 		}
+		if timersLeft && inflight == nil && len(msgs) == 0 {
+			rescore()
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return stop()
@@ -282,16 +301,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				pause()
 				continue
 			}
-			// Rescoring timers fire between batches when the stream is quiet. A
-			// tick is judged apart from the batches: one with no timer due, or a
-			// committed one, must not hide a batch that keeps failing.
-			res, err := p.proc.Tick()
-			if res.Timers {
-				p.settleTick(err)
-			}
-			if err == nil && res.Queued {
-				p.opts.OnCommit()
-			}
+			// Rescoring timers fire between batches when the stream is quiet, a
+			// slice at a time. A tick is judged apart from the batches: one with
+			// no timer due, or a committed one, must not hide a batch that keeps
+			// failing.
+			rescore()
 			continue
 		case m := <-msgs:
 			b.msgs = append(b.msgs, m)

@@ -186,11 +186,15 @@ type Result struct {
 	// Timers says that a Tick found rescoring timers due: it committed their
 	// rescoring, or failed to.
 	Timers bool
+	// TimersLeft says that a Tick stopped at its bound (timerSlice) with
+	// timers still due: tick again once no message waits.
+	TimersLeft bool
 }
 
 func (r Result) add(o Result) Result {
 	return Result{Queued: r.Queued || o.Queued, Applied: r.Applied + o.Applied,
-		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered, Timers: r.Timers || o.Timers}
+		Duplicates: r.Duplicates + o.Duplicates, DeadLettered: r.DeadLettered + o.DeadLettered, Timers: r.Timers || o.Timers,
+		TimersLeft: o.TimersLeft}
 }
 
 // New loads the durable context, watermark, rescoring index and deadline
@@ -397,7 +401,9 @@ func (p *Processor) stage(ctx context.Context, msgs []*Message, poison error) (*
 		s.batch = p.opts.Store.NewBatch()
 	}
 	if p.clockTimers() {
-		if err := p.fireDue(s.batch, p.opts.Clock()); err != nil {
+		// One slice of the timers due by the clock rides with the batch;
+		// the rest wait for the next batch or Tick (timerSlice).
+		if _, err := p.fireDueN(s.batch, p.opts.Clock(), timerSlice); err != nil {
 			return s, err
 		}
 	}

@@ -12,9 +12,22 @@ import (
 // of timers due at once, more than one Badger commit takes.
 const maxTimerRows = 512
 
-// Tick rescoring orders whose timers are due by the wall clock, in commits of its
-// own. Only for live mode; in event-time mode (and while catching up on
-// history, Options.CatchUpBefore) timers fire as the watermark passes them. It must not run while a batch commits.
+// timerSlice bounds the timers that fire by the wall clock between two
+// batches: those a Tick fires, in one commit, and those a batch fires in its
+// own commit. A batch that arrives while timers are due waits behind one
+// slice, never behind all of them: a Tick that drained every due timer (in
+// commits of maxTimerRows) held the messages behind it for as long as the
+// drain took, and a batch staged after a cluster of cutoffs carried them
+// all. What a slice leaves due fires with the next batch or Tick
+// (Result.TimersLeft).
+const timerSlice = 64
+
+// Tick rescores orders whose timers are due by the wall clock: at most
+// timerSlice of them, in one commit of their own, and Result.TimersLeft says
+// whether more are due (the caller ticks again once no message waits). Only
+// for live mode; in event-time mode (and while catching up on history,
+// Options.CatchUpBefore) timers fire as the watermark passes them. It must not
+// run while a batch commits.
 func (p *Processor) Tick() (Result, error) {
 	if !p.clockTimers() {
 		return Result{}, nil
@@ -22,15 +35,29 @@ func (p *Processor) Tick() (Result, error) {
 	if p.flight != nil {
 		return Result{}, errors.New("process: Tick called while a batch commits: Wait for it first")
 	}
-	return p.drainDue(p.opts.Clock())
+	return p.drainDueN(p.opts.Clock(), timerSlice, 1)
+}
+
+// dueAt reports whether a rescoring timer or a deadline watch is due at t.
+func (p *Processor) dueAt(t time.Time) bool {
+	e, ok := p.dues.h.peek()
+	return ok && !e.at.After(t) || p.watches.due(t)
 }
 
 // drainDue rescores every order due at or before t, at most maxTimerRows in a
-// commit, fewer when a commit cannot take that many or fails on poison: a
-// timer that fails alone is dropped (counted, logged once per call) so that it
-// cannot hold up the others and the batches behind them.
-func (p *Processor) drainDue(t time.Time) (res Result, err error) {
-	limit := maxTimerRows
+// commit (drainDueN without a bound on the commits).
+func (p *Processor) drainDue(t time.Time) (Result, error) {
+	return p.drainDueN(t, maxTimerRows, -1)
+}
+
+// drainDueN rescores the orders due at or before t, at most limit in a commit
+// and at most commits commits (no bound when negative), fewer when a commit
+// cannot take that many or fails on poison: a timer that fails alone is
+// dropped (counted, logged once per call; its drop is a commit) so that it
+// cannot hold up the others and the batches behind them. When it stops at its
+// bound with timers still due, Result.TimersLeft says so.
+func (p *Processor) drainDueN(t time.Time, limit, commits int) (res Result, err error) {
+	start := limit
 	var dropped int
 	var dropErr error
 	defer func() {
@@ -39,7 +66,11 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 		}
 	}()
 	for {
-		if e, ok := p.dues.h.peek(); (!ok || e.at.After(t)) && !p.watches.due(t) {
+		if !p.dueAt(t) {
+			return res, nil
+		}
+		if commits == 0 {
+			res.TimersLeft = true
 			return res, nil
 		}
 		res.Timers = true
@@ -56,6 +87,7 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 			return res, nil
 		case c == None:
 			res.Queued = res.Queued || queued
+			commits--
 			continue
 		case c == Transient:
 			return res, err
@@ -69,7 +101,8 @@ func (p *Processor) drainDue(t time.Time) (res Result, err error) {
 		if derr := p.dropTimer(t); derr != nil {
 			return res, errors.Join(err, derr)
 		}
-		dropped, dropErr, limit = dropped+1, err, maxTimerRows
+		dropped, dropErr, limit = dropped+1, err, start
+		commits--
 	}
 }
 

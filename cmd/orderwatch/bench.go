@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,9 @@ type benchConfig struct {
 	CPUProfile        string
 	MemProfile        string
 	LatencyCPUProfile string
+	// LatencyTrace, when set, is the file of a runtime/trace of the pipeline's
+	// latency phase (go tool trace).
+	LatencyTrace string
 	// VlogGC is the interval of Badger's value-log GC during the pipeline's
 	// phases; 0 runs none.
 	VlogGC time.Duration
@@ -66,6 +70,7 @@ func benchCmd(args []string) error {
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the pipeline phase to `file` (go tool pprof)")
 	fs.DurationVar(&c.VlogGC, "vlog-gc-every", 30*time.Second, "`interval` of Badger's value-log GC during the pipeline's phases (run does it every 5 minutes; 0 = none)")
 	fs.StringVar(&c.LatencyCPUProfile, "latency-cpuprofile", "", "write a CPU profile of the pipeline's latency phase to `file` (go tool pprof)")
+	fs.StringVar(&c.LatencyTrace, "latency-trace", "", "write a runtime trace of the pipeline's latency phase to `file` (go tool trace: where the goroutines wait)")
 	memLimit := memoryLimit{auto: true}
 	fs.Var(&memLimit, "memory-limit", "Go heap soft `limit`, as run takes it: auto, off, or a size such as 768MiB")
 	if err := fs.Parse(args); err != nil {
@@ -161,6 +166,7 @@ func bench(ctx context.Context, c benchConfig, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "latency_batch_max_messages %d\n", res.latencyBatchMax)
 	fmt.Fprintf(out, "latency_outbox_depth_start %.0f\n", res.outboxStart)
 	fmt.Fprintf(out, "latency_outbox_depth_end %.0f\n", res.outboxEnd)
+	fmt.Fprintf(out, "latency_rescores_per_event %.2f\n", res.rescoresPerEvent)
 	fmt.Fprintf(out, "floor_p50_publish_to_fetch_ms %.2f\n", floorP50)
 	fmt.Fprintf(out, "floor_p99_publish_to_fetch_ms %.2f\n", floorP99)
 	fmt.Fprintf(out, "scoring_us_per_order %.2f\n", res.scoringUS)
@@ -387,6 +393,11 @@ type pipelineResult struct {
 	// outboxStart and outboxEnd are the executor's outbox depth at its last
 	// scan when the latency phase starts and when it ends.
 	outboxStart, outboxEnd float64
+	// rescoresPerEvent is the orders the latency phase rescored by a timer
+	// (orderwatch_rescores_total) per event published: on event time they
+	// fire with the event that moves the watermark past them, and a pickup
+	// time shared by many orders makes one batch carry hundreds.
+	rescoresPerEvent float64
 	// storedP50 and storedP99 are the latency phase's times from publish to
 	// JetStream's ack: the share of p50 and p99 before the pipeline sees it.
 	storedP50, storedP99 float64
@@ -462,6 +473,8 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 		return res, err
 	}
 	scorer := &timedScorer{Scorer: &registryScorer{r: registry}}
+	// The processor's metrics say how many timers the latency phase fired.
+	pipeMetrics := prometheus.NewRegistry()
 
 	var committed atomic.Int64
 	probe := newLatencyProbe()
@@ -470,7 +483,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// the wall clock every simulated order would be long past its cutoff.
 	pipe, err := pipeline.New(pipeline.Options{
 		JetStream: js, Store: st, Policy: actions.NewLive(policy), Scorer: scorer, OnCommit: exec.Wake, BatchSize: c.BatchSize, Logger: log,
-		EventTime: true, Group: benchGroup,
+		EventTime: true, Group: benchGroup, Registerer: pipeMetrics,
 		OnCommitted: func(msgs []*pipeline.Message) {
 			committed.Add(int64(len(msgs)))
 			probe.committed(len(msgs))
@@ -545,13 +558,22 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	// The simulated bus duplicates some events; JetStream drops a copy by its
 	// Nats-Msg-Id and says so in its ack, and a dropped copy never commits.
 	res.outboxStart = gaugeValue(execMetrics, "orderwatch_outbox_depth")
+	rescoresStart := counterValue(pipeMetrics, "orderwatch_rescores_total")
 	stopProfile, err = startCPUProfile(c.LatencyCPUProfile)
 	if err != nil {
+		return res, err
+	}
+	stopTrace, err := startTrace(c.LatencyTrace)
+	if err != nil {
+		_ = stopProfile()
 		return res, err
 	}
 	err = probe.publish(ctx, js, scenario, c.Events, res.latencyEvents, res.latencyRate)
 	if err == nil {
 		probe.drain(ctx, time.Minute)
+	}
+	if terr := stopTrace(); err == nil {
+		err = terr
 	}
 	if perr := stopProfile(); err == nil {
 		err = perr
@@ -563,6 +585,7 @@ func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, in
 	res.latencyBatches, res.latencyBatchMean, res.latencyBatchMax = probe.batchSizes()
 	res.storedP50, res.storedP99 = probe.storedPercentiles()
 	res.outboxEnd = gaugeValue(execMetrics, "orderwatch_outbox_depth")
+	res.rescoresPerEvent = (counterValue(pipeMetrics, "orderwatch_rescores_total") - rescoresStart) / float64(res.latencyEvents)
 
 	stats, err := st.Stats()
 	if err != nil {
@@ -588,6 +611,20 @@ func gaugeValue(g prometheus.Gatherer, name string) float64 {
 	return 0
 }
 
+// counterValue reads a counter without labels from a registry; 0 when missing.
+func counterValue(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 // startCPUProfile starts a CPU profile to path; "" profiles nothing. stop ends
 // it and closes the file.
 func startCPUProfile(path string) (stop func() error, err error) {
@@ -603,6 +640,23 @@ func startCPUProfile(path string) (stop func() error, err error) {
 		return nil, err
 	}
 	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
+}
+
+// startTrace starts a runtime trace to path; "" traces nothing. stop ends it
+// and closes the file.
+func startTrace(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { trace.Stop(); return f.Close() }, nil
 }
 
 // writeHeapProfile writes the live heap (after a collection) to path.

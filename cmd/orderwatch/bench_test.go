@@ -79,6 +79,9 @@ func checkFigures(t *testing.T, got map[string]float64) {
 			t.Errorf("%s = %v, want a positive figure (figures: %v)", name, got[name], got)
 		}
 	}
+	if _, ok := got["latency_rescores_per_event"]; !ok {
+		t.Errorf("latency_rescores_per_event not printed (figures: %v)", got)
+	}
 	if got["peak_anon_rss_mb"] > got["peak_rss_mb"] {
 		t.Errorf("peak anonymous RSS %v above the peak RSS %v", got["peak_anon_rss_mb"], got["peak_rss_mb"])
 	}
