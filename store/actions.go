@@ -59,7 +59,7 @@ func (b *Batch) PutRateWindow(action, scope, value string, times []int64, ttl ti
 	for _, t := range times {
 		v = binary.BigEndian.AppendUint64(v, uint64(t))
 	}
-	return b.setEntry(withTTL(badger.NewEntry(key(pWindow, action, scope, value), v), ttl))
+	return b.setEntry(withTTL(b.newEntry(key(pWindow, action, scope, value), v), ttl))
 }
 
 // LastFired returns when an action last fired for an order; zero when never (or
@@ -88,7 +88,7 @@ func (b *Batch) LastFired(order, action string) (time.Time, error) {
 // PutLastFired records that an action fired for an order at at.
 func (b *Batch) PutLastFired(order, action string, at time.Time, ttl time.Duration) error {
 	v := binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
-	return b.setEntry(withTTL(badger.NewEntry(key(pCooldown, order, action), v), ttl))
+	return b.setEntry(withTTL(b.newEntry(key(pCooldown, order, action), v), ttl))
 }
 
 // AppendScore adds a score point to an order's history. It copies v: the caller
@@ -105,7 +105,7 @@ func (b *Batch) AppendScore(order string, at time.Time, v []byte, ttl time.Durat
 	buf = append(buf, 0)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
 	buf = append(buf, v...)
-	return b.setEntry(withTTL(badger.NewEntry(buf[:n:n], buf[n:]), ttl))
+	return b.setEntry(withTTL(b.newEntry(buf[:n:n], buf[n:]), ttl))
 }
 
 // Decision returns a decision record, or ErrNotFound.

@@ -43,7 +43,14 @@ type Batch struct {
 	// bytes counts the key and value bytes of the batch's writes by kind, for
 	// Store.WriteBytes.
 	bytes [128]uint64
+	// slab holds the batch's entries (newEntry); rkey is the key of the
+	// latest read, reused: Badger keeps no read key once the read returns.
+	slab []badger.Entry
+	rkey []byte
 }
+
+// entrySlab is how many entries newEntry allocates at once.
+const entrySlab = 256
 
 type staged struct {
 	e   *badger.Entry
@@ -181,21 +188,23 @@ func (b *Batch) Add(counter string, delta int64) { b.deltas[counter] += delta }
 // are marked by sequence; an applied event's marker (MarkEvent) holds its
 // sequence instead.
 func (b *Batch) SeqCommitted(part int, seq uint64) (bool, error) {
-	_, err := b.reader().Get(seqKey(part, seq))
+	b.rkey = binary.BigEndian.AppendUint64(appendPart(append(b.rkey[:0], pSeq...), part), seq)
+	_, err := b.reader().Get(b.rkey)
 	return found(err)
 }
 
 // MarkSeq records that the message at stream sequence seq, of partition part, is
 // handled by this batch.
 func (b *Batch) MarkSeq(part int, seq uint64) error {
-	return b.setEntry(badger.NewEntry(seqKey(part, seq), nil).WithTTL(b.s.markerTTL))
+	return b.setEntry(b.newEntry(seqKey(part, seq), nil).WithTTL(b.s.markerTTL))
 }
 
 // EventSeq returns the stream sequence an event with this id was applied from, and
 // whether it was applied before. The same sequence means a redelivery of the same
 // message; another one, a duplicate published again.
 func (b *Batch) EventSeq(part int, id string) (uint64, bool, error) {
-	item, err := b.reader().Get(eventKey(part, id))
+	b.rkey = appendEventKey(b.rkey[:0], part, id)
+	item, err := b.reader().Get(b.rkey)
 	if ok, err := found(err); !ok || err != nil {
 		return 0, false, err
 	}
@@ -215,13 +224,18 @@ func (b *Batch) EventSeq(part int, id string) (uint64, bool, error) {
 // MarkEvent records that the event id was applied in partition part from stream
 // sequence seq.
 func (b *Batch) MarkEvent(part int, id string, seq uint64) error {
-	v := binary.BigEndian.AppendUint64(nil, seq)
-	return b.setEntry(badger.NewEntry(eventKey(part, id), v).WithTTL(b.s.markerTTL))
+	// The key and the value share one allocation; Badger copies both.
+	kv := make([]byte, 0, len(pEventID)+2+len(id)+8)
+	kv = appendEventKey(kv, part, id)
+	n := len(kv)
+	kv = binary.BigEndian.AppendUint64(kv, seq)
+	return b.setEntry(b.newEntry(kv[:n:n], kv[n:]).WithTTL(b.s.markerTTL))
 }
 
 // Order returns the stored record of an order, or nil when there is none.
 func (b *Batch) Order(id string) ([]byte, error) {
-	item, err := b.reader().Get(key(pOrder, id))
+	b.rkey = append(append(b.rkey[:0], pOrder...), id...) // key(pOrder, id)
+	item, err := b.reader().Get(b.rkey)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -234,7 +248,7 @@ func (b *Batch) Order(id string) ([]byte, error) {
 // PutOrder stores an order's record. A ttl above zero lets Badger expire it (closed
 // and orphan orders); zero keeps it.
 func (b *Batch) PutOrder(id string, rec []byte, ttl time.Duration) error {
-	e := badger.NewEntry(key(pOrder, id), rec)
+	e := b.newEntry(key(pOrder, id), rec)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)
 	}
@@ -251,7 +265,7 @@ func (b *Batch) AppendTimeline(order string, at time.Time, eventID string, raw [
 	if b.s.skip.Timelines {
 		return nil
 	}
-	e := badger.NewEntry(timelineKey(order, at.UnixNano(), eventID), raw)
+	e := b.newEntry(timelineKey(order, at.UnixNano(), eventID), raw)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)
 	}
@@ -305,7 +319,18 @@ func (b *Batch) Enqueue(decisionID string, cmd []byte) error {
 	return b.set(key(pOutbox, decisionID), cmd)
 }
 
-func (b *Batch) set(k, v []byte) error { return b.setEntry(badger.NewEntry(k, v)) }
+func (b *Batch) set(k, v []byte) error { return b.setEntry(b.newEntry(k, v)) }
+
+// newEntry returns an entry of the batch for k and v, from its slab: Badger
+// keeps the pointer until the commit, so a full slab is replaced, never grown
+// or reused, and one allocation serves entrySlab writes.
+func (b *Batch) newEntry(k, v []byte) *badger.Entry {
+	if len(b.slab) == cap(b.slab) {
+		b.slab = make([]badger.Entry, 0, entrySlab)
+	}
+	b.slab = append(b.slab, badger.Entry{Key: k, Value: v})
+	return &b.slab[len(b.slab)-1]
+}
 
 func (b *Batch) setEntry(e *badger.Entry) error {
 	if len(e.Key) > 0 && e.Key[0] < 128 {

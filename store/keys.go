@@ -99,10 +99,9 @@ func seqKey(part int, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
-func eventKey(part int, id string) []byte {
-	b := make([]byte, 0, len(pEventID)+2+len(id))
-	b = appendPart(append(b, pEventID...), part)
-	return append(b, id...)
+// appendEventKey appends the event-id marker key of id in part to b.
+func appendEventKey(b []byte, part int, id string) []byte {
+	return append(appendPart(append(b, pEventID...), part), id...)
 }
 
 // appendPart appends a partition number as two bytes, big endian.
