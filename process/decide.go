@@ -21,6 +21,10 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 	shadowKeys := p.shadowKeys(&sc)
 
 	var queued bool
+	// One map of class probabilities for the batch's rows, cleared for each:
+	// Decide reads in.Classes and keeps none of it (a decision copies the
+	// scores it records).
+	var classProbs map[string]float64
 	for i := range p.rows {
 		row, rec := &p.rows[i], p.rowRecs[i]
 		row.Risk = p.risks[i]
@@ -37,7 +41,11 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 			}
 			continue
 		}
-		rec.Risk, rec.ScoredAt, rec.Model, rec.Degraded = &risk, row.Moment, model, degraded
+		if rec.Risk == nil {
+			rec.Risk = new(float64)
+		}
+		*rec.Risk = risk // the record owns its Risk: no allocation per scoring
+		rec.ScoredAt, rec.Model, rec.Degraded = row.Moment, model, degraded
 		if rec.Policy == nil {
 			rec.Policy = actions.Memory{}
 		}
@@ -55,7 +63,11 @@ func (p *Processor) decide(batch *store.Batch) (bool, error) {
 		}
 		top := ""
 		if sc.ClassModel != nil && usableClasses(p.classes[i*len(sc.ClassLabels):(i+1)*len(sc.ClassLabels)]) {
-			in.Classes, in.ClassModel = make(map[string]float64, len(sc.ClassLabels)), *sc.ClassModel
+			if classProbs == nil {
+				classProbs = make(map[string]float64, len(sc.ClassLabels))
+			}
+			clear(classProbs)
+			in.Classes, in.ClassModel = classProbs, *sc.ClassModel
 			best := float32(-1)
 			for j, label := range sc.ClassLabels {
 				pr := p.classes[i*len(sc.ClassLabels)+j]
