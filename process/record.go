@@ -1,6 +1,7 @@
 package process
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,7 +200,8 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 			if tag == sectionsEnd {
 				break
 			}
-			payload := d.Str()
+			var payload sectionPayload
+			d.Decode(&payload)
 			if d.Err() != nil {
 				break
 			}
@@ -210,6 +212,21 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 	}
 	rec.Flags = flagsOf(&rec.State)
 	return d.End()
+}
+
+// sectionPayload is a section's payload as decodeRecord reads it: the bytes
+// of the record a binrec string holds, not a copy (readSection copies what it
+// keeps).
+type sectionPayload []byte
+
+// DecodeBinary reads what binrec.AppendString wrote.
+func (p *sectionPayload) DecodeBinary(b []byte) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, binrec.ErrShort
+	}
+	*p = b[k : k+int(n) : k+int(n)]
+	return b[k+int(n):], nil
 }
 
 // flagsOf derives the flags the API shows from an order's state.

@@ -20,9 +20,9 @@ func appendLastPoint(b []byte, m *actions.ScoreMark) []byte {
 }
 
 // readLastPoint reads the section of an order's last written score point.
-func readLastPoint(payload string, rec *orderRecord) error {
+func readLastPoint(payload []byte, rec *orderRecord) error {
 	m := &actions.ScoreMark{}
-	d := binrec.NewDecoder([]byte(payload))
+	d := binrec.NewDecoder(payload)
 	d.Decode(m)
 	if err := d.End(); err != nil {
 		return err

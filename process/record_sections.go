@@ -1,6 +1,11 @@
 package process
 
-import "github.com/orderwatch/orderwatch/internal/binrec"
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/orderwatch/orderwatch/internal/binrec"
+)
 
 // Sections of an order record (recordV3): parts of an order's durable state
 // that ride in its record, written with it, instead of keys of their own, so
@@ -43,18 +48,20 @@ func appendSections(b []byte, rec *orderRecord) ([]byte, error) {
 // appendSection appends one section: its tag, then payload as a binrec string.
 func appendSection(b []byte, tag int, payload []byte) []byte {
 	b = binrec.AppendInt(b, tag)
-	return binrec.AppendString(b, string(payload))
+	b = binary.AppendUvarint(b, uint64(len(payload))) // binrec.AppendString, without a string of payload
+	return append(b, payload...)
 }
 
 // readSection reads one section of a recordV3 into rec; a tag it does not know
-// (written by a newer release) is skipped.
-func readSection(tag int, payload string, rec *orderRecord) error {
+// (written by a newer release) is skipped. payload is part of the record
+// being read: what rec keeps of it is copied.
+func readSection(tag int, payload []byte, rec *orderRecord) error {
 	switch tag {
 	case sectionWatches:
 		// Kept as written: the watches are read from it when they load
 		// (deadline_section.go), and it is written again as it is until
 		// one of them changes.
-		rec.watchRaw = []byte(payload)
+		rec.watchRaw = bytes.Clone(payload)
 		return nil
 	case sectionTimeline:
 		return rec.Timeline.read(payload)
