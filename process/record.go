@@ -200,8 +200,7 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 			if tag == sectionsEnd {
 				break
 			}
-			var payload sectionPayload
-			d.Decode(&payload)
+			payload := strPart(&d)
 			if d.Err() != nil {
 				break
 			}
@@ -214,19 +213,23 @@ func decodeRecord(raw []byte, rec *orderRecord) error {
 	return d.End()
 }
 
-// sectionPayload is a section's payload as decodeRecord reads it: the bytes
-// of the record a binrec string holds, not a copy (readSection copies what it
-// keeps).
-type sectionPayload []byte
-
-// DecodeBinary reads what binrec.AppendString wrote.
-func (p *sectionPayload) DecodeBinary(b []byte) ([]byte, error) {
+// strPart reads what binrec.AppendString wrote, as d.Str does, but returns
+// the bytes of what d reads that hold it, not a copy: a section's payload,
+// which readSection copies what it keeps of. (A BinaryDecoder would do, but
+// escapes to the heap through the interface.)
+func strPart(d *binrec.Decoder) []byte {
+	if d.Err() != nil {
+		return nil
+	}
+	b := d.Rest()
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {
-		return nil, binrec.ErrShort
+		d.Fail(binrec.ErrShort)
+		return nil
 	}
-	*p = b[k : k+int(n) : k+int(n)]
-	return b[k+int(n):], nil
+	end := k + int(n)
+	*d = binrec.NewDecoder(b[end:])
+	return b[k:end:end]
 }
 
 // flagsOf derives the flags the API shows from an order's state.

@@ -182,8 +182,7 @@ func (tl *Timeline) read(payload []byte) error {
 	tl.Entries = make([]TimelineEntry, n)
 	whole := string(payload)
 	str := func() string { // d.Str, as a part of whole
-		var s sectionPayload
-		d.Decode(&s)
+		s := strPart(&d)
 		end := len(payload) - len(d.Rest())
 		if d.Err() != nil || end < len(s) {
 			return ""
