@@ -154,7 +154,13 @@ func (p *Processor) judgeRow(rec *orderRecord, sc *scored, i int, moment time.Ti
 	if !judgeable(&rec.State, moment, rec.Eval != nil) {
 		return
 	}
-	rec.Eval = &evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: p.risks[i], Threshold: sc.Threshold, Class: top}
+	// In place: the record owns its eval (an outcome copies it), and a new
+	// one per judged scoring was an allocation. Its shadows are new each
+	// time, as an outcome's copy shares them.
+	if rec.Eval == nil {
+		rec.Eval = new(evalScore)
+	}
+	*rec.Eval = evalScore{Model: sc.Risk.Name, Version: sc.Risk.Version, Risk: p.risks[i], Threshold: sc.Threshold, Class: top}
 	if sc.ClassModel != nil {
 		rec.Eval.ClassVer = sc.ClassModel.Version
 	}

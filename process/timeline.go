@@ -29,6 +29,9 @@ const (
 	TimelineHead = 16
 	// timelineDrop is how many references go when the timeline is full.
 	timelineDrop = 16
+	// timelineRoom is the room for references a new timeline, or one read
+	// from a record, has before it grows.
+	timelineRoom = 4
 	// maxWhatBytes bounds TimelineEntry.What, as the history clips it.
 	maxWhatBytes = 120
 )
@@ -80,6 +83,9 @@ func (tl *Timeline) add(seq uint64, ev *features.Event) {
 		clear(tl.Entries[TimelineHead+n:])
 		tl.Entries = tl.Entries[:TimelineHead+n]
 		tl.Dropped += timelineDrop
+	}
+	if tl.Entries == nil {
+		tl.Entries = make([]TimelineEntry, 0, timelineRoom) // not 1, 2, then 4
 	}
 	what, from := whatOf(&ev.Data)
 	tl.Entries = append(tl.Entries, TimelineEntry{Seq: seq, At: ev.OccurredAt, ID: ev.ID, Type: ev.Type,
@@ -179,7 +185,9 @@ func (tl *Timeline) read(payload []byte) error {
 	if n == 0 {
 		return d.End()
 	}
-	tl.Entries = make([]TimelineEntry, n)
+	// Room for the next few references: an order read from the store is
+	// read for an event of it, whose reference is added next.
+	tl.Entries = make([]TimelineEntry, n, min(n+timelineRoom, MaxTimeline))
 	whole := string(payload)
 	str := func() string { // d.Str, as a part of whole
 		s := strPart(&d)
