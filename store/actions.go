@@ -97,9 +97,9 @@ func (b *Batch) AppendScore(order string, at time.Time, v []byte, ttl time.Durat
 	if b.s.skip.Scores {
 		return nil
 	}
-	// Key and value share one allocation, which the batch keeps until it commits.
+	// Key and value share room of the batch (Batch.room), kept until it commits.
 	n := len(pScore) + len(order) + 1 + 8
-	buf := make([]byte, 0, n+len(v))
+	buf := b.room(n + len(v))
 	buf = append(buf, pScore...)
 	buf = append(buf, order...)
 	buf = append(buf, 0)

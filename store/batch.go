@@ -47,10 +47,17 @@ type Batch struct {
 	// latest read, reused: Badger keeps no read key once the read returns.
 	slab []badger.Entry
 	rkey []byte
+	// chunk holds the keys and small values of the batch's writes (room).
+	chunk []byte
 }
 
-// entrySlab is how many entries newEntry allocates at once.
-const entrySlab = 256
+const (
+	// entrySlab is how many entries newEntry allocates at once.
+	entrySlab = 256
+	// keyChunk is the size of the chunks room allocates; a key or value
+	// above keyChunk/8 bytes gets an allocation of its own.
+	keyChunk = 8 << 10
+)
 
 type staged struct {
 	e   *badger.Entry
@@ -224,8 +231,7 @@ func (b *Batch) EventSeq(part int, id string) (uint64, bool, error) {
 // MarkEvent records that the event id was applied in partition part from stream
 // sequence seq.
 func (b *Batch) MarkEvent(part int, id string, seq uint64) error {
-	// The key and the value share one allocation; Badger copies both.
-	kv := make([]byte, 0, len(pEventID)+2+len(id)+8)
+	kv := b.room(len(pEventID) + 2 + len(id) + 8)
 	kv = appendEventKey(kv, part, id)
 	n := len(kv)
 	kv = binary.BigEndian.AppendUint64(kv, seq)
@@ -248,7 +254,7 @@ func (b *Batch) Order(id string) ([]byte, error) {
 // PutOrder stores an order's record. A ttl above zero lets Badger expire it (closed
 // and orphan orders); zero keeps it.
 func (b *Batch) PutOrder(id string, rec []byte, ttl time.Duration) error {
-	e := b.newEntry(key(pOrder, id), rec)
+	e := b.newEntry(b.key(pOrder, id), rec)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)
 	}
@@ -300,7 +306,7 @@ func (b *Batch) DeleteDue(at time.Time, order string) error {
 
 // PutContext stores a context aggregate.
 func (b *Batch) PutContext(kind, id string, v []byte) error {
-	return b.set(key(pContext, kind, id), v)
+	return b.set(b.key(pContext, kind, id), v)
 }
 
 // PutMeta stores a named piece of pipeline metadata.
@@ -320,6 +326,39 @@ func (b *Batch) Enqueue(decisionID string, cmd []byte) error {
 }
 
 func (b *Batch) set(k, v []byte) error { return b.setEntry(b.newEntry(k, v)) }
+
+// room returns an empty slice with room for n bytes that the batch keeps
+// until it commits, for a key or value of one of its writes: a part of a
+// chunk of the batch, so that one allocation serves many writes. The parts
+// of a chunk never overlap and a chunk is never reused: Badger keeps the
+// slices until the commit.
+func (b *Batch) room(n int) []byte {
+	if n > keyChunk/8 {
+		return make([]byte, 0, n)
+	}
+	if cap(b.chunk)-len(b.chunk) < n {
+		b.chunk = make([]byte, 0, keyChunk)
+	}
+	start := len(b.chunk)
+	b.chunk = b.chunk[:start+n]
+	return b.chunk[start : start : start+n]
+}
+
+// key is the package's key, in room of the batch.
+func (b *Batch) key(prefix string, parts ...string) []byte {
+	n := len(prefix)
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := append(b.room(n), prefix...)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
 
 // newEntry returns an entry of the batch for k and v, from its slab: Badger
 // keeps the pointer until the commit, so a full slab is replaced, never grown

@@ -54,7 +54,7 @@ func (b *Batch) DeleteWatch(order, deadline string) error {
 // PutException stores an exception record of order under id; a ttl above
 // zero lets it expire (a closed one).
 func (b *Batch) PutException(order, id string, v []byte, ttl time.Duration) error {
-	e := b.newEntry(key(pException, order, id), v)
+	e := b.newEntry(b.key(pException, order, id), v)
 	if ttl > 0 {
 		e = e.WithTTL(ttl)
 	}
