@@ -458,14 +458,17 @@ func (p *eventParser) floatValue(f field, dst *float64) error {
 }
 
 // setStrings copies the string values out of the input into the Event: the id and
-// the order id in an allocation each, a type of the taxonomy as the constant, and
-// every other string into one shared allocation.
+// the order id into one allocation of their own (short, bounded, kept longer than
+// the rest: an applied event's id rides in its order's timeline), a type of the
+// taxonomy as the constant, and every other string into one shared allocation.
 func (p *eventParser) setStrings() {
 	ev, set := p.ev, p.set
-	if set&(1<<fieldID) != 0 {
+	switch hasID, hasOrder := set&(1<<fieldID) != 0, set&(1<<fieldOrderID) != 0; {
+	case hasID && hasOrder:
+		ev.ID, ev.OrderID = p.ownStrings(p.strs[fieldID], p.strs[fieldOrderID])
+	case hasID:
 		ev.ID = p.ownString(p.strs[fieldID])
-	}
-	if set&(1<<fieldOrderID) != 0 {
+	case hasOrder:
 		ev.OrderID = p.ownString(p.strs[fieldOrderID])
 	}
 	set &^= 1<<fieldID | 1<<fieldOrderID
@@ -555,6 +558,24 @@ func (p *eventParser) ownString(s span) string {
 	}
 	var buf [maxIDBytes]byte
 	return string(appendUnquoted(buf[:0], raw))
+}
+
+// ownStrings returns the strings of a and b in one allocation of their own.
+func (p *eventParser) ownStrings(a, b span) (string, string) {
+	var buf [2 * maxIDBytes]byte
+	both := p.appendString(buf[:0], a)
+	n := len(both)
+	s := string(p.appendString(both, b))
+	return s[:n], s[n:]
+}
+
+// appendString appends the string of s, unquoted, to dst.
+func (p *eventParser) appendString(dst []byte, s span) []byte {
+	raw := p.b[s.start:s.end]
+	if s.escaped {
+		return appendUnquoted(dst, raw)
+	}
+	return append(dst, raw...)
 }
 
 // taxonomyType returns the constant of the type s spells, if it is one.
