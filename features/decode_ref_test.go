@@ -59,6 +59,7 @@ var decodeEdgeCases = []string{
 	`{"id":"\x"}`, `{"id":"\'"}`, `{"id":"\u12"}`, `{"id":"\uZZZZ"}`, "{\"id\":\"a\tb\"}", "{\"id\":\"a\x7fb\"}",
 	`{"type":"order\u002ecreated"}`, `{"type":"ORDER.CREATED"}`, `{"source":"","source":"x","source":""}`,
 	`{"data":{"text":"\u2028 \ud834\udd1e","code":"\"","system":"\\"}}`,
+	`{"id":"a\u002db","order_id":"o\"1"}`, `{"id":"a","order_id":"o\u00e9"}`, `{"id":"a\tb","order_id":"o"}`, `{"order_id":"o","id":""}`,
 	// Numbers.
 	`{"schema":1.0}`, `{"schema":1e0}`, `{"schema":-0}`, `{"schema":01}`, `{"schema":+1}`, `{"schema":.5}`,
 	`{"schema":1.}`, `{"schema":1e}`, `{"schema":-}`, `{"schema":9223372036854775807}`, `{"schema":9223372036854775808}`,
