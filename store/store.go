@@ -82,24 +82,19 @@ func (s *Store) addWrites(w *[128]uint32, by *[128]uint64) {
 
 // WriteBytes returns the key and value bytes the batches wrote since Open, by
 // the prefix of their keys, as Writes counts them (deletes write none).
-func (s *Store) WriteBytes() map[string]uint64 {
-	out := make(map[string]uint64)
-	for i := range s.bytes {
-		if n := s.bytes[i].Load(); n != 0 {
-			out[string(rune(i))+"/"] = n
-		}
-	}
-	return out
-}
+func (s *Store) WriteBytes() map[string]uint64 { return byKind(&s.bytes) }
 
 // Writes returns how many writes and deletes the batches committed (or tried
 // to) since Open, by the prefix of their keys ("o/" order records, "t/"
 // timeline events, "v/" score points, "e/" event markers...): what the
 // benchmark divides by the events applied.
-func (s *Store) Writes() map[string]uint64 {
+func (s *Store) Writes() map[string]uint64 { return byKind(&s.writes) }
+
+// byKind reads counts kept by the first byte of their keys, as "<byte>/".
+func byKind(counts *[128]atomic.Uint64) map[string]uint64 {
 	out := make(map[string]uint64)
-	for i := range s.writes {
-		if n := s.writes[i].Load(); n != 0 {
+	for i := range counts {
+		if n := counts[i].Load(); n != 0 {
 			out[string(rune(i))+"/"] = n
 		}
 	}

@@ -1,21 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/process"
-	"github.com/orderwatch/orderwatch/sim"
-	"github.com/orderwatch/orderwatch/store"
 )
 
 // maxAllocsPerEvent bounds the heap allocations per event of the Processor
@@ -48,70 +37,8 @@ func TestProcessAllocsPerEvent(t *testing.T) {
 		warm      = 4 * batchSize // caches, buffers and the tokenizer warm up
 		measured  = 8 * batchSize
 	)
-	var msgs []*process.Message
-	err := simulateN(context.Background(), sim.Normal, 1, warm+measured, sim.DefaultFaults, func(subject, id string, data []byte) error {
-		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: storedSubject(subject), Data: slices.Clone(data),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	log := slog.New(slog.DiscardHandler)
-	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer registry.Close()
-	policy, err := actions.LoadPolicy("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := process.New(process.Options{
-		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
-		OpenOrders: process.NewOpenIndex(),
-		DeadLetter: func(context.Context, *process.Message, string, string) error { return nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	var flight *process.Flight
-	run := func(msgs []*process.Message) {
-		for i := 0; i < len(msgs); i += batchSize {
-			part := msgs[i:min(i+batchSize, len(msgs))]
-			staged, err := proc.Stage(ctx, part)
-			if flight != nil {
-				if _, err := proc.Wait(flight); err != nil {
-					t.Fatal(err)
-				}
-				flight = nil
-			}
-			if err == nil {
-				flight, err = proc.Submit(staged)
-			} else {
-				proc.Abort(staged)
-			}
-			if errors.Is(err, store.ErrBatchTooBig) {
-				_, err = proc.Process(ctx, part)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if flight != nil {
-			if _, err := proc.Wait(flight); err != nil {
-				t.Fatal(err)
-			}
-			flight = nil
-		}
-	}
+	proc, _, msgs := newBenchProcessor(t, t.TempDir(), warm+measured)
+	run := func(msgs []*process.Message) { processBatches(t, proc, msgs, batchSize) }
 	run(msgs[:warm])
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

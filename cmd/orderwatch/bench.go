@@ -30,7 +30,6 @@ import (
 	"github.com/orderwatch/orderwatch/actions"
 	"github.com/orderwatch/orderwatch/pipeline"
 	"github.com/orderwatch/orderwatch/sim"
-	"github.com/orderwatch/orderwatch/store"
 )
 
 type benchConfig struct {
@@ -439,20 +438,11 @@ func (t *timedScorer) Score(rows []float32, texts [][]string, risk, classes []fl
 // published message and may take events slower than the pipeline handles them).
 func benchPipeline(ctx context.Context, c benchConfig, scenario sim.Scenario, ingest float64, dir string, stderr io.Writer, say func(string, ...any)) (pipelineResult, error) {
 	var res pipelineResult
-	js, stop, err := benchServer(ctx, c, dir)
+	js, st, stored, stop, err := benchStream(ctx, c, scenario, dir)
 	if err != nil {
 		return res, err
 	}
 	defer stop()
-	stored, _, err := publishAll(ctx, js, scenario, 1, c.Events)
-	if err != nil {
-		return res, err
-	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
-	if err != nil {
-		return res, err
-	}
-	defer st.Close()
 	// Errors (a batch that does not commit, a model that fails) make the figures
 	// meaningless: they go to stderr.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))

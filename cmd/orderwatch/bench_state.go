@@ -28,20 +28,11 @@ type stateFloorResult struct{ rate, cpuUS float64 }
 // no faster than this, whatever it does per event.
 func benchStateFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string, recordBytes int, say func(string, ...any)) (stateFloorResult, error) {
 	var res stateFloorResult
-	js, stop, err := benchServer(ctx, c, dir)
+	js, st, stored, stop, err := benchStream(ctx, c, scenario, dir)
 	if err != nil {
 		return res, err
 	}
 	defer stop()
-	stored, _, err := publishAll(ctx, js, scenario, 1, c.Events)
-	if err != nil {
-		return res, err
-	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
-	if err != nil {
-		return res, err
-	}
-	defer st.Close()
 	it, err := floorConsumer(ctx, js, benchFloorConsumer, c.BatchSize)
 	if err != nil {
 		return res, err
@@ -106,6 +97,28 @@ func benchStateFloor(ctx context.Context, c benchConfig, scenario sim.Scenario, 
 	res.cpuUS = float64(cpuTime()-cpu0) / float64(max(stored, 1)) / 1e3
 	say("state floor: %d messages fetched, marked, their orders' records written and committed, acked at %.0f/s", stored, res.rate)
 	return res, nil
+}
+
+// benchStream starts a phase's server (or creates the bench's streams on
+// --nats-url), publishes the simulated events to ORDERS and opens a store in
+// dir: where the pipeline and the state floor start. stop closes the store,
+// then the server.
+func benchStream(ctx context.Context, c benchConfig, scenario sim.Scenario, dir string) (js jetstream.JetStream, st *store.Store, stored int, stop func(), err error) {
+	js, stopServer, err := benchServer(ctx, c, dir)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	stored, _, err = publishAll(ctx, js, scenario, 1, c.Events)
+	if err != nil {
+		stopServer()
+		return nil, nil, 0, nil, err
+	}
+	st, err = store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
+	if err != nil {
+		stopServer()
+		return nil, nil, 0, nil, err
+	}
+	return js, st, stored, func() { st.Close(); stopServer() }, nil
 }
 
 // orderID is the order_id of a simulated event, found without decoding it.

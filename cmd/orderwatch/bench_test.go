@@ -96,6 +96,81 @@ func checkFigures(t *testing.T, got map[string]float64) {
 	}
 }
 
+// newBenchProcessor opens a Processor as run keeps it (real Badger in dir and
+// ONNX Runtime, the shipped policy, event time, an open-order index) and
+// simulates n events for it.
+func newBenchProcessor(tb testing.TB, dir string, n int) (*process.Processor, *store.Store, []*process.Message) {
+	tb.Helper()
+	var msgs []*process.Message
+	err := simulateN(context.Background(), sim.Normal, 1, n, sim.DefaultFaults, func(subject, id string, data []byte) error {
+		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: storedSubject(subject), Data: slices.Clone(data),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	log := slog.New(slog.DiscardHandler)
+	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { registry.Close() })
+	policy, err := actions.LoadPolicy("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proc, err := process.New(process.Options{
+		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
+		OpenOrders: process.NewOpenIndex(), // as run keeps it
+		DeadLetter: func(context.Context, *process.Message, string, string) error { return nil },
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return proc, st, msgs
+}
+
+// processBatches runs msgs through proc as the live pipeline does: each batch
+// is staged while the one before commits, and a batch too big is applied in
+// parts, each in its own commit. It returns when the last batch committed.
+func processBatches(tb testing.TB, proc *process.Processor, msgs []*process.Message, batchSize int) {
+	tb.Helper()
+	ctx := context.Background()
+	var flight *process.Flight
+	for i := 0; i < len(msgs); i += batchSize {
+		part := msgs[i:min(i+batchSize, len(msgs))]
+		staged, err := proc.Stage(ctx, part)
+		if flight != nil {
+			if _, err := proc.Wait(flight); err != nil {
+				tb.Fatal(err)
+			}
+			flight = nil
+		}
+		if err == nil {
+			flight, err = proc.Submit(staged)
+		} else {
+			proc.Abort(staged)
+		}
+		if errors.Is(err, store.ErrBatchTooBig) {
+			_, err = proc.Process(ctx, part)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if flight != nil {
+		if _, err := proc.Wait(flight); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // TestOrderIDOfSimulatedEvent: the state floor keys its records by the order
 // of the simulated event, found without decoding it.
 func TestOrderIDOfSimulatedEvent(t *testing.T) {
@@ -247,75 +322,14 @@ func streamNames(t *testing.T, js jetstream.JetStream) []string {
 //	go test -run X -bench Process -benchtime 100000x ./cmd/orderwatch
 func BenchmarkProcess(b *testing.B) {
 	const batchSize = 1024
-	var msgs []*process.Message
-	err := simulateN(context.Background(), sim.Normal, 1, max(b.N, batchSize), sim.DefaultFaults, func(subject, id string, data []byte) error {
-		msgs = append(msgs, &process.Message{Seq: uint64(len(msgs) + 1), Subject: storedSubject(subject), Data: slices.Clone(data),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	dir := b.TempDir()
 	if d := os.Getenv("BENCH_DIR"); d != "" {
 		dir = d
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "badger")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	log := slog.New(slog.DiscardHandler)
-	registry, err := newRegistry(filepath.Join(dir, "models"), log, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer registry.Close()
-	policy, err := actions.LoadPolicy("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	proc, err := process.New(process.Options{
-		Store: st, Policy: actions.NewLive(policy), Scorer: &registryScorer{r: registry}, Logger: log, EventTime: true,
-		OpenOrders: process.NewOpenIndex(), // as run keeps it
-		DeadLetter: func(context.Context, *process.Message, string, string) error { return nil },
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	proc, st, msgs := newBenchProcessor(b, dir, max(b.N, batchSize))
 	b.ReportAllocs()
 	b.ResetTimer()
-	// As the live pipeline does: each batch is staged while the one before
-	// commits.
-	ctx := context.Background()
-	var flight *process.Flight
-	for i := 0; i < b.N; i += batchSize {
-		part := msgs[i:min(i+batchSize, b.N)]
-		staged, err := proc.Stage(ctx, part)
-		if flight != nil {
-			if _, err := proc.Wait(flight); err != nil {
-				b.Fatal(err)
-			}
-			flight = nil
-		}
-		if err == nil {
-			flight, err = proc.Submit(staged)
-		} else {
-			proc.Abort(staged)
-		}
-		if errors.Is(err, store.ErrBatchTooBig) {
-			// As the pipeline does: in parts, each in its own commit.
-			_, err = proc.Process(ctx, part)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	if flight != nil {
-		if _, err := proc.Wait(flight); err != nil {
-			b.Fatal(err)
-		}
-	}
+	processBatches(b, proc, msgs[:b.N], batchSize)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	stats, err := st.Stats()
 	if err != nil {
