@@ -75,56 +75,17 @@ type watchEntry struct {
 	key watchKey
 }
 
-// watchHeap is a min-heap of watchEntry by time, then order and deadline;
-// push and pop are written out (not container/heap), so that an entry is not
-// boxed into an interface on the way in and out.
-type watchHeap []watchEntry
+// watchHeap is a min-heap of watchEntry by time, then order and deadline.
+type watchHeap = minHeap[watchEntry]
 
-func (h watchHeap) less(i, j int) bool {
-	if c := h[i].at.Compare(h[j].at); c != 0 {
+func (e watchEntry) before(o watchEntry) bool {
+	if c := e.at.Compare(o.at); c != 0 {
 		return c < 0
 	}
-	if h[i].key.order != h[j].key.order {
-		return h[i].key.order < h[j].key.order
+	if e.key.order != o.key.order {
+		return e.key.order < o.key.order
 	}
-	return h[i].key.deadline < h[j].key.deadline
-}
-
-func (h *watchHeap) push(e watchEntry) {
-	*h = append(*h, e)
-	q := *h
-	for i := len(q) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if !q.less(i, parent) {
-			break
-		}
-		q[i], q[parent] = q[parent], q[i]
-		i = parent
-	}
-}
-
-// pop removes the first entry.
-func (h *watchHeap) pop() {
-	q := *h
-	n := len(q) - 1
-	q[0] = q[n]
-	q[n] = watchEntry{}
-	q = q[:n]
-	for i := 0; ; {
-		least, l, r := i, 2*i+1, 2*i+2
-		if l < n && q.less(l, least) {
-			least = l
-		}
-		if r < n && q.less(r, least) {
-			least = r
-		}
-		if least == i {
-			break
-		}
-		q[i], q[least] = q[least], q[i]
-		i = least
-	}
-	*h = q
+	return e.key.deadline < o.key.deadline
 }
 
 // watches mirrors the watches the order records carry, in memory.

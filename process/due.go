@@ -1,9 +1,6 @@
 package process
 
-import (
-	"container/heap"
-	"time"
-)
+import "time"
 
 // Rescoring checkpoints: an open order is scored again at these offsets before its
 // ship cutoff even when no event arrives, and once at the cutoff itself, where a
@@ -56,22 +53,14 @@ type dueEntry struct {
 	order string
 }
 
-type dueHeap []dueEntry
+// dueHeap is a min-heap of dueEntry by time, then order.
+type dueHeap = minHeap[dueEntry]
 
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	if c := h[i].at.Compare(h[j].at); c != 0 {
+func (e dueEntry) before(o dueEntry) bool {
+	if c := e.at.Compare(o.at); c != 0 {
 		return c < 0
 	}
-	return h[i].order < h[j].order
-}
-func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueEntry)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+	return e.order < o.order
 }
 
 func newDueIndex() *dueIndex { return &dueIndex{next: map[string]time.Time{}} }
@@ -79,7 +68,7 @@ func newDueIndex() *dueIndex { return &dueIndex{next: map[string]time.Time{}} }
 // set schedules order at at, replacing its previous schedule.
 func (d *dueIndex) set(order string, at time.Time) {
 	d.next[order] = at
-	heap.Push(&d.h, dueEntry{at, order})
+	d.h.push(dueEntry{at, order})
 }
 
 // remove forgets the order's schedule.
@@ -93,12 +82,12 @@ func (d *dueIndex) get(order string) (time.Time, bool) {
 
 // popDue removes and returns the earliest live entry at or before t.
 func (d *dueIndex) popDue(t time.Time) (dueEntry, bool) {
-	for d.h.Len() > 0 {
+	for len(d.h) > 0 {
 		e := d.h[0]
 		if e.at.After(t) {
 			return dueEntry{}, false
 		}
-		heap.Pop(&d.h)
+		d.h.pop()
 		if at, ok := d.next[e.order]; ok && at.Equal(e.at) {
 			delete(d.next, e.order)
 			return e, true
@@ -110,7 +99,7 @@ func (d *dueIndex) popDue(t time.Time) (dueEntry, bool) {
 // first returns the earliest live entry at or before t without removing it;
 // the replaced entries before it go.
 func (d *dueIndex) first(t time.Time) (dueEntry, bool) {
-	for d.h.Len() > 0 {
+	for len(d.h) > 0 {
 		e := d.h[0]
 		if e.at.After(t) {
 			return dueEntry{}, false
@@ -118,7 +107,7 @@ func (d *dueIndex) first(t time.Time) (dueEntry, bool) {
 		if at, ok := d.next[e.order]; ok && at.Equal(e.at) {
 			return e, true
 		}
-		heap.Pop(&d.h)
+		d.h.pop()
 	}
 	return dueEntry{}, false
 }

@@ -134,13 +134,6 @@ func (p *Processor) timerCommit(t time.Time, limit int) (int, bool, error) {
 	return fired, res.Queued, err
 }
 
-func (h dueHeap) peek() (dueEntry, bool) {
-	if len(h) == 0 {
-		return dueEntry{}, false
-	}
-	return h[0], true
-}
-
 // fireDue scores every order whose rescoring time is at or before t, at that time.
 func (p *Processor) fireDue(batch *store.Batch, t time.Time) error {
 	_, err := p.fireDueN(batch, t, -1)
