@@ -340,6 +340,11 @@ func (p *ScorePoint) UnmarshalBinary(data []byte) error {
 		if err == nil {
 			err = p.checkBounds(len(p.Model))
 		}
+		if err == nil {
+			// encoding/json takes a zone offset of 24:00 or more that no
+			// form can store again: refused here, not at the next write.
+			err = checkScoreTime(p.At)
+		}
 		if err != nil {
 			*p = ScorePoint{}
 			return fmt.Errorf("%w: %w", ErrBadScorePoint, err)
