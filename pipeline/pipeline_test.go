@@ -420,7 +420,14 @@ func TestRiskyOrderDecidesAndPublishesCommandOnce(t *testing.T) {
 			// the model sees the hour and the weekday; this scenario passes at
 			// every hour.
 			now := time.Date(2026, 11, 18, 15, 7, 0, 0, time.UTC)
-			h := newHarness(t, withModel, func(o *pipeline.Options) { o.Clock = func() time.Time { return now } })
+			// One message per batch: an order is decided on its latest state
+			// in a batch, so which events share the batch that first crosses
+			// the threshold would decide the reasons (three of them in one
+			// batch put the credit hold fourth, a race seen under -race).
+			h := newHarness(t, withModel, func(o *pipeline.Options) {
+				o.Clock = func() time.Time { return now }
+				o.BatchSize = 1
+			})
 			h.publish(features.Subject("credit.hold", "SO-5"), "r-2", event("r-2", "credit.hold", "SO-5", now.Add(-2*time.Hour), `{"reason":"over_limit"}`))
 			h.publish(features.Subject("order.created", "SO-5"), "r-1", created("r-1", "SO-5", now.Add(-3*time.Hour), now.Add(20*time.Minute)))
 			h.publish(features.Subject("allocation.short", "SO-5"), "r-3", event("r-3", "allocation.short", "SO-5", now.Add(-time.Hour), `{"short_units":4}`))
